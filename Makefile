@@ -1,0 +1,29 @@
+# `make test` and `make demo` set up everything they need on a fresh machine:
+# a local .venv with the package and its test extras, and (as root) the Debian packages
+# in scripts/system-packages.txt.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.PHONY: test demo venv sysdeps bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+sysdeps:
+	./scripts/install-system-deps.sh
+
+test: venv sysdeps
+	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
+
+demo: venv
+	$(VENV)/bin/hadirector demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info

@@ -1,0 +1,48 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..config import ConfigError, Loaded, load_config
+
+
+def add_config_options(p: argparse.ArgumentParser, node: bool = True) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("-c", "--config", metavar="FILE", help="native TOML configuration")
+    src.add_argument("--ha-dir", metavar="DIR",
+                     help="legacy directory with ha.cf, authkeys, haresources and optionally ldirectord.cf")
+    if node:
+        p.add_argument("--node", metavar="NAME",
+                       help="this node's name (default: uname -n); must be one of the cluster's nodes")
+
+
+def add_state_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dir", metavar="DIR", default=None,
+                   help="daemon state and control socket (default /run/hadirector as root, "
+                        "else $XDG_RUNTIME_DIR/hadirector)")
+
+
+def default_state_dir() -> str:
+    if os.geteuid() == 0:
+        return "/run/hadirector"
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/hadirector-{os.getuid()}"
+    return os.path.join(base, "hadirector")
+
+
+def load_or_report(args: argparse.Namespace, need_node: bool) -> Loaded | None:
+    """Load the configuration named by -c/--ha-dir; print every problem to stderr.
+    Returns None when the configuration has errors."""
+    try:
+        loaded = load_config(path=args.config, ha_dir=args.ha_dir, node=getattr(args, "node", None),
+                             need_node=need_node)
+    except ConfigError as exc:
+        for p in exc.warnings + exc.problems:
+            print(p, file=sys.stderr)
+        print(f"hadirector: configuration has {len(exc.problems)} error(s)", file=sys.stderr)
+        return None
+    for w in loaded.warnings:
+        print(w, file=sys.stderr)
+    return loaded

@@ -1,0 +1,35 @@
+"""`hadirector convert`: legacy heartbeat/ldirectord files -> one native TOML file."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..config.native import dump_toml
+from ._common import load_or_report
+
+
+def register(sub) -> None:
+    p = sub.add_parser("convert", help="convert ha.cf/authkeys/haresources/ldirectord.cf to TOML",
+                       description="Read the legacy files in DIR and write the equivalent native TOML.")
+    p.add_argument("--ha-dir", metavar="DIR", required=True)
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (mode 0600: it holds the key) "
+                   "instead of standard output")
+    p.set_defaults(func=run, config=None)
+
+
+def run(args) -> int:
+    loaded = load_or_report(args, need_node=False)
+    if loaded is None:
+        return 1
+    header = (f"# hadirector configuration converted from {os.path.abspath(args.ha_dir)}\n"
+              "# Reference: docs/configuration.md")
+    text = dump_toml(loaded.config, header)
+    if args.output:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,53 @@
+"""Configuration problems: each names where it is (file:line or a key path) and what was expected.
+
+Loading never stops at the first problem: parsers collect every error and warning, and
+`ConfigError` carries them all so `hadirector check` can print each on its own line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str  # "ha.cf:12", "cluster.timing.deadtime" or "authkeys"
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.where}: {'warning: ' if self.warning else ''}{self.message}"
+
+
+class ConfigError(Exception):
+    """Raised when a configuration does not load; `problems` holds every error found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = [p for p in problems if not p.warning]
+        self.warnings = [p for p in problems if p.warning]
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass
+class Collector:
+    """Gathers problems while a file is parsed. `where` is a prefix such as the file name."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def error(self, where: str, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def warn(self, where: str, message: str) -> None:
+        self.problems.append(Problem(where, message, warning=True))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if not p.warning]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.warning]
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise ConfigError(self.problems)

@@ -1,0 +1,497 @@
+"""The configuration model: frozen, validated objects that runtime code receives.
+
+Every loader (native TOML, legacy heartbeat/ldirectord files) produces plain data in the shape of
+`Config` and validates it here, so the rules live in one place. Shape and type errors come from
+pydantic with their key path; rules that relate several fields are in `semantic_problems()`, which
+also reports a key path. Legacy loaders map key paths back to `file:line`.
+
+Durations are whole milliseconds (`Duration`): TOML may write `2` (seconds), `1.5` or `"2000ms"`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from .durations import format_duration_ms, parse_duration_ms
+
+Duration = Annotated[
+    int,
+    BeforeValidator(parse_duration_ms),
+    PlainSerializer(format_duration_ms, return_type=str, when_used="json"),
+]
+Port = Annotated[int, Field(ge=0, le=65535)]
+Weight = Annotated[int, Field(ge=0, le=65535)]
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"expected an IP address, got {value!r}") from None
+
+
+IPAddress = Annotated[str, BeforeValidator(lambda v: _ip(str(v)))]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- cluster (ha.cf)
+
+class Link(Model):
+    """One heartbeat path. ha.cf media lines (ucast/mcast/bcast/serial) map one-to-one, except that
+    several `ucast` lines on one interface become one link with several peers."""
+
+    kind: Literal["ucast", "mcast", "bcast", "serial"]
+    interface: str | None = None  # ucast, mcast, bcast
+    peers: tuple[IPAddress, ...] = ()  # ucast: every peer address; local ones are skipped at run time
+    group: IPAddress | None = None  # mcast group address
+    port: Port = 694  # ha.cf udpport
+    ttl: Annotated[int, Field(ge=1, le=255)] = 1  # mcast
+    loop: bool = False  # mcast loopback
+    device: str | None = None  # serial: /dev/ttyS0
+    baud: int = 19200  # ha.cf baud
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> "Link":
+        need = {"ucast": ("interface", "peers"), "mcast": ("interface", "group"),
+                "bcast": ("interface",), "serial": ("device",)}[self.kind]
+        missing = [f for f in need if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"a {self.kind} link needs {' and '.join(missing)}")
+        if self.kind == "mcast" and not ipaddress.ip_address(self.group).is_multicast:
+            raise ValueError(f"mcast group {self.group} is not a multicast address")
+        return self
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.device if self.kind == 'serial' else self.interface}"
+
+
+class Timing(Model):
+    """ha.cf keepalive/warntime/deadtime/initdead in milliseconds. Heartbeat's defaults: keepalive
+    1 s, deadtime 30 s; warntime defaults to deadtime/2 and initdead to twice deadtime."""
+
+    keepalive: Duration = 1000
+    deadtime: Duration = 30_000
+    warntime: Duration | None = None
+    initdead: Duration | None = None
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "Timing":
+        if self.warntime is None:
+            object.__setattr__(self, "warntime", self.deadtime // 2)
+        if self.initdead is None:
+            object.__setattr__(self, "initdead", 2 * self.deadtime)
+        return self
+
+
+class Auth(Model):
+    """authkeys: the active key. crc authenticates nothing (integrity only)."""
+
+    method: Literal["crc", "md5", "sha1", "sha256"] = "sha256"
+    key: str = ""
+    index: Annotated[int, Field(ge=1, le=15)] = 1  # authkeys `auth N`
+
+    @model_validator(mode="after")
+    def _key_for_method(self) -> "Auth":
+        if self.method != "crc" and not self.key:
+            raise ValueError(f"method {self.method} needs a key")
+        return self
+
+
+class PingGroup(Model):
+    """ha.cf ping_group: the group counts as one ping node, up while any member answers."""
+
+    name: str
+    addresses: tuple[IPAddress, ...] = Field(min_length=1)
+
+
+class Respawn(Model):
+    """ha.cf respawn: a process run as `user`, restarted when it exits."""
+
+    user: str
+    command: str
+
+
+class Logging(Model):
+    logfile: str | None = None
+    debugfile: str | None = None
+    facility: str | None = None  # syslog facility (ha.cf logfacility); None = no syslog
+    debug: Annotated[int, Field(ge=0, le=255)] = 0
+
+    @field_validator("facility")
+    @classmethod
+    def _facility(cls, v: str | None) -> str | None:
+        if v is None or v == "none":
+            return None
+        ok = {"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+              "authpriv", "ftp"} | {f"local{i}" for i in range(8)}
+        if v not in ok:
+            raise ValueError(f"unknown syslog facility {v!r}; expected one of {', '.join(sorted(ok))}")
+        return v
+
+
+class Cluster(Model):
+    name: str = "hadirector"
+    nodes: tuple[str, ...] = Field(min_length=1)
+    links: tuple[Link, ...] = Field(min_length=1)
+    timing: Timing = Timing()
+    auth: Auth
+    auto_failback: Literal["on", "off", "legacy"] = "legacy"
+    ping: tuple[IPAddress, ...] = ()
+    ping_groups: tuple[PingGroup, ...] = ()
+    respawn: tuple[Respawn, ...] = ()
+    watchdog: str | None = None
+    logging: Logging = Logging()
+
+    @field_validator("auto_failback", mode="before")
+    @classmethod
+    def _failback_words(cls, v: object) -> object:
+        # heartbeat accepts the boolean spellings for on/off (ha.cf auto_failback)
+        if isinstance(v, bool):
+            return "on" if v else "off"
+        if isinstance(v, str) and v.lower() in {"yes", "true", "y", "1"}:
+            return "on"
+        if isinstance(v, str) and v.lower() in {"no", "false", "n", "0"}:
+            return "off"
+        return v
+
+
+# --------------------------------------------------------------------------- resource groups
+
+class VipResource(Model):
+    """A virtual IP (heartbeat IPaddr/IPaddr2): added with a label, announced by gratuitous ARP."""
+
+    kind: Literal["vip"] = "vip"
+    address: IPAddress
+    prefixlen: Annotated[int, Field(ge=0, le=128)] | None = None  # None: from the interface's subnet, else /32
+    interface: str | None = None  # None: the interface whose subnet holds the address
+    label: str | None = None  # e.g. eth0:0
+    broadcast: IPAddress | None = None
+    garp_count: Annotated[int, Field(ge=0, le=1000)] = 5
+    garp_interval: Duration = 200
+    garp_refresh: Duration = 0  # 0: no periodic refresh
+
+
+class ScriptResource(Model):
+    """A heartbeat resource script (resource.d, then /etc/init.d) with `::` arguments."""
+
+    kind: Literal["script"] = "script"
+    name: str
+    args: tuple[str, ...] = ()
+
+
+class SystemdResource(Model):
+    kind: Literal["systemd"] = "systemd"
+    unit: str
+
+
+class OcfResource(Model):
+    """An OCF resource agent: $OCF_ROOT/resource.d/<provider>/<agent>, params as OCF_RESKEY_*."""
+
+    kind: Literal["ocf"] = "ocf"
+    provider: str = "heartbeat"
+    agent: str
+    params: dict[str, str] = {}
+
+
+class BalancerResource(Model):
+    """The built-in balancer (what haresources' `ldirectord` starts): the config's [balancer]."""
+
+    kind: Literal["balancer"] = "balancer"
+    source: str | None = None  # the ldirectord.cf it was read from, for messages only
+
+
+Resource = Annotated[
+    Union[VipResource, ScriptResource, SystemdResource, OcfResource, BalancerResource],
+    Field(discriminator="kind"),
+]
+
+
+class Group(Model):
+    """A resource group (one haresources line): started in order, stopped in reverse."""
+
+    name: str
+    preferred_node: str
+    resources: tuple[Resource, ...] = Field(min_length=1)
+    monitor_interval: Duration = 10_000
+    start_timeout: Duration = 60_000
+    stop_timeout: Duration = 60_000
+    retries: Annotated[int, Field(ge=0, le=100)] = 2  # failed start/monitor retries before release
+
+
+# --------------------------------------------------------------------------- balancer (ldirectord.cf)
+
+Scheduler = Literal["rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "mh", "lblc", "lblcr", "fo", "ovf"]
+Method = Literal["gate", "masq", "ipip"]
+Service = Literal["dns", "ftp", "http", "https", "http_proxy", "imap", "imaps", "ldap", "ldaps", "nntp",
+                  "mysql", "none", "oracle", "pop", "pops", "radius", "pgsql", "sip", "smtp",
+                  "submission", "simpletcp"]
+CheckType = Literal["connect", "negotiate", "combined", "ping", "off", "on", "external", "external-perl"]
+AlertStatus = Literal["all", "none", "starting", "running", "stopping", "reloading"]
+
+# ldirectord ld_port_to_service: the service a port implies when `service` is not set
+PORT_SERVICES = {21: "ftp", 25: "smtp", 53: "dns", 80: "http", 110: "pop", 119: "nntp", 143: "imap",
+                 389: "ldap", 443: "https", 587: "submission", 636: "ldaps", 995: "pops", 993: "imaps",
+                 1521: "oracle", 1812: "radius", 3128: "http_proxy", 3306: "mysql", 5060: "sip",
+                 5432: "pgsql"}
+
+
+class Real(Model):
+    """ldirectord `real = ip[:port] gate|masq|ipip [weight] ["request" "receive"]`."""
+
+    address: IPAddress
+    port: Port | None = None  # None: the virtual service's port
+    method: Method = "gate"
+    weight: Weight = 1
+    request: str | None = None  # per-real override of the virtual's request
+    receive: str | None = None
+    upper_threshold: Annotated[int, Field(ge=0)] = 0  # ipvsadm -x: 0 = no limit
+    lower_threshold: Annotated[int, Field(ge=0)] = 0  # ipvsadm -y
+
+
+class Fallback(Model):
+    """The sorry server used while no real server is available (ldirectord fallback=)."""
+
+    address: IPAddress
+    port: Port | None = None
+    method: Method = "masq"
+
+
+class Alerts(Model):
+    """ldirectord emailalert*: mail to `to` on real server state changes."""
+
+    to: tuple[str, ...] = ()
+    freq: Annotated[int, Field(ge=0)] = 0  # seconds between repeats while a real is down; 0 = once
+    status: tuple[AlertStatus, ...] = ("all",)
+    sender: str | None = None  # emailalertfrom
+    smtp: str | None = None  # host[:port]; None: local sendmail-like delivery to localhost:25
+
+
+# Keys that a [[balancer.virtual]] inherits from [balancer] when it does not set them itself,
+# as ldirectord's global directives do.
+INHERITED_KEYS = ("checktimeout", "negotiatetimeout", "checkinterval", "failurecount", "fallback",
+                  "fallbackcommand", "quiescent", "cleanstop", "alerts", "rise", "alpha")
+
+
+class VirtualService(Model):
+    """One ldirectord `virtual=` block, with its global defaults already applied."""
+
+    address: IPAddress | None = None
+    port: Port | None = None
+    fwmark: Annotated[int, Field(ge=1)] | None = None
+    ipv6: bool = False  # virtual6 / fwmark services of family inet6
+    protocol: Literal["tcp", "udp", "fwm"] = "tcp"
+    scheduler: Scheduler = "wrr"
+    schedflags: tuple[str, ...] = ()
+    persistent: Duration | None = None  # ipvsadm -p timeout; None = not persistent
+    netmask: str | None = None  # persistence granularity: dotted quad (v4) or prefix length (v6)
+    ops: bool = False  # one-packet scheduling (UDP)
+    reals: tuple[Real, ...] = ()
+    # health check (ldirectord names)
+    checktype: CheckType = "negotiate"
+    num_connects: Annotated[int, Field(ge=0)] = 0  # checktype = N: N connects, then one negotiate
+    service: Service | None = None  # None: from the port (ldirectord ld_port_to_service)
+    checkport: Port | None = None
+    request: str = "/"
+    receive: str = ""
+    virtualhost: str | None = None
+    httpmethod: Literal["GET", "HEAD"] = "GET"
+    checkcommand: str = "/bin/true"
+    login: str = ""
+    passwd: str = ""
+    database: str = ""
+    secret: str = ""
+    checktimeout: Duration | None = None  # None: ldirectord's default (negotiatetimeout, else 5 s)
+    negotiatetimeout: Duration | None = None  # None: checktimeout, else 30 s
+    checkinterval: Duration = 10_000
+    failurecount: Annotated[int, Field(ge=1)] = 1
+    rise: Annotated[int, Field(ge=1)] = 1  # successes to mark a failed real up again
+    alpha: bool = False  # reals start down until their first success (keepalived alpha)
+    status_codes: tuple[Annotated[int, Field(ge=100, le=599)], ...] = ()  # () = any 2xx
+    tls_verify: bool = False
+    external_weight: bool = False  # external check exit 2..255 sets weight (keepalived misc_dynamic)
+    quorum: Annotated[int, Field(ge=0)] = 0  # keepalived quorum: total weight needed; 0 = off
+    hysteresis: Annotated[int, Field(ge=0)] = 0
+    # behaviour on failure
+    fallback: Fallback | None = None
+    fallbackcommand: str | None = None
+    quiescent: bool = False
+    cleanstop: bool = True
+    alerts: Alerts = Alerts()
+    monitorfile: str | None = None
+    servicename: str | None = None
+    comment: str | None = None
+
+    @model_validator(mode="after")
+    def _address_or_fwmark(self) -> "VirtualService":
+        if self.fwmark is None:
+            if self.address is None or self.port is None:
+                raise ValueError("a virtual service needs address and port, or fwmark")
+            if self.protocol == "fwm":
+                raise ValueError("protocol fwm needs a fwmark service")
+            if ipaddress.ip_address(self.address).version == 6 and not self.ipv6:
+                object.__setattr__(self, "ipv6", True)
+        else:
+            if self.address is not None or self.port is not None:
+                raise ValueError("a fwmark service has no address or port")
+            if self.protocol != "fwm":
+                object.__setattr__(self, "protocol", "fwm")
+        if self.service is None:
+            svc = "none" if self.fwmark is not None else PORT_SERVICES.get(self.port or 0, "none")
+            object.__setattr__(self, "service", svc)
+        return self
+
+    @property
+    def name(self) -> str:
+        """ipvsadm's way of naming a service: TCP 192.0.2.1:80, FWM 5."""
+        if self.fwmark is not None:
+            return f"FWM {self.fwmark}" + (" IPv6" if self.ipv6 else "")
+        host = f"[{self.address}]" if self.ipv6 else self.address
+        return f"{self.protocol.upper()} {host}:{self.port}"
+
+    def real_port(self, real: Real) -> int | None:
+        return real.port if real.port is not None else self.port
+
+    def effective_checktimeout(self) -> int:
+        """ldirectord ld_setup: checktimeout falls back to negotiatetimeout, then 5 s."""
+        return self.checktimeout or self.negotiatetimeout or 5000
+
+    def effective_negotiatetimeout(self) -> int:
+        return self.negotiatetimeout or self.checktimeout or 30_000
+
+
+class Balancer(Model):
+    """ldirectord.cf: global directives and the virtual services."""
+
+    # global defaults, inherited by each virtual that does not set them (INHERITED_KEYS)
+    checktimeout: Duration | None = None
+    negotiatetimeout: Duration | None = None
+    checkinterval: Duration = 10_000
+    failurecount: Annotated[int, Field(ge=1)] = 1
+    rise: Annotated[int, Field(ge=1)] = 1
+    alpha: bool = False
+    fallback: Fallback | None = None
+    fallback6: Fallback | None = None
+    fallbackcommand: str | None = None
+    quiescent: bool = False
+    readdquiescent: bool = False
+    cleanstop: bool = True
+    alerts: Alerts = Alerts()
+    # global only
+    autoreload: bool = False
+    callback: str | None = None
+    logfile: str | None = None
+    maintenancedir: str | None = None
+    fork: bool = False
+    supervised: bool = False
+    execute: tuple[str, ...] = ()
+    dataplane: Literal["auto", "nft", "proxy"] = "auto"
+    virtual: tuple[VirtualService, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, data: object) -> object:
+        """Fill each virtual's unset keys from the globals, as ldirectord does."""
+        if not isinstance(data, dict) or not isinstance(data.get("virtual"), (list, tuple)):
+            return data
+        out = []
+        for v in data["virtual"]:
+            if isinstance(v, dict):
+                v = dict(v)
+                for key in INHERITED_KEYS:
+                    if key not in v and key in data:
+                        src = "fallback6" if key == "fallback" and _is_v6(v) else key
+                        if src in data:
+                            v[key] = data[src]
+            out.append(v)
+        return {**data, "virtual": out}
+
+
+def _is_v6(v: dict) -> bool:
+    if v.get("ipv6"):
+        return True
+    try:
+        return ipaddress.ip_address(str(v.get("address"))).version == 6
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------- the whole
+
+class Config(Model):
+    cluster: Cluster
+    groups: tuple[Group, ...] = ()
+    balancer: Balancer | None = None
+
+    def group(self, name: str) -> Group:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+
+def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Rules across fields, as (key path, message). Heartbeat's and ldirectord's own rules first."""
+    out: list[tuple[str, str]] = []
+    t = cfg.cluster.timing
+    if t.deadtime <= 2 * t.keepalive:
+        out.append(("cluster.timing.deadtime",
+                    f"deadtime ({t.deadtime} ms) must be more than twice keepalive ({t.keepalive} ms)"))
+    if t.warntime >= t.deadtime:
+        out.append(("cluster.timing.warntime",
+                    f"warntime ({t.warntime} ms) must be less than deadtime ({t.deadtime} ms)"))
+    if t.warntime < t.keepalive:
+        out.append(("cluster.timing.warntime",
+                    f"warntime ({t.warntime} ms) must be at least keepalive ({t.keepalive} ms)"))
+    if t.initdead < t.deadtime:
+        out.append(("cluster.timing.initdead",
+                    f"initdead ({t.initdead} ms) must not be below deadtime ({t.deadtime} ms)"))
+    seen: set[str] = set()
+    for i, n in enumerate(cfg.cluster.nodes):
+        if n in seen:
+            out.append((f"cluster.nodes.{i}", f"node {n!r} is listed twice"))
+        seen.add(n)
+    names: set[str] = set()
+    for i, pg in enumerate(cfg.cluster.ping_groups):
+        if pg.name in names:
+            out.append((f"cluster.ping_groups.{i}.name", f"ping group {pg.name!r} is defined twice"))
+        names.add(pg.name)
+    gnames: set[str] = set()
+    for i, g in enumerate(cfg.groups):
+        if g.name in gnames:
+            out.append((f"groups.{i}.name", f"group name {g.name!r} is used twice"))
+        gnames.add(g.name)
+        if g.preferred_node not in cfg.cluster.nodes:
+            out.append((f"groups.{i}.preferred_node",
+                        f"{g.preferred_node!r} is not a cluster node; nodes are {', '.join(cfg.cluster.nodes)}"))
+        for j, r in enumerate(g.resources):
+            if isinstance(r, BalancerResource) and cfg.balancer is None:
+                out.append((f"groups.{i}.resources.{j}", "a balancer resource needs a [balancer] section"))
+    if cfg.balancer is not None:
+        seen_vs: set[str] = set()
+        for i, vs in enumerate(cfg.balancer.virtual):
+            if vs.name in seen_vs:
+                out.append((f"balancer.virtual.{i}", f"duplicate virtual service {vs.name}"))
+            seen_vs.add(vs.name)
+            if vs.fwmark is None:
+                for j, r in enumerate(vs.reals):
+                    if ipaddress.ip_address(r.address).version != (6 if vs.ipv6 else 4):
+                        out.append((f"balancer.virtual.{i}.reals.{j}.address",
+                                    f"real {r.address} is not of the virtual service's address family"))
+            if vs.netmask is not None and vs.persistent is None:
+                out.append((f"balancer.virtual.{i}.netmask", "netmask needs persistent"))
+    return out
