@@ -1,0 +1,142 @@
+"""The control socket: `<state-dir>/control.sock`, mode 0600, one JSON object per line each way.
+
+A request is `{"cmd": "status", ...args}`; the reply is `{"ok": true, ...}` or
+`{"ok": false, "error": "..."}`. The daemon registers one async handler per command; the client
+side (`request`) is plain blocking sockets so CLI commands need no event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from typing import Any, Awaitable, Callable
+
+SOCKET_NAME = "control.sock"
+MAX_LINE = 1 << 20
+
+Handler = Callable[[dict], Awaitable[dict]]
+
+
+class ControlError(Exception):
+    pass
+
+
+def socket_path(state_dir: str) -> str:
+    return os.path.join(state_dir, SOCKET_NAME)
+
+
+class ControlServer:
+    def __init__(self, state_dir: str, handlers: dict[str, Handler], log: Callable[[str], None] | None = None):
+        self.path = socket_path(state_dir)
+        self.handlers = handlers
+        self.log = log or (lambda msg: None)
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        if os.path.exists(self.path):
+            if _alive(self.path):
+                raise ControlError(f"another daemon is serving {self.path}")
+            os.unlink(self.path)  # left behind by a crash
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._client, path=self.path, limit=MAX_LINE)
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    await self._reply(writer, {"ok": False, "error": "request line too long"})
+                    break
+                if not line:
+                    break
+                await self._reply(writer, await self._dispatch(line))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _dispatch(self, line: bytes) -> dict:
+        try:
+            req = json.loads(line)
+            if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
+                raise ValueError("expected a JSON object with a string 'cmd'")
+        except ValueError as exc:
+            return {"ok": False, "error": f"bad request: {exc}"}
+        handler = self.handlers.get(req["cmd"])
+        if handler is None:
+            return {"ok": False, "error": f"unknown command {req['cmd']!r}; known: {', '.join(sorted(self.handlers))}"}
+        try:
+            reply = await handler(req)
+        except ControlError as exc:
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # a bad request must never take the daemon down
+            self.log(f"control: {req['cmd']} failed: {exc!r}")
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        return {"ok": True, **reply}
+
+    @staticmethod
+    async def _reply(writer: asyncio.StreamWriter, obj: dict) -> None:
+        writer.write(json.dumps(obj, default=str).encode() + b"\n")
+        await writer.drain()
+
+
+def _alive(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(1.0)
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def request(state_dir: str, cmd: str, timeout: float = 10.0, **args: Any) -> dict:
+    """Send one command to the daemon and return its reply; ControlError says what went wrong."""
+    path = socket_path(state_dir)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        try:
+            s.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise ControlError(f"no hadirector daemon is running (nothing listens on {path}; "
+                               "start one with `hadirector run`, or pass --state-dir)") from None
+        except PermissionError:
+            raise ControlError(f"permission denied on {path} (the socket is mode 0600: run as its owner)") from None
+        s.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ControlError("the daemon closed the connection without replying")
+            buf += chunk
+            if len(buf) > MAX_LINE * 16:
+                raise ControlError("reply too long")
+    except socket.timeout:
+        raise ControlError(f"the daemon did not answer within {timeout:g}s") from None
+    finally:
+        s.close()
+    reply = json.loads(buf)
+    if not reply.get("ok"):
+        raise ControlError(reply.get("error", "the daemon refused the request"))
+    return reply
