@@ -79,10 +79,18 @@ class Link(Model):
     def name(self) -> str:
         return f"{self.kind}:{self.device if self.kind == 'serial' else self.interface}"
 
+    def remote_peers(self, local_addresses) -> tuple[str, ...]:
+        """The ucast peers this node sends to: a peer that is one of the node's own addresses is
+        dropped (in heartbeat such a line only loops the node's packets back to itself), so one
+        ha.cf listing every node's address serves all nodes. `local_addresses`: this node's IPs."""
+        local = {str(ipaddress.ip_address(a)) for a in local_addresses}
+        return tuple(p for p in self.peers if p not in local)
+
 
 class Timing(Model):
     """ha.cf keepalive/warntime/deadtime/initdead in milliseconds. Heartbeat's defaults: keepalive
-    1 s, deadtime 30 s; warntime defaults to deadtime/2 and initdead to twice deadtime."""
+    1 s, deadtime 30 s; warntime defaults to deadtime/2; initdead defaults (heartbeat config.c
+    init_config) to deadtime when deadtime > 10 s, to 12 s when deadtime < 6 s, else 2 x deadtime."""
 
     keepalive: Duration = 1000
     deadtime: Duration = 30_000
@@ -94,7 +102,8 @@ class Timing(Model):
         if self.warntime is None:
             object.__setattr__(self, "warntime", self.deadtime // 2)
         if self.initdead is None:
-            object.__setattr__(self, "initdead", 2 * self.deadtime)
+            d = self.deadtime
+            object.__setattr__(self, "initdead", d if d > 10_000 else 12_000 if d < 6000 else 2 * d)
         return self
 
 
@@ -103,7 +112,7 @@ class Auth(Model):
 
     method: Literal["crc", "md5", "sha1", "sha256"] = "sha256"
     key: str = ""
-    index: Annotated[int, Field(ge=1, le=15)] = 1  # authkeys `auth N`
+    index: Annotated[int, Field(ge=0, le=15)] = 1  # authkeys `auth N` (heartbeat MAXAUTH: 0..15)
 
     @model_validator(mode="after")
     def _key_for_method(self) -> "Auth":
@@ -231,6 +240,7 @@ class Group(Model):
     start_timeout: Duration = 60_000
     stop_timeout: Duration = 60_000
     retries: Annotated[int, Field(ge=0, le=100)] = 2  # failed start/monitor retries before release
+    notify: str | None = None  # keepalived notify: run as `cmd GROUP <name> <MASTER|BACKUP|FAULT> <priority>`
 
 
 # --------------------------------------------------------------------------- balancer (ldirectord.cf)
@@ -326,6 +336,10 @@ class VirtualService(Model):
     external_weight: bool = False  # external check exit 2..255 sets weight (keepalived misc_dynamic)
     quorum: Annotated[int, Field(ge=0)] = 0  # keepalived quorum: total weight needed; 0 = off
     hysteresis: Annotated[int, Field(ge=0)] = 0
+    quorum_up: str | None = None  # keepalived virtual_server quorum_up: command run when quorum is gained
+    quorum_down: str | None = None  # keepalived quorum_down: command run when quorum is lost
+    notify_up: str | None = None  # keepalived real_server notify_up: run when a real comes up
+    notify_down: str | None = None  # keepalived real_server notify_down: run when a real goes down
     # behaviour on failure
     fallback: Fallback | None = None
     fallbackcommand: str | None = None
