@@ -1,0 +1,172 @@
+"""Gratuitous ARP (IPv4) and unsolicited neighbour advertisements (IPv6) from a raw packet socket.
+
+When a virtual IP moves to this node, the hosts on the segment still map it to the old holder's
+MAC. We tell them, as heartbeat's send_arp does for IPaddr/IPaddr2:
+
+- IPv4: each round sends a broadcast ARP *request* (sender and target protocol address = the VIP,
+  target hardware address 00:00:00:00:00:00), waits half the interval, then a broadcast ARP *reply*
+  (target hardware address = our MAC), and waits the other half. Some hosts only learn from one
+  form, which is why send_arp sends both (resource-agents tools/send_arp.libnet.c, "We need to send
+  both a broadcast ARP request as well as the ARP response"). `count` rounds, default 5 at 200 ms
+  (IPaddr2 arp_count / arp_interval).
+- IPv6: each round sends an unsolicited Neighbor Advertisement to all-nodes ff02::1 with the
+  Override flag set, Solicited clear, and a Target Link-Layer Address option (RFC 4861 7.2.6),
+  hop limit 255 (RFC 4861 7.1.2 makes receivers drop anything else).
+
+Receivers update an *existing* neighbour entry from these packets. Linux creates a new entry from a
+gratuitous ARP only when net.ipv4.conf.*.arp_accept is 1 (or 2 within the subnet), and from an
+unsolicited NA only with accept_untracked_na; with the defaults, a host that never talked to the VIP
+simply resolves it later by ordinary ARP/ND and gets the new holder's answer.
+
+Frames are built by pure functions (`arp_frame`, `na_frame`) and sent on an AF_PACKET socket bound
+to the interface, so no external tool (arping, send_arp) is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+
+from .netlink import NetlinkFailure, netns_socket
+
+ETH_P_ARP = 0x0806
+ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
+ARPHRD_ETHER = 1
+ARPOP_REQUEST = 1
+ARPOP_REPLY = 2
+BROADCAST_MAC = b"\xff" * 6
+ZERO_MAC = b"\x00" * 6
+ALL_NODES = ipaddress.IPv6Address("ff02::1")
+ALL_NODES_MAC = b"\x33\x33\x00\x00\x00\x01"  # RFC 2464 section 7: 33:33 + low 32 bits of ff02::1
+ICMPV6_NA = 136
+NA_FLAG_OVERRIDE = 0x20000000  # RFC 4861 4.4: R=0x80000000, S=0x40000000, O=0x20000000
+ND_OPT_TARGET_LLADDR = 2
+
+
+class GarpError(Exception):
+    """The announcement could not start (no such interface, no link-layer address, no permission)."""
+
+
+@dataclass
+class GarpStats:
+    sent: int = 0
+    errors: int = 0
+    last_error: str | None = None
+
+
+def mac_bytes(mac: str | bytes) -> bytes:
+    if isinstance(mac, bytes):
+        if len(mac) != 6:
+            raise ValueError(f"expected a 6-byte MAC, got {len(mac)} bytes")
+        return mac
+    parts = mac.split(":")
+    if len(parts) != 6:
+        raise ValueError(f"expected a MAC like aa:bb:cc:dd:ee:ff, got {mac!r}")
+    return bytes(int(p, 16) for p in parts)
+
+
+def arp_frame(op: int, mac: str | bytes, address: str) -> bytes:
+    """An Ethernet broadcast frame carrying a gratuitous ARP request (op 1) or reply (op 2) for
+    `address` at `mac`, laid out as send_arp does."""
+    src = mac_bytes(mac)
+    ip = ipaddress.IPv4Address(address).packed
+    if op == ARPOP_REQUEST:
+        tha = ZERO_MAC
+    elif op == ARPOP_REPLY:
+        tha = src
+    else:
+        raise ValueError(f"ARP op must be 1 (request) or 2 (reply), got {op}")
+    eth = BROADCAST_MAC + src + struct.pack("!H", ETH_P_ARP)
+    arp = struct.pack("!HHBBH", ARPHRD_ETHER, ETH_P_IP, 6, 4, op) + src + ip + tha + ip
+    return eth + arp
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def na_frame(mac: str | bytes, address: str) -> bytes:
+    """An Ethernet frame to ff02::1 with an unsolicited Neighbor Advertisement for `address`
+    (Override set, Solicited clear, Target Link-Layer Address option), source = `address`."""
+    src_mac = mac_bytes(mac)
+    target = ipaddress.IPv6Address(address)
+    icmp_wo_sum = (struct.pack("!BBHI", ICMPV6_NA, 0, 0, NA_FLAG_OVERRIDE) + target.packed
+                   + struct.pack("!BB", ND_OPT_TARGET_LLADDR, 1) + src_mac)
+    # RFC 8200 8.1: the checksum covers a pseudo-header of source, destination, length, next header
+    pseudo = target.packed + ALL_NODES.packed + struct.pack("!I3xB", len(icmp_wo_sum), 58)
+    csum = _checksum(pseudo + icmp_wo_sum)
+    icmp = icmp_wo_sum[:2] + struct.pack("!H", csum) + icmp_wo_sum[4:]
+    ip6 = struct.pack("!IHBB", 6 << 28, len(icmp), 58, 255) + target.packed + ALL_NODES.packed
+    eth = ALL_NODES_MAC + src_mac + struct.pack("!H", ETH_P_IPV6)
+    return eth + ip6 + icmp
+
+
+def open_packet_socket(ifname: str, netns: str | None = None) -> tuple[socket.socket, bytes]:
+    """A non-blocking AF_PACKET socket bound to `ifname` that receives nothing (protocol 0), and the
+    interface's MAC."""
+    try:
+        sock = netns_socket(netns, socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except NetlinkFailure as e:
+        raise GarpError(str(e)) from None
+    except OSError as e:
+        raise GarpError(f"raw packet socket: {e.strerror or e} (needs CAP_NET_RAW)") from None
+    try:
+        sock.bind((ifname, 0))
+        name = sock.getsockname()
+        mac = name[4] if len(name) > 4 else b""
+        if len(mac) != 6:
+            raise GarpError(f"interface {ifname} has no Ethernet address; cannot announce on it")
+        sock.setblocking(False)
+        return sock, mac
+    except OSError as e:
+        sock.close()
+        raise GarpError(f"bind packet socket to {ifname}: {e.strerror or e}") from None
+    except GarpError:
+        sock.close()
+        raise
+
+
+def _send(sock: socket.socket, frame: bytes, stats: GarpStats) -> None:
+    try:
+        sock.send(frame)
+        stats.sent += 1
+    except OSError as e:  # counted, never fatal: the next round may get through
+        stats.errors += 1
+        stats.last_error = e.strerror or str(e)
+
+
+async def announce(ifname: str, address: str, *, count: int = 5, interval_ms: int = 200,
+                   netns: str | None = None, stats: GarpStats | None = None) -> GarpStats:
+    """Announce `address` on `ifname`: `count` rounds, one every `interval_ms`. For IPv4 a round is
+    a request then, half an interval later, a reply; for IPv6 one neighbour advertisement.
+
+    Raises GarpError if the socket cannot be opened; send errors are counted in the stats."""
+    stats = stats if stats is not None else GarpStats()
+    if count <= 0:
+        return stats
+    ip = ipaddress.ip_address(address)
+    sock, mac = open_packet_socket(ifname, netns)
+    half = max(interval_ms, 0) / 2000.0
+    try:
+        for i in range(count):
+            if ip.version == 4:
+                _send(sock, arp_frame(ARPOP_REQUEST, mac, address), stats)
+                await asyncio.sleep(half)
+                _send(sock, arp_frame(ARPOP_REPLY, mac, address), stats)
+            else:
+                _send(sock, na_frame(mac, address), stats)
+                await asyncio.sleep(half)
+            if i != count - 1:
+                await asyncio.sleep(half)
+    finally:
+        sock.close()
+    return stats
