@@ -1,0 +1,182 @@
+"""The vip agent in network namespaces: address with label, removal, and gratuitous ARP / unsolicited
+neighbour advertisements proven by an observer's neighbour table.
+
+Linux updates an *existing* neighbour entry from a gratuitous ARP (arp_process: `is_garp` forces
+the override) but creates a new one only when arp_accept is set; the tests use both cases. Each
+move is preceded by a control: the same move without announcements leaves the observer's entry on
+the old MAC, so the change really comes from our packets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from hadirector.config.model import VipResource
+from hadirector.lab.testing import lab  # noqa: F401  (fixture)
+from hadirector.resources.base import AgentContext, AgentError, agent_for
+from tests.conftest import need_root
+
+VIP = "198.18.0.100"
+VIP6 = "2001:2::100"
+
+
+@pytest.fixture
+def hosts(lab):  # noqa: F811
+    need_root("ip", "ping")
+    lan = lab.switch("lan")
+    obs, a, b = lab.host("obs"), lab.host("a"), lab.host("b")
+    obs.connect(lan, "198.18.0.10/24", "2001:2::10/64")
+    a.connect(lan, "198.18.0.2/24", "2001:2::2/64")
+    b.connect(lan, "198.18.0.3/24", "2001:2::3/64")
+    return obs, a, b
+
+
+def vip_agent(host, address=VIP, **kw):
+    return agent_for(VipResource(address=address, **kw), AgentContext(netns=host.netns))
+
+
+def addr_entry(host, address):
+    for link in host.addrs():
+        for a in link.get("addr_info", []):
+            if a.get("local") == address:
+                return link["ifname"], a
+    return None
+
+
+async def wait_neigh(host, address, mac, timeout=5.0):
+    """Poll the host's neighbour table (bounded) until `address` maps to `mac`; return what it shows."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        seen = host.neigh_mac(address)
+        if seen == mac:
+            return seen
+        await asyncio.sleep(0.05)
+    return seen
+
+
+async def test_vip_is_added_with_a_label_and_removed(hosts):
+    obs, a, b = hosts
+    agent = vip_agent(a)
+    assert await agent.monitor() is False
+    await agent.start()
+    ifname, entry = addr_entry(a, VIP)
+    assert ifname == "eth0"
+    assert entry["prefixlen"] == 24  # from 198.18.0.2/24 on eth0
+    assert entry["label"] == "eth0:0"
+    assert entry["broadcast"] == "198.18.0.255"
+    assert await agent.monitor() is True
+    assert agent.status()["interface"] == "eth0"
+    # a second VIP takes the next free alias label, as heartbeat's IPaddr did
+    second = vip_agent(a, "198.18.0.101")
+    await second.start()
+    assert addr_entry(a, "198.18.0.101")[1]["label"] == "eth0:1"
+    # starting again is harmless
+    await agent.start()
+    assert addr_entry(a, VIP) is not None
+    await agent.stop()
+    assert addr_entry(a, VIP) is None
+    assert await agent.monitor() is False
+    await agent.stop()  # stopping a stopped VIP succeeds
+    await second.stop()
+    await agent.close()
+    await second.close()
+    # b never saw any of it
+    assert addr_entry(b, VIP) is None
+
+
+async def test_vip_placement_rules(hosts):
+    obs, a, b = hosts
+    # explicit interface, no subnet on it holds the address: /32
+    other = vip_agent(a, "198.18.7.7", interface="eth0", label="eth0:web", garp_count=0)
+    await other.start()
+    ifname, entry = addr_entry(a, "198.18.7.7")
+    assert (ifname, entry["prefixlen"], entry["label"]) == ("eth0", 32, "eth0:web")
+    await other.stop()
+    assert addr_entry(a, "198.18.7.7") is None
+    # no interface's subnet holds it and none was named: a clear, fatal error
+    lost = vip_agent(a, "198.18.9.9")
+    with pytest.raises(AgentError) as err:
+        await lost.start()
+    assert "no interface" in str(err.value) and not err.value.transient
+    # a missing interface is named in the error
+    with pytest.raises(AgentError) as err:
+        await vip_agent(a, VIP, interface="eth7").start()
+    assert "eth7" in str(err.value)
+    # a label that does not begin with the interface name is refused before the kernel sees it
+    with pytest.raises(AgentError) as err:
+        await vip_agent(a, VIP, label="web:0").start()
+    assert "must begin with the interface name" in str(err.value)
+    assert addr_entry(a, VIP) is None
+
+
+async def test_stop_removes_a_vip_left_behind(hosts):
+    """A crash leaves the VIP with a prefix the agent did not choose; stop still removes it."""
+    obs, a, b = hosts
+    a.add_address(f"{VIP}/32", "eth0")
+    agent = vip_agent(a)
+    assert await agent.monitor() is True  # never started here, but it is present
+    await agent.stop()
+    assert addr_entry(a, VIP) is None
+
+
+async def test_gratuitous_arp_creates_the_entry_when_arp_accept_is_set(hosts):
+    obs, a, b = hosts
+    obs.sysctl("net.ipv4.conf.eth0.arp_accept", 1)
+    assert obs.neigh_mac(VIP) is None
+    agent = vip_agent(a, garp_count=3, garp_interval=100)
+    await agent.start()
+    try:
+        # obs never sent a packet to the VIP: only our announcement can have created this entry
+        assert await wait_neigh(obs, VIP, a.mac("eth0")) == a.mac("eth0")
+    finally:
+        await agent.stop()
+        await agent.close()
+    assert agent.garp.sent >= 1 and agent.garp.errors == 0
+
+
+async def _move_and_check(obs, a, b, address, ping_cmd):
+    """Holder a -> b, first without announcements (control), then with them."""
+    mac_a, mac_b = a.mac("eth0"), b.mac("eth0")
+    on_a = vip_agent(a, address, garp_count=2, garp_interval=100)
+    await on_a.start()
+    obs.run(ping_cmd + [address])  # the observer resolves the VIP the ordinary way
+    assert obs.neigh_mac(address) == mac_a
+    await on_a.stop()
+
+    silent_b = vip_agent(b, address, garp_count=0)
+    await silent_b.start()
+    await asyncio.sleep(1.5)
+    assert obs.neigh_mac(address) == mac_a, "the entry moved without any announcement"
+    await silent_b.stop()
+
+    on_b = vip_agent(b, address, garp_count=5, garp_interval=200)
+    await on_b.start()
+    try:
+        assert await wait_neigh(obs, address, mac_b) == mac_b
+    finally:
+        await on_b.stop()
+        await on_b.close()
+    assert on_b.garp.sent >= 1 and on_b.garp.errors == 0
+    # and back again to a
+    back = vip_agent(a, address, garp_count=5, garp_interval=200)
+    await back.start()
+    try:
+        assert await wait_neigh(obs, address, mac_a) == mac_a
+    finally:
+        await back.stop()
+        await back.close()
+
+
+async def test_gratuitous_arp_moves_an_existing_entry_to_the_new_holder(hosts):
+    obs, a, b = hosts
+    assert obs.get_sysctl("net.ipv4.conf.eth0.arp_accept") == "0"  # the default: update only
+    await _move_and_check(obs, a, b, VIP, ["ping", "-c", "1", "-W", "2"])
+
+
+async def test_unsolicited_neighbour_advertisement_moves_an_ipv6_entry(hosts):
+    obs, a, b = hosts
+    await _move_and_check(obs, a, b, VIP6, ["ping", "-6", "-c", "1", "-W", "2"])
