@@ -1,0 +1,838 @@
+"""The userspace proxy data plane: TCP and UDP virtual services relayed by asyncio, no root needed.
+
+How it works: for every virtual service of the desired state the proxy listens on the service's
+address and port (or on an address given in `listen`), schedules each new client connection (TCP)
+or flow (UDP, keyed by client address and port) with the service's IPVS scheduler
+(balancer/schedulers.py) and relays bytes between the client and the chosen real server. It keeps
+the kernel's bookkeeping so `hadirector lvs` reads like `ipvsadm -L -n`:
+
+- A connection counts as inactive until its upstream connection is established, active while both
+  directions are open, inactive again after the first FIN (ip_vs_proto_tcp.c: only ESTABLISHED is
+  active). UDP flows always count as inactive, as in IPVS. Closed connections leave the counts at
+  once (the proxy has no TIME_WAIT entries).
+- Weight 0 (quiescent) stops new connections; open ones go on. A real removed from the table keeps
+  its open connections unless `expire_nodest_conn` is set (the IPVS sysctl), which closes them.
+  Re-adding a removed real that still has connections revives it, as IPVS's dest trash does.
+- Persistence (ipvsadm -p/-M) uses balancer/persistence.py templates.
+- Timeouts as `ipvsadm --set tcp tcpfin udp`: an established TCP connection idle for `tcp`
+  seconds, a half-closed one for `tcpfin` seconds, a UDP flow idle for `udp` seconds is closed.
+- Backpressure: when a transport's write buffer passes its high-water mark, reading from the
+  other side pauses (pause_reading) until it drains below the low-water mark (resume_writing).
+  Nothing is buffered without bound.
+- PROXY protocol v1 or v2 (haproxy's proxy-protocol.txt) can be sent to the reals first on each
+  connection (v2 also per UDP datagram).
+- Counters: conns, packets (one per read or datagram: a proxy sees reads, not packets) and bytes,
+  in (client -> real) and out (real -> client); rates estimated as ip_vs_est.c does.
+
+Limits: fwmark services cannot be proxied (they are skipped and reported by `unsupported`); the
+reals see connections from the proxy's address (use the PROXY protocol to pass the client's);
+`gate`/`ipip` forwarding methods are relayed like `masq`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from ..balancer.persistence import PersistenceTable
+from ..balancer.schedulers import Dest, Scheduler, make_scheduler, sched_flag_bits
+from ..balancer.state import DesiredState, RealState, ServiceState
+from .base import (BalancerStats, Counters, DataPlane, DataPlaneError, RateEstimator, RealStats,
+                   ServiceStats)
+
+log = logging.getLogger("hadirector.proxy")
+
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+MAX_PENDING_UDP = 64  # datagrams held per flow while its upstream socket opens
+SWEEP_INTERVAL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """`ipvsadm --set tcp tcpfin udp`, seconds; the defaults are IPVS's (15 min, 2 min, 5 min)."""
+
+    tcp: float = 900.0
+    tcpfin: float = 120.0
+    udp: float = 300.0
+
+
+# --------------------------------------------------------------------------- PROXY protocol
+
+PP2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_header(version: str, proto: str, src: tuple, dst: tuple) -> bytes:
+    """A PROXY protocol header (haproxy doc/proxy-protocol.txt): v1 text or v2 binary."""
+    src_ip = ipaddress.ip_address(src[0])
+    dst_ip = ipaddress.ip_address(dst[0])
+    if isinstance(src_ip, ipaddress.IPv4Address) != isinstance(dst_ip, ipaddress.IPv4Address):
+        # mixed families (v4-mapped): present both as IPv6
+        src_ip = ipaddress.IPv6Address(f"::ffff:{src_ip}") if src_ip.version == 4 else src_ip
+        dst_ip = ipaddress.IPv6Address(f"::ffff:{dst_ip}") if dst_ip.version == 4 else dst_ip
+    v6 = src_ip.version == 6
+    if version == "v1":
+        if proto != "tcp":
+            raise ValueError("PROXY protocol v1 carries TCP only; use v2 for UDP")
+        return (f"PROXY {'TCP6' if v6 else 'TCP4'} {src_ip} {dst_ip} {src[1]} {dst[1]}\r\n").encode()
+    if version == "v2":
+        fam = (0x20 if v6 else 0x10) | (0x01 if proto == "tcp" else 0x02)  # AF_INET[6] + STREAM/DGRAM
+        body = src_ip.packed + dst_ip.packed + struct.pack("!HH", src[1], dst[1])
+        return PP2_SIGNATURE + struct.pack("!BBH", 0x21, fam, len(body)) + body  # v2, PROXY command
+    raise ValueError(f"unknown PROXY protocol version {version!r}; expected v1 or v2")
+
+
+def _addr_int(host: str) -> int:
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, host), "big")
+    except OSError:
+        return int(ipaddress.ip_address(host.split("%", 1)[0]))
+
+
+# --------------------------------------------------------------------------- runtime objects
+
+class _Real:
+    """Runtime side of one real server of one service."""
+
+    __slots__ = ("state", "host", "port", "dest", "conns", "c_conns", "c_inpkts", "c_outpkts",
+                 "c_inbytes", "c_outbytes", "est")
+
+    def __init__(self, state: RealState) -> None:
+        self.state = state
+        self.host = state.address
+        self.port = state.port
+        self.dest = Dest(state.key, _addr_int(state.address), state.port, state.weight,
+                         state.upper_threshold, state.lower_threshold, data=self)
+        self.conns: set = set()  # live connections / flows
+        # counters of connections that already ended (live ones are summed on demand)
+        self.c_conns = 0
+        self.c_inpkts = self.c_outpkts = self.c_inbytes = self.c_outbytes = 0
+        self.est = RateEstimator()
+
+    def counters(self) -> Counters:
+        ip = op = ib = ob = 0
+        for c in self.conns:
+            ip += c.nin
+            op += c.nout
+            ib += c.bin
+            ob += c.bout
+        return Counters(self.c_conns, self.c_inpkts + ip, self.c_outpkts + op,
+                        self.c_inbytes + ib, self.c_outbytes + ob)
+
+    def retire(self, c) -> None:
+        self.conns.discard(c)
+        self.c_inpkts += c.nin
+        self.c_outpkts += c.nout
+        self.c_inbytes += c.bin
+        self.c_outbytes += c.bout
+
+
+class _Service:
+    """Runtime side of one virtual service."""
+
+    def __init__(self, dp: "ProxyDataPlane", state: ServiceState) -> None:
+        self.dp = dp
+        self.state = state
+        self.key = state.key
+        self.proto = state.protocol
+        self.sched: Scheduler = make_scheduler(state.scheduler, sched_flag_bits(state.sched_flags))
+        self.dests: list[Dest] = []  # kernel order: newest first
+        self.reals: dict[tuple[str, int], _Real] = {}
+        self.trash: dict[tuple[str, int], _Real] = {}  # removed, connections still open
+        self.persist: PersistenceTable | None = None
+        self.retired = Counters()
+        self.est = RateEstimator()
+        self.server: asyncio.AbstractServer | None = None
+        self.udp: asyncio.DatagramTransport | None = None
+        self.flows: dict[Any, "_UdpFlow"] = {}
+        self.vaddr = _addr_int(state.address) if state.address else 0
+        self.vport = state.port or 0
+        self.pp: str | None = None
+        self.local: tuple[str, int] | None = None  # where a UDP service listens
+        self._set_persistence(state)
+
+    def _set_persistence(self, state: ServiceState) -> None:
+        """(Re)build the template table when persistence settings change; old templates go."""
+        if self.persist is not None:
+            for t in list(self.persist.templates.values()):
+                self.persist._drop(t)
+            self.persist = None
+        if state.persistent_ms is not None:
+            prefix = state.netmask if state.netmask is not None else (128 if state.ipv6 else 32)
+            self.persist = PersistenceTable(state.persistent_ms / 1000, prefix, state.ipv6,
+                                            self.dp.expire_quiescent_template)
+
+    # ------------------------------------------------------------------ desired-state updates
+
+    def update(self, state: ServiceState) -> None:
+        old = self.state
+        self.state = state
+        if (state.scheduler, state.sched_flags) != (old.scheduler, old.sched_flags):
+            self.sched = make_scheduler(state.scheduler, sched_flag_bits(state.sched_flags))
+            self.sched.update(self.dests)  # init_service with the current list
+        if (state.persistent_ms, state.netmask) != (old.persistent_ms, old.netmask):
+            self._set_persistence(state)
+        self.sync_reals(state.installed)
+
+    def sync_reals(self, installed: tuple[RealState, ...]) -> None:
+        """Bring the table to `installed`, one change at a time as ipvsadm would make them, so
+        the scheduler sees the same sequence of add/del/upd hooks as the kernel's."""
+        want = {r.key: r for r in installed}
+        for key in [k for k in self.reals if k not in want]:
+            self._remove(key)
+        for r in installed:
+            cur = self.reals.get(r.key)
+            if cur is None:
+                self._add(r)
+            elif cur.state != r:
+                d = cur.dest
+                changed = d.weight != r.weight
+                d.set_weight(r.weight)
+                d.set_thresholds(r.upper_threshold, r.lower_threshold)
+                cur.state = r
+                if changed:
+                    self.sched.update(self.dests)
+
+    def _add(self, r: RealState) -> None:
+        real = self.trash.pop(r.key, None)
+        if real is not None:  # ip_vs_trash_get_dest: the same dest comes back with its counts
+            real.state = r
+            real.dest.available = True
+            real.dest.set_weight(r.weight)
+            real.dest.set_thresholds(r.upper_threshold, r.lower_threshold)
+        else:
+            real = _Real(r)
+        self.reals[r.key] = real
+        self.dests.insert(0, real.dest)  # list_add_rcu: at the head
+        self.sched.update(self.dests)
+
+    def _remove(self, key: tuple[str, int]) -> None:
+        real = self.reals.pop(key)
+        d = real.dest
+        d.available = False
+        self.dests.remove(d)
+        self.sched.update(self.dests)
+        if self.persist is not None:
+            self.persist.drop_dest(d)
+        if self.dp.expire_nodest_conn:
+            for c in list(real.conns):
+                c.abort()
+        if real.conns:
+            self.trash[key] = real
+        else:
+            self.retired = self.retired + real.counters()
+
+    def real_gone(self, real: _Real) -> None:
+        """A trashed real's last connection ended."""
+        if not real.conns and self.trash.get(real.state.key) is real:
+            del self.trash[real.state.key]
+            self.retired = self.retired + real.counters()
+
+    # ------------------------------------------------------------------ scheduling
+
+    def schedule(self, caddr: int, cport: int, now: float):
+        """(dest, template) for a new connection, or None: ip_vs_schedule."""
+        p = self.persist
+        if p is None:
+            d = self.sched.schedule(caddr, cport, self.vaddr, self.vport, now)
+            return None if d is None else (d, None)
+        sched = self.sched
+        got = p.schedule(caddr, now, lambda: sched.schedule(caddr, cport, self.vaddr, self.vport, now))
+        if got is None:
+            return None
+        p.attach(got[1], now)
+        return got
+
+    def counters(self) -> Counters:
+        total = self.retired
+        for r in self.reals.values():
+            total = total + r.counters()
+        for r in self.trash.values():
+            total = total + r.counters()
+        return total
+
+    def all_reals(self):
+        yield from self.reals.values()
+        yield from self.trash.values()
+
+
+# --------------------------------------------------------------------------- TCP relay
+
+class _Upstream(asyncio.Protocol):
+    """The real-server side of a TCP connection; everything lives in the _Conn."""
+
+    __slots__ = ("c",)
+
+    def __init__(self, c: "_Conn") -> None:
+        self.c = c
+
+    def connection_made(self, transport):
+        self.c.upstream_made(transport)
+
+    def data_received(self, data):
+        c = self.c
+        c.ct.write(data)
+        c.nout += 1
+        c.bout += len(data)
+
+    def eof_received(self):
+        return self.c.upstream_eof()
+
+    def connection_lost(self, exc):
+        self.c.upstream_lost(exc)
+
+    def pause_writing(self):
+        # our writes to the real are backing up: stop reading from the client
+        self.c.pause_client(1)
+
+    def resume_writing(self):
+        self.c.resume_client(1)
+
+
+# why the client side is paused: bit 1 = upstream write buffer full, bit 2 = waiting for connect
+_P_PEER, _P_CONNECT = 1, 2
+
+
+class _Conn(asyncio.Protocol):
+    """The client side of a proxied TCP connection, and the connection's bookkeeping."""
+
+    __slots__ = ("svc", "real", "dest", "tmpl", "ct", "ut", "pending", "plen", "state", "nin",
+                 "bin", "nout", "bout", "seen", "since", "client_eof", "up_eof", "cpause",
+                 "upause", "done", "peer", "sock")
+
+    def __init__(self, svc: _Service) -> None:
+        self.svc = svc
+        self.ut = None
+        self.pending: list[bytes] | None = []
+        self.plen = 0
+        self.state = 0  # 0 connecting, 1 established, 2 closing (a FIN seen)
+        self.nin = self.bin = self.nout = self.bout = 0
+        self.seen = -1
+        self.since = 0.0
+        self.client_eof = self.up_eof = False
+        self.cpause = 0
+        self.upause = False
+        self.done = False
+        self.real = None
+        self.tmpl = None
+
+    # ---- client side
+    def connection_made(self, transport):
+        self.ct = transport
+        svc = self.svc
+        dp = svc.dp
+        peer = transport.get_extra_info("peername")
+        self.peer = peer
+        now = dp.now()
+        got = svc.schedule(_addr_int(peer[0]), peer[1], now)
+        if got is None:
+            # no destination available: IPVS drops the SYN; we refuse the connection
+            self.done = True
+            dp.no_dest += 1
+            transport.abort()
+            return
+        dest, self.tmpl = got
+        self.dest = dest
+        real = self.real = dest.data
+        dest.bind()  # new connections start inactive (IP_VS_CONN_F_INACTIVE)
+        real.c_conns += 1
+        real.conns.add(self)
+        self.since = now
+        transport.set_write_buffer_limits(dp.buffer_high)
+        dp.loop.create_task(self._connect(real.host, real.port))
+
+    async def _connect(self, host, port):
+        dp = self.svc.dp
+        try:
+            async with asyncio.timeout(dp.connect_timeout):
+                await dp.loop.create_connection(lambda: _Upstream(self), host, port)
+        except (OSError, TimeoutError) as exc:
+            if not self.done:
+                log.debug("%s: connect to %s:%s failed: %s", self.svc.key, host, port, exc)
+                dp.connect_errors += 1
+                self.finish()
+                self.ct.abort()
+
+    def upstream_made(self, transport):
+        if self.done:
+            transport.abort()
+            return
+        self.ut = transport
+        transport.set_write_buffer_limits(self.svc.dp.buffer_high)
+        self.state = 1
+        self.dest.set_active()
+        self.since = self.svc.dp.now()
+        pp = self.svc.pp
+        if pp is not None:
+            transport.write(proxy_header(pp, "tcp", self.peer, self.ct.get_extra_info("sockname")))
+        pending = self.pending
+        self.pending = None
+        if pending:
+            transport.write(b"".join(pending))
+        if self.cpause & _P_CONNECT:
+            self.resume_client(_P_CONNECT)
+        if self.client_eof:
+            self._half_close()
+            if transport.can_write_eof():
+                transport.write_eof()
+
+    def data_received(self, data):
+        self.nin += 1
+        self.bin += len(data)
+        ut = self.ut
+        if ut is not None:
+            ut.write(data)
+            return
+        self.pending.append(data)
+        self.plen += len(data)
+        if self.plen >= self.svc.dp.buffer_high:
+            self.pause_client(_P_CONNECT)
+
+    def eof_received(self):
+        self.client_eof = True
+        ut = self.ut
+        if ut is not None:
+            self._half_close()
+            if ut.can_write_eof():
+                ut.write_eof()
+            if self.up_eof:
+                self.ct.close()
+        return True  # keep our write side open: the real may still answer
+
+    def connection_lost(self, exc):
+        if self.ut is not None:
+            self.ut.close()  # sends what is buffered, then FIN
+        self.finish()
+
+    def pause_writing(self):
+        # our writes to the client are backing up: stop reading from the real
+        if self.ut is not None and not self.upause:
+            self.upause = True
+            self.ut.pause_reading()
+
+    def resume_writing(self):
+        if self.upause:
+            self.upause = False
+            if self.ut is not None:
+                self.ut.resume_reading()
+
+    # ---- upstream side (called by _Upstream)
+    def upstream_eof(self):
+        self.up_eof = True
+        self._half_close()
+        ct = self.ct
+        if ct.can_write_eof():
+            ct.write_eof()
+        if self.client_eof:
+            self.ut.close()
+        return True
+
+    def upstream_lost(self, exc):
+        self.ct.close()
+        self.finish()
+
+    # ---- shared
+    def pause_client(self, why: int) -> None:
+        if not self.cpause:
+            self.ct.pause_reading()
+        self.cpause |= why
+
+    def resume_client(self, why: int) -> None:
+        was = self.cpause
+        self.cpause &= ~why
+        if was and not self.cpause:
+            self.ct.resume_reading()
+
+    def _half_close(self) -> None:
+        if self.state == 1:
+            self.state = 2  # FIN_WAIT / CLOSE_WAIT: inactive, tcpfin timeout
+            self.dest.set_inactive()
+            self.since = self.svc.dp.now()
+
+    def finish(self) -> None:
+        """The connection is over: release the dest, the template, the counters (once)."""
+        if self.done:
+            return
+        self.done = True
+        svc = self.svc
+        self.dest.unbind(inactive=self.state != 1)
+        if self.tmpl is not None:
+            svc.persist.release(self.tmpl, svc.dp.now())
+        real = self.real
+        real.retire(self)
+        if real.dest.available is False:
+            svc.real_gone(real)
+
+    def abort(self) -> None:
+        if self.ut is not None:
+            self.ut.abort()
+        self.ct.abort()
+        self.finish()
+
+    def check_timeout(self, now: float, t: Timeouts, connect_timeout: float) -> None:
+        total = self.nin + self.nout
+        if total != self.seen:
+            self.seen = total
+            if self.state:  # activity restarts the established / FIN timeouts
+                self.since = now
+            return
+        limit = t.tcp if self.state == 1 else (t.tcpfin if self.state == 2 else connect_timeout + 1)
+        if now - self.since >= limit:
+            log.debug("%s: closing %s connection idle for %.0fs", self.svc.key,
+                      ("connecting", "established", "half-closed")[self.state], now - self.since)
+            self.abort()
+
+
+# --------------------------------------------------------------------------- UDP relay
+
+class _UdpFlow(asyncio.DatagramProtocol):
+    """One client's flow to one real: a connected UDP socket towards the real."""
+
+    __slots__ = ("svc", "real", "dest", "tmpl", "client", "key", "ut", "pending", "nin", "bin",
+                 "nout", "bout", "seen", "since", "done", "ops")
+
+    def __init__(self, svc: _Service, real: _Real, tmpl, client, key, ops: bool) -> None:
+        self.svc = svc
+        self.real = real
+        self.dest = real.dest
+        self.tmpl = tmpl
+        self.client = client
+        self.key = key
+        self.ut = None
+        self.pending: list[bytes] | None = []
+        self.nin = self.bin = self.nout = self.bout = 0
+        self.seen = -1
+        self.since = svc.dp.now()
+        self.done = False
+        self.ops = ops
+
+    def send(self, data: bytes) -> None:
+        self.nin += 1
+        self.bin += len(data)
+        pp = self.svc.pp
+        if pp is not None:
+            data = proxy_header(pp, "udp", self.client, self.svc.local) + data
+        if self.ut is not None:
+            self.ut.sendto(data)
+        elif self.pending is not None and len(self.pending) < MAX_PENDING_UDP:
+            self.pending.append(data)
+        else:
+            self.svc.dp.udp_dropped += 1
+
+    def connection_made(self, transport):
+        if self.done:
+            transport.close()
+            return
+        self.ut = transport
+        for d in self.pending or ():
+            transport.sendto(d)
+        self.pending = None
+
+    def datagram_received(self, data, addr):
+        lt = self.svc.udp
+        if lt is not None:
+            self.nout += 1
+            self.bout += len(data)
+            lt.sendto(data, self.client)
+
+    def error_received(self, exc):
+        log.debug("%s: real %s:%s: %s", self.svc.key, self.real.host, self.real.port, exc)
+
+    def connection_lost(self, exc):
+        self.finish()
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        svc = self.svc
+        if svc.flows.get(self.key) is self:
+            del svc.flows[self.key]
+        if not self.ops:
+            self.dest.unbind()
+        if self.tmpl is not None:
+            svc.persist.release(self.tmpl, svc.dp.now())
+        self.real.retire(self)
+        if self.real.dest.available is False:
+            svc.real_gone(self.real)
+
+    def abort(self) -> None:
+        if self.ut is not None:
+            self.ut.close()
+        self.finish()
+
+    def check_timeout(self, now: float, t: Timeouts, connect_timeout: float) -> None:
+        total = self.nin + self.nout
+        if total != self.seen:
+            self.seen = total
+            self.since = now
+        elif now - self.since >= t.udp:
+            self.abort()
+
+
+class _UdpListener(asyncio.DatagramProtocol):
+    def __init__(self, svc: _Service) -> None:
+        self.svc = svc
+
+    def connection_made(self, transport):
+        self.svc.udp = transport
+        self.svc.local = transport.get_extra_info("sockname")[:2]
+
+    def datagram_received(self, data, addr):
+        svc = self.svc
+        ops = svc.state.ops
+        if not ops:
+            flow = svc.flows.get(addr)
+            if flow is not None and not flow.done:
+                flow.send(data)
+                return
+        dp = svc.dp
+        now = dp.now()
+        got = svc.schedule(_addr_int(addr[0]), addr[1], now)
+        if got is None:
+            dp.no_dest += 1
+            return
+        dest, tmpl = got
+        real = dest.data
+        real.c_conns += 1
+        if ops:
+            # one-packet scheduling: each datagram is its own connection, freed at once
+            # (IP_VS_CONN_F_ONE_PACKET); the upstream socket is kept per client and real only
+            # so replies find their way back
+            dest.bind()
+            dest.unbind()
+            key = (addr, real.state.key)
+            flow = svc.flows.get(key)
+            if flow is None or flow.done:
+                flow = self._open(svc, real, tmpl, addr, key, True)
+            elif tmpl is not None:
+                svc.persist.release(tmpl, now)
+            flow.send(data)
+            return
+        dest.bind()
+        flow = self._open(svc, real, tmpl, addr, addr, False)
+        flow.send(data)
+
+    def _open(self, svc, real, tmpl, addr, key, ops) -> _UdpFlow:
+        flow = _UdpFlow(svc, real, tmpl, addr, key, ops)
+        svc.flows[key] = flow
+        real.conns.add(flow)
+        svc.dp.loop.create_task(self._connect(flow))
+        return flow
+
+    @staticmethod
+    async def _connect(flow: _UdpFlow) -> None:
+        dp = flow.svc.dp
+        try:
+            await dp.loop.create_datagram_endpoint(lambda: flow,
+                                                   remote_addr=(flow.real.host, flow.real.port))
+        except OSError as exc:
+            log.debug("%s: UDP socket to %s:%s failed: %s", flow.svc.key, flow.real.host,
+                      flow.real.port, exc)
+            dp.connect_errors += 1
+            flow.finish()
+
+    def error_received(self, exc):
+        log.debug("%s: %s", self.svc.key, exc)
+
+
+# --------------------------------------------------------------------------- the data plane
+
+class ProxyDataPlane(DataPlane):
+    """See the module text. Construct inside a running event loop (or before `apply`), then
+    `await apply(desired)` as often as the desired state changes.
+
+    listen: service key -> (host, port) to listen on instead of the service's own address.
+    proxy_protocol: "v1"/"v2" for every service, or a mapping service key -> "v1"/"v2".
+    expire_nodest_conn / expire_quiescent_template: the IPVS sysctls of the same names.
+    freebind: bind the VIP even before it is configured on an interface (IP_FREEBIND), so the
+    balancer can start before the vip resource adds the address.
+    """
+
+    name = "proxy"
+
+    def __init__(self, *, listen: Mapping[str, tuple[str, int]] | None = None,
+                 timeouts: Timeouts = Timeouts(),
+                 proxy_protocol: str | Mapping[str, str] | None = None,
+                 expire_nodest_conn: bool = False, expire_quiescent_template: bool = False,
+                 connect_timeout: float = 5.0, freebind: bool = True, backlog: int = 1024,
+                 buffer_high: int = 256 * 1024,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.listen = dict(listen or {})
+        self.timeouts = timeouts
+        self.proxy_protocol = proxy_protocol
+        for v in ([proxy_protocol] if isinstance(proxy_protocol, str) else
+                  (proxy_protocol or {}).values()):
+            if v not in ("v1", "v2"):
+                raise ValueError(f"proxy_protocol: expected v1 or v2, got {v!r}")
+        self.expire_nodest_conn = expire_nodest_conn
+        self.expire_quiescent_template = expire_quiescent_template
+        self.connect_timeout = connect_timeout
+        self.freebind = freebind
+        self.backlog = backlog
+        self.buffer_high = buffer_high
+        self._clock = clock
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.services: dict[str, _Service] = {}
+        self.unsupported: dict[str, str] = {}  # service key -> why it is not served
+        self.desired = DesiredState()
+        self._sweeper: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        self.no_dest = 0  # connections/datagrams refused: no destination available
+        self.connect_errors = 0
+        self.udp_dropped = 0
+
+    def now(self) -> float:
+        return self._clock() if self._clock is not None else self.loop.time()
+
+    def listen_address(self, key: str) -> tuple[str, int] | None:
+        """Where a service is served (host, port), after binding; None when it is not."""
+        svc = self.services.get(key)
+        if svc is None:
+            return None
+        if svc.server is not None:
+            return svc.server.sockets[0].getsockname()[:2]
+        if svc.udp is not None:
+            return svc.udp.get_extra_info("sockname")[:2]
+        return None
+
+    # ------------------------------------------------------------------ apply
+
+    async def apply(self, desired: DesiredState) -> None:
+        async with self._lock:
+            if self.loop is None:
+                self.loop = asyncio.get_running_loop()
+            if self._sweeper is None:
+                self._sweeper = self.loop.create_task(self._sweep())
+            want = {s.key: s for s in desired.services}
+            errors = []
+            for key in [k for k in self.services if k not in want]:
+                await self._drop_service(key)
+            for key, st in want.items():
+                svc = self.services.get(key)
+                if st.fwmark is not None:
+                    self.unsupported[key] = "fwmark services need the kernel data plane (nft)"
+                    continue
+                if svc is not None and self._bind_target(st) != self._bind_target(svc.state):
+                    await self._drop_service(key)
+                    svc = None
+                if svc is None:
+                    svc = _Service(self, st)
+                    svc.pp = self._pp_for(key)
+                    try:
+                        await self._open(svc)
+                    except OSError as exc:
+                        host, port = self._bind_target(st)
+                        errors.append(f"{key}: cannot listen on {host}:{port}: {exc.strerror or exc}")
+                        self.unsupported[key] = f"cannot listen: {exc.strerror or exc}"
+                        continue
+                    self.unsupported.pop(key, None)
+                    self.services[key] = svc
+                    svc.sync_reals(st.installed)
+                else:
+                    svc.pp = self._pp_for(key)
+                    svc.update(st)
+            self.desired = desired
+            if errors:
+                raise DataPlaneError("; ".join(errors))
+
+    def _pp_for(self, key: str) -> str | None:
+        pp = self.proxy_protocol
+        if pp is None or isinstance(pp, str):
+            return pp
+        return pp.get(key)
+
+    def _bind_target(self, st: ServiceState) -> tuple[str, int]:
+        return self.listen.get(st.key) or (st.address, st.port)
+
+    async def _open(self, svc: _Service) -> None:
+        host, port = self._bind_target(svc.state)
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        kind = socket.SOCK_STREAM if svc.proto == "tcp" else socket.SOCK_DGRAM
+        sock = socket.socket(fam, kind)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.freebind:
+                level = socket.IPPROTO_IPV6 if fam == socket.AF_INET6 else socket.IPPROTO_IP
+                try:
+                    sock.setsockopt(level, IP_FREEBIND, 1)
+                except OSError:
+                    pass
+            if fam == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((host, port))
+            sock.setblocking(False)
+            if kind == socket.SOCK_STREAM:
+                svc.server = await self.loop.create_server(lambda: _Conn(svc), sock=sock,
+                                                           backlog=self.backlog)
+            else:
+                await self.loop.create_datagram_endpoint(lambda: _UdpListener(svc), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _drop_service(self, key: str) -> None:
+        svc = self.services.pop(key)
+        if svc.server is not None:
+            svc.server.close()
+        if svc.udp is not None:
+            svc.udp.close()
+            svc.udp = None
+        for real in list(svc.all_reals()):
+            for c in list(real.conns):
+                c.abort()
+        if svc.server is not None:
+            await svc.server.wait_closed()
+
+    # ------------------------------------------------------------------ stats
+
+    def stats(self) -> BalancerStats:
+        out = {}
+        for key, svc in self.services.items():
+            reals = {}
+            for rkey, real in svc.reals.items():
+                d = real.dest
+                reals[rkey] = RealStats(counters=real.counters(), rates=real.est.rates(),
+                                        active=d.active, inactive=d.inactive, persist=d.persist)
+            out[key] = ServiceStats(counters=svc.counters(), rates=svc.est.rates(), reals=reals)
+        return BalancerStats(services=out)
+
+    # ------------------------------------------------------------------ housekeeping
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                self.tick(self.now())
+            except Exception:  # never let housekeeping die
+                log.exception("proxy housekeeping failed")
+
+    def tick(self, now: float) -> None:
+        """Timeouts, template expiry, scheduler caches, rate estimation."""
+        t = self.timeouts
+        for svc in list(self.services.values()):
+            for real in list(svc.all_reals()):
+                for c in list(real.conns):
+                    c.check_timeout(now, t, self.connect_timeout)
+                real.est.sample(real.counters(), now)
+            if svc.persist is not None:
+                svc.persist.expire(now)
+            svc.sched.expire(now)
+            svc.est.sample(svc.counters(), now)
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+                try:
+                    await self._sweeper
+                except asyncio.CancelledError:
+                    pass
+                self._sweeper = None
+            for key in list(self.services):
+                await self._drop_service(key)
+            self.desired = DesiredState()
