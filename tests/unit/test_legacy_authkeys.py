@@ -1,0 +1,76 @@
+"""authkeys: `auth N` + `N method [key]`, heartbeat's permission rule, crc's warning."""
+
+from __future__ import annotations
+
+import pytest
+
+from legacy_util import load, make_ha_dir, one_error
+
+
+@pytest.mark.parametrize("text,method,key,index", [
+    ("auth 1\n1 sha1 s3cret\n", "sha1", "s3cret", 1),
+    ("auth 3\n3 md5 Hello!\n", "md5", "Hello!", 3),
+    ("# keys\nauth 2\n1 md5 one\n2 sha1 two\n", "sha1", "two", 2),
+    ("auth 0\n0 sha1 zero\n", "sha1", "zero", 0),
+    ("auth 15\n15 sha1 last\n", "sha1", "last", 15),
+    ("  auth 1\n  1   sha1   spaced\n", "sha1", "spaced", 1),
+])
+def test_keys(tmp_path, text, method, key, index):
+    a = load(make_ha_dir(tmp_path, authkeys=text)).config.cluster.auth
+    assert (a.method, a.key, a.index) == (method, key, index)
+
+
+@pytest.mark.parametrize("mode,who", [(0o644, "group and others"), (0o640, "group"), (0o604, "others")])
+def test_readable_by_others_is_refused(tmp_path, mode, who):
+    d = make_ha_dir(tmp_path, mode=mode)
+    err = one_error(d)
+    assert err.startswith(f"{d}/authkeys: readable by {who} (mode {mode:04o}): heartbeat refuses")
+    assert f"chmod 600 {d}/authkeys" in err
+
+
+def test_mode_600_and_400_are_fine(tmp_path):
+    load(make_ha_dir(tmp_path, mode=0o600))
+    load(make_ha_dir(tmp_path, mode=0o400, name="b"))
+
+
+def test_auth_must_name_a_defined_key(tmp_path):
+    d = make_ha_dir(tmp_path, authkeys="auth 2\n1 sha1 one\n3 md5 three\n")
+    assert one_error(d) == f"{d}/authkeys:1: auth 2 names key 2, which is not defined (keys defined: 1, 3)"
+
+
+def test_missing_auth_line(tmp_path):
+    d = make_ha_dir(tmp_path, authkeys="1 sha1 one\n")
+    assert one_error(d).startswith(f"{d}/authkeys: no `auth N` line")
+
+
+def test_crc_is_accepted_with_a_loud_warning(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, authkeys="auth 1\n1 crc\n"))
+    assert loaded.config.cluster.auth.method == "crc" and loaded.config.cluster.auth.key == ""
+    (w,) = [str(x) for x in loaded.warnings if "authkeys" in str(x)]
+    assert w.startswith(f"{tmp_path}/ha.d/authkeys:2: warning: CRC AUTHENTICATION AUTHENTICATES NOTHING")
+
+
+@pytest.mark.parametrize("text,line,msg", [
+    ("auth 1\n1 crc abc\n", 2, "crc takes no key"),
+    ("auth 1\n1 sha1\n", 2, "sha1 needs a key"),
+    ("auth 1\n1 sha256 k\n", 2, "unknown authentication method 'sha256' (did you mean \"sha1\"?)"),
+    ("auth 1\n16 sha1 k\n1 sha1 k\n", 2, "key number 16 is out of range: heartbeat takes 0..15"),
+    ("auth one\n1 sha1 k\n", 1, "invalid auth line 'auth one'"),
+    ("auth 1\n1 sha1 k\nsecret\n", 3, "invalid line 'secret'"),
+])
+def test_bad_lines(tmp_path, text, line, msg):
+    d = make_ha_dir(tmp_path, authkeys=text)
+    err = one_error(d)
+    assert err.startswith(f"{d}/authkeys:{line}: ") and msg in err, err
+
+
+def test_key_is_the_first_word(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, authkeys="auth 1\n1 sha1 two words\n"))
+    assert loaded.config.cluster.auth.key == "two"
+    assert any("only the first word after sha1 is the key" in str(w) for w in loaded.warnings)
+
+
+def test_missing_file(tmp_path):
+    d = make_ha_dir(tmp_path)
+    (d / "authkeys").unlink()
+    assert one_error(d).startswith(f"{d}/authkeys: missing")
