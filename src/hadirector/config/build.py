@@ -53,8 +53,13 @@ def build_config(data: dict, collector: Collector, locate: Locate = dotted) -> C
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
-            collector.error(locate(_clean_loc(err["loc"])), _message(err))
+        errs = [(_clean_loc(e["loc"]), e) for e in exc.errors()]
+        for path, err in errs:
+            # a list whose items failed also reports "too short": the item errors say it all
+            if err.get("type") == "too_short" and any(len(p) > len(path) and p[:len(path)] == path
+                                                      for p, _ in errs):
+                continue
+            collector.error(locate(path), _message(err))
         return None
     problems = semantic_problems(cfg)
     for path, message in problems:

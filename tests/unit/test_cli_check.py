@@ -1,0 +1,106 @@
+"""`hadirector check` and `convert`, run as the installed console script."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from legacy_util import AUTHKEYS, HACF, HARESOURCES, copy_fixture, make_ha_dir, run_cli
+
+
+def test_check_seed000(tmp_path):
+    d = copy_fixture(tmp_path, "seed000")
+    p = run_cli("check", "--ha-dir", str(d), "--node", "primarylb.linuxtone.org")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.splitlines()
+    assert out[0] == f"configuration OK: {d} (legacy heartbeat/ldirectord files)"
+    assert ("cluster hadirector: 2 node(s): primarylb.linuxtone.org, backuplb.linuxtone.org "
+            "(this node: primarylb.linuxtone.org)") in out
+    assert "links: serial:/dev/ttyS0 19200 baud; ucast:eth0 -> 192.168.1.103 port 694" in out
+    assert "timing: keepalive 2s, warntime 10s, deadtime 30s, initdead 120s" in out
+    assert "auth: sha1 (key 1); auto_failback on" in out
+    assert f"group lvs (preferred primarylb.linuxtone.org): script lvs, balancer ({d}/ldirectord.cf)" in out
+    assert any(line.startswith("virtual TCP 192.168.1.106:80 wrr persistent 5s, 2 real(s) [gate]") for line in out)
+    assert f"{d}/ha.cf:15: warning: `crm on`" in p.stderr
+
+
+def test_check_seed003(tmp_path):
+    d = copy_fixture(tmp_path, "seed003", "test2")
+    p = run_cli("check", "--ha-dir", str(d), "--node", "test2")
+    assert p.returncode == 0, p.stderr
+    assert "group 10.6.0.187 (preferred test1): vip 10.6.0.187/24 on eth0:0, script nginx" in p.stdout
+
+
+@pytest.mark.parametrize("what,files,expect", [
+    ("misspelled directive", dict(hacf=HACF + "deadtim 30\n"),
+     "{d}/ha.cf:7: unknown directive 'deadtim' (did you mean \"deadtime\"?)"),
+    ("missing node", dict(hacf="keepalive 1\nucast eth0 198.18.0.2\n", haresources=""),
+     "{d}/ha.cf: no `node` directive"),
+    ("udpport after media", dict(hacf="node alpha beta\nucast eth0 198.18.0.2\nudpport 1000\n"),
+     "{d}/ha.cf:3: udpport must precede the media lines that use it"),
+    ("deadtime too short", dict(hacf=HACF.replace("deadtime 10", "deadtime 2")),
+     "{d}/ha.cf:2: deadtime (2000 ms) must be more than twice keepalive (1000 ms)"),
+    ("undefined key", dict(authkeys="auth 2\n1 sha1 x\n"),
+     "{d}/authkeys:1: auth 2 names key 2, which is not defined"),
+    ("unknown preferred node", dict(haresources="gamma nginx\n"),
+     "{d}/haresources:1: 'gamma' is not a node declared in ha.cf"),
+    ("connecttimeout", dict(haresources="alpha ldirectord\n",
+                            ldirectord="connecttimeout=5\nvirtual=198.18.0.1:80\n    real=198.18.1.1:80 gate\n"),
+     "{d}/ldirectord.cf:1: connecttimeout is no longer accepted"),
+])
+def test_check_refuses_with_file_and_line(tmp_path, what, files, expect):
+    d = make_ha_dir(tmp_path, **files)
+    p = run_cli("check", "--ha-dir", str(d), "--node", "alpha")
+    assert p.returncode == 1, (what, p.stdout, p.stderr)
+    assert expect.format(d=d) in p.stderr, p.stderr
+    assert p.stdout == ""
+    assert "hadirector: configuration has" in p.stderr
+
+
+def test_world_readable_authkeys(tmp_path):
+    d = copy_fixture(tmp_path, "seed000")
+    os.chmod(d / "authkeys", 0o644)
+    p = run_cli("check", "--ha-dir", str(d), "--node", "primarylb.linuxtone.org")
+    assert p.returncode == 1
+    assert f"{d}/authkeys: readable by group and others (mode 0644): heartbeat refuses" in p.stderr
+
+
+def test_every_error_on_stderr(tmp_path):
+    d = make_ha_dir(tmp_path, hacf=HACF + "bogus 1\nbaud 7\n", authkeys=AUTHKEYS + "x\n",
+                    haresources=HARESOURCES + "zeta 198.18.0.300\n")
+    p = run_cli("check", "--ha-dir", str(d), "--node", "alpha")
+    assert p.returncode == 1
+    for where in ("ha.cf:7", "ha.cf:8", "authkeys:3", "haresources:2"):
+        assert f"{d}/{where}: " in p.stderr, (where, p.stderr)
+    assert "configuration has 5 error(s)" in p.stderr  # haresources:2 has two: node and address
+
+
+def test_node_must_be_a_cluster_node(tmp_path):
+    d = make_ha_dir(tmp_path)
+    p = run_cli("check", "--ha-dir", str(d), "--node", "gamma")
+    assert p.returncode == 1
+    assert f"{d}/ha.cf:5: this node's name 'gamma' (--node) is not one of the cluster's nodes" in p.stderr
+
+
+def test_convert_writes_toml_that_checks_equal(tmp_path):
+    d = copy_fixture(tmp_path, "seed000")
+    out = tmp_path / "cluster.toml"
+    p = run_cli("convert", "--ha-dir", str(d), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600  # it holds the key
+    p2 = run_cli("check", "-c", str(out), "--node", "primarylb.linuxtone.org")
+    assert p2.returncode == 0, p2.stderr
+    legacy = run_cli("check", "--ha-dir", str(d), "--node", "primarylb.linuxtone.org").stdout
+    # the same summary apart from the source line and the balancer's source file
+    assert p2.stdout.splitlines()[1:] == legacy.splitlines()[1:-1]
+
+
+def test_toml_errors_name_key_paths(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text('[cluster]\nnodes = ["a"]\n[cluster.timing]\ndeadtime = "x"\n')
+    p = run_cli("check", "-c", str(f), "--node", "a")
+    assert p.returncode == 1
+    assert "cluster.timing.deadtime: expected a duration such as 2, 1.5 or 2000ms, got 'x'" in p.stderr
+    assert "cluster.links: missing required key" in p.stderr
