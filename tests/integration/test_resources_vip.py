@@ -127,7 +127,7 @@ async def test_gratuitous_arp_creates_the_entry_when_arp_accept_is_set(hosts):
     obs, a, b = hosts
     obs.sysctl("net.ipv4.conf.eth0.arp_accept", 1)
     assert obs.neigh_mac(VIP) is None
-    agent = vip_agent(a, garp_count=3, garp_interval=100)
+    agent = vip_agent(a, garp_count=3, garp_interval="100ms")
     await agent.start()
     try:
         # obs never sent a packet to the VIP: only our announcement can have created this entry
@@ -141,7 +141,7 @@ async def test_gratuitous_arp_creates_the_entry_when_arp_accept_is_set(hosts):
 async def _move_and_check(obs, a, b, address, ping_cmd):
     """Holder a -> b, first without announcements (control), then with them."""
     mac_a, mac_b = a.mac("eth0"), b.mac("eth0")
-    on_a = vip_agent(a, address, garp_count=2, garp_interval=100)
+    on_a = vip_agent(a, address, garp_count=2, garp_interval="100ms")
     await on_a.start()
     obs.run(ping_cmd + [address])  # the observer resolves the VIP the ordinary way
     assert obs.neigh_mac(address) == mac_a
@@ -153,7 +153,7 @@ async def _move_and_check(obs, a, b, address, ping_cmd):
     assert obs.neigh_mac(address) == mac_a, "the entry moved without any announcement"
     await silent_b.stop()
 
-    on_b = vip_agent(b, address, garp_count=5, garp_interval=200)
+    on_b = vip_agent(b, address, garp_count=5, garp_interval="200ms")
     await on_b.start()
     try:
         assert await wait_neigh(obs, address, mac_b) == mac_b
@@ -162,7 +162,7 @@ async def _move_and_check(obs, a, b, address, ping_cmd):
         await on_b.close()
     assert on_b.garp.sent >= 1 and on_b.garp.errors == 0
     # and back again to a
-    back = vip_agent(a, address, garp_count=5, garp_interval=200)
+    back = vip_agent(a, address, garp_count=5, garp_interval="200ms")
     await back.start()
     try:
         assert await wait_neigh(obs, address, mac_a) == mac_a
@@ -180,3 +180,60 @@ async def test_gratuitous_arp_moves_an_existing_entry_to_the_new_holder(hosts):
 async def test_unsolicited_neighbour_advertisement_moves_an_ipv6_entry(hosts):
     obs, a, b = hosts
     await _move_and_check(obs, a, b, VIP6, ["ping", "-6", "-c", "1", "-W", "2"])
+
+
+async def test_announcements_as_seen_on_the_wire(hosts):
+    """An observer's packet socket sees, per round, an ARP request (target MAC zero) and an ARP
+    reply (target MAC = sender), both with sender and target IP = the VIP; garp_refresh adds one
+    round every interval while the VIP is held, and stop ends it."""
+    import socket
+    import struct
+
+    obs, a, b = hosts
+    sniff = obs.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+    sniff.bind(("eth0", 0x0806))  # CPython applies htons to the tuple's protocol itself
+    sniff.setblocking(False)
+    mac_a = bytes.fromhex(a.mac("eth0").replace(":", ""))
+    vip = socket.inet_aton(VIP)
+
+    def drain():
+        frames = []
+        while True:
+            try:
+                frames.append(sniff.recv(2048))
+            except BlockingIOError:
+                return frames
+
+    def ours(frames):
+        out = []
+        for f in frames:
+            op = struct.unpack("!H", f[20:22])[0]
+            sha, spa, tha, tpa = f[22:28], f[28:32], f[32:38], f[38:42]
+            if spa == vip and tpa == vip:
+                assert f[:6] == b"\xff" * 6 and sha == mac_a
+                assert tha == (b"\x00" * 6 if op == 1 else mac_a)
+                out.append(op)
+        return out
+
+    agent = vip_agent(a, garp_count=3, garp_interval="50ms", garp_refresh="300ms")
+    try:
+        await agent.start()
+        deadline = time.monotonic() + 5
+        while agent.garp.sent < 6 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert agent.garp.sent == 6  # 3 rounds of request + reply
+        await asyncio.sleep(0.05)
+        frames = drain()
+        assert ours(frames) == [1, 2, 1, 2, 1, 2], [f.hex() for f in frames]
+        # the periodic refresh: one more round about every 300 ms
+        deadline = time.monotonic() + 5
+        while agent.garp.sent < 10 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert agent.garp.sent >= 10
+    finally:
+        await agent.stop()
+    after = agent.garp.sent
+    await asyncio.sleep(0.7)
+    assert agent.garp.sent == after  # stop ended the refresh
+    await agent.close()
+    sniff.close()
