@@ -1,0 +1,341 @@
+"""The daemon: wires the pure cluster core (cluster.node.NodeCore) to sockets, the clock, the
+resource manager and the control socket, all on one asyncio loop.
+
+The core decides; this module only carries out its actions and feeds it inputs:
+
+    datagram on a link   -> core.on_datagram          Transmit     -> link.send
+    the one timer fires  -> core.on_timer             Probe        -> ICMP echo -> core.probe_reply
+    group start/stop     -> core.group_started/...    AcquireGroup -> manager.start_group
+    monitor failure      -> core.group_failed         ReleaseGroup -> manager.stop_group
+    control: standby ... -> core.standby/takeover     StopStale    -> manager.stop_stale
+    SIGTERM              -> core.shutdown             Reannounce   -> gratuitous ARP again
+                                                      LeaveComplete-> exit
+
+After every input the single timer is re-armed at `core.next_deadline()` (DESIGN convention 3).
+Events (node up/dead, link down, late heartbeat, split brain) are logged naming the node/group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+
+from ..cluster import actions as A
+from ..cluster.node import NodeCore
+from ..config.load import Loaded
+from ..net import icmp
+from ..net.transports import LinkTransport, open_link
+from ..resources.base import AgentContext
+from ..resources.manager import GroupFailure, ResourceManager
+from . import statedir
+from .control import ControlError, ControlServer
+from .logsetup import RateLimited
+
+
+def now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+@dataclass
+class Options:
+    state_dir: str
+    netns: str | None = None  # run links and agents inside this network namespace (tests, lab)
+    resource_dirs: tuple[str, ...] | None = None
+    services: dict = field(default_factory=dict)  # extra agent services (the balancer driver)
+
+
+class Daemon:
+    def __init__(self, loaded: Loaded, opts: Options, log: logging.Logger | None = None):
+        if loaded.node is None:
+            raise ValueError("this node is not one of the cluster's nodes (pass --node)")
+        self.loaded = loaded
+        self.config = loaded.config
+        self.opts = opts
+        self.log = log or logging.getLogger("hadirector")
+        self.limited = RateLimited(self.log)
+        self.groups = {g.name: g for g in self.config.groups}
+        self.core: NodeCore | None = None
+        self.links: dict[str, LinkTransport] = {}
+        ctx_kw = {"netns": opts.netns, "services": opts.services}
+        if opts.resource_dirs:
+            ctx_kw["resource_dirs"] = opts.resource_dirs
+        self.manager = ResourceManager(AgentContext(**ctx_kw), on_failure=self._on_monitor_failure)
+        self.control: ControlServer | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._done = asyncio.Event()
+        self._stopping = False
+        self._waiters: list[tuple[str, asyncio.Future]] = []
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> int:
+        statedir.prepare(self.opts.state_dir)
+        generation = statedir.next_generation(self.opts.state_dir)
+        t0 = now_ms()
+        self.core = NodeCore(self.config, self.loaded.node, generation, t0)
+        c = self.config.cluster
+        self.log.info("node %s starting: cluster %s, generation %d, keepalive %d ms, deadtime %d ms, "
+                      "initdead %d ms", self.core.node, c.name, generation, c.timing.keepalive,
+                      c.timing.deadtime, c.timing.initdead)
+        if not self.core.authenticated:
+            self.log.warning("authkeys method crc: heartbeat messages are NOT authenticated; anybody "
+                             "on a heartbeat link can forge them (use sha1, or sha256 natively)")
+        self.control = ControlServer(self.opts.state_dir, {
+            "status": self._ctl_status, "standby": self._ctl_standby, "takeover": self._ctl_takeover,
+        }, log=self.log.warning)
+        await self.control.start()
+        for name, link in self.core.links.items():
+            self.links[name] = await open_link(link, self._datagram_for(name), netns=self.opts.netns)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        self._handle(self.core.start(now_ms()))
+        try:
+            await self._done.wait()
+        finally:
+            await self._close()
+        self.log.info("node %s stopped", self.core.node)
+        return 0
+
+    def request_stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self.log.info("node %s leaving: releasing its groups", self.core.node)
+        self._handle(self.core.shutdown(now_ms()))
+        # bound the leave: a stuck stop must not keep the daemon forever
+        grace = max(g.stop_timeout for g in self.config.groups) / 1000 + 5 if self.config.groups else 5
+        asyncio.get_running_loop().call_later(grace, self._done.set)
+
+    async def _close(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        for t in list(self._tasks):
+            if not t.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(t), 5)
+                except (asyncio.TimeoutError, Exception):
+                    t.cancel()
+        await self.manager.close()
+        for link in self.links.values():
+            link.close()
+        if self.control:
+            await self.control.close()
+
+    # ------------------------------------------------------------------ inputs
+
+    def _datagram_for(self, name: str):
+        def on_datagram(_link_name: str, data: bytes, addr) -> None:
+            self._handle(self.core.on_datagram(name, data, now_ms()))
+        return on_datagram
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._handle(self.core.on_timer(now_ms()))
+
+    def _on_monitor_failure(self, f: GroupFailure) -> None:
+        self.log.error("group %s: %s failed %s: %s", f.group, f.resource, f.phase, f.reason)
+        self._handle(self.core.group_failed(f.group, now_ms(), f"{f.resource}: {f.reason}"))
+
+    # ------------------------------------------------------------------ actions
+
+    def _handle(self, actions: list) -> None:
+        for a in actions:
+            try:
+                self._do(a)
+            except Exception:  # one bad action must not take the node down
+                self.log.exception("node %s: failed to carry out %r", self.core.node, a)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        if self.core.left:
+            return
+        when = self.core.next_deadline()
+        loop = asyncio.get_running_loop()
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = max(0.0, (when - now_ms()) / 1000)
+        self._timer = loop.call_later(delay, self._on_timer)
+
+    def _spawn(self, coro) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    def _do(self, a) -> None:
+        me = self.core.node
+        if isinstance(a, A.Transmit):
+            self.links[a.link].send(a.data)
+        elif isinstance(a, A.Probe):
+            self._spawn(self._probe(a.address))
+        elif isinstance(a, A.AcquireGroup):
+            self.log.info("group %s: acquiring on %s", a.group, me)
+            self._spawn(self._acquire(a.group))
+        elif isinstance(a, A.ReleaseGroup):
+            self.log.info("group %s: releasing from %s (%s)", a.group, me, a.reason)
+            self._spawn(self._release(a.group))
+        elif isinstance(a, A.StopStale):
+            self._spawn(self._stop_stale(a.group))
+        elif isinstance(a, A.Reannounce):
+            self.log.warning("group %s: kept after split brain; announcing its addresses again", a.group)
+            self._spawn(self._reannounce(a.group))
+        elif isinstance(a, A.LeaveComplete):
+            self.log.info("node %s: every group released, peers told", me)
+            self._done.set()
+        elif isinstance(a, A.PacketDropped):
+            self.limited.warning(f"dropped:{a.link}:{a.reason}", time.monotonic(),
+                                 f"link {a.link}: dropped packet ({a.reason}): {a.detail}")
+        elif isinstance(a, A.NodeChanged):
+            lvl = logging.WARNING if a.new == "dead" else logging.INFO
+            self.log.log(lvl, "node %s: %s -> %s (%s)", a.node, a.old, a.new, a.reason)
+        elif isinstance(a, A.LinkDown):
+            self.log.warning("link %s to %s: dead (%s)", a.link, a.node, a.reason)
+        elif isinstance(a, A.LinkUp):
+            self.log.info("link %s to %s: up", a.link, a.node)
+        elif isinstance(a, A.LateHeartbeat):
+            self.log.warning("node %s: late heartbeat, silent for %d ms (warntime)", a.node, a.silent_ms)
+        elif isinstance(a, A.PeerRestarted):
+            self.log.warning("node %s: restarted (generation %d -> %d)", a.node, a.old_generation,
+                             a.new_generation)
+        elif isinstance(a, A.TimingMismatch):
+            self.log.warning("node %s runs with keepalive %d ms / deadtime %d ms, not ours", a.node,
+                             a.keepalive_ms, a.deadtime_ms)
+        elif isinstance(a, A.SplitBrain):
+            self.log.warning("group %s: held by %s after a partition; %s keeps it", a.group,
+                             ", ".join(a.holders), a.keeper)
+        elif isinstance(a, A.RequestResult):
+            self.log.info("%s%s: %s", a.request, f" group {a.group}" if a.group else "", a.detail)
+            self._resolve_waiters(a)
+        elif isinstance(a, (A.Settled,)):
+            self.log.info("node %s: start-up settled (%s)", me, a.reason)
+        elif isinstance(a, A.PingChanged):
+            self.log.warning("ping node %s: %s", a.name, "up" if a.up else "down")
+        elif isinstance(a, A.ScoreChanged):
+            self.log.info("connectivity score %d -> %d", a.old, a.new)
+        else:
+            self.log.debug("node %s: %r", me, a)
+
+    async def _probe(self, address: str) -> None:
+        timeout = max(0.2, self.config.cluster.timing.keepalive / 1000)
+        err = await icmp.echo(address, timeout)
+        if err is None:
+            self._handle(self.core.probe_reply(address, now_ms()))
+
+    async def _acquire(self, name: str) -> None:
+        ok = await self.manager.start_group(self.groups[name])
+        if ok:
+            self.log.info("group %s: running on %s", name, self.core.node)
+            self._handle(self.core.group_started(name, now_ms()))
+        else:
+            snap = self.manager.snapshot().get(name, {})
+            why = snap.get("last_error") or "a resource did not start"
+            self.log.error("group %s: could not start on %s: %s", name, self.core.node, why)
+            self._handle(self.core.group_failed(name, now_ms(), why))
+
+    async def _release(self, name: str) -> None:
+        ok = await self.manager.stop_group(self.groups[name])
+        if not ok:
+            self.log.error("group %s: a resource may still run after stop", name)
+        self.log.info("group %s: stopped on %s", name, self.core.node)
+        self._handle(self.core.group_stopped(name, now_ms()))
+
+    async def _stop_stale(self, name: str) -> None:
+        await self.manager.stop_stale([self.groups[name]])
+        self._handle(self.core.group_stopped(name, now_ms()))
+
+    async def _reannounce(self, name: str) -> None:
+        try:
+            await self.manager.reannounce(name)
+        except Exception as exc:  # noqa: BLE001
+            self.log.error("group %s: re-announcing failed: %s", name, exc)
+
+    # ------------------------------------------------------------------ control
+
+    async def _ctl_status(self, req: dict) -> dict:
+        return self.status()
+
+    def status(self) -> dict:
+        now = now_ms()
+        st = self.core.status(now)
+        res = self.manager.snapshot()
+        nodes = [{"name": self.core.node, "local": True, "status": st["status"], "score": st["score"],
+                  "generation": self.core.generation, "links": [
+                      {"name": n, "status": "up" if getattr(l, "up", True) else "down"}
+                      for n, l in self.links.items()]}]
+        for name, p in st["peers"].items():
+            nodes.append({"name": name, "status": p["state"], "generation": p["generation"],
+                          "silent_ms": p["silent_ms"],
+                          "links": [{"name": ln, "status": s} for ln, s in p["links"].items()]})
+        groups = []
+        for name, g in st["groups"].items():
+            holders = g["holders"]
+            groups.append({"name": name, "preferred": g["preferred"],
+                           "owner": ", ".join(holders) if holders else None,
+                           "state": g["state"], "holders": holders,
+                           "resources": [r["name"] for r in res.get(name, {}).get("resources", [])]
+                           or [r.kind for r in self.groups[name].resources],
+                           "local": res.get(name)})
+        dropped = {k: v for k, v in st["packets"].items() if k != "ok"}
+        return {"cluster": self.config.cluster.name, "node": self.core.node,
+                "generation": self.core.generation, "phase": "leaving" if self._stopping else
+                ("running" if st["settled"] else "starting (initdead)"),
+                "nodes": nodes, "groups": groups, "dropped": dropped,
+                "packets_ok": st["packets"].get("ok", 0), "connectivity": st["connectivity"],
+                "links": {n: l.stats.as_dict() for n, l in self.links.items()},
+                "uptime_s": round(time.time() - self.started_at, 1)}
+
+    async def _operator(self, kind: str, req: dict) -> dict:
+        which = req.get("which", "all")
+        if which not in ("all", "foreign", "local", "failback"):
+            raise ControlError(f"{kind}: expected all, foreign, local or failback, got {which!r}")
+        wait = float(req.get("wait", 0))
+        name = f"{kind} {which}"
+        results: list[A.RequestResult] = [a for a in self._collect(getattr(self.core, kind), which)
+                                          if isinstance(a, A.RequestResult)]
+        messages = [f"{r.request}{' group ' + r.group if r.group else ''}: {r.detail}" for r in results]
+        ok = any(r.ok for r in results)
+        if ok and wait > 0:
+            targets = [r.group for r in results if r.ok and r.group]
+            moved = await self._wait_moved(kind, targets, wait)
+            messages += moved
+        return {"messages": messages, "done": ok, "request": name}
+
+    def _collect(self, fn, which: str) -> list:
+        out = fn(which, now_ms())
+        self._handle(out)
+        return out
+
+    async def _wait_moved(self, kind: str, groups: list[str], wait: float) -> list[str]:
+        """Wait until each group is held elsewhere (standby) or here (takeover)."""
+        deadline = time.monotonic() + wait
+        me = self.core.node
+        pending = set(groups)
+        msgs = []
+        while pending and time.monotonic() < deadline:
+            st = self.core.status(now_ms())["groups"]
+            for g in list(pending):
+                holders = st[g]["holders"]
+                if kind == "takeover" and holders == [me] and st[g]["state"] == "held":
+                    msgs.append(f"group {g}: now running here")
+                    pending.discard(g)
+                elif kind == "standby" and holders and me not in holders:
+                    msgs.append(f"group {g}: now held by {', '.join(holders)}")
+                    pending.discard(g)
+            await asyncio.sleep(0.05)
+        for g in sorted(pending):
+            msgs.append(f"group {g}: not moved within {wait:g}s")
+        return msgs
+
+    def _resolve_waiters(self, a) -> None:
+        pass
+
+    async def _ctl_standby(self, req: dict) -> dict:
+        return await self._operator("standby", req)
+
+    async def _ctl_takeover(self, req: dict) -> dict:
+        return await self._operator("takeover", req)

@@ -1,0 +1,34 @@
+"""The daemon's state directory: the control socket and the boot generation counter.
+
+The generation is heartbeat's "hbgeneration": a counter bumped at every start and kept on disk,
+so peers tell a restarted node from a replay of its old packets."""
+
+from __future__ import annotations
+
+import os
+
+GENERATION_FILE = "generation"
+
+
+def prepare(state_dir: str) -> None:
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+
+
+def next_generation(state_dir: str) -> int:
+    """Read, increment and durably write the generation counter; returns the new value."""
+    path = os.path.join(state_dir, GENERATION_FILE)
+    try:
+        with open(path, encoding="ascii") as f:
+            current = int(f.read().strip() or 0)
+    except FileNotFoundError:
+        current = 0
+    except ValueError:
+        raise ValueError(f"{path}: expected a number (the boot generation counter)") from None
+    new = current + 1
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(f"{new}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return new
