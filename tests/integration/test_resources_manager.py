@@ -241,8 +241,15 @@ async def test_vip_and_script_group_in_a_namespace(env, lab):  # noqa: F811
     assert a.has_address("198.18.0.100") and running(tmp, "web")
     res = mgr.snapshot()["vipgroup"]["resources"]
     assert res[0]["name"] == "vip 198.18.0.100" and res[0]["interface"] == "eth0"
+    # re-announcing (split brain healed) sends the VIP's rounds again; the script has none
+    vip_agent = mgr._runs["vipgroup"].agents[0]
+    assert await until(lambda: vip_agent.garp.sent == 2)  # the announcement of start is done
+    before = vip_agent.garp.sent
+    assert await mgr.reannounce("vipgroup") == 1
+    assert vip_agent.garp.sent == before + 2  # garp_count 1: one request and one reply
     assert await mgr.stop_group(g) is True
     assert not a.has_address("198.18.0.100") and not running(tmp, "web")
+    assert await mgr.reannounce("vipgroup") == 0  # not running here any more
     # a VIP left behind by a crash is removed by the start-up cleanup
     a.add_address("198.18.0.100/24", "eth0")
     assert await mgr.stop_stale([g]) == ["vipgroup: vip 198.18.0.100"]

@@ -116,6 +116,11 @@ class UdpLink(LinkTransport):
         for s in socks:
             self._loop.add_reader(s.fileno(), self._readable, s)
 
+    @property
+    def up(self) -> bool:
+        """Open (whether peers hear us is for the membership core to tell)."""
+        return not self.closed
+
     def _sock_for(self, dest: tuple) -> socket.socket:
         family = socket.AF_INET6 if ":" in dest[0] else socket.AF_INET
         for s in self.socks:

@@ -1,7 +1,7 @@
 """The resource agent protocol, the registry of agents, and the helpers agents share.
 
 An agent manages one resource of a group (one entry of a haresources line): `start()`, `stop()`
-and `monitor()` are coroutines. start/stop return on success and raise `AgentError` on failure;
+and `monitor()` are coroutines (and, optionally, `reannounce()`). start/stop return on success and raise `AgentError` on failure;
 monitor returns True (running) or False (not running) and raises `AgentError` when it cannot tell.
 Agents do not time themselves out: the caller wraps each call with `call_with_timeout()`, which
 cancels the call (an agent that runs a program kills it on cancellation) and raises
@@ -84,6 +84,11 @@ class Agent:
 
     async def monitor(self) -> bool:
         raise NotImplementedError
+
+    async def reannounce(self) -> bool:
+        """Tell the network again that this node holds the resource (gratuitous ARP for a VIP).
+        Returns whether the agent had anything to announce. Most agents have not."""
+        return False
 
     def status(self) -> dict[str, Any]:
         """Extra facts for `hadirector status` (counters, the chosen interface...)."""

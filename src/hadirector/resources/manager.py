@@ -8,6 +8,7 @@ The daemon calls it when the arbiter says so:
     await manager.stop_stale(groups)          # start-up: stop what a crash left running
     failure = await manager.failures.get()    # GroupFailure from monitoring (also on_failure)
     manager.snapshot()                        # for `hadirector status`
+    await manager.reannounce(name)            # after a split brain: gratuitous ARP again
     await manager.close()                     # shutdown: cancel monitors (resources untouched)
 
 Rules (heartbeat's ResourceManager where it has one):
@@ -190,6 +191,23 @@ class ResourceManager:
                     stopped.append(f"{group.name}: {agent.name}")
                 await agent.close()
         return stopped
+
+    async def reannounce(self, name: str) -> int:
+        """Send the group's announcements again (gratuitous ARP for its VIPs): the keeper of a group
+        after a healed partition re-announces its addresses. Returns how many resources announced;
+        0 when the group is not running here."""
+        run = self._runs.get(name)
+        if run is None or run.state != GroupState.RUNNING:
+            log.warning("group %s: not running here; nothing to re-announce", name)
+            return 0
+        count = 0
+        for agent in list(run.agents):
+            try:
+                if await agent.reannounce():
+                    count += 1
+            except Exception as e:  # noqa: BLE001
+                log.warning("group %s: %s re-announce failed: %s", name, agent.name, _as_agent_error(e))
+        return count
 
     async def close(self) -> None:
         """Cancel monitoring and any start/stop in progress; resources are left as they are."""

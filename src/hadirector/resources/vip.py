@@ -150,10 +150,20 @@ class VipAgent(Agent):
         if self.model.garp_refresh > 0:
             self._spawn(self._refresh())
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro, name=f"{self.name} garp")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def reannounce(self) -> bool:
+        """Announce the VIP again (garp_count rounds, at least one), if this agent placed it. The
+        rounds run as a task that stop() cancels, so a VIP given up meanwhile is not announced."""
+        if self.placement is None:
+            return False
+        task = self._spawn(self._announce(max(1, self.model.garp_count)))
+        await asyncio.gather(task, return_exceptions=True)
+        return True
 
     def _cancel_tasks(self) -> None:
         for t in list(self._tasks):
