@@ -1,0 +1,252 @@
+"""The check scheduler against real loopback servers: spreading, concurrency bound, overruns,
+reload by difference, maintenance files, combined checks, failure detection."""
+
+import asyncio
+import os
+
+from hadirector.checks.scheduler import CheckScheduler
+from hadirector.config.model import Real, VirtualService
+
+from checks_util import free_port
+
+
+class Listener:
+    """A TCP server on 127.0.0.1 that records accept times and optionally answers HTTP slowly."""
+
+    def __init__(self, delay: float | None = None, hold: float | None = None):
+        self.accepts: list[float] = []
+        self.requests = 0
+        self.open = 0
+        self.max_open = 0
+        self.delay, self.hold = delay, hold
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader, writer):
+        loop = asyncio.get_running_loop()
+        self.accepts.append(loop.time())
+        self.open += 1
+        self.max_open = max(self.max_open, self.open)
+        try:
+            if self.hold:
+                await asyncio.sleep(self.hold)
+            line = await reader.readline()
+            if line:
+                self.requests += 1
+                while (await reader.readline()) not in (b"\r\n", b""):
+                    pass
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+
+    async def close(self):
+        self.server.close()
+
+
+def vs_of(ports, **kw):
+    kw.setdefault("checktype", "connect")
+    kw.setdefault("checkinterval", "1s")
+    kw.setdefault("checktimeout", "2s")
+    return VirtualService(address="198.18.0.100", port=80, reals=[Real(address="127.0.0.1", port=p) for p in ports], **kw)
+
+
+async def test_every_real_checked_each_interval_spread_over_it():
+    ls = [await Listener().start() for _ in range(40)]
+    sched = CheckScheduler([vs_of([l.port for l in ls])], startup_window=1.0)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await sched.start()
+    try:
+        await asyncio.sleep(2.6)
+    finally:
+        await sched.stop()
+        for l in ls:
+            await l.close()
+    counts = [len(l.accepts) for l in ls]
+    assert all(2 <= c <= 4 for c in counts), counts  # ~3 turns in 2.6 s at 1 s
+    firsts = sorted(l.accepts[0] - t0 for l in ls)
+    assert firsts[-1] - firsts[0] > 0.5, firsts  # spread over the window, not one burst
+    for l in ls:  # each real keeps its own stable phase: about one interval between checks
+        gaps = [b - a for a, b in zip(l.accepts, l.accepts[1:])]
+        assert all(0.5 < g < 1.8 for g in gaps), gaps
+    st = sched.stats()
+    assert st.checks == sum(counts) and st.errors == 0 and st.overruns == 0
+    assert all(h.up and h.last_ok for h in sched.health().values())
+
+
+async def test_concurrency_bound():
+    l = Listener(hold=0.4)  # each connection is held 0.4 s before the server reads
+    port = free_port()
+    reals = [Real(address=f"127.0.0.{i + 1}", port=port) for i in range(12)]
+    servers = [await asyncio.start_server(l._handle, r.address, port) for r in reals]
+    vs = VirtualService(address="198.18.0.100", port=80, checktype="negotiate", service="simpletcp", request="x",
+                        receive="ok", checkinterval="1s", negotiatetimeout="3s", reals=reals)
+    sched = CheckScheduler([vs], concurrency=3, startup_window=0.05)
+    await sched.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert sched.stats().queued > 0  # the others wait for a free slot
+        await asyncio.sleep(1.3)
+    finally:
+        await sched.stop()
+        for s in servers:
+            s.close()
+    assert l.max_open == 3, l.max_open
+    assert len(l.accepts) >= 9
+
+
+async def test_overrun_skips_a_turn_never_two_checks_at_once():
+    l = await Listener(delay=1.3).start()
+    vs = vs_of([l.port], checktype="negotiate", service="http", request="/", checkinterval="500ms",
+               negotiatetimeout="3s")
+    sched = CheckScheduler([vs], startup_window=0.01)
+    await sched.start()
+    try:
+        await asyncio.sleep(2.0)
+    finally:
+        await sched.stop()
+        await l.close()
+    assert l.max_open == 1
+    assert sched.stats().overruns >= 2
+
+
+async def test_failure_detection_and_recovery_with_failurecount_and_rise():
+    l = await Listener().start()
+    port = l.port
+    vs = vs_of([port], checkinterval="200ms", failurecount=2, rise=2)
+    events = []
+    sched = CheckScheduler([vs], on_event=events.append, startup_window=0.01)
+    loop = asyncio.get_running_loop()
+    await sched.start()
+    try:
+        await asyncio.sleep(0.3)
+        await l.close()
+        await l.server.wait_closed()
+        stopped = loop.time()
+        for _ in range(100):
+            if events:
+                break
+            await asyncio.sleep(0.05)
+        assert events and events[0].kind == "down" and "refused" in events[0].reason.lower()
+        assert loop.time() - stopped < 0.2 * 2 + 2 + 1.0  # checkinterval x failurecount + checktimeout (+ slack)
+        l2 = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
+        for _ in range(100):
+            if len(events) > 1:
+                break
+            await asyncio.sleep(0.05)
+        assert events[1].kind == "up"
+        h = sched.health()[events[1].key]
+        assert h.up and h.checks >= 4
+        l2.close()
+    finally:
+        await sched.stop()
+
+
+async def test_timeout_counts_as_failure():
+    l = await Listener(delay=5).start()
+    vs = vs_of([l.port], checktype="negotiate", service="http", checkinterval="300ms", negotiatetimeout="250ms")
+    events = []
+    sched = CheckScheduler([vs], on_event=events.append, startup_window=0.01)
+    await sched.start()
+    try:
+        for _ in range(40):
+            if events:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await sched.stop()
+        await l.close()
+    assert events[0].kind == "down" and "within 0.25 s" in events[0].reason
+    assert sched.stats().timeouts >= 1
+
+
+async def test_update_applies_only_the_difference():
+    a, b, c = [await Listener().start() for _ in range(3)]
+    dead = free_port()
+    vs1 = vs_of([a.port, b.port, dead], checkinterval="200ms")
+    sched = CheckScheduler([vs1], startup_window=0.01)
+    await sched.start()
+    try:
+        await asyncio.sleep(0.5)
+        before = sched.health()
+        key_dead = [k for k in before if k.port == dead][0]
+        assert not before[key_dead].up
+        # another service added, real b removed, real a's request changed, dead real unchanged
+        vs2 = vs_of([a.port, dead], checkinterval="200ms", checktype="connect", failurecount=1)
+        other = VirtualService(address="198.18.0.101", port=81, checktype="connect", checkinterval="200ms",
+                               reals=[Real(address="127.0.0.1", port=c.port)])
+        s = sched.update([vs2, other])
+        assert [k.port for k in s.removed] == [b.port] and [k.port for k in s.added] == [c.port]
+        assert s.unchanged == 2
+        b_seen = len(b.accepts)
+        await asyncio.sleep(0.6)
+        after = sched.health()
+        assert not after[key_dead].up and after[key_dead].last_change == before[key_dead].last_change  # state kept
+        assert after[key_dead].checks > before[key_dead].checks
+        assert len(b.accepts) <= b_seen + 1  # no longer checked (one may have been in flight)
+        assert len(c.accepts) >= 2
+        # a new interval keeps the state and takes effect
+        s = sched.update([vs_of([a.port, dead], checkinterval="1s"), other])
+        assert len(s.changed) == 2
+        n = len(a.accepts)
+        await asyncio.sleep(0.6)
+        assert len(a.accepts) - n <= 1
+    finally:
+        await sched.stop()
+        for l in (a, b, c):
+            await l.close()
+
+
+async def test_maintenance_file_forces_down(tmp_path):
+    l = await Listener().start()
+    vs = vs_of([l.port], checkinterval="200ms", failurecount=3)
+    events = []
+    sched = CheckScheduler([vs], on_event=events.append, startup_window=0.01, maintenancedir=str(tmp_path))
+    await sched.start()
+    try:
+        await asyncio.sleep(0.3)
+        (tmp_path / f"127.0.0.1:{l.port}").write_text("")
+        for _ in range(30):
+            if events:
+                break
+            await asyncio.sleep(0.05)
+        assert events[0].kind == "down" and "maintenance" in events[0].reason  # at once, despite failurecount 3
+        os.unlink(tmp_path / f"127.0.0.1:{l.port}")
+        for _ in range(30):
+            if len(events) > 1:
+                break
+            await asyncio.sleep(0.05)
+        assert events[1].kind == "up"
+    finally:
+        await sched.stop()
+        await l.close()
+
+
+async def test_combined_checks_n_connects_then_negotiate():
+    l = await Listener().start()
+    vs = vs_of([l.port], checktype="combined", num_connects=2, service="http", request="/", receive="ok",
+               checkinterval="150ms", negotiatetimeout="2s")
+    sched = CheckScheduler([vs], startup_window=0.01)
+    await sched.start()
+    try:
+        for _ in range(60):
+            if len(l.accepts) >= 7:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await sched.stop()
+        await l.close()
+    n = len(l.accepts)
+    # negotiate, connect, connect, negotiate, connect, connect, negotiate ...: one request per 3 checks
+    # (the last negotiate may have been stopped between its connect and its request)
+    assert (n + 2) // 3 - 1 <= l.requests <= (n + 2) // 3, (n, l.requests)
+    assert l.requests >= 2
