@@ -46,6 +46,32 @@ def test_check_seed003(tmp_path):
      "{d}/authkeys:1: auth 2 names key 2, which is not defined"),
     ("unknown preferred node", dict(haresources="gamma nginx\n"),
      "{d}/haresources:1: 'gamma' is not a node declared in ha.cf"),
+    ("baud after serial", dict(hacf="node alpha beta\nserial /dev/ttyS0\nbaud 38400\n"),
+     "{d}/ha.cf:3: baud must precede the serial lines that use it"),
+    ("initdead below deadtime", dict(hacf=HACF + "initdead 5\n"),
+     "{d}/ha.cf:7: initdead (5000 ms) must not be below deadtime (10000 ms)"),
+    ("warntime not below deadtime", dict(hacf=HACF + "warntime 10\n"),
+     "{d}/ha.cf:7: warntime (10000 ms) must be less than deadtime (10000 ms)"),
+    ("ignored medium", dict(hacf=HACF + "hbaping fc0\n"), "{d}/ha.cf:7: heartbeat medium hbaping"),
+    ("bad mcast", dict(hacf=HACF + "mcast eth1 198.18.0.1 694 1 0\n"),
+     "{d}/ha.cf:7: mcast group 198.18.0.1 is not a multicast address"),
+    ("watchdog twice", dict(hacf=HACF + "watchdog /dev/watchdog\nwatchdog /dev/watchdog1\n"),
+     "{d}/ha.cf:8: watchdog is set twice"),
+    ("relative respawn", dict(hacf=HACF + "respawn root sleep 1\n"),
+     "{d}/ha.cf:7: respawn command 'sleep' is not a full path name"),
+    ("bad auto_failback", dict(hacf=HACF + "auto_failback maybe\n"),
+     "{d}/ha.cf:7: auto_failback: expected on, off or legacy"),
+    ("no auth line", dict(authkeys="1 sha1 x\n"), "{d}/authkeys: no `auth N` line"),
+    ("crc with a key", dict(authkeys="auth 1\n1 crc x\n"), "{d}/authkeys:2: crc takes no key"),
+    ("bad IPaddr", dict(haresources="alpha IPaddr::198.18.0.1/99\n"), "{d}/haresources:1: netmask '99'"),
+    ("ldirectord file missing", dict(haresources="alpha ldirectord::web.cf\n"),
+     "{d}/haresources:1: ldirectord needs its configuration file, but {d}/web.cf does not exist"),
+    ("bad forwarding method", dict(haresources="alpha ldirectord\n",
+                                   ldirectord="virtual=198.18.0.1:80\n    real=198.18.1.1:80 route\n"),
+     "{d}/ldirectord.cf:2: forwarding method must be gate, masq or ipip"),
+    ("empty line in a virtual block", dict(haresources="alpha ldirectord\n",
+                                           ldirectord="virtual=198.18.0.1:80\n\n    real=198.18.1.1:80 gate\n"),
+     "{d}/ldirectord.cf:3: indented line outside a virtual= block"),
     ("connecttimeout", dict(haresources="alpha ldirectord\n",
                             ldirectord="connecttimeout=5\nvirtual=198.18.0.1:80\n    real=198.18.1.1:80 gate\n"),
      "{d}/ldirectord.cf:1: connecttimeout is no longer accepted"),
@@ -57,6 +83,14 @@ def test_check_refuses_with_file_and_line(tmp_path, what, files, expect):
     assert expect.format(d=d) in p.stderr, p.stderr
     assert p.stdout == ""
     assert "hadirector: configuration has" in p.stderr
+
+
+def test_crc_passes_with_a_loud_warning(tmp_path):
+    d = make_ha_dir(tmp_path, authkeys="auth 1\n1 crc\n")
+    p = run_cli("check", "--ha-dir", str(d), "--node", "alpha")
+    assert p.returncode == 0, p.stderr
+    assert f"{d}/authkeys:2: warning: CRC AUTHENTICATION AUTHENTICATES NOTHING" in p.stderr
+    assert "auth: crc (key 1)" in p.stdout
 
 
 def test_world_readable_authkeys(tmp_path):

@@ -281,7 +281,7 @@ class _Ld:
         kind = "virtual6" if v6 else "virtual"
         host = port_s = None
         fwmark = None
-        m4 = re.match(rf"^(\d+\.\d+\.\d+\.\d+):([0-9A-Za-z\-_]+)", vattr)
+        m4 = re.match(r"^(\d+\.\d+\.\d+\.\d+):([0-9A-Za-z\-_]+)", vattr)
         mh = re.match(r"^([0-9A-Za-z._+\-]+):([0-9A-Za-z\-_]+)", vattr)
         mf = re.match(r"^(\d+)", vattr)
         m6 = re.match(r"^\[([0-9A-Fa-f:]+)\]:([0-9A-Za-z\-_]+)", vattr)
