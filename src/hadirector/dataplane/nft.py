@@ -1,0 +1,460 @@
+"""The nftables data plane (root): NAT and direct routing in tables of our own.
+
+How it works. `apply(desired)` looks up the facts the rules need (the director's addresses, the
+device each direct-routing VIP arrives on, each gate real's device and MAC from the neighbour
+table, resolving it first when missing), renders the ruleset (nft_render.render, pure) and
+commits the difference to the kernel as one libnftables JSON transaction (nft_render.plan):
+flush and refill our chains, keep the flow and persistence sets and the counters that are still
+wanted. Conntrack keeps NAT connections and the flow sets keep direct-routed ones, so an apply
+never moves or breaks an open connection. We only ever list, change or delete `ip|ip6
+hadirector` and `netdev hadirector_<dev>`; `close()` deletes exactly those.
+
+A background task (started by the first apply) every `stats_interval` seconds reads the named
+counters (connections, packets, bytes per real), counts connections (conntrack for NAT, the flow
+sets for direct routing) and feeds the rate estimators; for lc, wlc, sed, nq and ovf, and for
+upper/lower thresholds, it turns the counts into weights (`adaptive_weights`) and re-applies when
+they change. That is an approximation of IPVS, which decides per connection: here the choice is
+weighted numgen between two measurements. It also re-reads the gate reals' MACs and re-applies
+when one changed (a replaced server).
+
+Blocking work (libnftables, `ip -j`, conntrack) runs in one worker thread, which lives in the
+network namespace given as `netns` (tests) or in ours (the daemon).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import socket
+import subprocess
+import time
+from typing import Any, Callable, Mapping
+
+from ..balancer.schedulers import Dest, make_scheduler, sched_flag_bits
+from ..balancer.state import DesiredState, RealState, ServiceState
+from ..lab.netns import NetnsWorker
+from .base import (BalancerStats, Counters, DataPlane, DataPlaneError, RateEstimator, RealStats,
+                   ServiceStats)
+from .libnft import Nft, NftError
+from .nft_render import (CounterRef, Existing, Link, NftOptions, RenderEnv, RenderError, Rendered,
+                         existing_from_listing, install_commands, is_ours, plan, render)
+
+log = logging.getLogger("hadirector.dataplane.nft")
+
+ADAPTIVE = ("lc", "wlc", "sed", "nq", "ovf")
+TCP_ESTABLISHED = 3  # enum tcp_conntrack
+
+
+class NftDataPlane(DataPlane):
+    """The kernel data plane.
+
+    netns: run in this named network namespace (None: the current one).
+    options: NftOptions (table name, snat none|masquerade|ADDRESS, DR flow timeouts, sizes...).
+    ingress: VIP -> device overrides for direct routing (default: the device holding the VIP).
+    stats_interval: seconds between counter reads (and adaptive weight updates); 0 = never.
+    count_connections: count active/inactive connections (conntrack, flow sets) for stats();
+        always done for services that need it (lc family, thresholds).
+    """
+
+    name = "nft"
+
+    def __init__(self, *, netns: str | None = None, options: NftOptions | None = None,
+                 ingress: Mapping[str, str] | None = None, stats_interval: float = 2.0,
+                 count_connections: bool = True, resolve_timeout: float = 3.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.options = options or NftOptions()
+        self.ingress = dict(ingress or {})
+        self.stats_interval = stats_interval
+        self.count_connections = count_connections
+        self.resolve_timeout = resolve_timeout
+        self.clock = clock
+        self._worker = NetnsWorker(netns)
+        self.netns = netns
+        self._nft: Nft | None = None
+        self._desired = DesiredState()
+        self._rendered: Rendered | None = None
+        self._installed: list[dict] | None = None
+        self._env = RenderEnv()
+        self._weights: dict[tuple[str, tuple[str, int]], int] = {}
+        self._stats = BalancerStats()
+        self._est: dict[Any, RateEstimator] = {}
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.warnings: list[str] = []
+        self.applies = 0  # transactions committed (tests, status)
+        self._worker.call(self._init_nft)
+
+    def _init_nft(self) -> None:
+        self._nft = Nft()
+
+    # ------------------------------------------------------------------ DataPlane
+    async def apply(self, desired: DesiredState) -> None:
+        if self._closed:
+            raise DataPlaneError("nft data plane is closed")
+        async with self._lock:
+            self._desired = desired
+            await self._worker.acall(self._apply_sync, desired, True)
+        if self._task is None and self.stats_interval > 0:
+            self._task = asyncio.get_running_loop().create_task(self._background(), name="nft-stats")
+
+    def stats(self) -> BalancerStats:
+        return self._stats
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        try:
+            async with self._lock:
+                await self._worker.acall(self._remove_sync)
+        finally:
+            self._worker.call(self._close_nft)
+            self._worker.close()
+
+    def _close_nft(self) -> None:
+        if self._nft is not None:
+            self._nft.close()
+
+    async def refresh(self) -> None:
+        """Read counters and connection counts now (what the background task does)."""
+        async with self._lock:
+            await self._worker.acall(self._refresh_sync)
+
+    def ruleset(self) -> list[dict]:
+        """Our tables as the kernel holds them (JSON objects, with set elements)."""
+        def get() -> list[dict]:
+            out = []
+            for fam, name in self._our_tables():
+                out += self._nft.list({"table": {"family": fam, "name": name}}, terse=False)
+            return out
+        return self._worker.call(get)
+
+    # ------------------------------------------------------------------ worker-thread side
+    def _our_tables(self) -> list[tuple[str, str]]:
+        assert self._nft is not None
+        return [(f, n) for f, n in self._nft.tables() if is_ours(f, n, self.options.table)]
+
+    def _apply_sync(self, desired: DesiredState, resolve: bool) -> None:
+        assert self._nft is not None
+        env = self._gather_env(desired, resolve)
+        try:
+            rendered = render(desired, env, self.options)
+        except RenderError as exc:
+            raise DataPlaneError(str(exc)) from None
+        self._commit(rendered, env)
+
+    def _commit(self, rendered: Rendered, env: RenderEnv) -> None:
+        assert self._nft is not None
+        wanted = install_commands(rendered)
+        tables = self._our_tables()
+        if wanted == self._installed and set(tables) == set(rendered.tables):
+            self._rendered, self._env = rendered, env
+            return
+        existing: dict[tuple[str, str], Existing] = {}
+        for fam, name in tables:
+            items = self._nft.list({"table": {"family": fam, "name": name}}, terse=True)
+            existing[(fam, name)] = existing_from_listing(items, fam, name)
+        cmds = plan(existing, rendered)
+        try:
+            if cmds:
+                self._nft.run(cmds)
+        except NftError as exc:
+            raise DataPlaneError(f"nftables refused the ruleset: {exc.message}") from None
+        self.applies += 1
+        for w in rendered.warnings:
+            if w not in self.warnings:
+                log.warning("%s", w)
+                self.warnings.append(w)
+        self._rendered, self._env, self._installed = rendered, env, wanted
+
+    def _remove_sync(self) -> None:
+        assert self._nft is not None
+        tables = self._our_tables()
+        if tables:
+            self._nft.run([{"delete": {"table": {"family": f, "name": n}}} for f, n in tables])
+        self._installed = None
+
+    # facts -------------------------------------------------------------------------------
+    def _ip_json(self, *args: str) -> list[dict]:
+        cp = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, timeout=10)
+        if cp.returncode != 0:
+            raise DataPlaneError(f"ip {' '.join(args)}: {cp.stderr.strip()}")
+        return json.loads(cp.stdout) if cp.stdout.strip() else []
+
+    def _gather_env(self, desired: DesiredState, resolve: bool) -> RenderEnv:
+        addrs = self._ip_json("addr")
+        local: set[str] = set()
+        addr_dev: dict[str, str] = {}
+        dev_macs: dict[str, str] = {}
+        for link in addrs:
+            if link.get("address") and link.get("link_type") == "ether":
+                dev_macs[link["ifname"]] = link["address"]
+            for a in link.get("addr_info", []):
+                local.add(a["local"])
+                addr_dev.setdefault(a["local"], link["ifname"])
+        vip_devs: dict[str, str] = {}
+        links: dict[str, Link] = {}
+        for svc in desired.services:
+            gate = [r for r in svc.installed if r.method == "gate" and r.address not in local
+                    and not ipaddress.ip_address(r.address).is_loopback]
+            if not gate or svc.address is None:
+                continue
+            vip_devs[svc.address] = self._vip_dev(svc, addr_dev)
+            for r in gate:
+                if r.address not in links:
+                    links[r.address] = self._resolve(svc, r, resolve)
+        return RenderEnv(links=links, dev_macs=dev_macs, vip_devs=vip_devs,
+                         local_addrs=frozenset(local), weights=dict(self._weights))
+
+    def _vip_dev(self, svc: ServiceState, addr_dev: Mapping[str, str]) -> str:
+        vip = svc.address or ""
+        if vip in self.ingress:
+            return self.ingress[vip]
+        dev = addr_dev.get(vip)
+        if dev and dev != "lo":
+            return dev
+        routes = self._ip_json("route", "get", vip)
+        if routes and routes[0].get("dev") and routes[0]["dev"] != "lo":
+            return routes[0]["dev"]
+        raise DataPlaneError(f"{svc.key}: cannot tell which device VIP {vip} arrives on; add it to "
+                             "an interface or pass ingress={VIP: DEVICE}")
+
+    def _resolve(self, svc: ServiceState, r: RealState, resolve: bool) -> Link:
+        """The device toward a gate real and its MAC, from the neighbour table; when missing,
+        provoke resolution (a UDP datagram to the discard port makes the kernel ARP/ND) and wait."""
+        routes = self._ip_json("route", "get", r.address)
+        if not routes or not routes[0].get("dev"):
+            raise DataPlaneError(f"{svc.key}: no route to gate real {r.address}")
+        rt = routes[0]
+        if rt.get("gateway"):
+            raise DataPlaneError(f"{svc.key}: gate real {r.address} is behind router {rt['gateway']}; "
+                                 "direct routing needs the real on a directly connected network")
+        dev = rt["dev"]
+        deadline = time.monotonic() + (self.resolve_timeout if resolve else 0)
+        poked = False
+        while True:
+            mac = self._neigh_mac(r.address, dev)
+            if mac:
+                return Link(dev, mac)
+            if time.monotonic() >= deadline:
+                break
+            if not poked:
+                self._poke(r.address)
+                poked = True
+            time.sleep(0.02)
+        old = self._env.links.get(r.address)
+        if old is not None:
+            return old  # keep the last known MAC rather than failing a re-apply
+        raise DataPlaneError(f"{svc.key}: gate real {r.address} did not answer ARP/ND on {dev} "
+                             f"within {self.resolve_timeout} s")
+
+    def _neigh_mac(self, address: str, dev: str) -> str | None:
+        for n in self._ip_json("neigh", "show", "to", address, "dev", dev):
+            state = n.get("state", [])
+            if n.get("lladdr") and "FAILED" not in state and "INCOMPLETE" not in state:
+                return n["lladdr"]
+        return None
+
+    @staticmethod
+    def _poke(address: str) -> None:
+        fam = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(fam, socket.SOCK_DGRAM) as s:
+            try:
+                s.sendto(b"", (address, 9))
+            except OSError:
+                pass
+
+    # statistics ----------------------------------------------------------------------------
+    def _refresh_sync(self) -> bool:
+        """Read counters and counts; returns True when adaptive weights or MACs changed (the
+        caller re-applies)."""
+        assert self._nft is not None
+        rendered = self._rendered
+        if rendered is None:
+            return False
+        values: dict[CounterRef, tuple[int, int]] = {}
+        for (fam, name) in rendered.tables:
+            try:
+                items = self._nft.run([{"list": {"counters": {"family": fam, "table": name}}}])
+            except NftError:
+                continue
+            for it in items:
+                c = it.get("counter")
+                if c is None:
+                    continue
+                ref = rendered.counters.get((fam, name, c["name"]))
+                if ref is not None:
+                    values[ref] = (c.get("packets", 0), c.get("bytes", 0))
+        need_counts = self.count_connections or self._needs_counts()
+        active, inactive, persist = (self._count_connections(rendered) if need_counts
+                                     else ({}, {}, {}))
+        now = self.clock()
+        services: dict[str, ServiceStats] = {}
+        for svc in self._desired.services:
+            reals: dict[tuple[str, int], RealStats] = {}
+            total = Counters()
+            for r in svc.installed:
+                k = (svc.key, r.key)
+                conns = values.get(CounterRef(svc.key, r.key, "conns"), (0, 0))[0]
+                inp = values.get(CounterRef(svc.key, r.key, "in"), (0, 0))
+                outp = values.get(CounterRef(svc.key, r.key, "out"), (0, 0))
+                c = Counters(conns=conns, inpkts=inp[0], outpkts=outp[0], inbytes=inp[1], outbytes=outp[1])
+                est = self._est.setdefault(k, RateEstimator())
+                est.sample(c, now)
+                reals[r.key] = RealStats(counters=c, rates=est.rates(), active=active.get(k, 0),
+                                         inactive=inactive.get(k, 0), persist=persist.get(k, 0))
+                total = total + c
+            est = self._est.setdefault(svc.key, RateEstimator())
+            est.sample(total, now)
+            services[svc.key] = ServiceStats(counters=total, rates=est.rates(), reals=reals)
+        self._stats = BalancerStats(services=services)
+        changed = False
+        weights = adaptive_weights(self._desired, active, inactive)
+        if weights != self._weights:
+            self._weights = weights
+            changed = True
+        if self._macs_changed():
+            changed = True
+        return changed
+
+    def _needs_counts(self) -> bool:
+        return any(s.scheduler in ADAPTIVE or any(r.upper_threshold for r in s.reals)
+                   for s in self._desired.services)
+
+    def _macs_changed(self) -> bool:
+        for addr, link in self._env.links.items():
+            mac = self._neigh_mac(addr, link.dev)
+            if mac and mac != link.mac:
+                log.info("gate real %s: MAC %s -> %s", addr, link.mac, mac)
+                return True
+        return False
+
+    def _count_connections(self, rendered: Rendered):
+        active: dict[tuple[str, tuple[str, int]], int] = {}
+        inactive: dict[tuple[str, tuple[str, int]], int] = {}
+        persist: dict[tuple[str, tuple[str, int]], int] = {}
+        assert self._nft is not None
+        # direct routing: open flows in the flow sets (active), closing ones in the fin sets
+        for sets, d in ((rendered.flow_sets, active), (rendered.closing_sets, inactive)):
+            for (fam, table, name), k in sets.items():
+                d[k] = d.get(k, 0) + self._set_size(fam, table, name)
+        for (fam, table, name), k in rendered.persist_sets.items():
+            persist[k] = self._set_size(fam, table, name)
+        # NAT: conntrack entries whose original destination is the service and reply source a real
+        if rendered.nat_reals:
+            self._count_conntrack(rendered, active, inactive)
+        return active, inactive, persist
+
+    def _set_size(self, fam: str, table: str, name: str) -> int:
+        assert self._nft is not None
+        try:
+            items = self._nft.list({"set": {"family": fam, "table": table, "name": name}}, terse=False)
+        except NftError:
+            return 0
+        return sum(len((it.get("set") or {}).get("elem", []) or []) for it in items)
+
+    def _count_conntrack(self, rendered: Rendered, active: dict, inactive: dict) -> None:
+        try:
+            from pyroute2 import Conntrack
+        except ImportError:
+            return
+        by_vip: dict[tuple[str, int, int], ServiceState] = {}
+        by_mark: dict[int, ServiceState] = {}
+        for svc in self._desired.services:
+            if svc.key not in rendered.nat_reals:
+                continue
+            if svc.fwmark is not None:
+                by_mark[svc.fwmark] = svc
+            else:
+                proto = socket.IPPROTO_TCP if svc.protocol == "tcp" else socket.IPPROTO_UDP
+                by_vip[(svc.address, svc.port, proto)] = svc  # type: ignore[index]
+        try:
+            ct = Conntrack()
+        except Exception as exc:  # no conntrack netlink: counts stay 0
+            log.debug("conntrack unavailable: %s", exc)
+            return
+        try:
+            for e in ct.dump_entries():
+                o, rp = e.tuple_orig, e.tuple_reply
+                svc = by_vip.get((o.daddr, o.dport, o.proto))
+                if svc is None and e.mark:
+                    svc = by_mark.get(e.mark)
+                if svc is None:
+                    continue
+                rkey = (rp.saddr, rp.sport if svc.fwmark is None else 0)
+                reals = {r.key for r in rendered.nat_reals[svc.key]}
+                if rkey not in reals:
+                    rkey = next((k for k in reals if k[0] == rp.saddr), rkey)
+                state = getattr(e.protoinfo, "state", None) if e.protoinfo is not None else None
+                d = active if state == TCP_ESTABLISHED else inactive
+                k = (svc.key, rkey)
+                d[k] = d.get(k, 0) + 1
+        finally:
+            ct.close()
+
+    async def _background(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.stats_interval)
+            try:
+                async with self._lock:
+                    changed = await self._worker.acall(self._refresh_sync)
+                    if changed:
+                        await self._worker.acall(self._apply_sync, self._desired, False)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a transient failure must not end statistics for good
+                log.warning("nft statistics/adaptation: %s", exc)
+
+
+def adaptive_weights(desired: DesiredState, active: Mapping, inactive: Mapping,
+                     arrivals: int | None = None) -> dict[tuple[str, tuple[str, int]], int]:
+    """Weights for the next interval of services whose scheduler needs connection counts (lc,
+    wlc, sed, nq, ovf) or whose reals have thresholds. Pure.
+
+    The exact IPVS scheduler (balancer/schedulers.py) is run over `arrivals` simulated new
+    connections (default 4 per real, at least 16), starting from the measured active/inactive
+    counts and counting each simulated connection as active; how many each real received is its
+    weight until the next measurement. A real at or over its upper threshold (ipvsadm -x) gets 0
+    for the interval (the kernel's overload flag; the lower threshold's hysteresis is not kept).
+    """
+    out: dict[tuple[str, tuple[str, int]], int] = {}
+    for svc in desired.services:
+        thresholds = any(r.upper_threshold for r in svc.installed)
+        if svc.scheduler not in ADAPTIVE and not thresholds:
+            continue
+        dests = []
+        for r in svc.installed:
+            d = Dest(r.key, 0, r.port, r.weight if r.status == "up" else 0,
+                     r.upper_threshold, r.lower_threshold)
+            d.active = active.get((svc.key, r.key), 0)
+            d.inactive = inactive.get((svc.key, r.key), 0)
+            if d.u_threshold and d.total >= d.u_threshold:
+                d.overloaded = True
+            dests.append(d)
+        if svc.scheduler not in ADAPTIVE:
+            # only thresholds: configured weights, 0 while overloaded
+            for d in dests:
+                out[(svc.key, d.key)] = 0 if d.overloaded else d.weight  # type: ignore[index]
+            continue
+        sched = make_scheduler(svc.scheduler, sched_flag_bits(svc.sched_flags))
+        sched.update(dests)
+        n = arrivals or max(16, 4 * len(dests))
+        got: dict[Any, int] = {d.key: 0 for d in dests}
+        for _ in range(n):
+            d = sched.schedule(0, 0, 0, 0, 0.0)
+            if d is None:
+                break
+            got[d.key] += 1
+            d.active += 1
+        for k, v in got.items():
+            out[(svc.key, k)] = v  # type: ignore[index]
+    return out

@@ -1,0 +1,760 @@
+"""The nftables ruleset for a balancer's desired state, as libnftables JSON. Pure: no I/O.
+
+How it works. `render(desired, env, options)` turns a `DesiredState` (balancer/state.py) plus the
+facts the driver looked up (`RenderEnv`: the MAC and device of each direct-routing real, the
+device each VIP arrives on, the director's own addresses, adaptive weights) into `Rendered`:
+per table its chains, sets, counters and rules. `install_commands(rendered)` gives the batch that
+creates it from nothing (what the golden files hold); `plan(existing, rendered)` gives the one
+transaction that turns what the kernel has into it, keeping the dynamic sets (flow memory,
+persistence) and the named counters that survive, so an apply never forgets an open flow.
+
+Layout (see docs/dataplane-nft.md):
+- `table ip hadirector` (and `ip6`): NAT (`masq`) services and local/fallback delivery.
+  `prerouting` (nat, dstnat) matches each service and jumps to `svc_<S>`; that chain checks the
+  persistence sets, then schedules with a verdict map (numgen for rr/wrr/adaptive, jhash for
+  sh/dh/mh) into `real_<S>_<R>`, which counts the connection, remembers the client for
+  persistence and DNATs. Only a connection's first packet sees nat chains; conntrack carries the
+  rest, so changing weights or reals never disturbs an open connection (IPVS keeps its own
+  connection table for the same effect). `forward` (filter) counts packets and bytes per real in
+  both directions; `postrouting` (nat, srcnat) masquerades or SNATs when configured.
+- `table netdev hadirector_<dev>`: direct-routing (`gate`) services on the device the VIP
+  arrives on. `ingress` matches each service; `svc_<S>` first looks the flow (client address and
+  port) up in each real's flow sets, `flow_<S>_<R>` and (closing TCP flows) `fin_<S>_<R>`, and
+  keeps an open flow on its real; a new
+  flow is scheduled as above into `new_<S>_<R>` (count, remember), then `fwd_<S>_<R>` rewrites
+  the destination MAC to the real's and the source MAC to ours and forwards out of the real's
+  device. There is no conntrack at ingress, hence the flow sets (timeout after the last packet,
+  ipvsadm --set tcp/udp; a short one after FIN or RST).
+
+Schedulers (IPVS semantics where rules can hold them): rr and wrr as `numgen inc` over the
+kernel's interleaved wrr order; sh and dh as `jhash` of the client (sh-port: and its port) or
+destination address over a 256-bucket table filled like ip_vs_sh.c; mh as a Maglev table
+(balancer/maglev.py) of `options.mh_size` positions; fo as the single highest-weight real;
+lblc/lblcr as dh. lc, wlc, sed, nq and ovf need connection counts: the driver measures them and
+passes weights in `env.weights`, which then replace the configured ones in a weighted numgen.
+
+Names: a service's tag is its ipvsadm key lowercased with every other character replaced by
+`_` ("TCP 198.18.0.100:80" -> `tcp_198.18.0.100_80`), a real's is `<address>_<port>`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from math import gcd
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..balancer import maglev
+from ..balancer.schedulers import SH_TAB_SIZE, Dest, WeightedRoundRobin, _weighted_buckets
+from ..balancer.state import DesiredState, RealState, ServiceState
+
+TABLE = "hadirector"
+
+Json = dict[str, Any]
+
+
+class RenderError(ValueError):
+    """The desired state cannot be expressed by this data plane; the message names the service."""
+
+
+@dataclass(frozen=True)
+class NftOptions:
+    table: str = TABLE
+    snat: str = "none"  # "none", "masquerade", or an address to SNAT to (NAT services)
+    tcp_timeout: int = 900  # s: DR flow memory after the last packet (ipvsadm --set tcp default)
+    tcpfin_timeout: int = 10  # s: DR flow memory after a FIN or RST from the client
+    udp_timeout: int = 300  # s (ipvsadm --set udp default)
+    flow_size: int = 262144  # elements per DR flow set
+    persist_size: int = 65536  # elements per persistence set
+    mh_size: int = 4093  # Maglev positions (the kernel's default CONFIG_IP_VS_MH_TAB_INDEX=12)
+    hash_seed: int = 0x68646972  # jhash seed for sh/dh/mh
+    ingress_priority: int = -100  # netdev ingress chain priority
+    wrr_interleave_max: int = 1024  # longest wrr cycle rendered in the kernel's interleaved order
+    count_traffic: bool = True  # per-real packet/byte counters for NAT services (forward chain)
+
+    def __post_init__(self) -> None:
+        if self.snat not in ("none", "masquerade"):
+            try:
+                ipaddress.ip_address(self.snat)
+            except ValueError:
+                raise RenderError(f"snat {self.snat!r}: expected none, masquerade or an address") from None
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,30}", self.table):
+            raise RenderError(f"table name {self.table!r}: expected letters, digits and _")
+
+
+@dataclass(frozen=True)
+class Link:
+    """How the director reaches a direct-routing real: the device and the real's MAC."""
+
+    dev: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class RenderEnv:
+    links: Mapping[str, Link] = field(default_factory=dict)  # gate real address -> Link
+    dev_macs: Mapping[str, str] = field(default_factory=dict)  # director device -> its MAC
+    vip_devs: Mapping[str, str] = field(default_factory=dict)  # VIP -> device it arrives on
+    local_addrs: frozenset[str] = frozenset()  # the director's own addresses
+    # adaptive schedulers (lc, wlc, sed, nq, ovf) and thresholds: (service key, real key) -> weight
+    weights: Mapping[tuple[str, tuple[str, int]], int] = field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    family: str  # ip, ip6, netdev
+    name: str
+    base: dict[str, Json] = field(default_factory=dict)  # base chain name -> hook spec
+    chains: list[str] = field(default_factory=list)  # every chain, base ones included, in order
+    sets: dict[str, Json] = field(default_factory=dict)  # name -> definition (type, flags, ...)
+    counters: list[str] = field(default_factory=list)
+    rules: list[tuple[str, list[Json]]] = field(default_factory=list)
+
+    def chain(self, name: str, hook: Json | None = None) -> str:
+        if name not in self.chains:
+            self.chains.append(name)
+            if hook is not None:
+                self.base[name] = hook
+        return name
+
+    def rule(self, chain: str, *expr: Json) -> None:
+        self.rules.append((chain, list(expr)))
+
+    def counter(self, name: str) -> str:
+        if name not in self.counters:
+            self.counters.append(name)
+        return name
+
+
+@dataclass(frozen=True)
+class CounterRef:
+    service: str  # service key
+    real: tuple[str, int]  # real key
+    kind: str  # conns, in, out
+
+
+@dataclass
+class Rendered:
+    tables: dict[tuple[str, str], Table] = field(default_factory=dict)
+    counters: dict[tuple[str, str, str], CounterRef] = field(default_factory=dict)  # (fam, table, name)
+    # flow and persistence sets per real, for connection counts: (fam, table, set) -> ref
+    flow_sets: dict[tuple[str, str, str], tuple[str, tuple[str, int]]] = field(default_factory=dict)
+    closing_sets: dict[tuple[str, str, str], tuple[str, tuple[str, int]]] = field(default_factory=dict)
+    persist_sets: dict[tuple[str, str, str], tuple[str, tuple[str, int]]] = field(default_factory=dict)
+    nat_reals: dict[str, list[RealState]] = field(default_factory=dict)  # service key -> NAT reals
+    warnings: list[str] = field(default_factory=list)
+
+    def table(self, family: str, name: str) -> Table:
+        key = (family, name)
+        if key not in self.tables:
+            self.tables[key] = Table(family, name)
+        return self.tables[key]
+
+
+# ----------------------------------------------------------------------------- expressions
+
+def payload(proto: str, fld: str) -> Json:
+    return {"payload": {"protocol": proto, "field": fld}}
+
+
+def match(left: Json, right: Any, op: str = "==") -> Json:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def meta(key: str) -> Json:
+    return {"meta": {"key": key}}
+
+
+def ct(key: str, direction: str | None = None, family: str | None = None) -> Json:
+    d: Json = {"key": key}
+    if family:
+        d["family"] = family
+    if direction:
+        d["dir"] = direction
+    return {"ct": d}
+
+
+def goto(chain: str) -> Json:
+    return {"goto": {"target": chain}}
+
+
+def jump(chain: str) -> Json:
+    return {"jump": {"target": chain}}
+
+
+def concat(*exprs: Json) -> Json:
+    return {"concat": list(exprs)} if len(exprs) > 1 else exprs[0]
+
+
+def tag(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]", "_", text.lower())
+
+
+def real_tag(r: RealState) -> str:
+    return tag(f"{r.address}_{r.port}")
+
+
+def _ipfam(ipv6: bool) -> str:
+    return "ip6" if ipv6 else "ip"
+
+
+def _mask(ipv6: bool, prefix: int) -> str:
+    full = 128 if ipv6 else 32
+    return str(ipaddress.ip_network(f"{'::' if ipv6 else '0.0.0.0'}/{prefix}").netmask) if prefix < full else ""
+
+
+def _client_net(svc: ServiceState) -> Json:
+    """The persistence key: the client address masked with the service's netmask (ipvsadm -M)."""
+    fam = _ipfam(svc.ipv6)
+    src = payload(fam, "saddr")
+    prefix = svc.netmask if svc.netmask is not None else (128 if svc.ipv6 else 32)
+    mask = _mask(svc.ipv6, prefix)
+    return {"&": [src, mask]} if mask else src
+
+
+def _service_match(svc: ServiceState) -> list[Json]:
+    fam = _ipfam(svc.ipv6)
+    if svc.fwmark is not None:
+        # the mark is set by the administrator's mangle rules (priority -150) before nat prerouting
+        return [match(meta("mark"), svc.fwmark)]
+    return [match(payload(fam, "daddr"), svc.address),
+            match(payload(svc.protocol, "dport"), svc.port)]
+
+
+def _flow_key(svc: ServiceState) -> Json:
+    fam = _ipfam(svc.ipv6)
+    return concat(payload(fam, "saddr"), payload(svc.protocol, "sport"))
+
+
+def _set_type(svc: ServiceState, with_port: bool) -> Any:
+    addr = "ipv6_addr" if svc.ipv6 else "ipv4_addr"
+    return [addr, "inet_service"] if with_port else addr
+
+
+def _ranges(values: Sequence[int]) -> list[tuple[int, int, int]]:
+    """Compress a table (position -> value) into runs (first, last, value)."""
+    out: list[tuple[int, int, int]] = []
+    for i, v in enumerate(values):
+        if out and out[-1][2] == v and out[-1][1] == i - 1:
+            out[-1] = (out[-1][0], i, v)
+        else:
+            out.append((i, i, v))
+    return out
+
+
+def _vmap(key: Json, runs: Sequence[tuple[int, int, int]], targets: Sequence[str]) -> Json:
+    """A verdict map from position runs (first, last, index) to `goto targets[index]`."""
+    elems = []
+    for lo, hi, v in runs:
+        k: Any = lo if lo == hi else {"range": [lo, hi]}
+        elems.append([k, goto(targets[v])])
+    return {"vmap": {"key": key, "data": {"set": elems}}}
+
+
+# ----------------------------------------------------------------------------- schedulers
+
+def wrr_sequence(weights: Sequence[int]) -> list[int]:
+    """One cycle of the kernel's wrr order (ip_vs_wrr.c) over the given weights: indices."""
+    dests = [Dest(i, i, 0, w) for i, w in enumerate(weights)]
+    s = WeightedRoundRobin()
+    s.update(dests)
+    g = 0
+    for w in weights:
+        if w > 0:
+            g = gcd(g, w)
+    n = sum(w // g for w in weights if w > 0)
+    out = []
+    for _ in range(n):
+        d = s.schedule(0, 0, 0, 0, 0.0)
+        assert d is not None
+        out.append(d.key)
+    return out  # type: ignore[return-value]
+
+
+def proportional_runs(weights: Sequence[int]) -> tuple[list[tuple[int, int, int]], int]:
+    """weight/gcd consecutive positions per index (exact ratio over one cycle): (runs, cycle)."""
+    g = _gcd_all(weights)
+    runs: list[tuple[int, int, int]] = []
+    pos = 0
+    for i, w in enumerate(weights):
+        if w > 0:
+            runs.append((pos, pos + w // g - 1, i))
+            pos += w // g
+    return runs, pos
+
+
+def schedule_expr(svc: ServiceState, cands: Sequence[tuple[RealState, int]], targets: Sequence[str],
+                  options: NftOptions, adaptive: bool = False) -> list[Json]:
+    """The rule that picks one of `cands` (real, weight > 0) for a new flow; `targets[i]` is the
+    chain of cands[i]. `adaptive`: the weights were measured by the driver (lc family)."""
+    if not cands:
+        return []
+    fam = _ipfam(svc.ipv6)
+    sched = svc.scheduler
+    weights = [w for _, w in cands]
+    if len(cands) == 1:
+        return [goto(targets[0])]
+    if sched == "fo":
+        # ip_vs_fo.c: the first real with the highest weight
+        best = max(range(len(cands)), key=lambda i: (weights[i], -i))
+        return [goto(targets[best])]
+    if sched in ("sh", "dh", "lblc", "lblcr", "mh"):
+        if sched in ("sh", "mh"):
+            key: Json = payload(fam, "saddr")
+            if f"{sched}-port" in svc.sched_flags and svc.fwmark is None:
+                key = concat(key, payload(svc.protocol, "sport"))
+        else:
+            key = payload(fam, "daddr")
+        if sched == "mh":
+            t = maglev.MaglevTable(options.mh_size)
+            servers = [(int(ipaddress.ip_address(r.address)), r.port, w) for r, w in cands]
+            table = t.populate(servers)
+        else:
+            dests = [Dest(i, 0, 0, w) for i, w in enumerate(weights)]
+            table = [d.key for d in _weighted_buckets(dests, SH_TAB_SIZE)]  # type: ignore[union-attr]
+        h = {"jhash": {"expr": key, "mod": len(table), "seed": options.hash_seed}}
+        return [_vmap(h, _ranges(table), targets)]
+    # rr, wrr and the adaptive ones (weights measured by the driver, else these defaults)
+    if sched == "rr" or (sched == "lc" and not adaptive):
+        weights = [1] * len(cands)  # ip_vs_rr.c / ip_vs_lc.c ignore the weight's size
+    elif sched == "ovf" and not adaptive:
+        # ip_vs_ovf.c with no connection counts yet: the highest weight takes everything
+        best = max(range(len(cands)), key=lambda i: (weights[i], -i))
+        return [goto(targets[best])]
+    total = sum(weights) // max(1, _gcd_all(weights))
+    if total <= options.wrr_interleave_max:
+        seq = wrr_sequence(weights)
+        runs, size = _ranges(seq), len(seq)
+    else:
+        runs, size = proportional_runs(weights)
+    return [_vmap({"numgen": {"mode": "inc", "mod": size, "offset": 0}}, runs, targets)]
+
+
+def _gcd_all(ws: Iterable[int]) -> int:
+    g = 0
+    for w in ws:
+        if w > 0:
+            g = gcd(g, w)
+    return g
+
+
+# ----------------------------------------------------------------------------- render
+
+def _method(r: RealState, env: RenderEnv) -> str:
+    """gate / masq / local (a real at one of the director's own addresses is served locally,
+    as IPVS forces IP_VS_CONN_F_LOCALNODE)."""
+    if r.method == "local":
+        return "local"
+    try:
+        ip = ipaddress.ip_address(r.address)
+    except ValueError:
+        raise RenderError(f"real {r.address}: not an IP address") from None
+    if ip.is_loopback or r.address in env.local_addrs:
+        return "local"
+    return r.method
+
+
+def _adaptive(svc: ServiceState, env: RenderEnv) -> bool:
+    return any(k[0] == svc.key for k in env.weights)
+
+
+def _weight(svc: ServiceState, r: RealState, env: RenderEnv) -> int:
+    if r.status != "up":
+        return 0
+    return env.weights.get((svc.key, r.key), r.weight)
+
+
+def render(desired: DesiredState, env: RenderEnv | None = None,
+           options: NftOptions | None = None) -> Rendered:
+    env = env or RenderEnv()
+    options = options or NftOptions()
+    out = Rendered()
+    for svc in desired.services:
+        _render_service(out, svc, env, options)
+    # base chains get their rules after the per-service chains exist (order is cosmetic)
+    for t in out.tables.values():
+        t.chains.sort(key=lambda c: (c not in t.base, _BASE_ORDER.get(c, 9)))
+    return out
+
+
+_BASE_ORDER = {"ingress": 0, "prerouting": 1, "forward": 2, "postrouting": 3}
+
+
+def _nat_table(out: Rendered, svc: ServiceState, options: NftOptions) -> Table:
+    t = out.table(_ipfam(svc.ipv6), options.table)
+    t.chain("prerouting", {"type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"})
+    return t
+
+
+def _render_service(out: Rendered, svc: ServiceState, env: RenderEnv, options: NftOptions) -> None:
+    where = svc.key
+    reals = list(svc.installed)
+    by_method: dict[str, list[RealState]] = {"gate": [], "nat": []}
+    for r in reals:
+        m = _method(r, env)
+        if m == "ipip":
+            raise RenderError(f"{where}: real {r.address}:{r.port} uses ipip (tunnel), which the nft "
+                              "data plane cannot do; use gate or masq")
+        by_method["gate" if m == "gate" else "nat"].append(r)
+    live = {k: [r for r in v if _weight(svc, r, env) > 0] for k, v in by_method.items()}
+    if live["gate"] and live["nat"]:
+        raise RenderError(f"{where}: mixes gate reals with masq/local reals that take new "
+                          "connections; the nft data plane schedules a service in one place")
+    if by_method["gate"]:
+        if svc.fwmark is not None:
+            raise RenderError(f"{where}: direct routing (gate) of a fwmark service is not possible "
+                              "at netdev ingress (the mark is set later, in prerouting); use masq")
+        for r in by_method["gate"]:
+            if svc.port is not None and r.port not in (svc.port, 0):
+                raise RenderError(f"{where}: gate real {r.address}:{r.port} has another port than "
+                                  f"the service; direct routing cannot change the port")
+        _render_gate(out, svc, by_method["gate"], env, options)
+    if by_method["nat"] or not by_method["gate"]:
+        _render_nat(out, svc, by_method["nat"], env, options)
+    if svc.ops and by_method["nat"]:
+        out.warnings.append(f"{where}: one-packet scheduling (ops) is not available with NAT in the "
+                            "nft data plane; conntrack keeps each UDP flow on one real")
+
+
+def _cands(svc: ServiceState, reals: Sequence[RealState], env: RenderEnv) -> list[tuple[RealState, int]]:
+    return [(r, w) for r in reals if (w := _weight(svc, r, env)) > 0]
+
+
+def _render_nat(out: Rendered, svc: ServiceState, reals: list[RealState], env: RenderEnv,
+                options: NftOptions) -> None:
+    t = _nat_table(out, svc, options)
+    fam = t.family
+    s = tag(svc.key)
+    out.nat_reals[svc.key] = list(reals)
+    svc_chain = t.chain(f"svc_{s}")
+    t.rule("prerouting", *_service_match(svc), jump(svc_chain))
+    targets = []
+    for r in reals:
+        rt = real_tag(r)
+        chain = t.chain(f"real_{s}_{rt}")
+        targets.append(chain)
+        cname = t.counter(f"{s}_{rt}_conns")
+        out.counters[(fam, t.name, cname)] = CounterRef(svc.key, r.key, "conns")
+        stmts: list[Json] = [{"counter": cname}]
+        if svc.persistent_ms is not None:
+            pset = f"persist_{s}_{rt}"
+            t.sets[pset] = {"type": _set_type(svc, False), "flags": ["timeout"],
+                            "timeout": -(-svc.persistent_ms // 1000), "size": options.persist_size}
+            out.persist_sets[(fam, t.name, pset)] = (svc.key, r.key)
+            t.rule(chain, {"counter": cname})
+            # the persistence template: client network -> this real (ip_vs_sched_persist)
+            t.rule(chain, {"set": {"op": "update", "elem": _client_net(svc), "set": f"@{pset}"}})
+            stmts = []
+        method = _method(r, env)
+        if method == "local":
+            if svc.port is not None and r.port not in (0, svc.port):
+                # deliver to the local port: daddr becomes the receiving interface's address
+                stmts += [match(meta("l4proto"), svc.protocol), {"redirect": {"port": r.port}}]
+            else:
+                stmts += [{"accept": None}]
+        else:
+            if r.port and svc.protocol in ("tcp", "udp"):
+                stmts += [match(meta("l4proto"), svc.protocol), {"dnat": {"addr": r.address, "port": r.port}}]
+            else:
+                stmts += [{"dnat": {"addr": r.address}}]
+        t.rule(chain, *stmts)
+    # persistence first: a known client network goes back to its real, even one at weight 0
+    # (IPVS keeps templates to quiescent servers unless expire_quiescent_template is set)
+    if svc.persistent_ms is not None:
+        for r, chain in zip(reals, targets):
+            t.rule(svc_chain, match(_client_net(svc), f"@persist_{s}_{real_tag(r)}"), goto(chain))
+    cands = _cands(svc, reals, env)
+    idx = {id(r): i for i, r in enumerate(reals)}
+    sched = schedule_expr(svc, cands, [targets[idx[id(r)]] for r, _ in cands], options,
+                          _adaptive(svc, env))
+    if sched:
+        t.rule(svc_chain, *sched)
+    # statistics: packets and bytes per real, both directions (ip_vs_in/ip_vs_out stats)
+    if options.count_traffic and reals:
+        _render_nat_stats(t, out, svc, reals)
+    if options.snat != "none" and any(_method(r, env) == "masq" for r in reals):
+        t.chain("postrouting", {"type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"})
+        if svc.fwmark is not None:
+            sel = [match(meta("mark"), svc.fwmark)]
+        else:
+            sel = [match(ct("l3proto", "original"), "ipv6" if svc.ipv6 else "ipv4"),
+                   match(ct("protocol", "original"), svc.protocol),
+                   match(ct("daddr", "original", fam), svc.address),
+                   match(ct("proto-dst", "original"), svc.port)]
+        action = {"masquerade": None} if options.snat == "masquerade" else {"snat": {"addr": options.snat}}
+        t.rule("postrouting", match(ct("status"), "dnat", "in"), *sel, action)
+
+
+def _render_nat_stats(t: Table, out: Rendered, svc: ServiceState, reals: list[RealState]) -> None:
+    fam = t.family
+    s = tag(svc.key)
+    t.chain("forward", {"type": "filter", "hook": "forward", "prio": 0, "policy": "accept"})
+    chain = t.chain(f"stats_{s}")
+    if svc.fwmark is not None:
+        sel = [match(ct("status"), "dnat", "in"), match(meta("mark"), svc.fwmark)]
+        t.rule("forward", *sel, jump(chain))
+        t.rule("forward", match(ct("status"), "dnat", "in"), match(ct("direction"), "reply"), jump(chain))
+    else:
+        sel = [match(ct("status"), "dnat", "in"),
+               match(ct("l3proto", "original"), "ipv6" if svc.ipv6 else "ipv4"),
+               match(ct("protocol", "original"), svc.protocol),
+               match(ct("daddr", "original", fam), svc.address),
+               match(ct("proto-dst", "original"), svc.port)]
+        t.rule("forward", *sel, jump(chain))
+    in_map, out_map = [], []
+    for r in reals:
+        if r.address in ("127.0.0.1", "::1"):
+            continue
+        rt = real_tag(r)
+        cin = t.counter(f"{s}_{rt}_in")
+        cout = t.counter(f"{s}_{rt}_out")
+        out.counters[(fam, t.name, cin)] = CounterRef(svc.key, r.key, "in")
+        out.counters[(fam, t.name, cout)] = CounterRef(svc.key, r.key, "out")
+        if svc.fwmark is not None or not r.port:
+            in_map.append([r.address, cin])
+            out_map.append([r.address, cout])
+        else:
+            in_map.append([{"concat": [r.address, r.port]}, cin])
+            out_map.append([{"concat": [r.address, r.port]}, cout])
+    if not in_map:
+        return
+    if svc.fwmark is not None or any(not r.port for r in reals):
+        kin, kout = payload(fam, "daddr"), payload(fam, "saddr")
+        in_map = [[k if isinstance(k, str) else k["concat"][0], c] for k, c in in_map]
+        out_map = [[k if isinstance(k, str) else k["concat"][0], c] for k, c in out_map]
+    else:
+        kin = concat(payload(fam, "daddr"), payload(svc.protocol, "dport"))
+        kout = concat(payload(fam, "saddr"), payload(svc.protocol, "sport"))
+    t.rule(chain, match(ct("direction"), "original"),
+           {"counter": {"map": {"key": kin, "data": {"set": in_map}}}})
+    t.rule(chain, match(ct("direction"), "reply"),
+           {"counter": {"map": {"key": kout, "data": {"set": out_map}}}})
+
+
+def _render_gate(out: Rendered, svc: ServiceState, reals: list[RealState], env: RenderEnv,
+                 options: NftOptions) -> None:
+    where = svc.key
+    dev = env.vip_devs.get(svc.address or "")
+    if not dev:
+        raise RenderError(f"{where}: no device known for VIP {svc.address} (direct routing hooks the "
+                          "ingress of the device the VIP arrives on)")
+    t = out.table("netdev", f"{options.table}_{dev}")
+    t.chain("ingress", {"type": "filter", "hook": "ingress", "dev": dev,
+                        "prio": options.ingress_priority, "policy": "accept"})
+    s = tag(svc.key)
+    svc_chain = t.chain(f"svc_{s}")
+    t.rule("ingress", *_service_match(svc), jump(svc_chain))
+    timeout = options.udp_timeout if svc.protocol == "udp" else options.tcp_timeout
+    remember = not svc.ops
+    new_chains = []
+    fkey = _flow_key(svc)
+    for r in reals:
+        rt = real_tag(r)
+        link = env.links.get(r.address)
+        if link is None:
+            raise RenderError(f"{where}: no link-layer address known for gate real {r.address} "
+                              "(it must be on a directly connected network and answer ARP/ND)")
+        src_mac = env.dev_macs.get(link.dev)
+        if src_mac is None:
+            raise RenderError(f"{where}: no MAC address known for device {link.dev}")
+        fset = f"flow_{s}_{rt}"
+        fwd_chain = t.chain(f"fwd_{s}_{rt}")
+        new_chain = t.chain(f"new_{s}_{rt}")
+        new_chains.append(new_chain)
+        cconn = t.counter(f"{s}_{rt}_conns")
+        cin = t.counter(f"{s}_{rt}_in")
+        out.counters[("netdev", t.name, cconn)] = CounterRef(svc.key, r.key, "conns")
+        out.counters[("netdev", t.name, cin)] = CounterRef(svc.key, r.key, "in")
+        # new flow: count a connection, remember the flow and the client, forward
+        t.rule(new_chain, {"counter": cconn})
+        if remember:
+            t.sets[fset] = {"type": _set_type(svc, True), "flags": ["timeout"], "timeout": timeout,
+                            "size": options.flow_size}
+            out.flow_sets[("netdev", t.name, fset)] = (svc.key, r.key)
+            if svc.protocol == "tcp":
+                t.sets[_fin_set(fset)] = {"type": _set_type(svc, True), "flags": ["timeout"],
+                                          "timeout": options.tcpfin_timeout, "size": options.flow_size}
+                out.closing_sets[("netdev", t.name, _fin_set(fset))] = (svc.key, r.key)
+            t.rule(new_chain, {"set": {"op": "update", "elem": fkey, "set": f"@{fset}"}})
+        if svc.persistent_ms is not None:
+            pset = f"persist_{s}_{rt}"
+            t.sets[pset] = {"type": _set_type(svc, False), "flags": ["timeout"],
+                            "timeout": -(-svc.persistent_ms // 1000), "size": options.persist_size}
+            out.persist_sets[("netdev", t.name, pset)] = (svc.key, r.key)
+            t.rule(new_chain, {"set": {"op": "update", "elem": _client_net(svc), "set": f"@{pset}"}})
+        t.rule(new_chain, goto(fwd_chain))
+        # every packet of the flow: keep it remembered (see _flow_rules), count, rewrite, out
+        if remember:
+            _flow_rules(t, svc, fwd_chain, fset, fkey, options)
+        t.rule(fwd_chain, {"counter": cin},
+               {"mangle": {"key": payload("ether", "daddr"), "value": link.mac}},
+               {"mangle": {"key": payload("ether", "saddr"), "value": src_mac}},
+               {"fwd": {"dev": link.dev}})
+        # an open flow stays on its real whatever its weight now (IPVS connection table)
+        if remember:
+            t.rule(svc_chain, match(fkey, f"@{fset}"), goto(fwd_chain))
+            if svc.protocol == "tcp":
+                t.rule(svc_chain, match(fkey, f"@{_fin_set(fset)}"), goto(fwd_chain))
+    if svc.persistent_ms is not None:
+        for r, chain in zip(reals, new_chains):
+            t.rule(svc_chain, match(_client_net(svc), f"@persist_{s}_{real_tag(r)}"), goto(chain))
+    cands = _cands(svc, reals, env)
+    idx = {id(r): i for i, r in enumerate(reals)}
+    sched = schedule_expr(svc, cands, [new_chains[idx[id(r)]] for r, _ in cands], options,
+                          _adaptive(svc, env))
+    if sched:
+        t.rule(svc_chain, *sched)
+    # no real takes the flow: it goes on up the stack (to the NAT table's fallback, or a RST)
+
+
+def _fin_set(flow_set: str) -> str:
+    return "fin" + flow_set[len("flow"):]
+
+
+def _flow_rules(t: Table, svc: ServiceState, chain: str, fset: str, fkey: Json,
+                options: NftOptions) -> None:
+    """Flow memory for direct routing, refreshed by every packet from the client. TCP flows move
+    to the real's closing set (short timeout, ipvsadm --set tcpfin) on a FIN or RST, and back on
+    a new SYN with the same address and port; active/inactive counts are the two sets' sizes,
+    like IPVS's ESTABLISHED/other split."""
+    up = {"set": {"op": "update", "elem": fkey, "set": f"@{fset}"}}
+    if svc.protocol != "tcp":
+        t.rule(chain, up)
+        return
+    fin = _fin_set(fset)
+    flags = {"&": [payload("tcp", "flags"), {"|": ["fin", "rst"]}]}
+    t.rule(chain, match(flags, 0, "!="), {"set": {"op": "delete", "elem": fkey, "set": f"@{fset}"}})
+    t.rule(chain, match(flags, 0, "!="), {"set": {"op": "update", "elem": fkey, "set": f"@{fin}"}})
+    syn_only = {"&": [payload("tcp", "flags"), {"|": [{"|": ["syn", "fin"]}, "rst"]}]}
+    t.rule(chain, match(syn_only, "syn"), {"set": {"op": "delete", "elem": fkey, "set": f"@{fin}"}})
+    t.rule(chain, match(flags, 0), match(fkey, f"@{fin}", "!="), up)
+
+
+# ----------------------------------------------------------------------------- JSON batches
+
+def _obj(t: Table, kind: str, **fields: Any) -> Json:
+    return {kind: {"family": t.family, "table": t.name, **fields}}
+
+
+def _chain_obj(t: Table, name: str) -> Json:
+    return _obj(t, "chain", name=name, **t.base.get(name, {}))
+
+
+def _set_obj(t: Table, name: str) -> Json:
+    return _obj(t, "set", name=name, **t.sets[name])
+
+
+def table_commands(t: Table, chains: Iterable[str] | None = None, sets: Iterable[str] | None = None,
+                   counters: Iterable[str] | None = None) -> list[Json]:
+    """add commands for the given objects (default: all) and then every rule of the table."""
+    cmds: list[Json] = [{"add": {"table": {"family": t.family, "name": t.name}}}]
+    for n in (t.counters if counters is None else counters):
+        cmds.append({"add": _obj(t, "counter", name=n)})
+    for n in (t.sets if sets is None else sets):
+        cmds.append({"add": _set_obj(t, n)})
+    for n in (t.chains if chains is None else chains):
+        cmds.append({"add": _chain_obj(t, n)})
+    for chain, expr in t.rules:
+        cmds.append({"add": _obj(t, "rule", chain=chain, expr=expr)})
+    return cmds
+
+
+def install_commands(rendered: Rendered) -> list[Json]:
+    """The batch that creates the whole ruleset from nothing (golden-file form)."""
+    cmds: list[Json] = []
+    for key in sorted(rendered.tables):
+        cmds += table_commands(rendered.tables[key])
+    return cmds
+
+
+@dataclass
+class Existing:
+    """What the kernel holds in one of our tables (from a terse JSON listing)."""
+
+    chains: dict[str, Json] = field(default_factory=dict)  # name -> hook spec ({} if regular)
+    sets: dict[str, Json] = field(default_factory=dict)  # name -> definition
+    counters: set[str] = field(default_factory=set)
+
+
+def existing_from_listing(items: Iterable[Json], family: str, table: str) -> Existing:
+    """Parse the objects of `nft -j -t list table FAMILY TABLE` (terse: no set elements)."""
+    ex = Existing()
+    for it in items:
+        if "chain" in it:
+            c = it["chain"]
+            if c.get("family") == family and c.get("table") == table:
+                ex.chains[c["name"]] = {k: c[k] for k in ("type", "hook", "prio", "policy", "dev")
+                                        if k in c}
+        elif "set" in it:
+            s = it["set"]
+            if s.get("family") == family and s.get("table") == table:
+                ex.sets[s["name"]] = s
+        elif "counter" in it:
+            c = it["counter"]
+            if c.get("family") == family and c.get("table") == table:
+                ex.counters.add(c["name"])
+    return ex
+
+
+def _same_set(have: Json, want: Json) -> bool:
+    def norm_type(v: Any) -> tuple:
+        return tuple(v) if isinstance(v, list) else (v,)
+    flags_have = set(have.get("flags", [])) - {"dynamic"}
+    flags_want = set(want.get("flags", [])) - {"dynamic"}
+    return (norm_type(have.get("type")) == norm_type(want.get("type")) and flags_have == flags_want
+            and have.get("timeout") == want.get("timeout") and have.get("size") == want.get("size"))
+
+
+def _same_hook(have: Json, want: Json) -> bool:
+    if not want:
+        return not have.get("hook")
+    return all(have.get(k) == v for k, v in want.items())
+
+
+def plan(existing: Mapping[tuple[str, str], Existing], rendered: Rendered) -> list[Json]:
+    """One transaction from `existing` (our tables only) to `rendered`: tables we no longer need
+    are deleted; in the others every chain is flushed, obsolete chains, sets and counters are
+    deleted, new ones added, and all rules re-added. Dynamic sets and counters that are still
+    wanted with the same definition are kept, with their elements and values."""
+    cmds: list[Json] = []
+    for key in sorted(existing):
+        if key not in rendered.tables:
+            cmds.append({"delete": {"table": {"family": key[0], "name": key[1]}}})
+    for key in sorted(rendered.tables):
+        t = rendered.tables[key]
+        ex = existing.get(key)
+        if ex is None:
+            cmds += table_commands(t)
+            continue
+        cmds.append({"add": {"table": {"family": t.family, "name": t.name}}})
+        for name in ex.chains:
+            cmds.append({"flush": _obj(t, "chain", name=name)})
+        keep_chain = {n for n in t.chains if n in ex.chains and _same_hook(ex.chains[n], t.base.get(n, {}))}
+        for name in ex.chains:
+            if name not in keep_chain:
+                cmds.append({"delete": _obj(t, "chain", name=name)})
+        keep_set = {n for n in t.sets if n in ex.sets and _same_set(ex.sets[n], t.sets[n])}
+        for name in ex.sets:
+            if name not in keep_set:
+                cmds.append({"delete": _obj(t, "set", name=name)})
+        for name in sorted(ex.counters - set(t.counters)):
+            cmds.append({"delete": _obj(t, "counter", name=name)})
+        body = table_commands(t, chains=[n for n in t.chains if n not in keep_chain],
+                              sets=[n for n in t.sets if n not in keep_set],
+                              counters=[n for n in t.counters if n not in ex.counters])
+        cmds += body[1:]
+    return cmds
+
+
+def delete_commands(existing: Iterable[tuple[str, str]]) -> list[Json]:
+    return [{"delete": {"table": {"family": f, "name": n}}} for f, n in sorted(existing)]
+
+
+def is_ours(family: str, name: str, table: str = TABLE) -> bool:
+    """Tables this data plane owns: `ip|ip6 <table>` and `netdev <table>_<dev>`."""
+    if family in ("ip", "ip6"):
+        return name == table
+    if family == "netdev":
+        return name.startswith(table + "_")
+    return False
