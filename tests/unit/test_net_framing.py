@@ -39,9 +39,11 @@ def test_a_damaged_frame_is_dropped_and_the_next_one_arrives(payload, data):
     frame = bytearray(frame_encode(payload))
     pos = data.draw(st.integers(1, len(frame) - 2))  # never the END bytes themselves
     flip = data.draw(st.integers(1, 255))
+    orig = frame[pos]
     frame[pos] ^= flip
-    if frame[pos] == 0xC0:  # the damage made an END: the frame is cut in two
-        frame[pos] ^= 0x01
+    if frame[pos] == 0xC0:  # that damage would make an END and cut the frame in two; damage it otherwise
+        frame[pos] = orig ^ 0xFF if orig ^ 0xFF != 0xC0 else orig ^ 0x0F
+    assert frame[pos] != orig
     dec = FrameDecoder()
     got = dec.feed(bytes(frame) + frame_encode(b"next"))
     assert got == [b"next"]

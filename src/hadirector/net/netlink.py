@@ -188,7 +188,9 @@ async def addresses(netns: str | None = None, family: int = 0) -> list[AddrInfo]
             out = []
             dump = await (ipr.addr("dump", family=family) if family else ipr.addr("dump"))
             async for m in dump:
-                out.append(AddrInfo(index=m["index"], address=m.get("IFA_ADDRESS"),
+                # IFA_LOCAL is our end of a point-to-point address; otherwise it equals IFA_ADDRESS
+                local = m.get("IFA_LOCAL") or m.get("IFA_ADDRESS")
+                out.append(AddrInfo(index=m["index"], address=local,
                                     prefixlen=m["prefixlen"], label=m.get("IFA_LABEL"),
                                     broadcast=m.get("IFA_BROADCAST"), family=m["family"]))
             return out

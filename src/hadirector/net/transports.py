@@ -234,7 +234,9 @@ async def _open_udp(link: Link, on_datagram: OnDatagram, netns: str | None) -> U
                 socks.append(s)
                 mreqn = group.packed + b"\x00" * 4 + struct.pack("@i", info.index)
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
-                s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, b"\x00" * 8 + struct.pack("@i", info.index))
+                # struct ip_mreqn {multiaddr, address, ifindex}: only the ifindex matters here
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                             b"\x00" * 8 + struct.pack("@i", info.index))
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, link.ttl)
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1 if link.loop else 0)
                 dests = [(str(group), link.port)]

@@ -1,11 +1,11 @@
 """The resource agent protocol, the registry of agents, and the helpers agents share.
 
 An agent manages one resource of a group (one entry of a haresources line): `start()`, `stop()`
-and `monitor()` are coroutines (and, optionally, `reannounce()`). start/stop return on success and raise `AgentError` on failure;
-monitor returns True (running) or False (not running) and raises `AgentError` when it cannot tell.
-Agents do not time themselves out: the caller wraps each call with `call_with_timeout()`, which
-cancels the call (an agent that runs a program kills it on cancellation) and raises
-`AgentError(..., timeout=True)`.
+and `monitor()` are coroutines (and, optionally, `reannounce()`). start/stop return on success and
+raise `AgentError` on failure; monitor returns True (running) or False (not running) and raises
+`AgentError` when it cannot tell. Agents do not time themselves out: the caller wraps each call
+with `call_with_timeout()`, which cancels the call (an agent that runs a program kills it on
+cancellation) and raises `AgentError(..., timeout=True)`.
 
 Each agent lives in its own module and registers its class under the model's `kind` with
 `@register`; `agent_for(model, ctx)` imports every module of this package once, then builds the
