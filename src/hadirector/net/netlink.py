@@ -135,20 +135,32 @@ def netns_socket(netns: str | None, family: int, type_: int, proto: int = 0) -> 
 async def iproute(netns: str | None = None) -> AsyncIterator[AsyncIPRoute]:
     where = f" in namespace {netns}" if netns else ""
     if netns is not None and not os.path.exists(_netns_path(netns)):
-        # pyroute2 would create a missing namespace (O_CREAT); we never want that
         raise NetlinkFailure(f"open netlink socket{where}", errno.ENOENT, "no such namespace")
+    sock = None
     try:
-        ipr = AsyncIPRoute(netns=netns, flags=0) if netns else AsyncIPRoute()
+        if netns:
+            # our own NETLINK_ROUTE socket made inside the namespace: pyroute2's netns= forks a
+            # helper process for every socket (about 10 ms each; ours costs a setns)
+            sock = netns_socket(netns, socket.AF_NETLINK, socket.SOCK_DGRAM, 0)  # NETLINK_ROUTE
+            ipr = AsyncIPRoute(use_socket=sock)
+        else:
+            ipr = AsyncIPRoute()
         await ipr.setup_endpoint()
     except NetlinkError as e:
+        if sock is not None:
+            sock.close()
         raise NetlinkFailure(f"open netlink socket{where}", e.code) from None
     except OSError as e:
+        if sock is not None:
+            sock.close()
         raise NetlinkFailure(f"open netlink socket{where}", e.errno or 0, str(e)) from None
     try:
         yield ipr
     finally:
         with contextlib.suppress(Exception):
             ipr.close()
+        if sock is not None:
+            sock.close()
 
 
 def _failure(op: str, exc: BaseException) -> NetlinkFailure:
