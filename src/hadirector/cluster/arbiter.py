@@ -1,0 +1,547 @@
+"""The arbiter: which node runs which resource group. A pure core; every node runs one.
+
+Each node announces, for every group, its own state (messages.GroupState): NONE, CLAIM (wants
+it), STARTING, HELD, STOPPING; plus the grants it gives to other nodes' claims, its takeover
+requests, its connectivity score and its status. The arbiter reads the latest announcement of
+every live peer (membership decides who is live) and re-evaluates everything after each input.
+
+Who should run an unheld group: among the candidates (this node and live peers that are starting
+or active, not leaving, and have not failed with the group), keep those with the best connectivity
+score (ipfail: the side that lost its ping nodes gives the groups up), then prefer
+
+  1. the node a releasing node handed the group to (its `to`), e.g. the target of a standby;
+  2. a node that asked to take it over (`takeover`);
+  3. the group's preferred node (haresources' first field), then the lowest node name.
+
+Every node computes the same answer from the same announcements.
+
+Starting a group is a handshake, so that in a healthy cluster no two nodes ever run it:
+
+  * the chosen node announces CLAIM(g, n), n a fresh claim number;
+  * a node grants claim n only while its own state for g is NONE (it is not running, starting or
+    stopping the group and does not claim it itself; of two claims, the one the rule above
+    prefers wins, the other withdraws and grants) and no other live peer runs or stops g (a
+    third node's veto, for cuts where the claimant cannot hear the holder);
+  * the claimant starts (AcquireGroup) once every live peer's latest announcement grants claim n.
+
+A node that holds a group and should not (standby, takeover asked by a peer, a peer with a better
+score, auto_failback, a failure, shutdown) releases it (ReleaseGroup) and grants nothing for it
+until the driver says the resources are fully stopped (`group_stopped`, "ReleaseDone"), so its
+peer starts only after the stop: release before acquire. A dead peer's announcements are dropped,
+so its groups become unheld and are claimed without its grant, i.e. after deadtime.
+
+Split brain (a healed partition: several live nodes announce STARTING/HELD for one group): the
+keeper is the holder with the best score, then the group's preferred node, then the lowest name.
+The others release; the keeper emits Reannounce(g) (gratuitous ARP) at once and again when each
+loser has stopped.
+
+auto_failback (ha.cf), read from heartbeat's hb_resource.c and ha.cf(5):
+  on      when a group's preferred node comes (back) up, restarts, or regains the best score while
+          another node holds the group, the holder hands it back. Like heartbeat, it is an event:
+          after `standby` the group stays on the other node until the next such event.
+  off     a group stays where it runs; the preferred node only matters when nobody runs it.
+  legacy  heartbeat's default, from before nice_failback: every node always takes its own
+          (preferred) resources when it comes up, which is what `on` does; we behave like `on`
+          and set `legacy_warning` so the driver can say so. (heartbeat in legacy mode refuses
+          hb_standby; we accept standby/takeover in every mode.)
+
+Operator requests (hb_standby / hb_takeover; "local" and "foreign" are relative to this node):
+  standby  all: hand over every group held here; local: those whose preferred node is this one;
+           foreign: the others; failback: like foreign, but each goes to its preferred node.
+  takeover all: ask for every group; local|failback: those this node is preferred for;
+           foreign: the others. The holder releases to us if our score is not worse; a request
+           not served within request_timeout (heartbeat's 10 s STANDBY_INIT_TO_MS) expires.
+A move needs a target with a score at least as good as the holder's, else it is refused.
+
+Start-up: `start()` returns StopStale(g) for every group (nothing can be ours before we claimed
+it, so anything left from an earlier run is stale) and the node claims nothing until `settle()`
+(membership's Settled: every peer heard, or initdead passed).
+
+Local group transitions are the table GROUP_TRANSITIONS; an event that does not fit the state
+raises TransitionError naming both (the driver reported something impossible; it should log it).
+Time is int milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from .actions import (AcquireGroup, AnnounceNow, Reannounce, ReleaseGroup, RequestResult, SplitBrain,
+                      StopStale)
+from .membership import TransitionError
+from .messages import Announcement, GroupEntry, GroupState, Grant, Status
+
+NONE, CLAIM, STARTING, HELD, STOPPING = (GroupState.NONE, GroupState.CLAIM, GroupState.STARTING,
+                                         GroupState.HELD, GroupState.STOPPING)
+RUNNING = (STARTING, HELD)
+
+GROUP_TRANSITIONS: dict[tuple[GroupState, str], GroupState] = {
+    (NONE, "stale"): STOPPING,  # start-up clean-up
+    (NONE, "claim"): CLAIM,
+    (CLAIM, "withdraw"): NONE,
+    (CLAIM, "granted"): STARTING,
+    (STARTING, "started"): HELD,
+    (STARTING, "failed"): STOPPING,
+    (STARTING, "release"): STOPPING,
+    (HELD, "release"): STOPPING,
+    (HELD, "failed"): STOPPING,
+    (STOPPING, "stopped"): NONE,
+    (STOPPING, "started"): STOPPING,  # a start finished after the release was asked: stop follows
+    (STOPPING, "failed"): STOPPING,
+}
+
+WHICH = ("all", "local", "foreign", "failback")
+DEFAULT_REQUEST_TIMEOUT = 10_000  # heartbeat hb_resource.c STANDBY_INIT_TO_MS
+
+
+@dataclass
+class _Local:
+    state: GroupState = NONE
+    claim: int = 0
+    to: str = ""  # handed to this node on release
+    failed: bool = False
+    reason: str = ""
+    failback_ok: bool = False  # the preferred node could take it back (for the edge of auto_failback)
+    losers: frozenset[str] = frozenset()  # split brain: nodes we wait for to release
+
+
+class Arbiter:
+    """Decides which groups this node runs.
+
+    Args:
+        local: this node's name; nodes: every cluster node;
+        groups: {group name: preferred node} in haresources order (or config.model.Group objects);
+        auto_failback: "on", "off" or "legacy";
+        request_timeout: ms a takeover request waits for the holder to release.
+
+    Inputs (each returns a list of actions/events, see actions.py): start, settle, set_alive,
+    peer_restarted, on_announcement, set_score, group_started, group_failed, group_stopped,
+    standby, takeover, shutdown, on_timer. `announcement()` is what to send to peers;
+    `next_deadline()` when to call on_timer (None: never).
+    """
+
+    def __init__(self, local: str, nodes: Iterable[str], groups, auto_failback: str = "legacy", *,
+                 request_timeout: int = DEFAULT_REQUEST_TIMEOUT):
+        self.local = local
+        self.nodes = tuple(nodes)
+        if local not in self.nodes:
+            raise ValueError(f"{local!r} is not a cluster node; nodes are {', '.join(self.nodes)}")
+        if isinstance(groups, Mapping):
+            self.preferred = dict(groups)
+        else:
+            self.preferred = {g.name: g.preferred_node for g in groups}
+        for g, p in self.preferred.items():
+            if p not in self.nodes:
+                raise ValueError(f"group {g}: preferred node {p!r} is not a cluster node")
+        if auto_failback not in ("on", "off", "legacy"):
+            raise ValueError(f"auto_failback must be on, off or legacy, got {auto_failback!r}")
+        self.auto_failback = auto_failback
+        self.legacy_warning = auto_failback == "legacy"
+        self.request_timeout = request_timeout
+        self.status = Status.STARTING
+        self.score = 0
+        self.score_max = 0
+        self.local_groups = {g: _Local() for g in self.preferred}
+        self.peers: dict[str, Announcement] = {}  # latest announcement of each live peer
+        self.alive: set[str] = set()
+        self.requests: dict[str, int] = {}  # group -> deadline of our takeover request
+        self._claims = 0
+        self._started = False
+        self._last_announcement: Announcement | None = None
+
+    # ------------------------------------------------------------------ queries
+
+    def announcement(self) -> Announcement:
+        groups = tuple(
+            GroupEntry(g, st.state, st.claim if st.state == CLAIM else 0, st.to, st.failed)
+            for g, st in self.local_groups.items()
+            if st.state != NONE or st.to or st.failed)
+        grants = []
+        for peer in sorted(self.peers):
+            for e in self.peers[peer].groups:
+                if e.state == CLAIM and e.name in self.local_groups \
+                        and self.local_groups[e.name].state == NONE \
+                        and not self._busy_elsewhere(e.name, peer):
+                    grants.append(Grant(peer, e.name, e.claim))
+        return Announcement(self.status, self.score, self.score_max, groups, tuple(grants),
+                            tuple(sorted(self.requests)))
+
+    def _busy_elsewhere(self, group: str, claimant: str) -> bool:
+        """Does a live peer other than the claimant run or stop the group? Then we do not grant:
+        with three or more nodes the claimant may not hear that peer (an asymmetric cut), and
+        our veto keeps the group from running twice."""
+        return any(self.peers[p].group(group).state in (STARTING, HELD, STOPPING)
+                   for p in self.peers if p != claimant)
+
+    def holders(self, group: str) -> list[str]:
+        """Nodes (this one included) that announce the group as starting or held."""
+        out = [self.local] if self.local_groups[group].state in RUNNING else []
+        return out + [p for p in sorted(self.peers) if self.peers[p].group(group).state in RUNNING]
+
+    def desired_owner(self, group: str) -> str | None:
+        """Who should run `group` if nobody ran it (None: no candidate)."""
+        return self._pick(group, [n for n in self._everyone() if self._eligible(n, group)])
+
+    @property
+    def leave_complete(self) -> bool:
+        """After shutdown(): every group is stopped here."""
+        return self.status == Status.LEAVING and all(
+            st.state == NONE for st in self.local_groups.values())
+
+    def snapshot(self) -> dict:
+        return {"status": self.status.name.lower(), "score": self.score,
+                "groups": {g: {"state": st.state.name.lower(), "preferred": self.preferred[g],
+                               "holders": self.holders(g), "failed_here": st.failed,
+                               "handed_to": st.to or None}
+                           for g, st in self.local_groups.items()}}
+
+    # ------------------------------------------------------------------ inputs
+
+    def start(self, now: int) -> list:
+        """Call once, first. Returns StopStale for every group."""
+        if self._started:
+            raise RuntimeError("Arbiter.start() called twice")
+        self._started = True
+        out: list = []
+        for g, st in self.local_groups.items():
+            self._move(g, st, "stale", "start-up clean-up")
+            out.append(StopStale(g))
+        return out + self._evaluate(now)
+
+    def settle(self, now: int) -> list:
+        """Start-up is over (membership Settled): take part in ownership decisions."""
+        if self.status == Status.STARTING:
+            self.status = Status.ACTIVE
+        return self._evaluate(now)
+
+    def set_alive(self, alive: Iterable[str], now: int,
+                  news: Mapping[str, Announcement] | None = None,
+                  restarted: Iterable[str] = ()) -> list:
+        """The peers membership considers up or active (others' announcements are forgotten),
+        with the newest announcements that came in the same packets (`news`) and the peers that
+        came back with a new generation (`restarted`, see peer_restarted)."""
+        self.alive = set(alive) - {self.local}
+        for p in list(self.peers):
+            if p not in self.alive:
+                del self.peers[p]
+        for node in restarted:
+            self._forget(node)
+        for node, ann in (news or {}).items():
+            if node in self.alive:
+                self.peers[node] = ann
+        return self._evaluate(now)
+
+    def peer_restarted(self, node: str, now: int) -> list:
+        """A peer came back with a new generation: what it announced before is void."""
+        self._forget(node)
+        return self._evaluate(now)
+
+    def _forget(self, node: str) -> None:
+        self.peers.pop(node, None)
+        for g, st in self.local_groups.items():
+            if self.preferred[g] == node:
+                st.failback_ok = False  # its return is an auto_failback event
+
+    def on_announcement(self, node: str, ann: Announcement, now: int) -> list:
+        """The newest announcement of a live peer (call set_alive first)."""
+        if node == self.local or node not in self.nodes:
+            raise ValueError(f"announcement from {node!r}, which is not a peer")
+        if node in self.alive:
+            self.peers[node] = ann
+        return self._evaluate(now)
+
+    def set_score(self, score: int, score_max: int, now: int) -> list:
+        self.score, self.score_max = score, score_max
+        return self._evaluate(now)
+
+    def group_started(self, group: str, now: int) -> list:
+        """The driver started every resource of the group."""
+        st = self._group(group)
+        self._move(group, st, "started", "started")
+        return self._evaluate(now)
+
+    def group_failed(self, group: str, now: int, detail: str = "") -> list:
+        """A start failed, or monitoring failed after the configured retries. The group is stopped
+        here and handed to another node; this node is no candidate for it until a takeover."""
+        st = self._group(group)
+        out: list = []
+        st.failed = True
+        if st.state in RUNNING:
+            out += self._release(group, st, f"failed: {detail}" if detail else "failed",
+                                 self._target(group, exclude_self=True), event="failed")
+        else:
+            self._move(group, st, "failed", detail)
+        return out + self._evaluate(now)
+
+    def group_stopped(self, group: str, now: int) -> list:
+        """ReleaseDone: nothing of the group runs here any more."""
+        st = self._group(group)
+        self._move(group, st, "stopped", "stopped")
+        return self._evaluate(now)
+
+    def standby(self, which: str, now: int) -> list:
+        """hb_standby: hand the selected groups held here to other nodes."""
+        sel = self._select(which, takeover=False)
+        name = f"standby {which}"
+        out: list = []
+        for g in sel:
+            st = self.local_groups[g]
+            if st.state != HELD:
+                continue
+            if which == "failback":
+                p = self.preferred[g]
+                ok = self._failback_ok(g)
+                target = p if ok else self._target(g, exclude_self=True)
+            else:
+                target = self._target(g, exclude_self=True)
+            if target is None:
+                out.append(RequestResult(name, g, False, "no other node can take it (none alive, "
+                                                         "or none with as good connectivity)"))
+                continue
+            out += self._release(g, st, name, target)
+            out.append(RequestResult(name, g, True, f"handing over to {target}"))
+        if not any(isinstance(a, RequestResult) for a in out):
+            out.append(RequestResult(name, "", False, "no selected group is held here"))
+        return out + self._evaluate(now)
+
+    def takeover(self, which: str, now: int) -> list:
+        """hb_takeover: ask for the selected groups. Clears this node's failure marks for them."""
+        sel = self._select(which, takeover=True)
+        name = f"takeover {which}"
+        out: list = []
+        if self.status != Status.ACTIVE:
+            return [RequestResult(name, "", False, f"this node is {self.status.name.lower()}")]
+        for g in sel:
+            st = self.local_groups[g]
+            st.failed = False
+            if st.state in RUNNING or st.state == CLAIM:
+                continue
+            self.requests[g] = now + self.request_timeout
+            out.append(RequestResult(name, g, True, "requested"))
+        if not out:
+            out.append(RequestResult(name, "", True, "every selected group already runs here"))
+        return out + self._evaluate(now)
+
+    def shutdown(self, now: int) -> list:
+        """Release everything and take nothing more; `leave_complete` turns True when done."""
+        self.status = Status.LEAVING
+        self.requests.clear()
+        out: list = []
+        for g, st in self.local_groups.items():
+            if st.state in RUNNING:
+                out += self._release(g, st, "shutdown", self._target(g, exclude_self=True))
+        return out + self._evaluate(now)
+
+    def on_timer(self, now: int) -> list:
+        return self._evaluate(now)
+
+    def next_deadline(self) -> int | None:
+        return min(self.requests.values()) if self.requests else None
+
+    # ------------------------------------------------------------------ the rules
+
+    def _everyone(self) -> list[str]:
+        return [self.local] + sorted(self.peers)
+
+    def _score(self, node: str) -> int:
+        return self.score if node == self.local else self.peers[node].score
+
+    def _eligible(self, node: str, group: str, settled: bool = False) -> bool:
+        """May `node` run `group`? For an unheld group starting nodes count (they claim once
+        settled, and nobody should grab their groups meanwhile); a running group is only handed
+        to a node that is settled (`settled=True`)."""
+        if node == self.local:
+            status, failed = self.status, self.local_groups[group].failed
+        else:
+            ann = self.peers.get(node)
+            if ann is None:
+                return False
+            status, failed = ann.status, ann.group(group).failed
+        ok = (Status.ACTIVE,) if settled else (Status.ACTIVE, Status.STARTING)
+        return status in ok and not failed
+
+    def _entry(self, node: str, group: str) -> GroupEntry:
+        if node == self.local:
+            st = self.local_groups[group]
+            return GroupEntry(group, st.state, st.claim, st.to, st.failed)
+        return self.peers[node].group(group)
+
+    def _rank(self, group: str, node: str) -> tuple:
+        """Sort key, best first: better score, the preferred node, then the lowest name."""
+        return (-self._score(node), node != self.preferred[group], node)
+
+    def _pick(self, group: str, candidates: list[str]) -> str | None:
+        if not candidates:
+            return None
+        top = max(self._score(n) for n in candidates)
+        best = [n for n in candidates if self._score(n) == top]
+        # a node that passed the group on cancels the handoffs made to it (its own `to` is newer)
+        targets = {self._entry(n, group).to for n in self._everyone()} - {""}
+        targets = {t for t in targets if t in best and not self._entry(t, group).to}
+        if targets:
+            return min(targets, key=lambda n: self._rank(group, n))
+        requesters = [n for n in best if group in self._requests_of(n)]
+        if requesters:
+            return min(requesters, key=lambda n: self._rank(group, n))
+        return min(best, key=lambda n: self._rank(group, n))
+
+    def _requests_of(self, node: str):
+        return self.requests if node == self.local else self.peers[node].requests
+
+    def _target(self, group: str, exclude_self: bool) -> str | None:
+        """Where to hand `group` on release: the best candidate at least as well connected."""
+        cands = [n for n in self._everyone() if self._eligible(n, group, settled=True)
+                 and not (exclude_self and n == self.local) and self._score(n) >= self.score]
+        return self._pick(group, cands)
+
+    def _select(self, which: str, takeover: bool) -> list[str]:
+        """hb_standby/hb_takeover selections. "failback" means the groups that move to their
+        preferred node: for standby those preferred elsewhere, for takeover those preferred here."""
+        if which not in WHICH:
+            raise ValueError(f"expected one of {', '.join(WHICH)}, got {which!r}")
+        if which == "all":
+            return list(self.local_groups)
+        here = which == "local" or (which == "failback" and takeover)
+        return [g for g, p in self.preferred.items() if (p == self.local) == here]
+
+    def _group(self, group: str) -> _Local:
+        try:
+            return self.local_groups[group]
+        except KeyError:
+            raise ValueError(f"unknown group {group!r}; groups are {', '.join(self.local_groups)}") \
+                from None
+
+    def _move(self, group: str, st: _Local, event: str, reason: str) -> None:
+        try:
+            st.state = GROUP_TRANSITIONS[(st.state, event)]
+        except KeyError:
+            raise TransitionError(f"group {group}", st.state.name.lower(), event) from None
+        st.reason = reason
+
+    def _release(self, group: str, st: _Local, reason: str, to: str | None,
+                 event: str = "release") -> list:
+        self._move(group, st, event, reason)
+        st.to = to or ""
+        return [ReleaseGroup(group, reason)]
+
+    def _evaluate(self, now: int) -> list:
+        out: list = []
+        for g, st in self.local_groups.items():
+            out += self._evaluate_group(g, st, now)
+        out += self._expire_requests(now)
+        ann = self.announcement()
+        if ann != self._last_announcement:
+            self._last_announcement = ann
+            out.append(AnnounceNow())
+        return out
+
+    def _evaluate_group(self, g: str, st: _Local, now: int) -> list:
+        out: list = []
+        peers_running = [p for p in self.peers if self.peers[p].group(g).state in RUNNING]
+        # a handoff is over once the target took the group up, or cannot
+        if st.to and (st.to not in self.peers or self.peers[st.to].group(g).state in RUNNING
+                      or not self._eligible(st.to, g)):
+            st.to = ""
+        # split brain bookkeeping: tell again when a loser has stopped. A peer stopping the group
+        # while we run it had it running too (a split brain it noticed first, or a stale copy
+        # from before its restart): either way, announce our addresses once it is done.
+        if st.state in RUNNING:
+            st.losers |= {p for p in self.peers if self.peers[p].group(g).state == STOPPING}
+        if st.losers:
+            gone = {n for n in st.losers
+                    if n not in self.peers or self.peers[n].group(g).state == NONE}
+            if gone:
+                st.losers -= gone
+                if st.state in RUNNING:
+                    out.append(Reannounce(g))
+        if g in self.requests and st.state == HELD:
+            del self.requests[g]
+        for _ in range(3):  # NONE -> CLAIM -> STARTING can happen in one go (no peer to ask)
+            before = st.state
+            out += self._step_group(g, st, peers_running)
+            if st.state == before:
+                break
+        return out
+
+    def _step_group(self, g: str, st: _Local, peers_running: list[str]) -> list:
+        out: list = []
+        if st.state == NONE:
+            if self.status == Status.ACTIVE and not st.failed and not peers_running \
+                    and self.desired_owner(g) == self.local and self._claim_wins(g):
+                self._claims = self._claims % 0xFFFFFFFF + 1
+                st.claim = self._claims
+                st.to = ""
+                self._move(g, st, "claim", "chosen")
+                st.failback_ok = self._failback_ok(g)
+        elif st.state == CLAIM:
+            if self.status != Status.ACTIVE or st.failed or peers_running \
+                    or self.desired_owner(g) != self.local or not self._claim_wins(g):
+                self._move(g, st, "withdraw", "not chosen any more")
+            elif all(Grant(self.local, g, st.claim) in self.peers[p].grants for p in self.alive
+                     if p in self.peers) and self.alive <= set(self.peers):
+                self._move(g, st, "granted", "every live peer granted")
+                out.append(AcquireGroup(g))
+        elif st.state in RUNNING:
+            out += self._evaluate_running(g, st, peers_running)
+        return out
+
+    def _claim_wins(self, g: str) -> bool:
+        """Of this node and the peers claiming g, is this node the one the rule picks?"""
+        claimants = [p for p in self.peers if self.peers[p].group(g).state == CLAIM
+                     and self._eligible(p, g)]
+        if not claimants:
+            return True
+        return self._pick(g, [self.local] + claimants) == self.local
+
+    def _failback_ok(self, g: str) -> bool:
+        p = self.preferred[g]
+        return p != self.local and self._eligible(p, g, settled=True) and self._score(p) >= self.score
+
+    def _evaluate_running(self, g: str, st: _Local, peers_running: list[str]) -> list:
+        out: list = []
+        if peers_running:
+            holders = [self.local] + peers_running
+            keeper = min(holders, key=lambda n: self._rank(g, n))
+            if keeper != self.local:
+                return [SplitBrain(g, tuple(sorted(holders)), keeper)] + \
+                    self._release(g, st, f"split brain: {keeper} keeps it", keeper)
+            new = frozenset(peers_running) - st.losers
+            if new:
+                st.losers |= new
+                out.append(SplitBrain(g, tuple(sorted(holders)), keeper))
+                out.append(Reannounce(g))
+        if st.state != HELD:
+            return out  # a start in progress is not interrupted by the rules below
+        if self.status == Status.LEAVING:
+            return out + self._release(g, st, "shutdown", self._target(g, exclude_self=True))
+        others = [n for n in self.peers if self._eligible(n, g, settled=True)]
+        requesters = [n for n in others if g in self.peers[n].requests and self._score(n) >= self.score]
+        if requesters:
+            to = self._pick(g, requesters)
+            return out + self._release(g, st, f"takeover requested by {to}", to)
+        better = [n for n in others if self._score(n) > self.score]
+        if better:
+            to = self._pick(g, better)
+            return out + self._release(g, st, f"{to} has better connectivity "
+                                              f"({self._score(to)} > {self.score})", to)
+        ok = self._failback_ok(g)
+        edge = ok and not st.failback_ok
+        st.failback_ok = ok
+        if edge and self.auto_failback in ("on", "legacy"):
+            p = self.preferred[g]
+            return out + self._release(g, st, f"auto_failback to preferred node {p}", p)
+        return out
+
+    def _expire_requests(self, now: int) -> list:
+        out: list = []
+        for g, deadline in list(self.requests.items()):
+            st = self.local_groups[g]
+            handed = any(self._entry(n, g).to == self.local for n in self.peers)
+            if st.state in (CLAIM, STARTING) or handed:
+                continue
+            if now >= deadline:
+                del self.requests[g]
+                out.append(RequestResult("takeover", g, False,
+                                         f"not handed over within {self.request_timeout} ms"))
+        return out

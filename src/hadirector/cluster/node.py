@@ -1,0 +1,242 @@
+"""NodeCore: one cluster node's whole protocol (codec + membership + connectivity + arbiter), pure.
+
+This is what the daemon drives. It owns no socket, no clock and no resource; every method takes
+`now` (int milliseconds, monotonic) and returns a list of actions and events (actions.py):
+
+    core = NodeCore(config, "alpha", generation=statedir.next_generation(dir), now=ms())
+    handle(core.start(ms()))                   # StopStale for every group, first heartbeats
+    loop:
+        datagram on link L   -> handle(core.on_datagram(L, data, ms()))
+        timer fired          -> handle(core.on_timer(ms()))
+        group start ok/fail  -> handle(core.group_started(g, ms()) / core.group_failed(g, ms(), why))
+        group fully stopped  -> handle(core.group_stopped(g, ms()))        (ReleaseDone)
+        ping reply from A    -> handle(core.probe_reply(A, ms()))
+        operator             -> handle(core.standby(which, ms()) / core.takeover(which, ms()))
+        SIGTERM              -> handle(core.shutdown(ms())); exit on LeaveComplete
+        re-arm one timer at core.next_deadline()
+
+    handle(actions): Transmit(link, data) -> send data to the link's peers; Probe(addr) -> ICMP
+    echo; AcquireGroup/ReleaseGroup/StopStale -> resource manager; Reannounce -> gratuitous ARP
+    for the group's addresses; everything else -> log (PacketDropped rate-limited).
+
+Links are named by `Link.name` ("ucast:eth0", "serial:/dev/ttyS0"); when two links share a name
+the later ones get "#2", "#3"... `core.links` maps each name to its config.model.Link.
+If `authenticated` is False (authkeys crc) the driver should log a loud warning at start.
+"""
+
+from __future__ import annotations
+
+from .actions import (AnnounceNow, LeaveComplete, NodeChanged, PacketDropped, PeerRestarted,
+                      ScoreChanged, Send, Settled, Transmit)
+from .arbiter import Arbiter, DEFAULT_REQUEST_TIMEOUT
+from .auth import Authenticator
+from .connectivity import Connectivity
+from .membership import Membership
+from .messages import DEFAULT_MAX_SIZE, BadMessage, Codec, Kind
+
+LEAVE_COPIES = 2  # LEAVE is sent this many times per link: a lost one costs the peer a deadtime
+
+
+def link_names(links) -> list[str]:
+    names: list[str] = []
+    for link in links:
+        base = link.name
+        name, i = base, 1
+        while name in names:
+            i += 1
+            name = f"{base}#{i}"
+        names.append(name)
+    return names
+
+
+class NodeCore:
+    """Args:
+        config: a config.model.Config (cluster + groups);
+        node: this node's name (one of config.cluster.nodes);
+        generation: this run's boot counter (daemon.statedir.next_generation);
+        now: start time, ms;
+        deadping: ms before a silent ping node counts as down (default: deadtime, as heartbeat);
+        max_size: datagram size limit; request_timeout: ms a takeover request waits.
+    """
+
+    def __init__(self, config, node: str, generation: int, now: int, *, deadping: int | None = None,
+                 max_size: int = DEFAULT_MAX_SIZE, request_timeout: int = DEFAULT_REQUEST_TIMEOUT):
+        c = config.cluster
+        if node not in c.nodes:
+            raise ValueError(f"node {node!r} is not in the cluster; nodes are {', '.join(c.nodes)}")
+        self.node = node
+        self.generation = generation
+        self.links = dict(zip(link_names(c.links), c.links))
+        t = c.timing
+        self.auth = Authenticator.from_config(c.auth)
+        self.codec = Codec(c.name, node, generation, c.nodes, self.auth, keepalive_ms=t.keepalive,
+                           deadtime_ms=t.deadtime, max_size=max_size)
+        self.membership = Membership(node, c.nodes, list(self.links), t, now)
+        self.connectivity = Connectivity(c.ping, c.ping_groups, interval=t.keepalive,
+                                         deadping=deadping or t.deadtime, now=now)
+        self.arbiter = Arbiter(node, c.nodes, config.groups, c.auto_failback,
+                               request_timeout=request_timeout)
+        self.arbiter.score = self.connectivity.score
+        self.arbiter.score_max = self.connectivity.score_max
+        self.left = False
+        self._newest: dict[str, tuple[int, int]] = {}
+        self._started = False
+        self._check_size()
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def authenticated(self) -> bool:
+        """False with authkeys crc: anybody on a heartbeat link can forge messages."""
+        return self.auth.authenticates
+
+    @property
+    def counters(self):
+        """Packets decoded ("ok") and dropped, per reason (messages.REASONS)."""
+        return self.codec.counters
+
+    def status(self, now: int) -> dict:
+        """Plain data for `hadirector status` (JSON-serialisable)."""
+        return {"node": self.node, "generation": self.generation,
+                "settled": self.membership.settled, "left": self.left,
+                "peers": self.membership.snapshot(now),
+                "connectivity": self.connectivity.snapshot(now),
+                **self.arbiter.snapshot(),
+                "packets": dict(self.codec.counters)}
+
+    def next_deadline(self) -> int:
+        times = [self.membership.next_deadline()]
+        for t in (self.connectivity.next_deadline(), self.arbiter.next_deadline()):
+            if t is not None:
+                times.append(t)
+        return min(times)
+
+    # ------------------------------------------------------------------ inputs
+
+    def start(self, now: int) -> list:
+        """Call once, first: StopStale for every group and the first heartbeats."""
+        if self._started:
+            raise RuntimeError("NodeCore.start() called twice")
+        self._started = True
+        out = self.arbiter.start(now)
+        out += self.membership.on_timer(now)
+        out += self.connectivity.on_timer(now)
+        if self.membership.settled:  # a cluster of one
+            out += self.arbiter.settle(now)
+        return self._finish(out, now)
+
+    def on_datagram(self, link: str, data: bytes, now: int) -> list:
+        if self.left:
+            return []
+        try:
+            msg = self.codec.decode(data)
+        except BadMessage as exc:
+            return [PacketDropped(link, exc.reason, exc.detail)]
+        key = (msg.generation, msg.seq)
+        newest = key > self._newest.get(msg.node, (-1, -1))
+        if newest:
+            self._newest[msg.node] = key
+        events = self.membership.on_packet(link, msg, now)
+        news = {msg.node: msg.announcement} if newest and msg.kind != Kind.LEAVE else {}
+        return self._finish(self._after_membership(events, now, news), now)
+
+    def on_timer(self, now: int) -> list:
+        if self.left:
+            return []
+        out = self.connectivity.on_timer(now)
+        out += self._after_membership(self.membership.on_timer(now), now, {})
+        out += self.arbiter.on_timer(now)
+        return self._finish(out, now)
+
+    def probe_reply(self, address: str, now: int) -> list:
+        return self._finish(self.connectivity.on_reply(address, now), now)
+
+    def group_started(self, group: str, now: int) -> list:
+        return self._finish(self.arbiter.group_started(group, now), now)
+
+    def group_failed(self, group: str, now: int, detail: str = "") -> list:
+        return self._finish(self.arbiter.group_failed(group, now, detail), now)
+
+    def group_stopped(self, group: str, now: int) -> list:
+        """ReleaseDone: the group's resources are fully stopped here."""
+        return self._finish(self.arbiter.group_stopped(group, now), now)
+
+    def standby(self, which: str, now: int) -> list:
+        return self._finish(self.arbiter.standby(which, now), now)
+
+    def takeover(self, which: str, now: int) -> list:
+        return self._finish(self.arbiter.takeover(which, now), now)
+
+    def shutdown(self, now: int) -> list:
+        """Release every group; once all are stopped, tell the peers and return LeaveComplete."""
+        return self._finish(self.arbiter.shutdown(now), now)
+
+    # ------------------------------------------------------------------ internals
+
+    def _after_membership(self, events: list, now: int, news: dict) -> list:
+        restarted = [e.node for e in events if isinstance(e, PeerRestarted)]
+        changed = any(isinstance(e, (NodeChanged, PeerRestarted)) for e in events)
+        out = list(events)
+        if changed or news:
+            out += self.arbiter.set_alive(self.membership.alive(), now, news, restarted)
+        if any(isinstance(e, Settled) for e in events):
+            out += self.arbiter.settle(now)
+        # a peer that (re)appears learns our state at once instead of at the next keepalive
+        if any(isinstance(e, NodeChanged) and e.old in ("init", "dead") or isinstance(e, PeerRestarted)
+               for e in events):
+            out.append(AnnounceNow())
+        return out
+
+    def _finish(self, actions: list, now: int) -> list:
+        """Turn score changes into arbiter input and sends into datagrams."""
+        out: list = []
+        pending = list(actions)
+        while pending:
+            a = pending.pop(0)
+            if isinstance(a, ScoreChanged):
+                out.append(a)
+                pending += self.arbiter.set_score(a.new, self.connectivity.score_max, now)
+            else:
+                out.append(a)
+        announce = any(isinstance(a, AnnounceNow) for a in out)
+        sends = [a.link for a in out if isinstance(a, Send)]
+        out = [a for a in out if not isinstance(a, (AnnounceNow, Send))]
+        if self.left:
+            return out
+        if self.arbiter.leave_complete:
+            ann = self.arbiter.announcement()
+            for link in self.links:
+                for _ in range(LEAVE_COPIES):
+                    out.append(Transmit(link, self.codec.encode(Kind.LEAVE, ann)))
+            self.left = True
+            out.append(LeaveComplete())
+            return out
+        if announce:
+            sends = list(self.links)
+            kind = Kind.UPDATE
+        else:
+            kind = Kind.HEARTBEAT
+        if sends:
+            ann = self.arbiter.announcement()
+            for link in dict.fromkeys(sends):
+                out.append(Transmit(link, self.codec.encode(kind, ann)))
+        return out
+
+    def _check_size(self) -> None:
+        """Fail at start, not at the first busy moment, if the worst-case message is too big."""
+        from .messages import Announcement, GroupEntry, GroupState, Grant, Status
+        groups = list(self.arbiter.local_groups)
+        peers = [n for n in self.arbiter.nodes if n != self.node]
+        longest = max(self.arbiter.nodes, key=lambda n: len(n.encode()))
+        worst = Announcement(
+            Status.ACTIVE, 0xFFFF, 0xFFFF,
+            tuple(GroupEntry(g, GroupState.CLAIM, 1, longest, True) for g in groups),
+            tuple(Grant(p, g, 1) for p in peers for g in groups), tuple(groups))
+        saved = self.codec.seq
+        try:
+            self.codec.encode(Kind.UPDATE, worst)
+        except ValueError as exc:
+            raise ValueError(f"cluster messages would not fit: {exc}; use fewer or shorter group "
+                             f"names, or a larger max_size") from None
+        finally:
+            self.codec.seq = saved
