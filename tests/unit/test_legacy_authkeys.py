@@ -74,3 +74,20 @@ def test_missing_file(tmp_path):
     d = make_ha_dir(tmp_path)
     (d / "authkeys").unlink()
     assert one_error(d).startswith(f"{d}/authkeys: missing")
+
+
+def test_a_key_that_is_not_utf8_is_refused_without_echoing_it(tmp_path):
+    d = make_ha_dir(tmp_path)
+    (d / "authkeys").write_bytes(b"auth 1\n1 sha1 H\xe9llo\n")
+    err = one_error(d)
+    assert err == (f"{d}/authkeys:2: the value of cluster.auth.key is not UTF-8 text; hadirector keeps "
+                   "names, paths and keys as UTF-8 (plain ASCII is safest)")
+    assert "llo" not in err
+
+
+def test_non_utf8_comments_are_fine(tmp_path):
+    # Chinese deployments often carry GBK comments
+    d = make_ha_dir(tmp_path)
+    (d / "ha.cf").write_bytes("# 心跳配置\n".encode("gbk") + (d / "ha.cf").read_bytes())
+    (d / "authkeys").write_bytes("# 密钥\n".encode("gbk") + b"auth 1\n1 sha1 s3cret\n")
+    assert load(d).config.cluster.auth.key == "s3cret"

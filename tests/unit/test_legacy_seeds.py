@@ -69,3 +69,27 @@ def test_seed003_test1_and_test2(tmp_path):
     assert one.balancer is None
     # the two files differ only in the ucast peer
     assert one.model_copy(update={"cluster": c.model_copy(update={"links": two.cluster.links})}) == two
+
+
+def test_locate_and_files(tmp_path):
+    from hadirector.config.errors import Collector
+    from hadirector.config.legacy import read_ha_dir
+    from legacy_util import make_ha_dir
+
+    d = make_ha_dir(tmp_path, hacf="node alpha beta\nkeepalive 1\ndeadtime 10\nucast eth0 198.18.0.2\n",
+                    haresources="# groups\nalpha 198.18.0.100 ldirectord\n",
+                    ldirectord="virtual=198.18.0.100:80\n    real=198.18.1.1:80 gate\n"
+                               "virtual=198.18.0.100:443\n    real=198.18.1.1:443 gate\n"
+                               "    real=198.18.1.2:443 gate\n")
+    col = Collector()
+    data, locate, files = read_ha_dir(d, col)
+    assert data is not None and not col.errors
+    assert files == tuple(str(d / f) for f in ("ha.cf", "authkeys", "haresources", "ldirectord.cf"))
+    assert locate(("cluster", "timing", "deadtime")) == f"{d}/ha.cf:3"
+    assert locate(("cluster", "timing", "warntime")) == f"{d}/ha.cf:3"  # derived from deadtime
+    assert locate(("cluster", "auth", "key")) == f"{d}/authkeys:2"
+    assert locate(("groups", 0, "preferred_node")) == f"{d}/haresources:2"
+    assert locate(("balancer", "virtual", 1, "reals", 0, "address")) == f"{d}/ldirectord.cf:4"
+    assert locate(("balancer", "virtual", 1, "reals", 1, "address")) == f"{d}/ldirectord.cf:5"
+    assert locate(("cluster", "name")) == f"{d}/ha.cf"  # not set: the file
+    assert locate(()) == str(d)

@@ -169,10 +169,31 @@ def read_ha_dir(ha_dir: Path, collector: Collector) -> tuple[dict | None, Locate
             if r.get("kind") == "balancer":
                 r["source"] = ld_label
 
-    if not usable:
-        return None, smap.locate, tuple(files)
     data: dict = {"cluster": cluster, "groups": groups}
     if balancer is not None:
         data["balancer"] = balancer
+    if not _all_text(data, (), smap.locate, col):
+        usable = False
+    if not usable:
+        return None, smap.locate, tuple(files)
     return data, smap.locate, tuple(files)
+
+
+def _all_text(value, path: KeyPath, locate: Locate, col: Collector) -> bool:
+    """The files are read as bytes (non-UTF-8 comments are fine); a value that is not UTF-8 text
+    cannot be kept (nor written to TOML), so it is an error at its line."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # the value is not echoed: it may be a key
+            col.error(locate(path), f"the value of {'.'.join(map(str, path))} is not UTF-8 text; hadirector "
+                      "keeps names, paths and keys as UTF-8 (plain ASCII is safest)")
+            return False
+        return True
+    if isinstance(value, dict):
+        return all([_all_text(v, (*path, k), locate, col) for k, v in value.items()])
+    if isinstance(value, (list, tuple)):
+        return all([_all_text(v, (*path, i), locate, col) for i, v in enumerate(value)])
+    return True
 
