@@ -6,7 +6,8 @@ up:   the VIP on `dev` as a host address (/32, /128) labelled lo:0, lo:1 ...; an
         net.ipv4.conf.{all,<dev>}.arp_ignore   = 1  (answer only for addresses on the asking interface)
         net.ipv4.conf.{all,<dev>}.arp_announce = 2  (use the best local address as ARP source)
       The values found before are saved in <state-dir>/realserver.json (first `up` only).
-down: removes the VIPs it added (or, without saved state, the VIPs named) and puts the saved sysctl values back (0 when none were saved).
+down: removes the VIPs it added (or, without saved state, the VIPs named) and puts the saved
+      sysctl values back (0 when none were saved).
 status: prints the VIPs present and the four sysctls; exit 0 when prepared, 3 when not.
 """
 

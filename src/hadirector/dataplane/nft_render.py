@@ -471,8 +471,12 @@ def _render_nat(out: Rendered, svc: ServiceState, reals: list[RealState], env: R
     if sched:
         t.rule(svc_chain, *sched)
     # statistics: packets and bytes per real, both directions (ip_vs_in/ip_vs_out stats)
-    if options.count_traffic and reals:
-        _render_nat_stats(t, out, svc, reals)
+    counted = [r for r in reals if _method(r, env) == "masq"]
+    if options.count_traffic and counted:
+        _render_nat_stats(t, out, svc, counted)
+    if options.snat not in ("none", "masquerade") and \
+            ipaddress.ip_address(options.snat).version != (6 if svc.ipv6 else 4):
+        raise RenderError(f"{svc.key}: snat address {options.snat} is not of the service's family")
     if options.snat != "none" and any(_method(r, env) == "masq" for r in reals):
         t.chain("postrouting", {"type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"})
         if svc.fwmark is not None:
@@ -504,8 +508,6 @@ def _render_nat_stats(t: Table, out: Rendered, svc: ServiceState, reals: list[Re
         t.rule("forward", *sel, jump(chain))
     in_map, out_map = [], []
     for r in reals:
-        if r.address in ("127.0.0.1", "::1"):
-            continue
         rt = real_tag(r)
         cin = t.counter(f"{s}_{rt}_in")
         cout = t.counter(f"{s}_{rt}_out")
@@ -517,8 +519,6 @@ def _render_nat_stats(t: Table, out: Rendered, svc: ServiceState, reals: list[Re
         else:
             in_map.append([{"concat": [r.address, r.port]}, cin])
             out_map.append([{"concat": [r.address, r.port]}, cout])
-    if not in_map:
-        return
     if svc.fwmark is not None or any(not r.port for r in reals):
         kin, kout = payload(fam, "daddr"), payload(fam, "saddr")
         in_map = [[k if isinstance(k, str) else k["concat"][0], c] for k, c in in_map]
