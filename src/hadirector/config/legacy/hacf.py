@@ -91,7 +91,7 @@ HEARTBEAT_CLIENTS = {"ipfail", "ccm", "cib", "crmd", "lrmd", "stonithd", "attrd"
                      "dopd", "hbagent"}
 
 SINGLE = {"keepalive", "deadtime", "warntime", "initdead", "udpport", "baud", "auto_failback",
-          "nice_failback", "watchdog", "logfile", "debugfile", "logfacility", "debug", "cluster"}
+          "nice_failback", "logfile", "debugfile", "logfacility", "debug", "cluster"}  # watchdog: twice is an error
 
 DEFAULT_UDPPORT = 694  # heartbeat UDPPORT; /etc/services `ha-cluster`
 
