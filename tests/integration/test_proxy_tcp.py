@@ -275,3 +275,50 @@ async def test_fwmark_service_is_reported_unsupported(make_dp):
     dp = make_dp(listen={})
     await dp.apply(build_desired(Balancer(virtual=[{"fwmark": 3, "reals": [{"address": "127.0.0.2", "port": 1}]}])))
     assert "FWM 3" in dp.unsupported and dp.stats().services == {}
+
+
+async def test_real_refusing_connections_closes_the_client(make_dp):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.5", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connect gets RST
+    dp = make_dp()
+    await dp.apply(desired_for(balancer_config([("127.0.0.5", port, 1)])))
+    host, lport = dp.listen_address(KEY)
+    with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
+        await http_get(host, lport)
+    assert (dp.connect_errors, dp.connect_timeouts) == (1, 0)
+    st = dp.stats().service(KEY).reals[("127.0.0.5", port)]
+    assert (st.active, st.inactive, st.counters.conns) == (0, 0, 1)
+
+
+async def test_connect_timeout(make_dp):
+    import socket
+    # a listener whose accept queue is full: further SYNs are dropped, connect() hangs
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.6", 0))
+    lsn.listen(0)
+    port = lsn.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.6", port))
+            fillers.append(f)
+        await asyncio.sleep(0.2)
+        dp = make_dp(connect_timeout=1.0)
+        await dp.apply(desired_for(balancer_config([("127.0.0.6", port, 1)])))
+        host, lport = dp.listen_address(KEY)
+        reader, writer = await asyncio.open_connection(host, lport)
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        async with asyncio.timeout(6):  # functional deadline: the sweeper gives up after ~1-2 s
+            assert await reader.read(100) == b""
+        writer.close()
+        assert (dp.connect_errors, dp.connect_timeouts) == (1, 1)
+        assert dp.stats().service(KEY).reals[("127.0.0.6", port)].inactive == 0
+    finally:
+        for f in fillers:
+            f.close()
+        lsn.close()

@@ -302,7 +302,7 @@ class _Conn(asyncio.Protocol):
 
     __slots__ = ("svc", "real", "dest", "tmpl", "ct", "ut", "pending", "plen", "state", "nin",
                  "bin", "nout", "bout", "seen", "since", "client_eof", "up_eof", "cpause",
-                 "upause", "done", "peer", "sock")
+                 "upause", "done", "peer", "task")
 
     def __init__(self, svc: _Service) -> None:
         self.svc = svc
@@ -319,6 +319,7 @@ class _Conn(asyncio.Protocol):
         self.done = False
         self.real = None
         self.tmpl = None
+        self.task = None
 
     # ---- client side
     def connection_made(self, transport):
@@ -343,14 +344,16 @@ class _Conn(asyncio.Protocol):
         real.conns.add(self)
         self.since = now
         transport.set_write_buffer_limits(dp.buffer_high)
-        dp.loop.create_task(self._connect(real.host, real.port))
+        self.task = dp.loop.create_task(self._connect(real.host, real.port))
 
     async def _connect(self, host, port):
+        # the connect timeout is enforced by the sweeper (check_timeout), not a timer per connection
         dp = self.svc.dp
         try:
-            async with asyncio.timeout(dp.connect_timeout):
-                await dp.loop.create_connection(lambda: _Upstream(self), host, port)
-        except (OSError, TimeoutError) as exc:
+            await dp.loop.create_connection(lambda: _Upstream(self), host, port)
+        except asyncio.CancelledError:
+            self.abort()
+        except OSError as exc:
             if not self.done:
                 log.debug("%s: connect to %s:%s failed: %s", self.svc.key, host, port, exc)
                 dp.connect_errors += 1
@@ -480,8 +483,14 @@ class _Conn(asyncio.Protocol):
             if self.state:  # activity restarts the established / FIN timeouts
                 self.since = now
             return
-        limit = t.tcp if self.state == 1 else (t.tcpfin if self.state == 2 else connect_timeout + 1)
+        limit = t.tcp if self.state == 1 else (t.tcpfin if self.state == 2 else connect_timeout)
         if now - self.since >= limit:
+            if self.state == 0 and self.task is not None and not self.task.done():
+                log.debug("%s: connect to %s:%s timed out", self.svc.key, self.real.host, self.real.port)
+                self.svc.dp.connect_errors += 1
+                self.svc.dp.connect_timeouts += 1
+                self.task.cancel()  # _connect aborts the connection
+                return
             log.debug("%s: closing %s connection idle for %.0fs", self.svc.key,
                       ("connecting", "established", "half-closed")[self.state], now - self.since)
             self.abort()
@@ -683,7 +692,8 @@ class ProxyDataPlane(DataPlane):
         self._sweeper: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self.no_dest = 0  # connections/datagrams refused: no destination available
-        self.connect_errors = 0
+        self.connect_errors = 0  # real servers that refused or did not answer a connect
+        self.connect_timeouts = 0  # of which: no answer within connect_timeout
         self.udp_dropped = 0
 
     def now(self) -> float:
@@ -836,3 +846,106 @@ class ProxyDataPlane(DataPlane):
             for key in list(self.services):
                 await self._drop_service(key)
             self.desired = DesiredState()
+
+
+# --------------------------------------------------------------------------- standalone runner
+
+def _parse_hostport(text: str, what: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SystemExit(f"{what} {text!r}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def standalone_desired(args) -> DesiredState:
+    """The desired state of `python -m hadirector.dataplane.proxy` from its options."""
+    from ..balancer.state import build_desired
+    from ..config.model import Balancer
+
+    if args.config:
+        from ..config import ConfigError, load_config
+        try:
+            loaded = load_config(path=args.config, need_node=False)
+        except ConfigError as exc:
+            raise SystemExit("\n".join(str(p) for p in exc.problems)) from None
+        return build_desired(loaded.config.balancer)
+    if not args.service or not args.real:
+        raise SystemExit("give -c CONFIG, or --service PROTO:HOST:PORT and at least one --real")
+    proto, _, rest = args.service.partition(":")
+    if proto not in ("tcp", "udp"):
+        raise SystemExit(f"--service {args.service!r}: expected tcp:HOST:PORT or udp:HOST:PORT")
+    host, port = _parse_hostport(rest, "--service")
+    reals = []
+    for r in args.real:
+        parts = r.rsplit(":", 2) if r.count(":") >= 2 and not r.startswith("[") else None
+        if parts and len(parts) == 3 and parts[2].isdigit() and parts[1].isdigit():
+            (rh, rp), w = _parse_hostport(f"{parts[0]}:{parts[1]}", "--real"), int(parts[2])
+        else:
+            (rh, rp), w = _parse_hostport(r, "--real"), 1
+        reals.append({"address": rh, "port": rp, "weight": w, "method": "masq"})
+    v = {"address": host, "port": port, "protocol": proto, "scheduler": args.scheduler,
+         "reals": reals}
+    if args.persistent:
+        v["persistent"] = args.persistent
+    return build_desired(Balancer(virtual=[v]))
+
+
+async def _run_standalone(args) -> None:
+    from ..daemon.control import ControlServer
+    from ..status import lvs_snapshot
+
+    desired = standalone_desired(args)
+    dp = ProxyDataPlane(proxy_protocol=args.proxy_protocol)
+    await dp.apply(desired)
+    for key in desired.keys:
+        where = dp.listen_address(key)
+        print(f"proxy: {key} listening on {where}" if where else f"proxy: {key} not served: "
+              f"{dp.unsupported.get(key)}", flush=True)
+    control = None
+    if args.state_dir:
+        async def lvs(_req):
+            return lvs_snapshot(dp.desired, dp.stats())
+        control = ControlServer(args.state_dir, {"lvs": lvs})
+        await control.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        if control is not None:
+            await control.close()
+        await dp.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the proxy on its own (benchmarks, trying a configuration): no cluster, every real up."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m hadirector.dataplane.proxy",
+                                description="Run the userspace proxy data plane alone.")
+    p.add_argument("-c", "--config", help="native TOML configuration: serve its [balancer]")
+    p.add_argument("--service", help="PROTO:HOST:PORT, e.g. tcp:127.0.0.1:8080")
+    p.add_argument("--real", action="append", default=[], help="HOST:PORT[:WEIGHT] (repeat)")
+    p.add_argument("--scheduler", default="wrr")
+    p.add_argument("--persistent", type=int, default=0, help="persistence timeout, seconds")
+    p.add_argument("--proxy-protocol", choices=("v1", "v2"), default=None)
+    p.add_argument("--state-dir", help="serve `hadirector lvs --state-dir DIR` from here")
+    p.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    runner = asyncio.run
+    if not args.no_uvloop:
+        try:
+            import uvloop
+            runner = uvloop.run
+        except ImportError:
+            pass
+    runner(_run_standalone(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

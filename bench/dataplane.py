@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Data plane benchmark: wrk against one real server directly and through each data plane.
+
+    .venv/bin/python bench/dataplane.py [--duration 5] [--rounds 3] [--only NAME,...]
+
+One nginx (a temporary config, `return 200` of a small body) is the real server on 127.0.0.1.
+Each *target* is a way to reach it: `direct`, `proxy` (our userspace proxy, uvloop, in its own
+process via `python -m hadirector.dataplane.proxy`), `haproxy` (TCP mode, one thread, a temporary
+config). Every target is measured with keep-alive and with a new connection per request
+(`wrk -H 'Connection: close'`), interleaved over several rounds in one run (the machine is
+shared: interleaving spreads background load evenly; the median is reported). The script prints
+requests/s per target and mode and the ratios (proxy / haproxy, each / direct) and writes nothing else: temporary
+files live in a temporary directory that is removed, and every process it started is stopped by
+its pid.
+
+Adding a target (the nft data plane adds NAT and DR): write a class with `name`, `start()`
+returning the (host, port) wrk should hit, and `stop()`, and append it in `build_targets()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = sys.executable
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def stop_proc(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Nginx:
+    """The real server: nginx with a temporary config, started in the foreground, stopped by pid."""
+
+    def __init__(self, tmp: str, workers: int) -> None:
+        self.tmp = tmp
+        self.workers = workers
+        self.host, self.port = "127.0.0.1", free_port()
+        self.proc = None
+
+    def start(self) -> None:
+        conf = os.path.join(self.tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""
+worker_processes {self.workers};
+daemon off;
+pid {self.tmp}/nginx.pid;
+error_log {self.tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.tmp}/body;
+    proxy_temp_path {self.tmp}/proxy;
+    fastcgi_temp_path {self.tmp}/fastcgi;
+    uwsgi_temp_path {self.tmp}/uwsgi;
+    scgi_temp_path {self.tmp}/scgi;
+    keepalive_requests 1000000;
+    server {{
+        listen {self.host}:{self.port} backlog=4096;
+        location / {{ return 200 "hello from the real server\\n"; }}
+    }}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.tmp],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.host, self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        stop_proc(self.proc, signal.SIGQUIT)
+
+
+class Direct:
+    name = "direct"
+
+    def __init__(self, real: Nginx) -> None:
+        self.real = real
+
+    def start(self) -> tuple[str, int]:
+        return self.real.host, self.real.port
+
+    def stop(self) -> None:
+        pass
+
+
+class Proxy:
+    """Our userspace proxy in its own process (uvloop when installed)."""
+
+    name = "proxy"
+
+    def __init__(self, real: Nginx, tmp: str) -> None:
+        self.real = real
+        self.tmp = tmp
+        self.proc = None
+
+    def start(self) -> tuple[str, int]:
+        port = free_port()
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "hadirector.dataplane.proxy", "--service", f"tcp:127.0.0.1:{port}",
+             "--real", f"{self.real.host}:{self.real.port}", "--scheduler", "wrr"],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.tmp, "proxy.log"), "w"))
+        wait_port("127.0.0.1", port, proc=self.proc)
+        return "127.0.0.1", port
+
+    def stop(self) -> None:
+        stop_proc(self.proc)
+
+
+class HAProxy:
+    """HAProxy 2.x in TCP mode, one thread (like our single-threaded proxy), temporary config."""
+
+    name = "haproxy"
+
+    def __init__(self, real: Nginx, tmp: str) -> None:
+        self.real = real
+        self.tmp = tmp
+        self.proc = None
+
+    def start(self) -> tuple[str, int]:
+        port = free_port()
+        conf = os.path.join(self.tmp, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(f"""
+global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server real {self.real.host}:{self.real.port}
+""")
+        self.proc = subprocess.Popen(["haproxy", "-f", conf, "-db"],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.tmp, "haproxy.log"), "w"))
+        wait_port("127.0.0.1", port, proc=self.proc)
+        return "127.0.0.1", port
+
+    def stop(self) -> None:
+        stop_proc(self.proc, signal.SIGUSR1)  # soft stop
+
+
+def build_targets(real: Nginx, tmp: str) -> list:
+    return [Direct(real), Proxy(real, tmp), HAProxy(real, tmp)]
+
+
+MODES = {"keep-alive": [], "new-conn": ["-H", "Connection: close"]}
+
+
+def run_wrk(host: str, port: int, mode: str, duration: int, connections: int, threads: int) -> float:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", *MODES[mode],
+           f"http://{host}:{port}/"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    if not m:
+        raise RuntimeError(f"wrk gave no Requests/sec:\n{out.stdout}\n{out.stderr}")
+    errors = re.search(r"Socket errors: (.*)", out.stdout)
+    if errors:
+        print(f"    ({mode}: wrk socket errors: {errors.group(1)})", file=sys.stderr)
+    return float(m.group(1))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds; each runs every target and mode once, interleaved, and the "
+                        "median is reported (default 3)")
+    p.add_argument("--connections", type=int, default=50, help="wrk connections (default 50)")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    p.add_argument("--nginx-workers", type=int, default=1)
+    p.add_argument("--only", help="comma-separated target names")
+    p.add_argument("--modes", default="keep-alive,new-conn")
+    args = p.parse_args(argv)
+    for tool in ("wrk", "nginx", "haproxy"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is not installed", file=sys.stderr)
+            return 2
+    modes = args.modes.split(",")
+    runs: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="hadirector-bench-") as tmp:
+        real = Nginx(tmp, args.nginx_workers)
+        real.start()
+        started = []
+        try:
+            targets = build_targets(real, tmp)
+            if args.only:
+                keep = set(args.only.split(","))
+                targets = [t for t in targets if t.name in keep]
+            where = {}
+            for t in targets:
+                where[t.name] = t.start()
+                started.append(t)
+                run_wrk(*where[t.name], "keep-alive", 1, args.connections, args.threads)  # warm-up
+            for rnd in range(args.rounds):
+                for mode in modes:
+                    for t in targets:
+                        rps = run_wrk(*where[t.name], mode, args.duration, args.connections, args.threads)
+                        runs.setdefault(t.name, {}).setdefault(mode, []).append(rps)
+                        print(f"  round {rnd + 1}  {t.name:<10} {mode:<11} {rps:>12,.0f} req/s",
+                              file=sys.stderr)
+        finally:
+            for t in reversed(started):
+                t.stop()
+            real.stop()
+    results = {name: {m: statistics.median(v) for m, v in r.items()} for name, r in runs.items()}
+    print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} rounds "
+          f"(median), nginx {args.nginx_workers} worker(s), {os.cpu_count()} CPUs, "
+          f"load average at the end: {os.getloadavg()[0]:.2f}")
+    print(f"{'target':<20}" + "".join(f"{m:>16}" for m in modes))
+    for name, r in results.items():
+        print(f"{name:<20}" + "".join(f"{r.get(m, 0):>16,.0f}" for m in modes))
+    print()
+    base = results.get("direct")
+    for name, r in results.items():
+        if base and name != "direct":
+            print(f"{name + ' / direct':<20}" + "".join(
+                f"{r[m] / base[m]:>16.2f}" for m in modes if m in r and base.get(m)))
+    if "proxy" in results and "haproxy" in results:
+        r, h = results["proxy"], results["haproxy"]
+        print(f"{'proxy / haproxy':<20}" + "".join(f"{r[m] / h[m]:>16.2f}" for m in modes if h.get(m)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

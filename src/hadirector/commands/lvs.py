@@ -1,0 +1,52 @@
+"""`hadirector lvs`: the running balancer in ipvsadm's own layout (ipvsadm -L [-n])."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..daemon.control import ControlError, request
+from ..status import decode_snapshot, lvs_json, render_lvs, system_resolvers
+from ._common import add_state_dir, default_state_dir
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "lvs", help="show the virtual services like `ipvsadm -L -n`",
+        description="Print the running balancer's virtual services and real servers in "
+        "ipvsadm's layout (same columns, widths and rounding as `ipvsadm -L`), read from the "
+        "daemon's control socket. Exit 1 when no daemon is running.")
+    add_state_dir(p)
+    p.add_argument("-n", "--numeric", action="store_true",
+                   help="numeric addresses and ports (no reverse DNS or service names)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--stats", action="store_true", help="connection, packet and byte counters")
+    what.add_argument("--rate", action="store_true", help="rates per second")
+    p.add_argument("--exact", action="store_true", help="exact numbers instead of K/M/G rounding")
+    p.add_argument("--json", action="store_true", help="the same table as JSON")
+    p.set_defaults(func=run)
+
+
+def fetch_lvs(state_dir: str, timeout: float = 10.0) -> dict:
+    """Ask the daemon at `<state_dir>/control.sock` for `{"cmd": "lvs"}`; its reply
+    (`status.lvs_snapshot`). Raises ControlError with a message fit for the user."""
+    return request(state_dir, "lvs", timeout=timeout)
+
+
+def run(args) -> int:
+    state_dir = args.state_dir or default_state_dir()
+    try:
+        desired, stats = decode_snapshot(fetch_lvs(state_dir))
+    except (ControlError, ValueError) as exc:
+        print(f"hadirector lvs: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(lvs_json(desired, stats), indent=2))
+        return 0
+    host_name = port_name = None
+    if not args.numeric:
+        host_name, port_name = system_resolvers()
+    mode = "stats" if args.stats else "rate" if args.rate else "list"
+    sys.stdout.write(render_lvs(desired, stats, numeric=args.numeric, mode=mode, exact=args.exact,
+                                host_name=host_name, port_name=port_name))
+    return 0

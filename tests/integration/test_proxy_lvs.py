@@ -1,0 +1,73 @@
+"""`hadirector lvs` against a standalone proxy process (uvloop) serving the control socket."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+
+from proxy_util import HttpReal, http_get
+
+SRC = os.path.join(os.path.dirname(__file__), "..", "..", "src")
+
+
+def free_port(host):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+async def hadirector(*args):
+    env = dict(os.environ, PYTHONPATH=SRC)
+    p = await asyncio.create_subprocess_exec(sys.executable, "-m", "hadirector", *args, env=env,
+                                             stdout=asyncio.subprocess.PIPE,
+                                             stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(p.communicate(), 30)
+    return p.returncode, out.decode(), err.decode()
+
+
+async def test_lvs_shows_a_running_standalone_proxy(tmp_path):
+    reals = [await HttpReal(f"r{i}", host=f"127.0.0.{i + 2}").start() for i in range(2)]
+    state = str(tmp_path / "state")
+    vip = "127.0.0.11"
+    port = free_port(vip)
+    env = dict(os.environ, PYTHONPATH=SRC)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hadirector.dataplane.proxy", "--service", f"tcp:{vip}:{port}",
+        "--real", f"{reals[0].host}:{reals[0].port}:3", "--real", f"{reals[1].host}:{reals[1].port}:1",
+        "--state-dir", state, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        assert b"listening on" in line, line
+        async with asyncio.timeout(10):
+            while not os.path.exists(os.path.join(state, "control.sock")):
+                await asyncio.sleep(0.05)
+        bodies = [await http_get(vip, port) for _ in range(8)]
+        assert sorted(bodies) == ["r0"] * 6 + ["r1"] * 2
+
+        rc, out, err = await hadirector("lvs", "--state-dir", state, "-n")
+        assert rc == 0, err
+        lines = out.splitlines()
+        assert lines[0] == "IP Virtual Server version 1.2.1 (size=4096)"
+        assert lines[3] == f"TCP  {vip}:{port} wrr"
+        assert lines[4].split() == ["->", f"{reals[0].host}:{reals[0].port}", "Masq", "3", "0", "0"]
+        assert lines[5].split() == ["->", f"{reals[1].host}:{reals[1].port}", "Masq", "1", "0", "0"]
+
+        rc, out, _ = await hadirector("lvs", "--state-dir", state, "-n", "--stats", "--exact")
+        assert rc == 0
+        rows = {ln.split()[1]: ln.split()[2:] for ln in out.splitlines() if ln.startswith("  -> ")}
+        assert rows[f"{reals[0].host}:{reals[0].port}"][0] == "6"
+        assert rows[f"{reals[1].host}:{reals[1].port}"][0] == "2"
+
+        rc, out, _ = await hadirector("lvs", "--state-dir", state, "--json")
+        assert rc == 0
+        svc = json.loads(out)["services"][0]
+        assert svc["stats"]["conns"] == 8 and svc["stats"]["inbytes"] > 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        for r in reals:
+            await r.stop()
+    rc, out, err = await hadirector("lvs", "--state-dir", state)
+    assert rc == 1 and "no hadirector daemon is running" in err and out == ""
