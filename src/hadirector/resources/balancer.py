@@ -1,0 +1,68 @@
+"""The `balancer` agent: the built-in load balancer as a resource (what haresources' `ldirectord`
+entry starts).
+
+start opens the data plane and installs the desired state of the config's [balancer]; stop closes
+it (the data plane removes everything it installed: the proxy stops listening, the nft table is
+deleted); monitor says whether it is running and its last apply succeeded. The work is done by
+the `BalancerDriver` (balancer/driver.py) the daemon hands over as `ctx.services["balancer"]`, so
+health checks, reloads and `hadirector lvs` see the same balancer this agent starts and stops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..dataplane.base import DataPlaneError
+from .base import Agent, AgentError, register
+
+
+@register
+class BalancerAgent(Agent):
+    kind = "balancer"
+
+    @property
+    def name(self) -> str:
+        src = getattr(self.model, "source", None)
+        return f"balancer ({src})" if src else "balancer"
+
+    def _driver(self):
+        driver = self.ctx.services.get("balancer")
+        if driver is None:
+            raise AgentError("no balancer to start: the daemon passes its BalancerDriver as "
+                             "services['balancer'] (is there a [balancer] section?)", transient=False)
+        return driver
+
+    async def start(self) -> None:
+        driver = self._driver()
+        try:
+            await driver.start()
+        except DataPlaneError as exc:
+            # e.g. the VIP's port is taken, libnftables refused the transaction: may clear up
+            raise AgentError(f"{self.name}: {exc}", transient=True) from None
+        except ValueError as exc:  # a configuration the data plane cannot install
+            raise AgentError(f"{self.name}: {exc}", transient=False) from None
+        except OSError as exc:
+            raise AgentError(f"{self.name}: {exc.strerror or exc}", transient=True, code=exc.errno) from None
+
+    async def stop(self) -> None:
+        driver = self._driver()
+        try:
+            await driver.stop()
+        except (DataPlaneError, OSError) as exc:
+            raise AgentError(f"{self.name}: stop failed: {exc}", transient=True) from None
+
+    async def monitor(self) -> bool:
+        return self._driver().healthy()
+
+    def status(self) -> dict[str, Any]:
+        driver = self.ctx.services.get("balancer")
+        if driver is None:
+            return {}
+        out: dict[str, Any] = {"dataplane": driver.kind, "running": driver.running,
+                               "services": len(driver.desired.services)}
+        if driver.last_error:
+            out["error"] = driver.last_error
+        unsupported = getattr(driver.dataplane, "unsupported", None)
+        if unsupported:
+            out["unsupported"] = dict(unsupported)
+        return out

@@ -1,0 +1,92 @@
+"""The `balancer` resource agent driving the proxy data plane through a BalancerDriver."""
+
+import asyncio
+
+import pytest
+
+from hadirector.balancer.driver import BalancerDriver, choose_dataplane
+from hadirector.balancer.state import RealHealth
+from hadirector.config.model import BalancerResource
+from hadirector.dataplane.proxy import ProxyDataPlane
+from hadirector.resources.base import AgentContext, AgentError, agent_for
+from hadirector.status import decode_snapshot, render_lvs
+
+from proxy_util import HttpReal, balancer_config, http_get, service_key
+
+KEY = service_key()
+
+
+async def test_agent_starts_monitors_and_stops_the_balancer():
+    reals = [await HttpReal(f"r{i}", host=f"127.0.0.{i + 2}").start() for i in range(2)]
+    cfg = balancer_config([(r.host, r.port, 1) for r in reals], scheduler="rr", quiescent=False)
+    made = []
+
+    def factory(kind):
+        assert kind == "proxy"
+        dp = ProxyDataPlane(listen={KEY: ("127.0.0.10", 0)})
+        made.append(dp)
+        return dp
+
+    driver = BalancerDriver(cfg, dataplane="proxy", factory=factory)
+    agent = agent_for(BalancerResource(source="ldirectord.cf"), AgentContext(services={"balancer": driver}))
+    try:
+        assert agent.name == "balancer (ldirectord.cf)"
+        assert await agent.monitor() is False
+        await agent.start()
+        assert await agent.monitor() is True
+        host, port = made[0].listen_address(KEY)
+        assert {await http_get(host, port) for _ in range(4)} == {"r0", "r1"}
+
+        # a check reports r0 down: traffic moves at once
+        assert await driver.update_health({(KEY, reals[0].host, reals[0].port): RealHealth(up=False)})
+        assert {await http_get(host, port) for _ in range(4)} == {"r1"}
+        assert not await driver.update_health({(KEY, reals[0].host, reals[0].port): False})  # no change
+
+        desired, stats = decode_snapshot(driver.snapshot())
+        text = render_lvs(desired, stats)
+        assert f"{reals[1].host}:{reals[1].port}" in text and f"{reals[0].host}:{reals[0].port}" not in text
+        assert agent.status()["dataplane"] == "proxy" and agent.status()["running"]
+
+        await agent.stop()
+        assert await agent.monitor() is False
+        with pytest.raises((ConnectionError, OSError)):
+            await http_get(host, port)
+        # health recorded while stopped is used at the next start
+        await driver.update_health({(KEY, reals[0].host, reals[0].port): True})
+        await agent.start()
+        host, port = made[1].listen_address(KEY)
+        assert {await http_get(host, port) for _ in range(4)} == {"r0", "r1"}
+    finally:
+        await driver.stop()
+        for r in reals:
+            await r.stop()
+
+
+async def test_agent_without_driver_and_port_in_use():
+    agent = agent_for(BalancerResource(), AgentContext())
+    with pytest.raises(AgentError, match="no balancer to start") as e:
+        await agent.start()
+    assert not e.value.transient
+
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.12", 0)
+    port = blocker.sockets[0].getsockname()[1]
+    try:
+        cfg = balancer_config([("127.0.0.2", 1, 1)], vip="127.0.0.12", port=port)
+        driver = BalancerDriver(cfg, dataplane="proxy",
+                                factory=lambda kind: ProxyDataPlane(freebind=False))
+        agent = agent_for(BalancerResource(), AgentContext(services={"balancer": driver}))
+        with pytest.raises(AgentError, match="cannot listen on 127.0.0.12") as e:
+            await agent.start()
+        assert e.value.transient
+        assert await agent.monitor() is False
+        await agent.stop()
+    finally:
+        blocker.close()
+
+
+def test_choose_dataplane():
+    assert choose_dataplane("proxy") == "proxy"
+    assert choose_dataplane("nft") == "nft"
+    assert choose_dataplane("auto") in ("nft", "proxy")
+    with pytest.raises(ValueError, match="expected auto, nft or proxy"):
+        choose_dataplane("ipvs")
