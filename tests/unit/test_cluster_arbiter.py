@@ -325,3 +325,14 @@ def test_impossible_driver_report_names_state_and_event():
         a.group_stopped("nope", 0)
     with pytest.raises(ValueError, match="preferred node 'z'"):
         Arbiter("a", ("a", "b"), {"g": "z"})
+
+
+def test_a_request_being_served_does_not_expire_but_a_stalled_one_does():
+    b = ready(local="b", request_timeout=1000, peers={"a": ann(groups=[("web", HELD)])})
+    b.takeover("all", 0)
+    peer(b, "a", ann(groups=[("web", STOPPING, 0, "b")]), now=500)  # a is handing it over
+    assert acts(b.on_timer(1500), RequestResult) == []
+    assert b.next_deadline() > 1500  # never a deadline in the past
+    peer(b, "a", ann(groups=[("web", HELD)]), now=1600)  # a changed its mind (say, failback)
+    out = b.on_timer(b.next_deadline())
+    assert [r.ok for r in acts(out, RequestResult)] == [False]

@@ -539,6 +539,8 @@ class Arbiter:
             st = self.local_groups[g]
             handed = any(self._entry(n, g).to == self.local for n in self.peers)
             if st.state in (CLAIM, STARTING) or handed:
+                # being served: the clock restarts, so a handoff that stalls still expires
+                self.requests[g] = max(deadline, now + self.request_timeout)
                 continue
             if now >= deadline:
                 del self.requests[g]
