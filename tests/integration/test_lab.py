@@ -120,3 +120,30 @@ def test_nginx_real(lab):
     assert a.http_get("198.18.0.2") == "ngx\n"
     p.stop()
     assert not p.alive()
+
+
+def test_lab_command_up_and_down():
+    need_root("ip")
+    import subprocess
+    name = f"t{os.getpid() % 10_000_000}"
+    hd = [sys.executable, "-m", "hadirector", "lab"]
+    up = subprocess.run(hd + ["up", "--name", name, "--layout", "one-arm", "--reals", "2"],
+                        capture_output=True, text=True, timeout=120)
+    try:
+        assert up.returncode == 0, up.stderr
+        ns = f"hdl-{name}-client"
+        assert ns in _netns_names() and f"hdl-{name}-real2" in _netns_names()
+        assert "real1" in up.stdout and "198.18.0.11" in up.stdout
+        # the lab outlived the command: its HTTP servers still answer
+        got = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "-m", "3", "http://198.18.0.12/"],
+                             capture_output=True, text=True, timeout=10)
+        assert got.stdout == "real2\n"
+        listed = subprocess.run(hd + ["list"], capture_output=True, text=True, timeout=30).stdout
+        assert f"{name}: " in listed
+        again = subprocess.run(hd + ["up", "--name", name], capture_output=True, text=True, timeout=30)
+        assert again.returncode == 1 and "already up" in again.stderr
+    finally:
+        down = subprocess.run(hd + ["down", "--name", name], capture_output=True, text=True, timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert "stopped" in down.stdout
+    assert not any(n.startswith(f"hdl-{name}-") for n in _netns_names())

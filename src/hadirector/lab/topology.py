@@ -524,6 +524,24 @@ class Lab:
         if errors:
             raise LabError("; ".join(errors))
 
+    def describe(self) -> dict:
+        """Plain data naming everything the lab made (for `hadirector lab up` / `down`)."""
+        return {"prefix": self.prefix, "dir": self.dir, "netns": list(self._netns),
+                "hosts": {n: h.netns for n, h in self.hosts.items()},
+                "processes": [{"pid": p.pid, "start": _start_time(p.pid), "host": p.host.name,
+                               "argv": p.argv, "log": p.log} for p in self._procs if p.alive()]}
+
+    def detach(self) -> dict:
+        """Leave the lab running after this process exits (no cleanup at exit); returns
+        describe(), which `teardown()` takes to remove it later."""
+        desc = self.describe()
+        for h in self.hosts.values():
+            if h._worker is not None:
+                h._worker.close()
+        self.closed = True
+        _open_labs.discard(self)
+        return desc
+
     def __enter__(self) -> "Lab":
         return self
 
@@ -543,6 +561,47 @@ def _close_all() -> None:
 
 
 atexit.register(_close_all)
+
+
+def _start_time(pid: int) -> int | None:
+    """A process's start time in clock ticks (/proc/PID/stat field 22), to tell a pid reused by
+    another process from ours."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data.rsplit(")", 1)[1].split()[19])
+
+
+def teardown(desc: dict) -> list[str]:
+    """Remove a detached lab: stop the processes it recorded (by pid, only when the pid still
+    names the same process), delete its namespaces and directory. Returns what was done."""
+    done = []
+    for p in desc.get("processes", []):
+        pid = p["pid"]
+        if p.get("start") is None or _start_time(pid) != p["start"]:
+            continue
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            done.append(f"stopped {pid} ({p['host']}: {' '.join(p['argv'])[:50]})")
+        except ProcessLookupError:
+            continue
+        for _ in range(40):
+            if _start_time(pid) != p["start"]:
+                break
+            time.sleep(0.05)
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for ns in reversed(desc.get("netns", [])):
+        if ip("netns", "del", ns, check=False).returncode == 0:
+            done.append(f"deleted netns {ns}")
+    if desc.get("dir"):
+        shutil.rmtree(desc["dir"], ignore_errors=True)
+    return done
 
 
 def stale_namespaces() -> list[str]:
