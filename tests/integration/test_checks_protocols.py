@@ -131,13 +131,20 @@ async def test_ftp_login_and_file(ftp_server):
 @pytest.fixture
 def dnsmasq(tmp_path):
     need("dnsmasq")
-    port = free_port(socket.SOCK_DGRAM)
-    proc = Proc(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-daemon",
-                 "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", "--user=root",
-                 f"--pid-file={tmp_path}/dnsmasq.pid", "--host-record=www.example.test,198.18.5.5",
-                 "--ptr-record=6.5.18.198.in-addr.arpa,mail.example.test"])
+    for attempt in range(3):  # the port is free for UDP; TCP (dnsmasq binds both) may be taken
+        port = free_port(socket.SOCK_DGRAM)
+        proc = Proc(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-daemon",
+                     "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", "--user=root",
+                     f"--pid-file={tmp_path}/dnsmasq.pid", "--host-record=www.example.test,198.18.5.5",
+                     "--ptr-record=6.5.18.198.in-addr.arpa,mail.example.test"])
+        try:
+            wait_port(port, proc=proc.p)
+            break
+        except RuntimeError:
+            proc.stop()
+            if attempt == 2:
+                raise
     try:
-        wait_port(port, proc=proc.p)
         yield port
     finally:
         proc.stop()

@@ -135,6 +135,9 @@ def target_for(vs: VirtualService, real: Real) -> CheckTarget:
 
 Probe = Callable[[CheckTarget, "ProbeContext"], Awaitable[ProbeResult]]
 PROBES: dict[str, Probe] = {}
+# Optional callback forms of a probe, for the scheduler's hot path (no task per check):
+# start(target, loop, timeout, done(result, timed_out)) -> handle with cancel(), or None when done already
+FAST_PROBES: dict[str, Callable] = {}
 
 # ldirectord _check_real: which negotiate probe serves which service
 NEGOTIATE_BY_SERVICE = {
@@ -175,6 +178,12 @@ def probe_name(target: CheckTarget, kind: str) -> str:
     if kind in ("ping", "on", "off"):
         return kind
     raise ValueError(f"unknown check kind {kind!r}; expected connect, negotiate, ping, external, on or off")
+
+
+def fast_probe_for(target: CheckTarget, kind: str) -> Callable | None:
+    if not PROBES:
+        load_all()
+    return FAST_PROBES.get(probe_name(target, kind))
 
 
 def probe_for(target: CheckTarget, kind: str) -> Probe:

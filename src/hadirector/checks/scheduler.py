@@ -35,11 +35,12 @@ from typing import Callable, Iterable
 
 from ..config.model import VirtualService
 from .base import (CheckTarget, CombinedCycle, ProbeContext, ProbeResult, RealKey, RiseFall, Transition,
-                   probe_for, real_key, target_for)
+                   fast_probe_for, probe_for, real_key, target_for)
 
 log = logging.getLogger("hadirector.checks")
 
 LATENESS_SAMPLES = 1 << 17
+TIMER_SLACK = 0.001  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,7 @@ class CheckScheduler:
         self._seq = 0
         self._waiting: deque[tuple[_Slot, float]] = deque()
         self._inflight = 0
+        self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: asyncio.Task | None = None
         self._wake: asyncio.Future | None = None
@@ -162,12 +164,12 @@ class CheckScheduler:
                 await runner
             except asyncio.CancelledError:
                 pass
+        self._waiting.clear()
         tasks = [s.task for s in self._slots.values() if isinstance(s.task, asyncio.Task)]
-        for t in tasks:
-            t.cancel()
+        for slot in self._slots.values():
+            self._cancel(slot)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._waiting.clear()
         await self.ctx.close()
 
     # ------------------------------------------------------------------ reading state
@@ -213,8 +215,7 @@ class CheckScheduler:
             if key not in wanted:
                 slot = self._slots.pop(key)
                 slot.alive = False
-                if slot.task is not None:
-                    slot.task.cancel()
+                self._cancel(slot)
                 removed.append(key)
         for key, (vs, target) in wanted.items():
             interval = vs.checkinterval / 1000
@@ -268,7 +269,10 @@ class CheckScheduler:
         heap = self._heap
         while True:
             now = loop.time()
-            while heap and heap[0][0] <= now:
+            # due within the timer resolution counts as due now: event loops round timers to about
+            # 1 ms, so waiting for a slot 0.3 ms away would spin on timers that fire early
+            horizon = now + TIMER_SLACK
+            while heap and heap[0][0] <= horizon:
                 due, _, slot, gen = heapq.heappop(heap)
                 if not slot.alive or gen != slot.gen:
                     continue
@@ -298,55 +302,91 @@ class CheckScheduler:
                 self._wake_at = math.inf
 
     def _launch(self, slot: _Slot, due: float) -> None:
-        self._inflight += 1
-        slot.task = self._loop.create_task(self._check(slot, due))
-
-    async def _check(self, slot: _Slot, due: float) -> None:
         loop = self._loop
-        start = loop.time()
-        self._lateness[self._lat_n % LATENESS_SAMPLES] = max(0.0, start - due)
+        self._inflight += 1
+        self._lateness[self._lat_n % LATENESS_SAMPLES] = max(0.0, loop.time() - due)
         self._lat_n += 1
         target = slot.target
         kind = slot.cycle.next_kind() if slot.cycle is not None else target.checktype
+        for path in slot.maint:
+            if os.path.exists(path):
+                self._emit(slot.fsm.force_down(f"in maintenance ({path})", time.time()))
+                self._release(slot)
+                return
+        probes = slot.probe_cache.get(kind)
+        if probes is None:
+            probes = slot.probe_cache[kind] = (fast_probe_for(target, kind), probe_for(target, kind))
+        fast, probe = probes
+        if fast is not None:
+            # the hot path (connect checks): callbacks, no task per check
+            slot.task = _RUNNING
+            handle = fast(target, loop, target.timeout_for(kind),
+                          lambda result, timed_out: self._done(slot, kind, result, timed_out))
+            if slot.task is _RUNNING:  # not finished at once
+                slot.task = handle
+            return
+        slot.task = loop.create_task(self._check(slot, kind, probe))
+
+    async def _check(self, slot: _Slot, kind: str, probe) -> None:
+        target = slot.target
+        timeout = target.timeout_for(kind)
+        timed_out = False
         try:
-            for path in slot.maint:
-                if os.path.exists(path):
-                    wall = time.time()
-                    self._emit(slot.fsm.force_down(f"in maintenance ({path})", wall), target)
-                    return
-            probe = slot.probe_cache.get(kind)
-            if probe is None:
-                probe = slot.probe_cache[kind] = probe_for(target, kind)
-            timeout = target.timeout_for(kind)
             try:
                 async with asyncio.timeout(timeout):
                     result = await probe(target, self.ctx)
             except TimeoutError:
-                self._timeouts += 1
+                timed_out = True
                 result = ProbeResult(False, f"no answer within {timeout:g} s")
-            except asyncio.CancelledError:
-                raise
             except Exception as e:  # a probe bug must not stop the checks of every other real
                 self._errors += 1
-                if start - self._last_error_log > 10:
-                    self._last_error_log = start
+                now = self._loop.time()
+                if now - self._last_error_log > 10:
+                    self._last_error_log = now
                     log.exception("check of %s raised (counted, further ones logged at most every 10 s)", slot.key)
                 result = ProbeResult(False, f"check error: {type(e).__name__}: {e}")
+        except asyncio.CancelledError:
+            self._release(slot)
+            raise
+        self._done(slot, kind, result, timed_out)
+
+    def _done(self, slot: _Slot, kind: str, result: ProbeResult, timed_out: bool) -> None:
+        try:
             self._checks += 1
+            if timed_out:
+                self._timeouts += 1
             if slot.cycle is not None:
                 slot.cycle.record(kind, result.ok)
             if slot.alive:
-                self._emit(slot.fsm.on_result(result.ok, result.reason, time.time(), result.weight), target)
+                self._emit(slot.fsm.on_result(result.ok, result.reason, time.time(), result.weight))
         finally:
-            slot.task = None
-            self._inflight -= 1
+            self._release(slot)
+
+    def _release(self, slot: _Slot) -> None:
+        slot.task = None
+        self._inflight -= 1
+        if self._draining:  # a check that finished at once inside the loop below: no recursion
+            return
+        self._draining = True
+        try:
             while self._waiting and self._inflight < self.concurrency:
                 nslot, ndue = self._waiting.popleft()
                 nslot.task = None
                 if nslot.alive:
                     self._launch(nslot, ndue)
+        finally:
+            self._draining = False
 
-    def _emit(self, transitions: list[Transition], target: CheckTarget) -> None:
+    def _cancel(self, slot: _Slot) -> None:
+        """Stop a real's check in flight (reload removed it, or stopping)."""
+        task = slot.task
+        if task is None or task is _QUEUED:
+            return  # a queued slot is skipped when dequeued (alive is False)
+        task.cancel()
+        if not isinstance(task, asyncio.Task):  # a fast-path handle: nothing else will release it
+            self._release(slot)
+
+    def _emit(self, transitions: list[Transition]) -> None:
         for t in transitions:
             ev = HealthEvent(t.key, t.up, t.weight, t.kind, t.reason, t.at)
             if t.kind != "weight":
@@ -366,6 +406,7 @@ class _Queued:
 
 
 _QUEUED = _Queued()
+_RUNNING = _Queued()  # a fast-path check between its start and its handle
 
 
 def _resolve(fut: asyncio.Future) -> None:
