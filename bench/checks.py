@@ -62,17 +62,18 @@ def serve(n: int, port: int, http: bool) -> None:
         for fd, ev in ep.poll(1.0):
             ls = listeners.get(fd)
             if ls is not None:
-                while True:
-                    try:
-                        c, _ = ls.accept()
-                    except (BlockingIOError, ConnectionAbortedError):
-                        break
-                    if not http:
-                        c.close()
-                        continue
-                    c.setblocking(False)
-                    conns[c.fileno()] = c
-                    ep.register(c.fileno(), select.EPOLLIN)
+                # one accept per event: epoll is level-triggered, so a second waiting connection
+                # reports again (cheaper than the BlockingIOError of a second accept)
+                try:
+                    c, _ = ls.accept()
+                except (BlockingIOError, ConnectionAbortedError):
+                    continue
+                if not http:
+                    c.close()
+                    continue
+                c.setblocking(False)
+                conns[c.fileno()] = c
+                ep.register(c.fileno(), select.EPOLLIN)
                 continue
             c = conns.pop(fd, None)
             if c is None:

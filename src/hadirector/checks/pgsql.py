@@ -52,10 +52,10 @@ def error_text(body: bytes) -> str:
 class Scram:
     """SCRAM-SHA-256 client (RFC 5802 3, RFC 7677); PostgreSQL sends an empty user name (n=)."""
 
-    def __init__(self, password: str) -> None:
+    def __init__(self, password: str, user: str = "", nonce: str | None = None) -> None:
         self.password = password.encode()
-        self.nonce = base64.b64encode(os.urandom(18)).decode()
-        self.first_bare = f"n=,r={self.nonce}"
+        self.nonce = nonce or base64.b64encode(os.urandom(18)).decode()
+        self.first_bare = f"n={user},r={self.nonce}"
 
     def first(self) -> bytes:
         return ("n,," + self.first_bare).encode()
