@@ -274,7 +274,8 @@ async def test_udp_service(lab, method):
     dp = NftDataPlane(netns=bl.director.netns, stats_interval=0)
     try:
         await dp.apply(build_desired(b))
-        await asyncio.sleep(0.3)  # the echo servers start
+        for r in bl.reals:  # the echo servers are up once their TCP side accepts
+            r.wait_tcp(VIP if method == "gate" else "127.0.0.1", 8081)
         res = load(bl, n=300, c=6, udp=True, port=53)
         assert res["errors"] == 0, res
         # each datagram comes from a fresh socket; a reused source port follows its earlier flow

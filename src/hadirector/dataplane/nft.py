@@ -76,6 +76,7 @@ class NftDataPlane(DataPlane):
         self._desired = DesiredState()
         self._rendered: Rendered | None = None
         self._installed: list[dict] | None = None
+        self._neigh_cache: dict[tuple[str, str], str] | None = None
         self._env = RenderEnv()
         self._weights: dict[tuple[str, tuple[str, int]], int] = {}
         self._stats = BalancerStats()
@@ -85,10 +86,17 @@ class NftDataPlane(DataPlane):
         self._closed = False
         self.warnings: list[str] = []
         self.applies = 0  # transactions committed (tests, status)
-        self._worker.call(self._init_nft)
+        try:
+            self._worker.call(self._init_nft)
+        except BaseException:
+            self._worker.close()
+            raise
 
     def _init_nft(self) -> None:
-        self._nft = Nft()
+        try:
+            self._nft = Nft()
+        except NftError as exc:
+            raise DataPlaneError(f"nft data plane: {exc}") from None
 
     # ------------------------------------------------------------------ DataPlane
     async def apply(self, desired: DesiredState) -> None:
@@ -203,6 +211,7 @@ class NftDataPlane(DataPlane):
                 addr_dev.setdefault(a["local"], link["ifname"])
         vip_devs: dict[str, str] = {}
         links: dict[str, Link] = {}
+        self._neigh_cache = None
         for svc in desired.services:
             gate = [r for r in svc.installed if r.method == "gate" and r.address not in local
                     and not ipaddress.ip_address(r.address).is_loopback]
@@ -241,8 +250,10 @@ class NftDataPlane(DataPlane):
         dev = rt["dev"]
         deadline = time.monotonic() + (self.resolve_timeout if resolve else 0)
         poked = False
+        first = True
         while True:
-            mac = self._neigh_mac(r.address, dev)
+            mac = self._neigh_mac(r.address, dev, fresh=not first)
+            first = False
             if mac:
                 return Link(dev, mac)
             if time.monotonic() >= deadline:
@@ -257,12 +268,16 @@ class NftDataPlane(DataPlane):
         raise DataPlaneError(f"{svc.key}: gate real {r.address} did not answer ARP/ND on {dev} "
                              f"within {self.resolve_timeout} s")
 
-    def _neigh_mac(self, address: str, dev: str) -> str | None:
-        for n in self._ip_json("neigh", "show", "to", address, "dev", dev):
-            state = n.get("state", [])
-            if n.get("lladdr") and "FAILED" not in state and "INCOMPLETE" not in state:
-                return n["lladdr"]
-        return None
+    def _neigh_mac(self, address: str, dev: str, fresh: bool = False) -> str | None:
+        """The MAC of `address` on `dev` from one `ip -j neigh` listing per apply/refresh."""
+        if fresh or self._neigh_cache is None:
+            table: dict[tuple[str, str], str] = {}
+            for n in self._ip_json("neigh", "show"):
+                state = n.get("state", [])
+                if n.get("lladdr") and "FAILED" not in state and "INCOMPLETE" not in state:
+                    table[(n.get("dst", ""), n.get("dev", ""))] = n["lladdr"]
+            self._neigh_cache = table
+        return self._neigh_cache.get((address, dev))
 
     @staticmethod
     def _poke(address: str) -> None:
@@ -331,6 +346,7 @@ class NftDataPlane(DataPlane):
                    for s in self._desired.services)
 
     def _macs_changed(self) -> bool:
+        self._neigh_cache = None
         for addr, link in self._env.links.items():
             mac = self._neigh_mac(addr, link.dev)
             if mac and mac != link.mac:

@@ -80,11 +80,11 @@ class _UdpEcho(asyncio.DatagramProtocol):
 
 
 async def serve(port: int, identity: str, bind: str, udp_port: int | None) -> None:
+    loop = asyncio.get_running_loop()
+    if udp_port:  # before the TCP listener, so "TCP accepts" means both are up
+        await loop.create_datagram_endpoint(lambda: _UdpEcho(identity), local_addr=(bind, udp_port))
     server = await asyncio.start_server(lambda r, w: _handle(r, w, identity), bind, port,
                                         backlog=4096, reuse_address=True, limit=MAX_HEADER)
-    loop = asyncio.get_running_loop()
-    if udp_port:
-        await loop.create_datagram_endpoint(lambda: _UdpEcho(identity), local_addr=(bind, udp_port))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

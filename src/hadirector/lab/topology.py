@@ -420,7 +420,7 @@ class Host:
                               name="nginx")
         else:
             raise LabError(f"unknown http server kind {kind!r}; expected python or nginx")
-        target = wait_address or ("127.0.0.1" if bind in ("0.0.0.0", "::") else bind)
+        target = wait_address or {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind, bind)
         try:
             self.wait_tcp(target, port)
         except LabError:
