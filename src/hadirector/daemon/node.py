@@ -39,6 +39,24 @@ def now_ms() -> int:
     return int(time.monotonic() * 1000)
 
 
+def _stamp(files) -> tuple:
+    """(path, mtime, size) of each configuration file, to notice edits (autoreload)."""
+    import os
+    out = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            out.append((f, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((f, None, None))
+    return tuple(out)
+
+
+def dataclass_replace_config(old, new):
+    """After a reload only the balancer part takes effect at once; cluster and groups stay."""
+    return old.model_copy(update={"balancer": new.balancer})
+
+
 @dataclass
 class Options:
     state_dir: str
@@ -57,6 +75,15 @@ class Daemon:
         self.log = log or logging.getLogger("hadirector")
         self.limited = RateLimited(self.log)
         self.groups = {g.name: g for g in self.config.groups}
+        # the balancer: one driver, started/stopped by the `balancer` resource of a group; its
+        # health checks run on every node (a backup has fresh health when it takes over)
+        self.balancer = None
+        self.health = None
+        if self.config.balancer is not None:
+            from ..balancer.driver import BalancerDriver
+            self.balancer = BalancerDriver(self.config.balancer)
+            opts.services.setdefault("balancer", self.balancer)
+        self._file_stamp = _stamp(loaded.files)
         self.core: NodeCore | None = None
         self.links: dict[str, LinkTransport] = {}
         ctx_kw = {"netns": opts.netns, "services": opts.services}
@@ -87,11 +114,20 @@ class Daemon:
                              "on a heartbeat link can forge them (use sha1, or sha256 natively)")
         self.control = ControlServer(self.opts.state_dir, {
             "status": self._ctl_status, "standby": self._ctl_standby, "takeover": self._ctl_takeover,
+            "lvs": self._ctl_lvs, "reload": self._ctl_reload,
         }, log=self.log.warning)
         await self.control.start()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
+        if self.config.balancer is not None:
+            from ..checks.monitor import HealthMonitor
+            self.health = HealthMonitor(self.config.balancer, on_event=self._on_health_event)
+            await self.health.start()
+            self.health.set_daemon_status("running")
+            if self.config.balancer.autoreload:
+                self._spawn(self._autoreload())
         for name, link in self.core.links.items():
             self.links[name] = await open_link(link, self._datagram_for(name), netns=self.opts.netns)
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         self._handle(self.core.start(now_ms()))
@@ -107,6 +143,8 @@ class Daemon:
             return
         self._stopping = True
         self.log.info("node %s leaving: releasing its groups", self.core.node)
+        if self.health is not None:
+            self.health.set_daemon_status("stopping")
         self._handle(self.core.shutdown(now_ms()))
         # bound the leave: a stuck stop must not keep the daemon forever
         grace = max(g.stop_timeout for g in self.config.groups) / 1000 + 5 if self.config.groups else 5
@@ -122,6 +160,10 @@ class Daemon:
                 except (asyncio.TimeoutError, Exception):
                     t.cancel()
         await self.manager.close()
+        if self.health is not None:
+            await self.health.stop()
+        if self.balancer is not None and self.balancer.running:
+            await self.balancer.stop()  # normally stopped with its group already
         for link in self.links.values():
             link.close()
         if self.control:
@@ -141,6 +183,64 @@ class Daemon:
     def _on_monitor_failure(self, f: GroupFailure) -> None:
         self.log.error("group %s: %s failed %s: %s", f.group, f.resource, f.phase, f.reason)
         self._handle(self.core.group_failed(f.group, now_ms(), f"{f.resource}: {f.reason}"))
+
+    def _on_health_event(self, ev) -> None:
+        k = ev.key
+        lvl = logging.WARNING if not ev.up else logging.INFO
+        self.log.log(lvl, "real %s: %s (%s)", k, ev.kind, ev.reason)
+        from ..balancer.state import RealHealth
+        change = {(k.virtual, k.address, k.port): RealHealth(up=ev.up, weight=ev.weight)}
+        self._spawn(self._apply_health(change))
+
+    async def _apply_health(self, change) -> None:
+        try:
+            await self.balancer.update_health(change)
+        except Exception as exc:  # noqa: BLE001 - the data plane refused: keep running, say so
+            self.log.error("balancer: applying a health change failed: %s", exc)
+
+    # ------------------------------------------------------------------ reload
+
+    async def reload(self, why: str) -> dict:
+        """Re-read the configuration and apply the difference (DESIGN convention 5): the balancer's
+        services and checks are diffed; unchanged ones keep running. Cluster and group changes
+        are reported and need a restart."""
+        from ..config import ConfigError, load_config
+        src = self.loaded
+        try:
+            new = load_config(path=None if src.legacy else src.source,
+                              ha_dir=src.source if src.legacy else None, node=self.core.node)
+        except ConfigError as exc:
+            for p in exc.problems:
+                self.log.error("reload (%s): %s", why, p)
+            return {"applied": False, "errors": [str(p) for p in exc.problems]}
+        self._file_stamp = _stamp(new.files)
+        notes = []
+        if new.config.cluster != self.config.cluster or new.config.groups != self.config.groups:
+            notes.append("cluster or resource group settings changed: restart the daemon to apply them")
+            self.log.warning("reload (%s): %s", why, notes[-1])
+        if new.config.balancer != self.config.balancer:
+            if self.balancer is None or new.config.balancer is None:
+                notes.append("adding or removing the whole [balancer] needs a restart")
+                self.log.warning("reload (%s): %s", why, notes[-1])
+            else:
+                summary = self.health.update(new.config.balancer)
+                await self.balancer.reload(new.config.balancer)
+                notes.append(f"balancer: {summary}")
+                self.log.info("reload (%s): balancer updated: %s", why, summary)
+        else:
+            notes.append("balancer: unchanged")
+        self.loaded = new
+        self.config = dataclass_replace_config(self.config, new.config)
+        return {"applied": True, "notes": notes}
+
+    async def _autoreload(self) -> None:
+        """ldirectord autoreload: look at the configuration files every checkinterval."""
+        while not self._stopping:
+            await asyncio.sleep(max(1.0, self.config.balancer.checkinterval / 1000))
+            stamp = _stamp(self.loaded.files)
+            if stamp != self._file_stamp:
+                self._file_stamp = stamp
+                await self.reload("autoreload")
 
     # ------------------------------------------------------------------ actions
 
@@ -259,6 +359,28 @@ class Daemon:
     async def _ctl_status(self, req: dict) -> dict:
         return self.status()
 
+    async def _ctl_lvs(self, req: dict) -> dict:
+        if self.balancer is None:
+            raise ControlError("this configuration has no [balancer]")
+        snap = self.balancer.snapshot()
+        snap["checks"] = self._checks()
+        return snap
+
+    async def _ctl_reload(self, req: dict) -> dict:
+        return await self.reload("control")
+
+    def _checks(self) -> dict:
+        if self.health is None:
+            return {}
+        out = {}
+        for key, h in self.health.health().items():
+            out[str(key)] = {"virtual": key.virtual, "address": key.address, "port": key.port,
+                             "state": "up" if h.up else "down", "weight": h.weight,
+                             "last_result": None if h.last_ok is None else ("ok" if h.last_ok else "failed"),
+                             "reason": h.reason, "last_check": h.last_check, "last_change": h.last_change,
+                             "checktype": h.checktype}
+        return out
+
     def status(self) -> dict:
         now = now_ms()
         st = self.core.status(now)
@@ -287,6 +409,10 @@ class Daemon:
                 "nodes": nodes, "groups": groups, "dropped": dropped,
                 "packets_ok": st["packets"].get("ok", 0), "connectivity": st["connectivity"],
                 "links": {n: l.stats.as_dict() for n, l in self.links.items()},
+                "balancer": None if self.balancer is None else {
+                    "running": self.balancer.running, "dataplane": self.balancer.kind,
+                    "last_error": self.balancer.last_error},
+                "checks": self._checks(),
                 "uptime_s": round(time.time() - self.started_at, 1)}
 
     async def _operator(self, kind: str, req: dict) -> dict:
