@@ -140,6 +140,15 @@ async def test_absolute_url_request_and_http_proxy(app_server):
     vs = VirtualService(address="198.18.0.100", port=80, request=url, receive="WELL",
                         reals=[Real(address="127.0.0.1", port=1)])
     assert (await check_once(vs, vs.reals[0])).ok  # the URL overrides the real's address and port
+    # http_proxy: the real is asked, as a proxy, for the absolute URL (request line in absolute form)
+    vs = VirtualService(address="198.18.0.100", port=3128, service="http_proxy", receive="WELL",
+                        request="http://www.example.test/index.html",
+                        reals=[Real(address="127.0.0.1", port=ports["http"])])
+    r = await check_once(vs, vs.reals[0])
+    assert r.ok, r.reason
+    vs = vs.model_copy(update={"request": "/index.html"})
+    r = await check_once(vs, vs.reals[0])
+    assert not r.ok and "absolute URL" in r.reason
 
 
 async def test_nginx(tmp_path):
