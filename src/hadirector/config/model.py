@@ -57,6 +57,8 @@ class Link(Model):
     kind: Literal["ucast", "mcast", "bcast", "serial"]
     interface: str | None = None  # ucast, mcast, bcast
     peers: tuple[IPAddress, ...] = ()  # ucast: every peer address; local ones are skipped at run time
+    source: IPAddress | None = None  # ucast: send from and listen on this address only; then only
+    # it counts as this node's own (keepalived unicast_src_ip; lets several nodes share one host)
     group: IPAddress | None = None  # mcast group address
     port: Port = 694  # ha.cf udpport
     ttl: Annotated[int, Field(ge=1, le=255)] = 1  # mcast
@@ -83,7 +85,7 @@ class Link(Model):
         """The ucast peers this node sends to: a peer that is one of the node's own addresses is
         dropped (in heartbeat such a line only loops the node's packets back to itself), so one
         ha.cf listing every node's address serves all nodes. `local_addresses`: this node's IPs."""
-        local = {str(ipaddress.ip_address(a)) for a in local_addresses}
+        local = {self.source} if self.source else {str(ipaddress.ip_address(a)) for a in local_addresses}
         return tuple(p for p in self.peers if p not in local)
 
 

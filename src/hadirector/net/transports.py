@@ -203,20 +203,26 @@ async def _open_udp(link: Link, on_datagram: OnDatagram, netns: str | None) -> U
     if info is None:
         raise TransportError(f"link {link.name}: interface {ifname} does not exist", errno.ENODEV)
     local = {str(ipaddress.ip_address(a.address)) for a in addrs if a.address}
+    if link.kind == "ucast" and link.source is not None:
+        # keepalived's unicast_src_ip: this node is `source` alone (several nodes on one host)
+        if link.source not in local:
+            raise TransportError(f"link {link.name}: source {link.source} is not an address of this host",
+                                 errno.EADDRNOTAVAIL)
+        local = {link.source}
     socks: list[socket.socket] = []
     dests: list[tuple] = []
     try:
         if link.kind == "ucast":
-            peers = [str(ipaddress.ip_address(p)) for p in link.peers]
-            skipped = [p for p in peers if p in local]
-            dests = [(p, link.port) if ":" not in p else (p, link.port, 0, 0)
-                     for p in peers if p not in local]
+            remote = link.remote_peers(local)
+            skipped = [p for p in link.peers if p not in remote]
+            dests = [(p, link.port) if ":" not in p else (p, link.port, 0, 0) for p in remote]
             if skipped:
                 log.debug("link %s: not sending to own address(es) %s", link.name, ", ".join(skipped))
             families = {socket.AF_INET6 if ":" in d[0] else socket.AF_INET for d in dests} or {socket.AF_INET}
             for fam in sorted(families):
                 s = _udp_socket(netns, fam, ifname)
-                _bind(s, ("::", link.port) if fam == socket.AF_INET6 else ("0.0.0.0", link.port), link.name)
+                any_addr = "::" if fam == socket.AF_INET6 else "0.0.0.0"
+                _bind(s, (link.source or any_addr, link.port), link.name)
                 socks.append(s)
         elif link.kind == "bcast":
             s = _udp_socket(netns, socket.AF_INET, ifname)
