@@ -185,9 +185,7 @@ class Daemon:
         self._handle(self.core.group_failed(f.group, now_ms(), f"{f.resource}: {f.reason}"))
 
     def _on_health_event(self, ev) -> None:
-        k = ev.key
-        lvl = logging.WARNING if not ev.up else logging.INFO
-        self.log.log(lvl, "real %s: %s (%s)", k, ev.kind, ev.reason)
+        k = ev.key  # the checks module logs the change itself
         from ..balancer.state import RealHealth
         change = {(k.virtual, k.address, k.port): RealHealth(up=ev.up, weight=ev.weight)}
         self._spawn(self._apply_health(change))

@@ -204,10 +204,8 @@ async def _open_udp(link: Link, on_datagram: OnDatagram, netns: str | None) -> U
         raise TransportError(f"link {link.name}: interface {ifname} does not exist", errno.ENODEV)
     local = {str(ipaddress.ip_address(a.address)) for a in addrs if a.address}
     if link.kind == "ucast" and link.source is not None:
-        # keepalived's unicast_src_ip: this node is `source` alone (several nodes on one host)
-        if link.source not in local:
-            raise TransportError(f"link {link.name}: source {link.source} is not an address of this host",
-                                 errno.EADDRNOTAVAIL)
+        # keepalived's unicast_src_ip: this node is `source` alone (several nodes on one host);
+        # binding to it below fails with EADDRNOTAVAIL when it is not an address of this host
         local = {link.source}
     socks: list[socket.socket] = []
     dests: list[tuple] = []
