@@ -140,6 +140,7 @@ class _Service:
         self.key = state.key
         self.proto = state.protocol
         self.sched: Scheduler = make_scheduler(state.scheduler, sched_flag_bits(state.sched_flags))
+        self.uses_client = True  # set by _set_persistence: schedule() needs the client address
         self.dests: list[Dest] = []  # kernel order: newest first
         self.reals: dict[tuple[str, int], _Real] = {}
         self.trash: dict[tuple[str, int], _Real] = {}  # removed, connections still open
@@ -161,6 +162,7 @@ class _Service:
             for t in list(self.persist.templates.values()):
                 self.persist._drop(t)
             self.persist = None
+        self.uses_client = state.persistent_ms is not None or state.scheduler in ("sh", "mh")
         if state.persistent_ms is not None:
             prefix = state.netmask if state.netmask is not None else (128 if state.ipv6 else 32)
             self.persist = PersistenceTable(state.persistent_ms / 1000, prefix, state.ipv6,
@@ -176,6 +178,7 @@ class _Service:
             self.sched.update(self.dests)  # init_service with the current list
         if (state.persistent_ms, state.netmask) != (old.persistent_ms, old.netmask):
             self._set_persistence(state)
+        self.uses_client = state.persistent_ms is not None or state.scheduler in ("sh", "mh")
         self.sync_reals(state.installed)
 
     def sync_reals(self, installed: tuple[RealState, ...]) -> None:
@@ -293,6 +296,52 @@ class _Upstream(asyncio.Protocol):
         self.c.resume_client(1)
 
 
+class _Eager:
+    """Run a coroutine without a Task: its first step runs at once (no event-loop round trip),
+    later steps when the future it waits on completes. Used for the upstream connect, where a
+    Task per connection costs more than the rest of the connection's bookkeeping. `on_error`
+    gets the exception the coroutine raises; `cancel()` throws CancelledError into it (so
+    create_connection closes its half-made transport) and reports it to `on_error`."""
+
+    __slots__ = ("loop", "coro", "on_error", "fut")
+
+    def __init__(self, loop, coro, on_error) -> None:
+        self.loop = loop
+        self.coro = coro
+        self.on_error = on_error
+        self.fut = None
+        self._step(None)
+
+    def _step(self, _fut, exc: BaseException | None = None) -> None:
+        self.fut = None
+        try:
+            fut = self.coro.send(None) if exc is None else self.coro.throw(exc)
+        except StopIteration:
+            self.coro = None
+            return
+        except BaseException as e:  # noqa: BLE001 - reported to the owner
+            self.coro = None
+            self.on_error(e)
+            return
+        if fut is None:  # a bare yield (asyncio.sleep(0))
+            self.loop.call_soon(self._step, None)
+            return
+        fut._asyncio_future_blocking = False  # as Task.__step does
+        self.fut = fut
+        fut.add_done_callback(self._step)
+
+    def done(self) -> bool:
+        return self.coro is None
+
+    def cancel(self) -> None:
+        if self.coro is None:
+            return
+        if self.fut is not None:
+            self.fut.remove_done_callback(self._step)
+            self.fut.cancel()
+        self._step(None, asyncio.CancelledError())
+
+
 # why the client side is paused: bit 1 = upstream write buffer full, bit 2 = waiting for connect
 _P_PEER, _P_CONNECT = 1, 2
 
@@ -302,7 +351,7 @@ class _Conn(asyncio.Protocol):
 
     __slots__ = ("svc", "real", "dest", "tmpl", "ct", "ut", "pending", "plen", "state", "nin",
                  "bin", "nout", "bout", "seen", "since", "client_eof", "up_eof", "cpause",
-                 "upause", "done", "peer", "task")
+                 "upause", "done", "task")
 
     def __init__(self, svc: _Service) -> None:
         self.svc = svc
@@ -326,10 +375,12 @@ class _Conn(asyncio.Protocol):
         self.ct = transport
         svc = self.svc
         dp = svc.dp
-        peer = transport.get_extra_info("peername")
-        self.peer = peer
         now = dp.now()
-        got = svc.schedule(_addr_int(peer[0]), peer[1], now)
+        if svc.uses_client:  # sh/mh hash it, persistence keys on it
+            peer = transport.get_extra_info("peername")
+            got = svc.schedule(_addr_int(peer[0]), peer[1], now)
+        else:
+            got = svc.schedule(0, 0, now)
         if got is None:
             # no destination available: IPVS drops the SYN; we refuse the connection
             self.done = True
@@ -344,21 +395,20 @@ class _Conn(asyncio.Protocol):
         real.conns.add(self)
         self.since = now
         transport.set_write_buffer_limits(dp.buffer_high)
-        self.task = dp.loop.create_task(self._connect(real.host, real.port))
-
-    async def _connect(self, host, port):
         # the connect timeout is enforced by the sweeper (check_timeout), not a timer per connection
-        dp = self.svc.dp
-        try:
-            await dp.loop.create_connection(lambda: _Upstream(self), host, port)
-        except asyncio.CancelledError:
+        self.task = _Eager(dp.loop, dp.loop.create_connection(lambda: _Upstream(self), real.host, real.port),
+                           self._connect_failed)
+
+    def _connect_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.CancelledError):
             self.abort()
-        except OSError as exc:
-            if not self.done:
-                log.debug("%s: connect to %s:%s failed: %s", self.svc.key, host, port, exc)
-                dp.connect_errors += 1
-                self.finish()
-                self.ct.abort()
+        elif not self.done:
+            if not isinstance(exc, OSError):
+                log.error("%s: connect to %s:%s: %r", self.svc.key, self.real.host, self.real.port, exc)
+            log.debug("%s: connect to %s:%s failed: %s", self.svc.key, self.real.host, self.real.port, exc)
+            self.svc.dp.connect_errors += 1
+            self.finish()
+            self.ct.abort()
 
     def upstream_made(self, transport):
         if self.done:
@@ -371,7 +421,9 @@ class _Conn(asyncio.Protocol):
         self.since = self.svc.dp.now()
         pp = self.svc.pp
         if pp is not None:
-            transport.write(proxy_header(pp, "tcp", self.peer, self.ct.get_extra_info("sockname")))
+            ct = self.ct
+            transport.write(proxy_header(pp, "tcp", ct.get_extra_info("peername"),
+                                         ct.get_extra_info("sockname")))
         pending = self.pending
         self.pending = None
         if pending:
@@ -399,11 +451,12 @@ class _Conn(asyncio.Protocol):
         self.client_eof = True
         ut = self.ut
         if ut is not None:
-            self._half_close()
-            if ut.can_write_eof():
-                ut.write_eof()
             if self.up_eof:
-                self.ct.close()
+                # both directions are done: close (no shutdown needed, close sends the FIN)
+                ut.close()
+                return False
+            self._half_close()
+            ut.write_eof()
         return True  # keep our write side open: the real may still answer
 
     def connection_lost(self, exc):
@@ -426,12 +479,11 @@ class _Conn(asyncio.Protocol):
     # ---- upstream side (called by _Upstream)
     def upstream_eof(self):
         self.up_eof = True
-        self._half_close()
-        ct = self.ct
-        if ct.can_write_eof():
-            ct.write_eof()
         if self.client_eof:
-            self.ut.close()
+            self.ct.close()
+            return False
+        self._half_close()
+        self.ct.write_eof()
         return True
 
     def upstream_lost(self, exc):
@@ -489,7 +541,7 @@ class _Conn(asyncio.Protocol):
                 log.debug("%s: connect to %s:%s timed out", self.svc.key, self.real.host, self.real.port)
                 self.svc.dp.connect_errors += 1
                 self.svc.dp.connect_timeouts += 1
-                self.task.cancel()  # _connect aborts the connection
+                self.task.cancel()  # _connect_failed aborts the connection
                 return
             log.debug("%s: closing %s connection idle for %.0fs", self.svc.key,
                       ("connecting", "established", "half-closed")[self.state], now - self.since)
