@@ -127,7 +127,11 @@ def run_hadirector(rounds: int, keepalive: int, deadtime: int, warntime: int | N
                 print(f"  round {i + 1:2d}: {victim} killed, {other} answered after {out * 1000:7.1f} ms",
                       flush=True)
                 c.start(victim)
-                _wait(lambda: not c.hosts[victim].has_address(pair.vip), 30, "stale VIP removal")
+                try:
+                    _wait(lambda: not c.hosts[victim].has_address(pair.vip), 30, "stale VIP removal")
+                except RuntimeError:
+                    raise RuntimeError(f"round {i}: {victim} did not remove its stale VIP at start; its log:\n"
+                                       + c.log(victim)[-4000:]) from None
                 c.power_on_links(victim)
                 time.sleep(max(1.0, 2 * deadtime / 1000))  # let it rejoin before the next kill
         finally:
