@@ -336,3 +336,13 @@ def test_a_request_being_served_does_not_expire_but_a_stalled_one_does():
     peer(b, "a", ann(groups=[("web", HELD)]), now=1600)  # a changed its mind (say, failback)
     out = b.on_timer(b.next_deadline())
     assert [r.ok for r in acts(out, RequestResult)] == [False]
+
+
+def test_announce_now_only_when_the_announcement_changed():
+    a = ready(peers={"b": ann()})
+    a.on_timer(5)
+    assert acts(a.on_timer(10), AnnounceNow) == []
+    assert acts(a.set_score(1, 1, 20), AnnounceNow) == [AnnounceNow()]
+    assert acts(a.set_score(1, 1, 30), AnnounceNow) == []
+    out = peer(a, "b", ann(score=1, groups=[("db", CLAIM, 2)]))  # our grant is news
+    assert acts(out, AnnounceNow) == [AnnounceNow()]

@@ -3,7 +3,7 @@
 import pytest
 
 from hadirector.cluster.actions import (LateHeartbeat, LinkDown, LinkUp, NodeChanged, PeerRestarted,
-                                        Send, Settled, TimingMismatch)
+                                        Send, Settled, Stalled, TimingMismatch)
 from hadirector.cluster.membership import (ACTIVE, DEAD, INIT, NODE_TRANSITIONS, SILENT, UP,
                                            Membership, TransitionError, _step)
 from hadirector.cluster.messages import Announcement, Kind, Message, Status
@@ -88,6 +88,8 @@ def test_dead_only_when_silent_on_every_link_with_ms_resolution():
     assert m.node_state("b") == ACTIVE and m.link_state("b", LINKS[1]) == DEAD
     # now both quiet: last packet at 1400
     assert m.next_deadline() == 1500  # our keepalive; the peer's deadlines come later
+    for t in range(1500, 2400, 100):  # the driver wakes every keepalive
+        assert not kinds(m.on_timer(t), NodeChanged)
     assert not kinds(m.on_timer(2399), NodeChanged)
     ev = m.on_timer(2400)
     assert NodeChanged("b", ACTIVE, DEAD, "silent on every link for 1000 ms") in ev
@@ -171,3 +173,24 @@ def test_bad_inputs_are_named():
         m.on_packet(LINKS[0], Peer("zed").msg(), 0)
     with pytest.raises(ValueError, match="'eth9'"):
         m.on_packet("eth9", Peer().msg(), 0)
+
+
+def test_our_own_stall_gives_peers_a_grace_instead_of_a_death():
+    m = mk(nodes=("a", "b"))
+    b = Peer()
+    m.on_packet(LINKS[0], b.msg(), 0)
+    for t in range(0, 600, 100):
+        m.on_timer(t)
+    ev = m.on_timer(1500)  # we slept 1000 ms: b's packets may sit in our socket buffer
+    assert Stalled(1000) in ev and not kinds(ev, NodeChanged) and not kinds(ev, LinkDown)
+    assert m.next_deadline() <= 1600
+    ev = m.on_packet(LINKS[0], b.msg(), 1510)  # they did
+    assert m.node_state("b") == ACTIVE
+    # the same stall with a peer that really died: dead two keepalives later than otherwise
+    m = mk(nodes=("a", "b"))
+    m.on_packet(LINKS[0], Peer().msg(), 0)
+    for t in range(0, 600, 100):
+        m.on_timer(t)
+    assert not kinds(m.on_timer(1500), NodeChanged)
+    assert not kinds(m.on_timer(1600), NodeChanged)
+    assert kinds(m.on_timer(1700), NodeChanged)[0].new == DEAD

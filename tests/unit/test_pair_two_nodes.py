@@ -10,7 +10,7 @@ import pytest
 
 from hadirector.cluster.actions import (AcquireGroup, LateHeartbeat, LeaveComplete, LinkDown,
                                         NodeChanged, PeerRestarted, Reannounce, ReleaseGroup,
-                                        RequestResult, Settled, SplitBrain, Transmit)
+                                        RequestResult, Settled, SplitBrain, Stalled, Transmit)
 from hadirector.cluster.messages import Kind, decode
 from hadirector.cluster.sim import LinkModel, Sim, cluster_config
 
@@ -112,6 +112,25 @@ def test_restart_within_deadtime_is_seen_as_a_restart():
     assert [e.node for _, e in s.events("beta", PeerRestarted)] == ["alpha"]
     assert owners(s) == {"g-alpha": "alpha", "g-beta": "beta"}
     assert s.violations == []
+
+
+def test_a_frozen_node_that_wakes_up_does_not_grab_its_peers_groups():
+    """alpha stops being scheduled for longer than deadtime (SIGSTOP, an overloaded VM). beta
+    rightly takes g-alpha; alpha, waking up, must not also declare beta dead for a silence it
+    did not watch (beta's packets wait in its socket buffer): it only sorts out g-alpha."""
+    s = sim()
+    s.freeze("alpha")
+    t0 = s.now
+    s.run(800)
+    assert s.running("g-alpha") == ["alpha", "beta"]  # beta took it, alpha still runs it
+    s.thaw("alpha")
+    t1 = s.now
+    s.run(2000)
+    assert [e for _, e in after(s.events("alpha", Stalled), t1)]
+    assert not after(s.events("alpha", AcquireGroup), t1)
+    assert not [e for _, e in after(s.events("alpha", NodeChanged), t1)]
+    assert owners(s) == {"g-alpha": "alpha", "g-beta": "beta"}
+    assert s.overlaps_outside((t0, t1 + 300)) == []
 
 
 def test_clean_shutdown_hands_over_without_waiting_for_deadtime():

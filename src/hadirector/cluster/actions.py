@@ -4,7 +4,7 @@ The cores never touch the network, the resources or the log: every effect is one
 frozen dataclasses, returned in a list from each input method. Grouped by who produces them:
 
 * membership.py   Send, NodeChanged, LinkUp, LinkDown, LateHeartbeat, PeerRestarted,
-                  TimingMismatch, Settled
+                  TimingMismatch, Stalled, Settled
 * connectivity.py Probe, PingChanged, ScoreChanged
 * arbiter.py      AcquireGroup, ReleaseGroup, StopStale, Reannounce, SplitBrain, RequestResult,
                   AnnounceNow
@@ -75,6 +75,14 @@ class TimingMismatch:
     node: str
     keepalive_ms: int
     deadtime_ms: int
+
+
+@dataclass(frozen=True)
+class Stalled:
+    """on_timer was not called for `gap_ms` (more than two keepalives): this node's loop did not
+    run. Live peers get two keepalives of grace before they can be declared dead."""
+
+    gap_ms: int
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ Timers (ha.cf names, milliseconds):
     deadtime   a peer (or one of its links) silent this long is declared dead
     initdead   at start-up, a peer never heard is declared dead only after this long
 
+If on_timer finds it was not called for more than two keepalives (our own loop stalled), it
+reports `Stalled` and gives live peers two keepalives of grace instead of declaring them dead for
+a silence nobody watched.
+
 Start-up is "settled" (event `Settled`) once every peer was heard or initdead passed; the arbiter
 acquires nothing before. A packet with a higher generation than the last one from that peer means
 it restarted (`PeerRestarted`). Node transitions are the table `NODE_TRANSITIONS`; an input that
@@ -35,7 +39,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from .actions import (LateHeartbeat, LinkDown, LinkUp, NodeChanged, PeerRestarted, Send, Settled,
-                      TimingMismatch)
+                      Stalled, TimingMismatch)
 from .messages import Kind, Message, Status
 
 INIT, UP, ACTIVE, DEAD = "init", "up", "active", "dead"
@@ -140,6 +144,7 @@ class Membership:
             n: _Node({link: _Link() for link in self.links}) for n in nodes if n != local}
         self.settled = False
         self._next_send = now  # the first heartbeat goes out at once
+        self._last_input = now  # last on_packet/on_timer: to notice that we were not running
 
     # ------------------------------------------------------------------ queries
 
@@ -173,6 +178,7 @@ class Membership:
             raise ValueError(f"packet from {msg.node!r}, which is not a peer of {self.local!r}")
         if link not in node.links:
             raise ValueError(f"packet on unknown link {link!r}; links are {', '.join(self.links)}")
+        self._last_input = max(self._last_input, now)
         out: list = []
         if node.generation is not None and msg.generation > node.generation:
             out.append(PeerRestarted(msg.node, node.generation, msg.generation))
@@ -211,6 +217,10 @@ class Membership:
 
     def on_timer(self, now: int) -> list:
         out: list = []
+        gap = now - self._last_input
+        self._last_input = max(self._last_input, now)
+        if gap > 2 * self.keepalive:
+            out += self._overslept(now, gap)
         if now >= self._next_send:
             out += [Send(link) for link in self.links]
             self._next_send += self.keepalive
@@ -264,6 +274,20 @@ class Membership:
         return min(times)
 
     # ------------------------------------------------------------------ internals
+
+    def _overslept(self, now: int, gap: int) -> list:
+        """We were not running for `gap` ms (a stalled loop, SIGSTOP, a suspended VM): the
+        silence we did not watch is not the peers' fault, and their packets may be waiting in
+        the socket buffers. Give every live peer and link two keepalives from now to be heard
+        before deadtime can strike (heartbeat resets its timers after a clock jump the same way)."""
+        floor = now - self.deadtime + 2 * self.keepalive
+        for node in self.peers.values():
+            if node.state in (UP, ACTIVE) and node.last is not None and node.last < floor:
+                node.last = floor
+                for lk in node.links.values():
+                    if lk.state == UP and lk.last is not None and lk.last < floor:
+                        lk.last = floor
+        return [Stalled(gap)]
 
     def _move(self, name: str, node: _Node, event: str, reason: str) -> list:
         old = node.state

@@ -67,7 +67,8 @@ class SimNode:
     core: NodeCore
     generation: int
     up: bool = True  # daemon running
-    frozen: bool = False  # daemon stopped (SIGSTOP): no timers, no packets
+    frozen: bool = False  # daemon stopped (SIGSTOP): no timers, packets queue in `inbox`
+    inbox: list = field(default_factory=list)
     running: set[str] = field(default_factory=set)  # groups whose resources may be up here
     starting: dict[str, int] = field(default_factory=dict)  # group -> start token
     actions: list = field(default_factory=list)  # (time, action) of everything the core returned
@@ -145,12 +146,17 @@ class Sim:
         node.starting.clear()
 
     def freeze(self, name: str) -> None:
-        """SIGSTOP (or a machine too busy to run the daemon): resources stay up, packets to it
-        are lost, its timers do not run, resource results wait. `thaw` resumes it."""
+        """SIGSTOP (or a machine too busy to run the daemon): resources stay up, its timers do
+        not run, resource results wait, packets to it queue (up to 64, a socket buffer). `thaw`
+        resumes it: its overdue timer fires first, then the queued packets arrive."""
         self.nodes[name].frozen = True
 
     def thaw(self, name: str) -> None:
-        self.nodes[name].frozen = False
+        node = self.nodes[name]
+        node.frozen = False
+        inbox, node.inbox = node.inbox, []
+        for link, data in inbox:
+            self._at(self.now + 1, lambda l=link, d=data: self._deliver(name, l, d))
 
     def restart(self, name: str) -> None:
         node = self.nodes[name]
@@ -255,7 +261,11 @@ class Sim:
 
     def _deliver(self, peer: str, link: str, data: bytes) -> None:
         node = self.nodes.get(peer)
-        if node is None or not node.up or node.frozen:
+        if node is None or not node.up:
+            return
+        if node.frozen:
+            if len(node.inbox) < 64:
+                node.inbox.append((link, data))
             return
         self.delivered += 1
         self._handle(node, node.core.on_datagram(link, data, self.now))
