@@ -133,10 +133,25 @@ def run_hadirector(rounds: int, keepalive: int, deadtime: int, warntime: int | N
                     raise RuntimeError(f"round {i}: {victim} did not remove its stale VIP at start; its log:\n"
                                        + c.log(victim)[-4000:]) from None
                 c.power_on_links(victim)
-                time.sleep(max(1.0, 2 * deadtime / 1000))  # let it rejoin before the next kill
+                # let it rejoin (heard by the peer, settled) before the next kill
+                _wait(lambda: '"status": "active"' in _status_json(c, other, victim), 30, "the victim to rejoin")
+                time.sleep(max(1.0, 3 * keepalive / 1000))
         finally:
             prober.stop()
     return outages
+
+
+def _status_json(c: HaCluster, node: str, peer: str) -> str:
+    """`hadirector status --json` of `node`, reduced to what it says of `peer`."""
+    import json
+    import subprocess
+    r = subprocess.run([sys.executable, "-m", "hadirector", "status", "--json", "--state-dir",
+                        c.state_dir(node)], capture_output=True, text=True, timeout=30)
+    try:
+        nodes = json.loads(r.stdout)["nodes"]
+    except (ValueError, KeyError):
+        return ""
+    return json.dumps([n for n in nodes if n["name"] == peer])
 
 
 # ---------------------------------------------------------------------------------- keepalived
