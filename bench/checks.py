@@ -125,7 +125,7 @@ async def measure(args) -> dict:
     await sched.stop()
     wall = wall1 - wall0
     return {
-        "reals": args.reals, "kind": args.kind, "interval_s": args.interval, "seconds": round(wall, 2),
+        "reals": args.reals, "kind": args.kind + (" (refused)" if getattr(args, "refused", False) else ""), "interval_s": args.interval, "seconds": round(wall, 2),
         "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
         "checks_per_s": round((st1.checks - st0.checks) / wall, 1),
         "cpu_share": round((ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / wall, 3),
@@ -140,6 +140,16 @@ async def measure(args) -> dict:
     }
 
 
+def _use_loop(args) -> None:
+    if args.loop in ("uvloop", "auto"):
+        try:
+            import uvloop
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        except ImportError:
+            if args.loop == "uvloop":
+                raise
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reals", type=int, default=10_000)
@@ -150,6 +160,8 @@ def main() -> int:
     p.add_argument("--kind", choices=("connect", "http", "on"), default="connect")
     p.add_argument("--concurrency", type=int, default=1024)
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
+    p.add_argument("--refused", action="store_true",
+                   help="no listeners: every check is refused at once (measures the checker without a server)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -159,20 +171,18 @@ def main() -> int:
         serve(args.reals, args.port, args.kind == "http")
         return 0
     raise_nofile(args.concurrency * 2 + 1000)
+    if args.refused:
+        _use_loop(args)
+        res = asyncio.run(measure(args))
+        print(json.dumps(res) if args.json else "\n".join(f"{k:<22}{v}" for k, v in res.items()))
+        return 0
     server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", "--reals", str(args.reals),
                                "--port", str(args.port), "--kind", args.kind], stdout=subprocess.PIPE, text=True)
     try:
         if server.stdout.readline().strip() != "ready":
             print("listener process failed to start", file=sys.stderr)
             return 1
-        use_uv = args.loop == "uvloop" or args.loop == "auto"
-        if use_uv:
-            try:
-                import uvloop
-                asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-            except ImportError:
-                if args.loop == "uvloop":
-                    raise
+        _use_loop(args)
         res = asyncio.run(measure(args))
     finally:
         server.terminate()

@@ -250,3 +250,35 @@ async def test_combined_checks_n_connects_then_negotiate():
     # (the last negotiate may have been stopped between its connect and its request)
     assert (n + 2) // 3 - 1 <= l.requests <= (n + 2) // 3, (n, l.requests)
     assert l.requests >= 2
+
+
+async def test_connect_timeout_on_the_fast_path():
+    # a listener whose accept queue is full drops new SYNs: the connect never completes
+    import socket
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        fillers.append(c)
+    await asyncio.sleep(0.2)
+    vs = vs_of([port], checkinterval="2s", checktimeout="300ms")
+    events = []
+    sched = CheckScheduler([vs], on_event=events.append, startup_window=0.01)
+    await sched.start()
+    try:
+        for _ in range(40):
+            if events:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await sched.stop()
+        for c in fillers:
+            c.close()
+        lsock.close()
+    assert events and events[0].kind == "down" and events[0].reason == "no answer within 0.3 s"
+    assert sched.stats().timeouts == 1

@@ -136,7 +136,7 @@ def target_for(vs: VirtualService, real: Real) -> CheckTarget:
 Probe = Callable[[CheckTarget, "ProbeContext"], Awaitable[ProbeResult]]
 PROBES: dict[str, Probe] = {}
 # Optional callback forms of a probe, for the scheduler's hot path (no task per check):
-# start(target, loop, timeout, done(result, timed_out)) -> handle with cancel(), or None when done already
+# start(target, ctx, loop, timeout, done(result, timed_out)) -> handle with cancel(), or None when done already
 FAST_PROBES: dict[str, Callable] = {}
 
 # ldirectord _check_real: which negotiate probe serves which service
@@ -160,8 +160,13 @@ def register(name: str) -> Callable[[Probe], Probe]:
     return deco
 
 
+_loaded = False
+
+
 def load_all() -> None:
     """Import every check module so that each registers itself."""
+    global _loaded
+    _loaded = True
     from . import (connect, dns, external, ftp, http, imap, ldap, mysql, nntp, none, pgsql,  # noqa: F401
                    ping, pop, radius, simpletcp, sip, smtp)
 
@@ -181,13 +186,13 @@ def probe_name(target: CheckTarget, kind: str) -> str:
 
 
 def fast_probe_for(target: CheckTarget, kind: str) -> Callable | None:
-    if not PROBES:
+    if not _loaded:
         load_all()
     return FAST_PROBES.get(probe_name(target, kind))
 
 
 def probe_for(target: CheckTarget, kind: str) -> Probe:
-    if not PROBES:
+    if not _loaded:
         load_all()
     name = probe_name(target, kind)
     try:
@@ -202,6 +207,7 @@ class ProbeContext:
     def __init__(self) -> None:
         self._http = None
         self.hostname = _hostname()
+        self.extras: dict = {}  # per-probe-kind shared state (the connect engine), each with close()
 
     async def http_session(self):
         if self._http is None or self._http.closed:
@@ -216,6 +222,9 @@ class ProbeContext:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        for extra in self.extras.values():
+            extra.close()
+        self.extras.clear()
 
 
 def _hostname() -> str:

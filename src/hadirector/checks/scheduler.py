@@ -320,7 +320,7 @@ class CheckScheduler:
         if fast is not None:
             # the hot path (connect checks): callbacks, no task per check
             slot.task = _RUNNING
-            handle = fast(target, loop, target.timeout_for(kind),
+            handle = fast(target, self.ctx, loop, target.timeout_for(kind),
                           lambda result, timed_out: self._done(slot, kind, result, timed_out))
             if slot.task is _RUNNING:  # not finished at once
                 slot.task = handle
