@@ -87,6 +87,16 @@ def serve(n: int, port: int, http: bool) -> None:
             c.close()
 
 
+def schedstat() -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of this process's main thread."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            run, wait, _ = f.read().split()
+        return int(run) / 1e9, int(wait) / 1e9
+    except (OSError, ValueError):
+        return 0.0, 0.0
+
+
 def rss_kib() -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -117,9 +127,9 @@ async def measure(args) -> dict:
     await asyncio.sleep(args.warmup)
     sched.reset_lateness()
     st0 = sched.stats()
-    ru0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    ru0, ss0, wall0 = resource.getrusage(resource.RUSAGE_SELF), schedstat(), time.monotonic()
     await asyncio.sleep(args.seconds)
-    ru1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    ru1, ss1, wall1 = resource.getrusage(resource.RUSAGE_SELF), schedstat(), time.monotonic()
     st1 = sched.stats()
     health = sched.health()
     await sched.stop()
@@ -131,6 +141,9 @@ async def measure(args) -> dict:
         "cpu_share": round((ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / wall, 3),
         "cpu_user": round((ru1.ru_utime - ru0.ru_utime) / wall, 3),
         "cpu_system": round((ru1.ru_stime - ru0.ru_stime) / wall, 3),
+        "cpu_us_per_check": round((ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) * 1e6
+                                  / max(1, st1.checks - st0.checks), 1),
+        "runqueue_wait_share": round((ss1[1] - ss0[1]) / wall, 3),  # waiting for a CPU other processes held
         "lateness_p50_ms": round(st1.lateness_p50_ms, 2), "lateness_p99_ms": round(st1.lateness_p99_ms, 2),
         "lateness_max_ms": round(st1.lateness_max_ms, 2),
         "down_reals": sum(1 for h in health.values() if not h.up), "down_events": len(events),

@@ -131,6 +131,9 @@ async def test_quorum_commands(tmp_path):
         assert not view.quorum_up and view.fallback is not None
         assert [r.state for r in view.reals] == ["removed", "removed"]
         assert not qup_log.exists()
+        from hadirector.balancer.state import build_desired
+        [svc] = build_desired(Balancer(virtual=(vs,)), mon.balancer_health()).services
+        assert [(r.address, r.port) for r in svc.installed] == [("127.0.0.1", 8080)]  # only the sorry server
     finally:
         srv.close()
         await mon.stop()

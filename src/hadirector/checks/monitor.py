@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import Callable
 
 from ..config.model import Balancer, VirtualService
@@ -101,6 +102,16 @@ class HealthMonitor:
 
     def stats(self) -> SchedulerStats:
         return self.scheduler.stats()
+
+    def balancer_health(self) -> dict[RealKey, RealHealth]:
+        """The health map for `balancer.state.build_desired`: the checks' view, except that reals
+        withdrawn because their service lost its quorum (keepalived, with a fallback) count as down."""
+        health = self.scheduler.health()
+        for view in self._views.values():
+            for r in view.reals:
+                if r.up and r.state == "removed" and r.key in health:
+                    health[r.key] = replace(health[r.key], up=False, reason=r.reason)
+        return health
 
     # ------------------------------------------------------------------ events
 
