@@ -11,19 +11,19 @@ SAMPLES = {
                 Announcement(Status.ACTIVE, 2, 3,
                              (GroupEntry("web", GroupState.HELD),
                               GroupEntry("db", GroupState.NONE, to="beta")),
-                             (Grant("beta", "mail", 5),), ())),
+                             (Grant("beta", "mail", 5),), (), ("beta", "gamma"))),
         Authenticator("sha256", b"Hey!", 1),
         "heartbeat from alpha (gen 7, seq 42): holds web, handed db to beta, grants beta's claim 5 "
-        "on mail; HMAC-SHA256 key 'Hey!' index 1"),
+        "on mail, hears beta and gamma; HMAC-SHA256 key 'Hey!' index 1"),
     "update_md5": (
         Message(Kind.UPDATE, "prod", "beta", 3, 9, 2000, 10000,
                 Announcement(Status.ACTIVE, 0, 1,
                              (GroupEntry("mail", GroupState.CLAIM, claim=5),
                               GroupEntry("web", GroupState.NONE, failed=True)),
-                             (), ("db",))),
+                             (), ("db",), ("alpha",))),
         Authenticator("md5", b"Hello!", 3),
-        "update from beta (gen 3, seq 9): claims mail (claim 5), failed web, asks to take over db; "
-        "HMAC-MD5 key 'Hello!' index 3"),
+        "update from beta (gen 3, seq 9): claims mail (claim 5), failed web, asks to take over db, "
+        "hears alpha; HMAC-MD5 key 'Hello!' index 3"),
     "leave_sha1": (
         Message(Kind.LEAVE, "prod", "gamma", 1, 1000, 1000, 30000,
                 Announcement(Status.LEAVING, 1, 1, (), (), ())),

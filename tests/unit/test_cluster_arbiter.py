@@ -2,8 +2,8 @@
 
 import pytest
 
-from hadirector.cluster.actions import (AcquireGroup, AnnounceNow, Reannounce, ReleaseGroup,
-                                        RequestResult, SplitBrain, StopStale)
+from hadirector.cluster.actions import (AcquireGroup, AnnounceNow, NotHeardBy, Reannounce,
+                                        ReleaseGroup, RequestResult, SplitBrain, StopStale)
 from hadirector.cluster.arbiter import Arbiter
 from hadirector.cluster.membership import TransitionError
 from hadirector.cluster.messages import Announcement, Grant, GroupEntry, GroupState, Status
@@ -28,9 +28,10 @@ def ready(local="a", nodes=("a", "b"), groups=GROUPS, fb="on", settle=True, peer
     return arb
 
 
-def ann(status=Status.ACTIVE, score=0, groups=(), grants=(), requests=()):
+def ann(status=Status.ACTIVE, score=0, groups=(), grants=(), requests=(), heard=("a", "b", "c")):
     return Announcement(status, score, 0, tuple(GroupEntry(*g) if isinstance(g, tuple) else g
-                                                for g in groups), tuple(grants), tuple(requests))
+                                                for g in groups), tuple(grants), tuple(requests),
+                        tuple(heard))
 
 
 def peer(arb, node, announcement, now=0):
@@ -346,3 +347,24 @@ def test_announce_now_only_when_the_announcement_changed():
     assert acts(a.set_score(1, 1, 30), AnnounceNow) == []
     out = peer(a, "b", ann(score=1, groups=[("db", CLAIM, 2)]))  # our grant is news
     assert acts(out, AnnounceNow) == [AnnounceNow()]
+
+
+def test_heard_list_and_a_holder_that_cannot_hear_us():
+    a = Arbiter("a", ("a", "b"), GROUPS, "on", deaf_after=1000)
+    a.start(0)
+    for g in GROUPS:
+        a.group_stopped(g, 0)
+    a.set_alive({"b"}, 0, {"b": ann(heard=("a",))})
+    assert a.announcement().heard == ("b",)
+    a.settle(0)
+    hold(a, "web")
+    # b stops hearing a (a firewall), declares it dead and starts web itself
+    out = peer(a, "b", ann(groups=[("web", HELD)], heard=()), now=500)
+    assert acts(out, ReleaseGroup) == []  # not yet deaf_after: the keeper rule holds (a keeps)
+    out = a.on_timer(1000)
+    assert acts(out, NotHeardBy) == [NotHeardBy("b", 1000)]
+    assert acts(out, ReleaseGroup) == [ReleaseGroup("web", "split brain: b runs it and cannot hear us")]
+    assert acts(a.on_timer(1100), NotHeardBy) == []  # once per episode
+    # after our own stall, b not hearing us is no evidence for another deaf_after
+    a.stalled(2000)
+    assert "b" not in a._deaf

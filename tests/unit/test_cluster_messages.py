@@ -42,7 +42,7 @@ def test_golden_decode(name):
 def test_layout_built_by_hand_matches_leave_sample():
     """The documented layout, written out with struct and hmac, not with the encoder."""
     body = (b"\x04prod" + b"\x05gamma" + struct.pack(">QQ", 1, 1000) + b"\x03"
-            + struct.pack(">HHII", 1, 1, 1000, 30000) + b"\x00\x00" * 3)
+            + struct.pack(">HHII", 1, 1, 1000, 30000) + b"\x00\x00" * 4)
     head = b"HD" + bytes([1, Kind.LEAVE, 2, 2]) + struct.pack(">H", len(body))
     mac = hmac.new(b"s3cret", head + body, hashlib.sha1).digest()
     assert head + body + mac == read_hex("leave_sha1")
@@ -109,7 +109,7 @@ def test_authenticated_garbage_is_malformed():
     body = b"\x04prod\x05alpha" + b"\x00" * 5  # ends inside the generation field
     head = b"HD\x01\x01\x03\x01" + struct.pack(">H", len(body))
     assert reason_of(codec(), head + body + AUTH.sign(head + body)) == "malformed"
-    body = b"\x04prod\x05alpha" + struct.pack(">QQBHHII", 1, 1, 9, 0, 0, 0, 0) + b"\x00" * 6
+    body = b"\x04prod\x05alpha" + struct.pack(">QQBHHII", 1, 1, 9, 0, 0, 0, 0) + b"\x00" * 8
     head = b"HD\x01\x01\x03\x01" + struct.pack(">H", len(body))
     assert reason_of(codec(), head + body + AUTH.sign(head + body)) == "malformed"  # status 9
 
@@ -179,7 +179,7 @@ announcements = st.builds(
     Announcement, st.sampled_from(Status), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF),
     st.lists(entries, max_size=5).map(tuple),
     st.lists(st.builds(Grant, names, names, u32), max_size=5).map(tuple),
-    st.lists(names, max_size=5).map(tuple))
+    st.lists(names, max_size=5).map(tuple), st.lists(names, max_size=3).map(tuple))
 messages = st.builds(Message, st.sampled_from(Kind), names, names, st.integers(0, 2**64 - 1),
                      st.integers(0, 2**64 - 1), u32, u32, announcements)
 auths = st.sampled_from([Authenticator("sha256", b"k", 1), Authenticator("sha1", b"k", 15),

@@ -120,9 +120,9 @@ def test_standby_all_spreads_and_takeover_brings_back():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_chaos_is_safe_and_converges(seed):
-    """Random crashes, kills, restarts, freezes, partitions, link cuts, operator requests and
-    ping losses on lossy links. Two nodes may run a group only while the test made that
-    possible (partition, frozen or killed daemon); afterwards every group has exactly one
+    """Random crashes, kills, restarts, freezes, partitions, one-way and two-way link cuts,
+    operator requests and ping losses on lossy links. Two nodes may run a group only while the test made that
+    possible (partition, one-way cut, frozen or killed daemon); afterwards every group has exactly one
     owner."""
     rng = random.Random(seed)
     nodes = NODES if seed % 2 else NODES[:2]
@@ -139,7 +139,7 @@ def test_chaos_is_safe_and_converges(seed):
     killed: dict[str, list] = {}
     for _ in range(30):
         op = rng.choice(["crash", "kill", "restart", "standby", "takeover", "partition", "cutlink",
-                         "shutdown", "fail", "ping", "freeze", "nothing"])
+                         "shutdown", "fail", "ping", "freeze", "oneway", "nothing"])
         n = rng.choice(nodes)
         node = s.nodes[n]
         if op == "crash" and node.up:
@@ -173,6 +173,12 @@ def test_chaos_is_safe_and_converges(seed):
                 s.call(n, "group_failed", held[0], detail="chaos")
         elif op == "ping":
             s.set_reachable(n, rng.sample(pings, rng.randint(0, 2)))
+        elif op == "oneway":  # a firewall drops n's heartbeats at one peer for a while
+            t0 = s.now
+            s.cut(None, n, rng.choice([x for x in nodes if x != n]), both=False)
+            s.run(rng.randint(100, 3000))
+            s.heal()
+            allowed.append([t0, s.now + 1500])
         elif op == "freeze" and node.up:
             t0 = s.now
             s.freeze(n)

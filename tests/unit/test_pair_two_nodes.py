@@ -9,7 +9,8 @@ Each test also checks the safety invariant: no moment at which two nodes run the
 import pytest
 
 from hadirector.cluster.actions import (AcquireGroup, LateHeartbeat, LeaveComplete, LinkDown,
-                                        NodeChanged, PeerRestarted, Reannounce, ReleaseGroup,
+                                        NodeChanged, NotHeardBy, PeerRestarted, Reannounce,
+                                        ReleaseGroup,
                                         RequestResult, Settled, SplitBrain, Stalled, Transmit)
 from hadirector.cluster.messages import Kind, decode
 from hadirector.cluster.sim import LinkModel, Sim, cluster_config
@@ -208,6 +209,46 @@ def test_healed_partition_converges_to_one_owner():
     last_overlap = max(t for t, _, _ in s.violations)
     assert last_overlap < t1 + 500  # resolved within a few heartbeats of the heal
     assert s.overlaps_outside((t0, t1 + 500)) == []
+
+
+# --------------------------------------------------------------------------- one-way links (firewalls)
+
+def test_firewall_dropping_heartbeats_one_way_from_the_start_never_duplicates():
+    """beta's firewall drops alpha's heartbeats (seeds/003 flushes iptables on both nodes as a
+    set-up step; a node where that was missed): beta never hears alpha, alpha hears beta. beta takes everything after initdead;
+    alpha's claims are never granted, so nothing ever runs twice, and alpha says why."""
+    s = Sim(cluster_config(), seed=2, link=LOSSY, start=False)
+    s.cut(None, "alpha", "beta", both=False)
+    s.boot("alpha", 1)
+    s.boot("beta", 1)
+    s.run(4000)
+    assert s.running("g-alpha") == ["beta"] and s.running("g-beta") == ["beta"]
+    assert s.events("alpha", AcquireGroup) == []
+    assert [e.node for _, e in s.events("alpha", NotHeardBy)] == ["beta"]
+    assert s.violations == []
+    s.heal()  # firewall fixed: with auto_failback on alpha gets its group back
+    s.run(2000)
+    assert owners(s) == {"g-alpha": "alpha", "g-beta": "beta"}
+    assert s.violations == []
+
+
+def test_one_way_link_at_run_time_the_side_that_is_heard_yields():
+    s = sim()
+    s.cut(None, "alpha", "beta", both=False)  # beta stops hearing alpha
+    t0 = s.now
+    s.run(3000)
+    # beta declared alpha dead and took g-alpha; alpha, seeing beta run it without hearing
+    # alpha, let go: beta could never have been told
+    assert s.running("g-alpha") == ["beta"] and s.running("g-beta") == ["beta"]
+    rel = [a.reason for _, a in after(s.events("alpha", ReleaseGroup), t0)]
+    assert rel == ["split brain: beta runs it and cannot hear us"]
+    assert [e.node for _, e in s.events("alpha", NotHeardBy)] == ["beta"]
+    overlap = [t for t, _, _ in s.violations]
+    assert overlap and max(overlap) - min(overlap) < 300  # only until alpha's stop finished
+    t1 = s.now
+    s.run(5000)  # and it stays that way: no flapping
+    assert not after(s.events("alpha", AcquireGroup), t1)
+    assert not after(s.events("beta", ReleaseGroup), t1)
 
 
 # --------------------------------------------------------------------------- hostile packets

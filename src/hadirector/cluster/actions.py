@@ -6,8 +6,8 @@ frozen dataclasses, returned in a list from each input method. Grouped by who pr
 * membership.py   Send, NodeChanged, LinkUp, LinkDown, LateHeartbeat, PeerRestarted,
                   TimingMismatch, Stalled, Settled
 * connectivity.py Probe, PingChanged, ScoreChanged
-* arbiter.py      AcquireGroup, ReleaseGroup, StopStale, Reannounce, SplitBrain, RequestResult,
-                  AnnounceNow
+* arbiter.py      AcquireGroup, ReleaseGroup, StopStale, Reannounce, SplitBrain, NotHeardBy,
+                  RequestResult, AnnounceNow
 * node.py         Transmit, PacketDropped, LeaveComplete (and everything above, passed through)
 
 Actions (the driver must do something): Send/Transmit, Probe, AcquireGroup, ReleaseGroup, StopStale,
@@ -158,6 +158,15 @@ class SplitBrain:
     group: str
     holders: tuple[str, ...]
     keeper: str
+
+
+@dataclass(frozen=True)
+class NotHeardBy:
+    """We have heard `node` for `for_ms` but it does not hear us: a one-way link (check the
+    firewalls and the ucast addresses on both sides). Reported once per episode."""
+
+    node: str
+    for_ms: int
 
 
 @dataclass(frozen=True)

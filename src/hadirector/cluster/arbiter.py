@@ -33,7 +33,9 @@ so its groups become unheld and are claimed without its grant, i.e. after deadti
 Split brain (a healed partition: several live nodes announce STARTING/HELD for one group): the
 keeper is the holder with the best score, then the group's preferred node, then the lowest name.
 The others release; the keeper emits Reannounce(g) (gratuitous ARP) at once and again when each
-loser has stopped.
+loser has stopped. Exception: a holder that does not hear us (it has not listed us among the nodes
+it hears for deaf_after ms although we hear it: a one-way link, typically a firewall) would never
+learn that it should let go, so we do, whatever the rule says (event NotHeardBy).
 
 auto_failback (ha.cf), read from heartbeat's hb_resource.c and ha.cf(5):
   on      when a group's preferred node comes (back) up, restarts, or regains the best score while
@@ -67,8 +69,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from .actions import (AcquireGroup, AnnounceNow, Reannounce, ReleaseGroup, RequestResult, SplitBrain,
-                      StopStale)
+from .actions import (AcquireGroup, AnnounceNow, NotHeardBy, Reannounce, ReleaseGroup, RequestResult,
+                      SplitBrain, StopStale)
 from .membership import TransitionError
 from .messages import Announcement, GroupEntry, GroupState, Grant, Status
 
@@ -122,7 +124,7 @@ class Arbiter:
     """
 
     def __init__(self, local: str, nodes: Iterable[str], groups, auto_failback: str = "legacy", *,
-                 request_timeout: int = DEFAULT_REQUEST_TIMEOUT):
+                 request_timeout: int = DEFAULT_REQUEST_TIMEOUT, deaf_after: int = 30_000):
         self.local = local
         self.nodes = tuple(nodes)
         if local not in self.nodes:
@@ -139,6 +141,9 @@ class Arbiter:
         self.auto_failback = auto_failback
         self.legacy_warning = auto_failback == "legacy"
         self.request_timeout = request_timeout
+        self.deaf_after = deaf_after
+        self._alive_since: dict[str, int] = {}
+        self._deaf: set[str] = set()  # peers reported as not hearing us
         self.status = Status.STARTING
         self.score = 0
         self.score_max = 0
@@ -165,7 +170,7 @@ class Arbiter:
                         and not self._busy_elsewhere(e.name, peer):
                     grants.append(Grant(peer, e.name, e.claim))
         return Announcement(self.status, self.score, self.score_max, groups, tuple(grants),
-                            tuple(sorted(self.requests)))
+                            tuple(sorted(self.requests)), tuple(sorted(self.alive)))
 
     def _busy_elsewhere(self, group: str, claimant: str) -> bool:
         """Does a live peer other than the claimant run or stop the group? Then we do not grant:
@@ -225,8 +230,14 @@ class Arbiter:
         for p in list(self.peers):
             if p not in self.alive:
                 del self.peers[p]
+        for p in list(self._alive_since):
+            if p not in self.alive:
+                del self._alive_since[p]
+        for p in self.alive:
+            self._alive_since.setdefault(p, now)
         for node in restarted:
             self._forget(node)
+            self._alive_since[node] = now
         for node, ann in (news or {}).items():
             if node in self.alive:
                 self.peers[node] = ann
@@ -235,6 +246,13 @@ class Arbiter:
     def peer_restarted(self, node: str, now: int) -> list:
         """A peer came back with a new generation: what it announced before is void."""
         self._forget(node)
+        return self._evaluate(now)
+
+    def stalled(self, now: int) -> list:
+        """This node was not running for a while (membership's Stalled): peers may have lost us
+        meanwhile, so their not hearing us is not a one-way link until deaf_after passes again."""
+        for p in self._alive_since:
+            self._alive_since[p] = now
         return self._evaluate(now)
 
     def _forget(self, node: str) -> None:
@@ -425,8 +443,18 @@ class Arbiter:
         st.to = to or ""
         return [ReleaseGroup(group, reason)]
 
+    def _deaf_to_us(self, node: str, now: int) -> bool:
+        """We have heard `node` for deaf_after ms, yet it does not list us among the nodes it
+        hears: the link works one way only (typically a firewall dropping our heartbeats)."""
+        ann = self.peers.get(node)
+        return ann is not None and self.local not in ann.heard \
+            and now - self._alive_since.get(node, now) >= self.deaf_after
+
     def _evaluate(self, now: int) -> list:
         out: list = []
+        deaf = {p for p in self.peers if self._deaf_to_us(p, now)}
+        out += [NotHeardBy(p, now - self._alive_since[p]) for p in sorted(deaf - self._deaf)]
+        self._deaf = deaf
         for g, st in self.local_groups.items():
             out += self._evaluate_group(g, st, now)
         out += self._expire_requests(now)
@@ -500,6 +528,11 @@ class Arbiter:
 
     def _evaluate_running(self, g: str, st: _Local, peers_running: list[str]) -> list:
         out: list = []
+        deaf = sorted(p for p in peers_running if p in self._deaf)
+        if deaf:
+            # it cannot hear that we run the group too, so it will never let go: we must
+            return [SplitBrain(g, tuple(sorted([self.local] + peers_running)), deaf[0])] + \
+                self._release(g, st, f"split brain: {deaf[0]} runs it and cannot hear us", deaf[0])
         if peers_running:
             holders = [self.local] + peers_running
             keeper = min(holders, key=lambda n: self._rank(g, n))

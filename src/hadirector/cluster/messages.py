@@ -19,6 +19,7 @@ Newer snapshots replace older ones, so a lost packet costs nothing but time. Lay
            u16 n, n x group    (str name, u8 state, u8 flags (bit 0: failed here), u32 claim, str to)
            u16 n, n x grant    (str claimant, str group, u32 claim)
            u16 n, n x request  (str group)          -- takeover requests by the sender
+           u16 n, n x heard    (str node)           -- peers the sender hears (its live set)
     str = u8 length + UTF-8 bytes.  Groups in state NONE with no handoff and no failure are left out.
 
 `generation` is the sender's boot counter (kept by the driver in the state dir, bumped at every
@@ -100,6 +101,7 @@ class Announcement:
     groups: tuple[GroupEntry, ...] = ()
     grants: tuple[Grant, ...] = ()
     requests: tuple[str, ...] = ()  # groups the sender asks to take over
+    heard: tuple[str, ...] = ()  # peers the sender hears: lets a peer spot a one-way link
 
     def group(self, name: str) -> GroupEntry:
         for g in self.groups:
@@ -214,6 +216,9 @@ def encode_body(msg: Message) -> bytes:
     _count(out, a.requests, "requests")
     for r in a.requests:
         _str(out, r, "group name")
+    _count(out, a.heard, "heard nodes")
+    for n in a.heard:
+        _str(out, n, "node name")
     return bytes(out)
 
 
@@ -299,9 +304,10 @@ def decode(data: bytes, auth: Authenticator, max_size: int = DEFAULT_MAX_SIZE) -
         who, grp = r.str(), r.str()
         grants.append(Grant(who, grp, r.unpack(">I")[0]))
     requests = tuple(r.str() for _ in range(r.unpack(">H")[0]))
+    heard = tuple(r.str() for _ in range(r.unpack(">H")[0]))
     if r.pos != len(r.data):
         raise Malformed(f"{len(r.data) - r.pos} unread bytes at the end of the body")
-    ann = Announcement(status_v, score, score_max, tuple(groups), tuple(grants), requests)
+    ann = Announcement(status_v, score, score_max, tuple(groups), tuple(grants), requests, heard)
     return Message(kind_v, cluster, node, generation, seq, keepalive, deadtime, ann)
 
 

@@ -27,7 +27,7 @@ If `authenticated` is False (authkeys crc) the driver should log a loud warning 
 from __future__ import annotations
 
 from .actions import (AnnounceNow, LeaveComplete, NodeChanged, PacketDropped, PeerRestarted,
-                      ScoreChanged, Send, Settled, Transmit)
+                      ScoreChanged, Send, Settled, Stalled, Transmit)
 from .arbiter import Arbiter, DEFAULT_REQUEST_TIMEOUT
 from .auth import Authenticator
 from .connectivity import Connectivity
@@ -75,7 +75,7 @@ class NodeCore:
         self.connectivity = Connectivity(c.ping, c.ping_groups, interval=t.keepalive,
                                          deadping=deadping or t.deadtime, now=now)
         self.arbiter = Arbiter(node, c.nodes, config.groups, c.auto_failback,
-                               request_timeout=request_timeout)
+                               request_timeout=request_timeout, deaf_after=t.deadtime)
         self.arbiter.score = self.connectivity.score
         self.arbiter.score_max = self.connectivity.score_max
         self.left = False
@@ -177,6 +177,8 @@ class NodeCore:
         restarted = [e.node for e in events if isinstance(e, PeerRestarted)]
         changed = any(isinstance(e, (NodeChanged, PeerRestarted)) for e in events)
         out = list(events)
+        if any(isinstance(e, Stalled) for e in events):
+            out += self.arbiter.stalled(now)
         if changed or news:
             out += self.arbiter.set_alive(self.membership.alive(), now, news, restarted)
         if any(isinstance(e, Settled) for e in events):
