@@ -202,26 +202,13 @@ def probe_for(target: CheckTarget, kind: str) -> Probe:
 
 
 class ProbeContext:
-    """Resources shared by probes of one scheduler (an HTTP client session). Closed at stop."""
+    """Resources shared by the probes of one scheduler (the connect engine). Closed at stop."""
 
     def __init__(self) -> None:
-        self._http = None
         self.hostname = _hostname()
         self.extras: dict = {}  # per-probe-kind shared state (the connect engine), each with close()
 
-    async def http_session(self):
-        if self._http is None or self._http.closed:
-            import aiohttp
-            # a fresh connection per check: health of the server, not of a pooled socket
-            conn = aiohttp.TCPConnector(force_close=True, limit=0, enable_cleanup_closed=True)
-            self._http = aiohttp.ClientSession(connector=conn, cookie_jar=aiohttp.DummyCookieJar(),
-                                               auto_decompress=True)
-        return self._http
-
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
         for extra in self.extras.values():
             extra.close()
         self.extras.clear()
