@@ -4,17 +4,23 @@ through nftables NAT and through nftables direct routing, side by side in one ru
 
     sudo .venv/bin/python bench/dataplane_nft.py [--duration 5] [--rounds 3] [--connections 50]
 
-The lab (hadirector.lab, one LAN 198.18.0.0/24 on a bridge): client 198.18.0.10 runs wrk,
-director 198.18.0.2 runs the nft data plane, the real 198.18.0.11 runs nginx (1 worker,
-`return 200`). Targets:
-  ns-direct  wrk -> 198.18.0.11:80 (the real itself)
-  nft-dr     wrk -> VIP 198.18.0.100:80, gate: netdev ingress on the director rewrites the MAC and
-             forwards; the real holds the VIP on lo (`hadirector realserver`) and answers directly
-  nft-nat    wrk -> VIP 198.18.0.101:80, masq: DNAT on the director and masquerade (one LAN, so
-             replies must come back through the director)
+Two labs (hadirector.lab), one real running nginx (1 worker, `return 200`), wrk on the client:
+  one-arm (client 198.18.0.10, director 198.18.0.2, real 198.18.0.11 on one LAN):
+    ns-direct     wrk -> the real itself, across the LAN
+    nft-dr        wrk -> VIP 198.18.0.100, gate: netdev ingress on the director rewrites the MAC
+                  and forwards; the real holds the VIP on lo and answers the client directly
+    ref-dr-1rule  wrk -> VIP 198.18.0.102 through ONE hand-written ingress rule (MAC rewrite,
+                  fwd): the floor of any DR forwarding in this lab, to tell our rules' cost from
+                  the cost of the extra hop through the director
+    nft-nat-masq  wrk -> VIP 198.18.0.101, masq with masquerade (one LAN: replies must be made
+                  to come back through the director)
+  two-arm (client -- director -- real 198.18.1.11, the real routes the client net via the director):
+    ns-routed     wrk -> the real itself, routed by the director (no NAT): the baseline for NAT
+    nft-nat       wrk -> VIP 198.18.0.101, classic LVS-NAT (DNAT, replies un-NATed by conntrack)
 Each target with keep-alive and with a new connection per request (`Connection: close`),
-interleaved over the rounds (the machine is shared; the median is reported). Prints requests/s
-and the ratios to ns-direct. Everything runs in namespaces the script creates and removes.
+interleaved over the rounds (the machine is shared). Prints the median requests/s and the ratio
+of each target to its baseline, as the median of per-round ratios (runs back to back).
+Everything runs in namespaces the script creates and removes.
 
 The targets also follow bench/dataplane.py's target interface (name, start() -> (host, port),
 stop(), plus `wrk_prefix`, the command prefix that runs wrk in the client namespace):
@@ -43,19 +49,30 @@ from hadirector.lab import Lab  # noqa: E402
 
 VIP_DR = "198.18.0.100"
 VIP_NAT = "198.18.0.101"
-REAL = "198.18.0.11"
+VIP_REF = "198.18.0.102"
 
 
 class KernelLab:
-    """client, director, one real on one bridge; the nft data plane with a DR and a NAT service.
-    Shared by the three targets; built at the first start(), removed at the last stop()."""
+    """A lab with one real, shared by the targets of its layout; built at the first start(),
+    removed at the last stop().
 
-    def __init__(self, nginx_workers: int = 1, count_traffic: bool = True):
+    one-arm: client 198.18.0.10, director 198.18.0.2, real 198.18.0.11 on one LAN. DR service on
+        VIP_DR (the real holds it on lo), NAT service on VIP_NAT with masquerade (on one LAN the
+        replies must be made to come back through the director).
+    two-arm: client 198.18.0.10 -- 198.18.0.2 director 198.18.1.1 -- real 198.18.1.11; the real
+        routes the client's network through the director (classic LVS-NAT, no SNAT): NAT
+        service on VIP_NAT. The client reaches the real directly only through the director
+        routing it, which is the fair baseline for NAT.
+    """
+
+    def __init__(self, layout: str, nginx_workers: int = 1, count_traffic: bool = True):
+        self.layout = layout
         self.nginx_workers = nginx_workers
         self.count_traffic = count_traffic
         self.users = 0
         self.lab: Lab | None = None
         self.dp: NftDataPlane | None = None
+        self.real_addr = "198.18.0.11" if layout == "one-arm" else "198.18.1.11"
 
     def acquire(self) -> "KernelLab":
         self.users += 1
@@ -79,58 +96,74 @@ class KernelLab:
         self.client, self.director, self.real = lab.host("client"), lab.host("director"), lab.host("real")
         self.client.connect(lan, "198.18.0.10/24")
         self.director.connect(lan, "198.18.0.2/24")
-        self.real.connect(lan, f"{REAL}/24")
-        self.director.add_address(f"{VIP_DR}/32", "eth0")
-        self.director.add_address(f"{VIP_NAT}/32", "eth0")
         self.director.enable_forwarding()
-        self.real.run([sys.executable, "-m", "hadirector", "realserver", "--vip", VIP_DR,
-                       "--state-dir", os.path.join(lab.dir, "rs"), "up"])
+        real = self.real_addr
+        if self.layout == "one-arm":
+            self.real.connect(lan, f"{real}/24")
+            self.director.add_address(f"{VIP_DR}/32", "eth0")
+            self.real.run([sys.executable, "-m", "hadirector", "realserver", "--vip", VIP_DR,
+                           "--state-dir", os.path.join(lab.dir, "rs"), "up"])
+            # the reference: the least any DR forwarding can do, one hand-written ingress rule
+            self.director.add_address(f"{VIP_REF}/32", "eth0")
+            self.real.run(["ip", "addr", "add", f"{VIP_REF}/32", "dev", "lo"])
+            self.client.run(["ping", "-c", "1", "-W", "2", real])
+            self.director.run(["ping", "-c", "1", "-W", "2", real])
+            ref = (f'table netdev benchref {{ chain ingress {{ type filter hook ingress device "eth0" '
+                   f'priority -200; policy accept; ip daddr {VIP_REF} tcp dport 80 ether daddr set '
+                   f'{self.director.neigh_mac(real)} ether saddr set {self.director.mac("eth0")} '
+                   f'fwd to "eth0"; }}; }}\n')
+            self.director.run(["nft", "-f", "-"], input=ref)
+            virtual = [
+                {"address": VIP_DR, "port": 80, "reals": [{"address": real, "method": "gate"}]},
+                {"address": VIP_NAT, "port": 80, "reals": [{"address": real, "method": "masq"}]}]
+            options = NftOptions(snat="masquerade", count_traffic=self.count_traffic)
+        else:
+            back = lab.switch("back")
+            self.director.connect(back, "198.18.1.1/24")
+            self.real.connect(back, f"{real}/24")
+            self.real.route("198.18.0.0/24", via="198.18.1.1")
+            self.client.route("198.18.1.0/24", via="198.18.0.2")
+            virtual = [{"address": VIP_NAT, "port": 80, "reals": [{"address": real, "method": "masq"}]}]
+            options = NftOptions(count_traffic=self.count_traffic)
+        self.director.add_address(f"{VIP_NAT}/32", "eth0")
         self.real.http_server(port=80, identity="real", kind="nginx")
-        bal = Balancer.model_validate({"virtual": [
-            {"address": VIP_DR, "port": 80, "scheduler": "wrr", "reals": [{"address": REAL, "method": "gate"}]},
-            {"address": VIP_NAT, "port": 80, "scheduler": "wrr", "reals": [{"address": REAL, "method": "masq"}]},
-        ]})
         self.dp = NftDataPlane(netns=self.director.netns, stats_interval=0, count_connections=False,
-                               options=NftOptions(snat="masquerade", count_traffic=self.count_traffic))
-        asyncio.run(self.dp.apply(build_desired(bal)))
+                               options=options)
+        asyncio.run(self.dp.apply(build_desired(Balancer.model_validate({"virtual": virtual}))))
         self.wrk_prefix = ["ip", "netns", "exec", self.client.netns]
 
 
-class _KernelTarget:
-    name = ""
-    address = ""
+class KernelTarget:
+    """One way to reach the real; `base` names the target its ratio is taken against."""
 
-    def __init__(self, shared: KernelLab):
+    def __init__(self, name: str, shared: KernelLab, address: str | None, base: str | None):
+        self.name = name
         self.shared = shared
+        self.address = address
+        self.base = base
         self.wrk_prefix: list[str] = []
 
     def start(self) -> tuple[str, int]:
         k = self.shared.acquire()
         self.wrk_prefix = k.wrk_prefix
-        return self.address, 80
+        return (self.address or k.real_addr), 80
 
     def stop(self) -> None:
         self.shared.release()
 
 
-class NsDirect(_KernelTarget):
-    name, address = "ns-direct", REAL
-
-
-class NftDR(_KernelTarget):
-    name, address = "nft-dr", VIP_DR
-
-
-class NftNAT(_KernelTarget):
-    name, address = "nft-nat", VIP_NAT
-
-
 def kernel_targets(nginx_workers: int = 1, count_traffic: bool = True) -> list:
-    """The kernel targets (empty unless root with nft, nginx and wrk)."""
+    """The kernel targets (empty unless root with nft, nginx, wrk and ip)."""
     if os.geteuid() != 0 or not all(shutil.which(t) for t in ("nft", "nginx", "wrk", "ip")):
         return []
-    shared = KernelLab(nginx_workers, count_traffic)
-    return [NsDirect(shared), NftDR(shared), NftNAT(shared)]
+    one = KernelLab("one-arm", nginx_workers, count_traffic)
+    two = KernelLab("two-arm", nginx_workers, count_traffic)
+    return [KernelTarget("ns-direct", one, None, None),
+            KernelTarget("nft-dr", one, VIP_DR, "ns-direct"),
+            KernelTarget("ref-dr-1rule", one, VIP_REF, "ns-direct"),
+            KernelTarget("nft-nat-masq", one, VIP_NAT, "ns-direct"),
+            KernelTarget("ns-routed", two, None, None),
+            KernelTarget("nft-nat", two, VIP_NAT, "ns-routed")]
 
 
 MODES = {"keep-alive": [], "new-conn": ["-H", "Connection: close"]}
@@ -161,6 +194,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     p.add_argument("--nginx-workers", type=int, default=1)
     p.add_argument("--modes", default="keep-alive,new-conn")
+    p.add_argument("--only", help="comma-separated target names (bases are added)")
     p.add_argument("--no-traffic-counters", action="store_true",
                    help="NAT without the per-real packet/byte counters (NftOptions.count_traffic)")
     args = p.parse_args(argv)
@@ -168,6 +202,10 @@ def main(argv=None) -> int:
     if not targets:
         print("bench: needs root with nft, nginx, wrk and ip", file=sys.stderr)
         return 2
+    if args.only:
+        keep = set(args.only.split(","))
+        keep |= {t.base for t in targets if t.name in keep and t.base}
+        targets = [t for t in targets if t.name in keep]
     modes = args.modes.split(",")
     runs: dict[str, dict[str, list[float]]] = {}
     started = []
@@ -195,11 +233,18 @@ def main(argv=None) -> int:
     for name, r in results.items():
         print(f"{name:<22}" + "".join(f"{r.get(m, 0):>16,.0f}" for m in modes))
     print()
-    base = results.get("ns-direct")
-    for name, r in results.items():
-        if base and name != "ns-direct":
-            print(f"{name + ' / ns-direct':<22}" + "".join(
-                f"{r[m] / base[m]:>16.2f}" for m in modes if m in r and base.get(m)))
+    # ratio per round (the two runs were back to back), then the median: steadier than the
+    # ratio of medians on a shared machine
+    print("ratio (median of per-round ratios; ratio of medians in brackets)")
+    pairs = [(t.name, t.base) for t in targets if t.base] + [("nft-dr", "ref-dr-1rule")]
+    for name, base in pairs:
+        if name not in runs or base not in runs:
+            continue
+        cells = []
+        for m in modes:
+            per = [a / b for a, b in zip(runs[name][m], runs[base][m]) if b]
+            cells.append(f"{statistics.median(per):.2f} ({results[name][m] / results[base][m]:.2f})")
+        print(f"{name + ' / ' + base:<26}" + "".join(f"{c:>16}" for c in cells))
     return 0
 
 

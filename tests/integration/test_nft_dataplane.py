@@ -362,3 +362,30 @@ async def test_snat_masquerade_one_arm(lab):
         assert bl.client.http_get(VIP, path="/peer").splitlines()[1].startswith("198.18.0.2 ")
     finally:
         await dp.close()
+
+
+async def test_gate_real_without_arp_answer_is_left_out_until_it_answers(lab):
+    bl = make_lab(lab, "gate")
+    reals = [{"address": bl.real_addr["real1"], "method": "gate"},
+             {"address": bl.real_addr["real2"], "method": "gate"},
+             {"address": "198.18.0.99", "method": "gate"}]  # nobody there yet
+    b = Balancer.model_validate({"virtual": [{"address": VIP, "port": 80, "scheduler": "rr", "reals": reals}]})
+    dp = NftDataPlane(netns=bl.director.netns, stats_interval=0.3, resolve_timeout=0.5)
+    try:
+        await dp.apply(build_desired(b))
+        res = load(bl, n=60, c=3)
+        assert res["errors"] == 0 and res["counts"] == {"real1": 30, "real2": 30}, res
+        # the server comes up: the background task resolves it and puts it in
+        late = lab.host("late")
+        late.connect(bl.front, "198.18.0.99/24")
+        late.run([sys.executable, "-m", "hadirector", "realserver", "--vip", VIP,
+                  "--state-dir", os.path.join(lab.dir, "late"), "up"])
+        late.http_server(port=80, identity="late")
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if not dp._unresolved:
+                break
+        res = load(bl, n=60, c=3)
+        assert res["counts"] == {"real1": 20, "real2": 20, "late": 20}, res
+    finally:
+        await dp.close()

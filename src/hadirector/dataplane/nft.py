@@ -30,6 +30,7 @@ import logging
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from ..balancer.schedulers import Dest, make_scheduler, sched_flag_bits
@@ -77,6 +78,7 @@ class NftDataPlane(DataPlane):
         self._rendered: Rendered | None = None
         self._installed: list[dict] | None = None
         self._neigh_cache: dict[tuple[str, str], str] | None = None
+        self._unresolved: dict[str, str] = {}  # gate real -> device, MAC unknown
         self._env = RenderEnv()
         self._weights: dict[tuple[str, tuple[str, int]], int] = {}
         self._stats = BalancerStats()
@@ -153,9 +155,9 @@ class NftDataPlane(DataPlane):
 
     def _apply_sync(self, desired: DesiredState, resolve: bool) -> None:
         assert self._nft is not None
-        env = self._gather_env(desired, resolve)
+        env, unresolved = self._gather_env(desired, resolve)
         try:
-            rendered = render(desired, env, self.options)
+            rendered = render(_without(desired, unresolved), env, self.options)
         except RenderError as exc:
             raise DataPlaneError(str(exc)) from None
         self._commit(rendered, env)
@@ -198,7 +200,8 @@ class NftDataPlane(DataPlane):
             raise DataPlaneError(f"ip {' '.join(args)}: {cp.stderr.strip()}")
         return json.loads(cp.stdout) if cp.stdout.strip() else []
 
-    def _gather_env(self, desired: DesiredState, resolve: bool) -> RenderEnv:
+    def _gather_env(self, desired: DesiredState, resolve: bool) -> tuple[RenderEnv, set[str]]:
+        """The facts for render(), and the gate reals whose MAC is unknown (left out)."""
         addrs = self._ip_json("addr")
         local: set[str] = set()
         addr_dev: dict[str, str] = {}
@@ -210,8 +213,7 @@ class NftDataPlane(DataPlane):
                 local.add(a["local"])
                 addr_dev.setdefault(a["local"], link["ifname"])
         vip_devs: dict[str, str] = {}
-        links: dict[str, Link] = {}
-        self._neigh_cache = None
+        devs: dict[str, str] = {}  # gate real -> device toward it
         for svc in desired.services:
             gate = [r for r in svc.installed if r.method == "gate" and r.address not in local
                     and not ipaddress.ip_address(r.address).is_loopback]
@@ -219,10 +221,11 @@ class NftDataPlane(DataPlane):
                 continue
             vip_devs[svc.address] = self._vip_dev(svc, addr_dev)
             for r in gate:
-                if r.address not in links:
-                    links[r.address] = self._resolve(svc, r, resolve)
-        return RenderEnv(links=links, dev_macs=dev_macs, vip_devs=vip_devs,
-                         local_addrs=frozenset(local), weights=dict(self._weights))
+                if r.address not in devs:
+                    devs[r.address] = self._real_dev(svc, r)
+        links, unresolved = self._resolve_all(devs, self.resolve_timeout if resolve else 0.0)
+        return (RenderEnv(links=links, dev_macs=dev_macs, vip_devs=vip_devs,
+                          local_addrs=frozenset(local), weights=dict(self._weights)), unresolved)
 
     def _vip_dev(self, svc: ServiceState, addr_dev: Mapping[str, str]) -> str:
         vip = svc.address or ""
@@ -237,9 +240,7 @@ class NftDataPlane(DataPlane):
         raise DataPlaneError(f"{svc.key}: cannot tell which device VIP {vip} arrives on; add it to "
                              "an interface or pass ingress={VIP: DEVICE}")
 
-    def _resolve(self, svc: ServiceState, r: RealState, resolve: bool) -> Link:
-        """The device toward a gate real and its MAC, from the neighbour table; when missing,
-        provoke resolution (a UDP datagram to the discard port makes the kernel ARP/ND) and wait."""
+    def _real_dev(self, svc: ServiceState, r: RealState) -> str:
         routes = self._ip_json("route", "get", r.address)
         if not routes or not routes[0].get("dev"):
             raise DataPlaneError(f"{svc.key}: no route to gate real {r.address}")
@@ -247,26 +248,45 @@ class NftDataPlane(DataPlane):
         if rt.get("gateway"):
             raise DataPlaneError(f"{svc.key}: gate real {r.address} is behind router {rt['gateway']}; "
                                  "direct routing needs the real on a directly connected network")
-        dev = rt["dev"]
-        deadline = time.monotonic() + (self.resolve_timeout if resolve else 0)
+        return rt["dev"]
+
+    def _resolve_all(self, devs: Mapping[str, str], timeout: float) -> tuple[dict[str, Link], set[str]]:
+        """Each gate real's MAC from the neighbour table. Missing ones are provoked (a UDP
+        datagram to the discard port makes the kernel ARP/ND) and waited for, together, up to
+        `timeout`. A real that stays unresolved keeps its last known MAC, or is left out of the
+        ruleset (as if down) and retried by the background task."""
+        links: dict[str, Link] = {}
+        self._neigh_cache = None
+        deadline = time.monotonic() + timeout
+        missing = dict(devs)
         poked = False
-        first = True
         while True:
-            mac = self._neigh_mac(r.address, dev, fresh=not first)
-            first = False
-            if mac:
-                return Link(dev, mac)
-            if time.monotonic() >= deadline:
+            for addr, dev in list(missing.items()):
+                mac = self._neigh_mac(addr, dev)
+                if mac:
+                    links[addr] = Link(dev, mac)
+                    del missing[addr]
+            if not missing or time.monotonic() >= deadline:
                 break
             if not poked:
-                self._poke(r.address)
+                for addr in missing:
+                    self._poke(addr)
                 poked = True
             time.sleep(0.02)
-        old = self._env.links.get(r.address)
-        if old is not None:
-            return old  # keep the last known MAC rather than failing a re-apply
-        raise DataPlaneError(f"{svc.key}: gate real {r.address} did not answer ARP/ND on {dev} "
-                             f"within {self.resolve_timeout} s")
+            self._neigh_cache = None
+        unresolved: dict[str, str] = {}
+        for addr, dev in missing.items():
+            old = self._env.links.get(addr)
+            if old is not None and old.dev == dev:
+                links[addr] = old
+            else:
+                unresolved[addr] = dev
+        new = set(unresolved) - set(self._unresolved)
+        if new:
+            log.warning("gate real(s) %s did not answer ARP/ND; left out until they do",
+                        ", ".join(sorted(new)))
+        self._unresolved = unresolved
+        return links, set(unresolved)
 
     def _neigh_mac(self, address: str, dev: str, fresh: bool = False) -> str | None:
         """The MAC of `address` on `dev` from one `ip -j neigh` listing per apply/refresh."""
@@ -347,6 +367,14 @@ class NftDataPlane(DataPlane):
 
     def _macs_changed(self) -> bool:
         self._neigh_cache = None
+        if self._unresolved:
+            for addr in self._unresolved:
+                self._poke(addr)
+            time.sleep(0.05)
+            for addr, dev in self._unresolved.items():
+                if self._neigh_mac(addr, dev):
+                    log.info("gate real %s answered ARP/ND: putting it in", addr)
+                    return True
         for addr, link in self._env.links.items():
             mac = self._neigh_mac(addr, link.dev)
             if mac and mac != link.mac:
@@ -429,6 +457,18 @@ class NftDataPlane(DataPlane):
                 raise
             except Exception as exc:  # a transient failure must not end statistics for good
                 log.warning("nft statistics/adaptation: %s", exc)
+
+
+def _without(desired: DesiredState, reals: set[str]) -> DesiredState:
+    """The desired state with the named gate reals marked down (not installed)."""
+    if not reals:
+        return desired
+    services = []
+    for svc in desired.services:
+        rs = tuple(replace(r, status="down") if r.method == "gate" and r.address in reals else r
+                   for r in svc.reals)
+        services.append(replace(svc, reals=rs))
+    return DesiredState(services=tuple(services))
 
 
 def adaptive_weights(desired: DesiredState, active: Mapping, inactive: Mapping,
