@@ -181,14 +181,23 @@ backend be
 
 
 def build_targets(real: Nginx, tmp: str) -> list:
-    return [Direct(real), Proxy(real, tmp), HAProxy(real, tmp)]
+    return [Direct(real), Proxy(real, tmp), HAProxy(real, tmp)] + kernel_targets()
+
+
+def kernel_targets() -> list:
+    """The nftables targets of bench/dataplane_nft.py (root only; wrk runs in their client
+    namespace through `wrk_prefix`; each has its own baseline in `base`)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from dataplane_nft import kernel_targets as nft_targets
+    return nft_targets()
 
 
 MODES = {"keep-alive": [], "new-conn": ["-H", "Connection: close"]}
 
 
-def run_wrk(host: str, port: int, mode: str, duration: int, connections: int, threads: int) -> float:
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", *MODES[mode],
+def run_wrk(host: str, port: int, mode: str, duration: int, connections: int, threads: int,
+            prefix: list[str] = ()) -> float:
+    cmd = [*prefix, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", *MODES[mode],
            f"http://{host}:{port}/"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
@@ -231,11 +240,13 @@ def main(argv=None) -> int:
             for t in targets:
                 where[t.name] = t.start()
                 started.append(t)
-                run_wrk(*where[t.name], "keep-alive", 1, args.connections, args.threads)  # warm-up
+                run_wrk(*where[t.name], "keep-alive", 1, args.connections, args.threads,
+                        getattr(t, "wrk_prefix", []))  # warm-up
             for rnd in range(args.rounds):
                 for mode in modes:
                     for t in targets:
-                        rps = run_wrk(*where[t.name], mode, args.duration, args.connections, args.threads)
+                        rps = run_wrk(*where[t.name], mode, args.duration, args.connections, args.threads,
+                                      getattr(t, "wrk_prefix", []))
                         runs.setdefault(t.name, {}).setdefault(mode, []).append(rps)
                         print(f"  round {rnd + 1}  {t.name:<10} {mode:<11} {rps:>12,.0f} req/s",
                               file=sys.stderr)
@@ -252,13 +263,18 @@ def main(argv=None) -> int:
         print(f"{name:<20}" + "".join(f"{r.get(m, 0):>16,.0f}" for m in modes))
     print()
     base = results.get("direct")
+    kernel = [t for t in targets if hasattr(t, "wrk_prefix")]
     for name, r in results.items():
-        if base and name != "direct":
+        if base and name != "direct" and name not in {t.name for t in kernel}:
             print(f"{name + ' / direct':<20}" + "".join(
                 f"{r[m] / base[m]:>16.2f}" for m in modes if m in r and base.get(m)))
     if "proxy" in results and "haproxy" in results:
         r, h = results["proxy"], results["haproxy"]
         print(f"{'proxy / haproxy':<20}" + "".join(f"{r[m] / h[m]:>16.2f}" for m in modes if h.get(m)))
+    if kernel:
+        from dataplane_nft import print_ratios
+        print()
+        print_ratios(kernel, runs, results, modes)
     return 0
 
 

@@ -16,6 +16,8 @@ Two labs (hadirector.lab), one real running nginx (1 worker, `return 200`), wrk 
                   to come back through the director)
   two-arm (client -- director -- real 198.18.1.11, the real routes the client net via the director):
     ns-routed     wrk -> the real itself, routed by the director (no NAT): the baseline for NAT
+                  (from a second client address, 198.18.0.20, so its TIME_WAIT tuples never
+                  collide with the NAT runs' at the real and in conntrack)
     nft-nat       wrk -> VIP 198.18.0.101, classic LVS-NAT (DNAT, replies un-NATed by conntrack)
 Each target with keep-alive and with a new connection per request (`Connection: close`),
 interleaved over the rounds (the machine is shared). Prints the median requests/s and the ratio
@@ -122,7 +124,11 @@ class KernelLab:
             self.director.connect(back, "198.18.1.1/24")
             self.real.connect(back, f"{real}/24")
             self.real.route("198.18.0.0/24", via="198.18.1.1")
-            self.client.route("198.18.1.0/24", via="198.18.0.2")
+            # the baseline goes out from another client address: the real sees the same
+            # (client, port) tuples through NAT, and a tuple still in TIME_WAIT from the baseline
+            # run would clash with a new NAT connection in the director's conntrack
+            self.client.add_address("198.18.0.20/24", "eth0")
+            self.client.run(["ip", "route", "add", f"{real}/32", "via", "198.18.0.2", "src", "198.18.0.20"])
             virtual = [{"address": VIP_NAT, "port": 80, "reals": [{"address": real, "method": "masq"}]}]
             options = NftOptions(count_traffic=self.count_traffic)
         self.director.add_address(f"{VIP_NAT}/32", "eth0")
@@ -164,6 +170,24 @@ def kernel_targets(nginx_workers: int = 1, count_traffic: bool = True) -> list:
             KernelTarget("nft-nat-masq", one, VIP_NAT, "ns-direct"),
             KernelTarget("ns-routed", two, None, None),
             KernelTarget("nft-nat", two, VIP_NAT, "ns-routed")]
+
+
+def print_ratios(targets: list, runs: dict, results: dict, modes: list[str]) -> None:
+    """Each kernel target against its baseline: the median of per-round ratios (the two runs
+    were back to back, which is steadier than the ratio of medians on a shared machine)."""
+    print("ratio (median of per-round ratios; ratio of medians in brackets)")
+    names = {t.name for t in targets}
+    pairs = [(t.name, t.base) for t in targets if getattr(t, "base", None)]
+    pairs += [p for p in [("nft-dr", "ref-dr-1rule")] if p[0] in names and p[1] in names]
+    for name, base in pairs:
+        if name not in runs or base not in runs:
+            continue
+        cells = []
+        for m in modes:
+            per = [a / b for a, b in zip(runs[name].get(m, []), runs[base].get(m, [])) if b]
+            if per:
+                cells.append(f"{statistics.median(per):.2f} ({results[name][m] / results[base][m]:.2f})")
+        print(f"{name + ' / ' + base:<26}" + "".join(f"{c:>16}" for c in cells))
 
 
 MODES = {"keep-alive": [], "new-conn": ["-H", "Connection: close"]}
@@ -233,18 +257,7 @@ def main(argv=None) -> int:
     for name, r in results.items():
         print(f"{name:<22}" + "".join(f"{r.get(m, 0):>16,.0f}" for m in modes))
     print()
-    # ratio per round (the two runs were back to back), then the median: steadier than the
-    # ratio of medians on a shared machine
-    print("ratio (median of per-round ratios; ratio of medians in brackets)")
-    pairs = [(t.name, t.base) for t in targets if t.base] + [("nft-dr", "ref-dr-1rule")]
-    for name, base in pairs:
-        if name not in runs or base not in runs:
-            continue
-        cells = []
-        for m in modes:
-            per = [a / b for a, b in zip(runs[name][m], runs[base][m]) if b]
-            cells.append(f"{statistics.median(per):.2f} ({results[name][m] / results[base][m]:.2f})")
-        print(f"{name + ' / ' + base:<26}" + "".join(f"{c:>16}" for c in cells))
+    print_ratios(targets, runs, results, modes)
     return 0
 
 
