@@ -109,6 +109,9 @@ class Daemon:
         self.log.info("node %s starting: cluster %s, generation %d, keepalive %d ms, deadtime %d ms, "
                       "initdead %d ms", self.core.node, c.name, generation, c.timing.keepalive,
                       c.timing.deadtime, c.timing.initdead)
+        if self.core.arbiter.legacy_warning:
+            self.log.warning("auto_failback legacy: behaving as `on` (groups return to their "
+                             "preferred node); say on or off in ha.cf to silence this")
         if not self.core.authenticated:
             self.log.warning("authkeys method crc: heartbeat messages are NOT authenticated; anybody "
                              "on a heartbeat link can forge them (use sha1, or sha256 natively)")
@@ -182,7 +185,7 @@ class Daemon:
 
     def _on_monitor_failure(self, f: GroupFailure) -> None:
         self.log.error("group %s: %s failed %s: %s", f.group, f.resource, f.phase, f.reason)
-        self._handle(self.core.group_failed(f.group, now_ms(), f"{f.resource}: {f.reason}"))
+        self._feed("group_failed", f.group, now_ms(), f"{f.resource}: {f.reason}")
 
     def _on_health_event(self, ev) -> None:
         k = ev.key  # the checks module logs the change itself
@@ -241,6 +244,16 @@ class Daemon:
                 await self.reload("autoreload")
 
     # ------------------------------------------------------------------ actions
+
+    def _feed(self, method: str, *args) -> None:
+        """Give the core an input from a task; a report that does not fit the core's state is
+        logged, never fatal."""
+        try:
+            actions = getattr(self.core, method)(*args)
+        except Exception as exc:  # noqa: BLE001 - e.g. TransitionError
+            self.log.error("node %s: %s%r refused by the cluster core: %s", self.core.node, method, args, exc)
+            return
+        self._handle(actions)
 
     def _handle(self, actions: list) -> None:
         for a in actions:
@@ -309,6 +322,12 @@ class Daemon:
         elif isinstance(a, A.RequestResult):
             self.log.info("%s%s: %s", a.request, f" group {a.group}" if a.group else "", a.detail)
             self._resolve_waiters(a)
+        elif isinstance(a, A.Stalled):
+            self.log.warning("node %s: this node's loop did not run for %d ms (overloaded or "
+                             "suspended); peers get a grace period before being declared dead", me, a.gap_ms)
+        elif isinstance(a, A.NotHeardBy):
+            self.log.warning("node %s hears nothing from us for %d ms although we hear it: a one-way "
+                             "link (check firewalls and the ucast addresses on both nodes)", a.node, a.for_ms)
         elif isinstance(a, (A.Settled,)):
             self.log.info("node %s: start-up settled (%s)", me, a.reason)
         elif isinstance(a, A.PingChanged):
@@ -322,29 +341,35 @@ class Daemon:
         timeout = max(0.2, self.config.cluster.timing.keepalive / 1000)
         err = await icmp.echo(address, timeout)
         if err is None:
-            self._handle(self.core.probe_reply(address, now_ms()))
+            self._feed("probe_reply", address, now_ms())
 
     async def _acquire(self, name: str) -> None:
         ok = await self.manager.start_group(self.groups[name])
         if ok:
             self.log.info("group %s: running on %s", name, self.core.node)
-            self._handle(self.core.group_started(name, now_ms()))
+            self._feed("group_started", name, now_ms())
         else:
             snap = self.manager.snapshot().get(name, {})
             why = snap.get("last_error") or "a resource did not start"
             self.log.error("group %s: could not start on %s: %s", name, self.core.node, why)
-            self._handle(self.core.group_failed(name, now_ms(), why))
+            self._feed("group_failed", name, now_ms(), why)
 
     async def _release(self, name: str) -> None:
-        ok = await self.manager.stop_group(self.groups[name])
-        if not ok:
-            self.log.error("group %s: a resource may still run after stop", name)
+        # Only a complete stop is reported: until then no peer may start the group (the safe
+        # side; heartbeat would reboot the node here). Retry with a growing pause.
+        for attempt in range(1_000_000):
+            if await self.manager.stop_group(self.groups[name]):
+                break
+            pause = min(30.0, 0.5 * 2 ** attempt)
+            self.log.error("group %s: a resource may still run after stop; peers cannot take the "
+                           "group until it stops; retrying in %.1fs", name, pause)
+            await asyncio.sleep(pause)
         self.log.info("group %s: stopped on %s", name, self.core.node)
-        self._handle(self.core.group_stopped(name, now_ms()))
+        self._feed("group_stopped", name, now_ms())
 
     async def _stop_stale(self, name: str) -> None:
         await self.manager.stop_stale([self.groups[name]])
-        self._handle(self.core.group_stopped(name, now_ms()))
+        self._feed("group_stopped", name, now_ms())
 
     async def _reannounce(self, name: str) -> None:
         try:
