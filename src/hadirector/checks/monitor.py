@@ -49,20 +49,31 @@ class HealthMonitor:
         self._by_name: dict[str, VirtualService] = {vs.name: vs for vs in balancer.virtual}
         self._views: dict[str, ServiceHealth] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._start_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Start checking. The daemon state is "starting" until the first check of every real had
+        time to finish (ldirectord: its initial pass runs in the starting state), then "running"."""
         self._loop = asyncio.get_running_loop()
         await self.scheduler.start()
         for vs in self.balancer.virtual:
             self._observe(vs)
+        longest = max((max(vs.effective_checktimeout(), vs.effective_negotiatetimeout()) / 1000
+                       for vs in self.balancer.virtual), default=0.0)
+        self._start_timer = self._loop.call_later(self.scheduler.startup_window + longest, self._started)
+
+    def _started(self) -> None:
+        if self.alerts.daemon_status == "starting":
+            self.alerts.set_daemon_status("running")
 
     async def stop(self) -> None:
         self.alerts.set_daemon_status("stopping")
-        if self._timer is not None:
-            self._timer.cancel()
+        for t in (self._timer, self._start_timer):
+            if t is not None:
+                t.cancel()
         await self.scheduler.stop()
         await self.notifier.drain()
 
