@@ -42,7 +42,7 @@ def open_icmp(v6: bool) -> tuple[socket.socket, bool]:
         return socket.socket(family, socket.SOCK_RAW, proto), True
 
 
-async def _exchange(address: str, v6: bool) -> str | None:
+async def exchange(address: str, v6: bool) -> str | None:
     """Send one echo request and wait (unbounded: the caller times out) for its reply.
     Returns None on success, else the reason."""
     loop = asyncio.get_running_loop()
@@ -79,6 +79,6 @@ async def echo(address: str, timeout: float) -> str | None:
     """Ping `address` once. None when the reply came within `timeout` seconds, else why not."""
     v6 = ipaddress.ip_address(address).version == 6
     try:
-        return await asyncio.wait_for(_exchange(address, v6), timeout)
+        return await asyncio.wait_for(exchange(address, v6), timeout)
     except asyncio.TimeoutError:
         return f"no echo reply within {timeout:g}s"
