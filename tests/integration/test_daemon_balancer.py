@@ -25,7 +25,7 @@ B_REALS = ["127.0.0.31"]
 INTERVAL_MS, FAILURECOUNT, TIMEOUT_MS = 500, 2, 500
 
 
-def _config(a_scheduler: str) -> str:
+def _config(a_scheduler: str, notify: str = "") -> str:
     reals_a = "".join(f'\n[[balancer.virtual.reals]]\naddress = "{a}"\nport = {RPORT}\nmethod = "masq"\n'
                       for a in A_REALS)
     reals_b = "".join(f'\n[[balancer.virtual.reals]]\naddress = "{a}"\nport = {RPORT}\nmethod = "masq"\n'
@@ -47,6 +47,7 @@ port = {HB_PORT}
 [[groups]]
 name = "lb"
 preferred_node = "solo"
+{f'notify = "{notify}"' if notify else ""}
 [[groups.resources]]
 kind = "balancer"
 [balancer]
@@ -132,7 +133,10 @@ def env(tmp_path):
         for addr in A_REALS + B_REALS:
             _wait(lambda a=addr: _listening(a, RPORT), 10, f"real {addr}")
         cfg = tmp_path / "solo.toml"
-        cfg.write_text(_config("wrr"))
+        notify = tmp_path / "notify.sh"
+        notify.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'notify.log'}\n")
+        notify.chmod(0o755)
+        cfg.write_text(_config("wrr", str(notify)))
         state = str(tmp_path / "state")
         p.start("daemon", [sys.executable, "-m", "hadirector", "run", "-c", str(cfg), "--node", "solo",
                            "--state-dir", state])
@@ -151,6 +155,10 @@ def _lvs_reals(state) -> list[str]:
 
 def test_real_leaves_and_returns_within_bound(env):
     p, cfg, state = env
+    # the group's notify command ran as keepalived's does: GROUP <name> MASTER <priority>
+    log = cfg.parent / "notify.log"
+    _wait(log.exists, 10, "the notify command")
+    assert log.read_text().split()[:3] == ["GROUP", "lb", "MASTER"]
     assert sorted(_lvs_reals(state)) == sorted(f"{a}:{RPORT}" for a in A_REALS + B_REALS)
     bound = (INTERVAL_MS * FAILURECOUNT + TIMEOUT_MS) / 1000
     t0 = time.monotonic()
@@ -190,7 +198,7 @@ def test_reload_changes_one_service_leaves_the_other_alone(env):
     assert B_REALS[0].encode() in request()
     before = json.loads(_ctl(state, "lvs", "--json", "--stats").stdout)
     # change only service A's scheduler, then SIGHUP the daemon
-    cfg.write_text(_config("rr"))
+    cfg.write_text(_config("rr", str(cfg.parent / "notify.sh")))
     os.kill(p.procs["daemon"].pid, signal.SIGHUP)
     _wait(lambda: " rr" in _ctl(state, "lvs", "-n").stdout, 10, "service A to show scheduler rr")
     assert "balancer updated" in p.log("daemon")

@@ -84,6 +84,8 @@ class Daemon:
             self.balancer = BalancerDriver(self.config.balancer)
             opts.services.setdefault("balancer", self.balancer)
         self._file_stamp = _stamp(loaded.files)
+        from ..checks.alerts import Notifier
+        self.notifier = Notifier()  # group notify commands (keepalived notify), callback
         self.core: NodeCore | None = None
         self.links: dict[str, LinkTransport] = {}
         ctx_kw = {"netns": opts.netns, "services": opts.services}
@@ -163,6 +165,7 @@ class Daemon:
                 except (asyncio.TimeoutError, Exception):
                     t.cancel()
         await self.manager.close()
+        await self.notifier.drain(5)
         if self.health is not None:
             await self.health.stop()
         if self.balancer is not None and self.balancer.running:
@@ -241,7 +244,10 @@ class Daemon:
             stamp = _stamp(self.loaded.files)
             if stamp != self._file_stamp:
                 self._file_stamp = stamp
-                await self.reload("autoreload")
+                result = await self.reload("autoreload")
+                if result.get("applied") and self.config.balancer.callback:
+                    # ldirectord callback: `cmd <configuration file>` after the file changed
+                    self.notifier.callback(self.config.balancer.callback, self.loaded.source)
 
     # ------------------------------------------------------------------ actions
 
@@ -347,11 +353,13 @@ class Daemon:
         ok = await self.manager.start_group(self.groups[name])
         if ok:
             self.log.info("group %s: running on %s", name, self.core.node)
+            self._notify(name, "MASTER")
             self._feed("group_started", name, now_ms())
         else:
             snap = self.manager.snapshot().get(name, {})
             why = snap.get("last_error") or "a resource did not start"
             self.log.error("group %s: could not start on %s: %s", name, self.core.node, why)
+            self._notify(name, "FAULT")
             self._feed("group_failed", name, now_ms(), why)
 
     async def _release(self, name: str) -> None:
@@ -365,7 +373,14 @@ class Daemon:
                            "group until it stops; retrying in %.1fs", name, pause)
             await asyncio.sleep(pause)
         self.log.info("group %s: stopped on %s", name, self.core.node)
+        self._notify(name, "STOP" if self._stopping else "BACKUP")
         self._feed("group_stopped", name, now_ms())
+
+    def _notify(self, group: str, state: str) -> None:
+        """keepalived's notify: `cmd GROUP <group> MASTER|BACKUP|FAULT|STOP <priority>`."""
+        cmd = self.groups[group].notify
+        if cmd:
+            self.notifier.node_notify(cmd, group, state, self.core.arbiter.score)
 
     async def _stop_stale(self, name: str) -> None:
         await self.manager.stop_stale([self.groups[name]])
