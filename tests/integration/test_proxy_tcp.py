@@ -322,3 +322,24 @@ async def test_connect_timeout(make_dp):
         for f in fillers:
             f.close()
         lsn.close()
+
+
+async def test_persistence_settings_change_with_open_connections(reals, make_dp):
+    dp = make_dp()
+    cfg = balancer_config([(r.host, r.port, 1) for r in reals], scheduler="rr", persistent=60)
+    await dp.apply(desired_for(cfg))
+    host, port = dp.listen_address(KEY)
+    ka = await KeepAlive().open(host, port, source="127.0.0.51")
+    try:
+        first = await ka.get()
+        # persistence switched off while the connection made through a template is open
+        await dp.apply(desired_for(balancer_config([(r.host, r.port, 1) for r in reals], scheduler="rr")))
+        assert await ka.get() == first
+    finally:
+        ka.close()
+    async with asyncio.timeout(5):
+        while sum(r.active + r.inactive for r in dp.stats().service(KEY).reals.values()):
+            await asyncio.sleep(0.05)
+    assert sum(r.persist for r in dp.stats().service(KEY).reals.values()) == 0
+    # the connection's bookkeeping finished (its template belonged to the old table)
+    assert all(not real.conns for real in dp.services[KEY].reals.values())

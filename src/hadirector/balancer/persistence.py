@@ -48,13 +48,14 @@ def netmask_prefix(netmask: str | int | None, ipv6: bool) -> int:
 
 
 class Template:
-    __slots__ = ("key", "dest", "expires", "controlled")
+    __slots__ = ("key", "dest", "expires", "controlled", "table")
 
-    def __init__(self, key: int, dest: Dest, expires: float) -> None:
+    def __init__(self, key: int, dest: Dest, expires: float, table: "PersistenceTable") -> None:
         self.key = key
         self.dest = dest
         self.expires = expires
         self.controlled = 0  # n_control: open connections made through this template
+        self.table = table  # the table it belongs to (a connection outlives a settings change)
 
     def __repr__(self) -> str:
         return f"Template({self.key:#x} -> {self.dest.key!r}, expires={self.expires}, n={self.controlled})"
@@ -110,7 +111,7 @@ class PersistenceTable:
             dest = pick()
             if dest is None:
                 return None
-            t = Template(caddr & self.mask, dest, now + self.timeout)
+            t = Template(caddr & self.mask, dest, now + self.timeout, self)
             self.templates[t.key] = t
             dest.bind_template()
         return t.dest, t

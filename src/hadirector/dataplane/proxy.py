@@ -516,7 +516,7 @@ class _Conn(asyncio.Protocol):
         svc = self.svc
         self.dest.unbind(inactive=self.state != 1)
         if self.tmpl is not None:
-            svc.persist.release(self.tmpl, svc.dp.now())
+            self.tmpl.table.release(self.tmpl, svc.dp.now())
         real = self.real
         real.retire(self)
         if real.dest.available is False:
@@ -616,7 +616,7 @@ class _UdpFlow(asyncio.DatagramProtocol):
         if not self.ops:
             self.dest.unbind()
         if self.tmpl is not None:
-            svc.persist.release(self.tmpl, svc.dp.now())
+            self.tmpl.table.release(self.tmpl, svc.dp.now())
         self.real.retire(self)
         if self.real.dest.available is False:
             svc.real_gone(self.real)
@@ -671,7 +671,7 @@ class _UdpListener(asyncio.DatagramProtocol):
             if flow is None or flow.done:
                 flow = self._open(svc, real, tmpl, addr, key, True)
             elif tmpl is not None:
-                svc.persist.release(tmpl, now)
+                tmpl.table.release(tmpl, now)
             flow.send(data)
             return
         dest.bind()
