@@ -389,3 +389,28 @@ async def test_gate_real_without_arp_answer_is_left_out_until_it_answers(lab):
         assert res["counts"] == {"real1": 20, "real2": 20, "late": 20}, res
     finally:
         await dp.close()
+
+
+async def test_purge_removes_leftovers_of_a_crashed_run(lab):
+    bl = make_lab(lab, "gate")
+    d = bl.director
+    d.run(["nft", "add table ip keepme"])
+    dp = NftDataPlane(netns=d.netns, stats_interval=0)
+    # reals failed but kept at weight 0 (quiescent), a local fallback: both of our tables exist
+    down = {(f"TCP {VIP}:80", bl.real_addr[f"real{i}"], 80): False for i in (1, 2, 3)}
+    await dp.apply(desired(bl, "gate", weights=(1, 1, 1), quiescent=True, health=down,
+                           fallback={"address": "127.0.0.1", "port": 8080}))
+    # the process "dies" without close(): a new one purges before starting
+    gone = NftDataPlane.purge(netns=d.netns)
+    assert set(gone) == {("ip", "hadirector"), ("netdev", "hadirector_eth0")}
+    tables = {(o["table"]["family"], o["table"]["name"])
+              for o in json.loads(d.run(["nft", "-j", "list", "tables"]).stdout)["nftables"] if "table" in o}
+    assert tables == {("ip", "keepme")}
+    # a fresh data plane installs again from nothing
+    dp2 = NftDataPlane(netns=d.netns, stats_interval=0)
+    try:
+        await dp2.apply(desired(bl, "gate", weights=(1, 1, 0)))
+        assert load(bl, n=20, c=2)["counts"] == {"real1": 10, "real2": 10}
+    finally:
+        await dp2.close()
+        await dp.close()

@@ -156,7 +156,7 @@ def test_quiescent_real_keeps_its_flows_but_gets_no_new_ones():
     counts, mod = _vmap_counts(svc[-1])
     assert mod == 2 and not any("198.18.0.13" in t for t in counts)
     # the real on eth1 is forwarded out of eth1 with eth1's MAC as source
-    fwd = [e for c, e in rules if c.startswith("fwd_") and "198.18.0.13" in c and any("fwd" in x for x in e)]
+    fwd = [e for c, e in rules if c.startswith("est_") and "198.18.0.13" in c and any("fwd" in x for x in e)]
     assert fwd[0][-1] == {"fwd": {"dev": "eth1"}}
     assert {"mangle": {"key": {"payload": {"protocol": "ether", "field": "saddr"}}, "value": "02:00:00:00:01:02"}} in fwd[0]
 

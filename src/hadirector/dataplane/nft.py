@@ -130,6 +130,22 @@ class NftDataPlane(DataPlane):
             self._worker.call(self._close_nft)
             self._worker.close()
 
+    @staticmethod
+    def purge(netns: str | None = None, table: str = NftOptions.table) -> list[tuple[str, str]]:
+        """Delete tables a previous run left behind (e.g. after a crash), without an instance:
+        `ip|ip6 <table>` and `netdev <table>_*` only. Returns the tables deleted."""
+        def work() -> list[tuple[str, str]]:
+            nft = Nft()
+            try:
+                ours = [(f, n) for f, n in nft.tables() if is_ours(f, n, table)]
+                if ours:
+                    nft.run([{"delete": {"table": {"family": f, "name": n}}} for f, n in ours])
+                return ours
+            finally:
+                nft.close()
+        with NetnsWorker(netns) as w:
+            return w.call(work)
+
     def _close_nft(self) -> None:
         if self._nft is not None:
             self._nft.close()

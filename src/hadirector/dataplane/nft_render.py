@@ -20,9 +20,9 @@ Layout (see docs/dataplane-nft.md):
 - `table netdev hadirector_<dev>`: direct-routing (`gate`) services on the device the VIP
   arrives on. `ingress` matches each service; `svc_<S>` first looks the flow (client address and
   port) up in each real's flow sets, `flow_<S>_<R>` and (closing TCP flows) `fin_<S>_<R>`, and
-  keeps an open flow on its real; a new
-  flow is scheduled as above into `new_<S>_<R>` (count, remember), then `fwd_<S>_<R>` rewrites
-  the destination MAC to the real's and the source MAC to ours and forwards out of the real's
+  keeps an open flow on its real (`est_`/`cls_` chains refresh the memory); a new flow is
+  scheduled as above into `new_<S>_<R>` (count, remember). Each ends by rewriting the
+  destination MAC to the real's and the source MAC to ours and forwarding out of the real's
   device. There is no conntrack at ingress, hence the flow sets (timeout after the last packet,
   ipvsadm --set tcp/udp; a short one after FIN or RST).
 
@@ -559,23 +559,23 @@ def _render_gate(out: Rendered, svc: ServiceState, reals: list[RealState], env: 
         if src_mac is None:
             raise RenderError(f"{where}: no MAC address known for device {link.dev}")
         fset = f"flow_{s}_{rt}"
-        fwd_chain = t.chain(f"fwd_{s}_{rt}")
         new_chain = t.chain(f"new_{s}_{rt}")
         new_chains.append(new_chain)
         cconn = t.counter(f"{s}_{rt}_conns")
         cin = t.counter(f"{s}_{rt}_in")
         out.counters[("netdev", t.name, cconn)] = CounterRef(svc.key, r.key, "conns")
         out.counters[("netdev", t.name, cin)] = CounterRef(svc.key, r.key, "in")
-        # new flow: count a connection, remember the flow and the client, forward
+        # count, rewrite both MACs, out of the real's device (the last rule of each chain below)
+        forward = [{"counter": cin},
+                   {"mangle": {"key": payload("ether", "daddr"), "value": link.mac}},
+                   {"mangle": {"key": payload("ether", "saddr"), "value": src_mac}},
+                   {"fwd": {"dev": link.dev}}]
+        # a new flow: count a connection, remember the flow and the client
         t.rule(new_chain, {"counter": cconn})
         if remember:
             t.sets[fset] = {"type": _set_type(svc, True), "flags": ["timeout"], "timeout": timeout,
                             "size": options.flow_size}
             out.flow_sets[("netdev", t.name, fset)] = (svc.key, r.key)
-            if svc.protocol == "tcp":
-                t.sets[_fin_set(fset)] = {"type": _set_type(svc, True), "flags": ["timeout"],
-                                          "timeout": options.tcpfin_timeout, "size": options.flow_size}
-                out.closing_sets[("netdev", t.name, _fin_set(fset))] = (svc.key, r.key)
             t.rule(new_chain, {"set": {"op": "update", "elem": fkey, "set": f"@{fset}"}})
         if svc.persistent_ms is not None:
             pset = f"persist_{s}_{rt}"
@@ -583,19 +583,10 @@ def _render_gate(out: Rendered, svc: ServiceState, reals: list[RealState], env: 
                             "timeout": -(-svc.persistent_ms // 1000), "size": options.persist_size}
             out.persist_sets[("netdev", t.name, pset)] = (svc.key, r.key)
             t.rule(new_chain, {"set": {"op": "update", "elem": _client_net(svc), "set": f"@{pset}"}})
-        t.rule(new_chain, goto(fwd_chain))
-        # every packet of the flow: keep it remembered (see _flow_rules), count, rewrite, out
-        if remember:
-            _flow_rules(t, svc, fwd_chain, fset, fkey, options)
-        t.rule(fwd_chain, {"counter": cin},
-               {"mangle": {"key": payload("ether", "daddr"), "value": link.mac}},
-               {"mangle": {"key": payload("ether", "saddr"), "value": src_mac}},
-               {"fwd": {"dev": link.dev}})
+        t.rule(new_chain, *forward)
         # an open flow stays on its real whatever its weight now (IPVS connection table)
         if remember:
-            t.rule(svc_chain, match(fkey, f"@{fset}"), goto(fwd_chain))
-            if svc.protocol == "tcp":
-                t.rule(svc_chain, match(fkey, f"@{_fin_set(fset)}"), goto(fwd_chain))
+            _flow_chains(t, out, svc, svc_chain, f"{s}_{rt}", fset, fkey, forward, options, r)
     if svc.persistent_ms is not None:
         for r, chain in zip(reals, new_chains):
             t.rule(svc_chain, match(_client_net(svc), f"@persist_{s}_{real_tag(r)}"), goto(chain))
@@ -612,23 +603,37 @@ def _fin_set(flow_set: str) -> str:
     return "fin" + flow_set[len("flow"):]
 
 
-def _flow_rules(t: Table, svc: ServiceState, chain: str, fset: str, fkey: Json,
-                options: NftOptions) -> None:
-    """Flow memory for direct routing, refreshed by every packet from the client. TCP flows move
-    to the real's closing set (short timeout, ipvsadm --set tcpfin) on a FIN or RST, and back on
-    a new SYN with the same address and port; active/inactive counts are the two sets' sizes,
-    like IPVS's ESTABLISHED/other split."""
-    up = {"set": {"op": "update", "elem": fkey, "set": f"@{fset}"}}
+def _flow_chains(t: Table, out: Rendered, svc: ServiceState, svc_chain: str, sr: str, fset: str,
+                 fkey: Json, forward: list[Json], options: NftOptions, r: RealState) -> None:
+    """Flow memory for direct routing, refreshed by every packet from the client: `est_<S>_<R>`
+    for a flow in the real's flow set. TCP flows move to the real's closing set (`fin_`, short
+    timeout, ipvsadm --set tcpfin) on a FIN or RST and back on a new SYN with the same address
+    and port (`cls_<S>_<R>`). Active/inactive counts are the two sets' sizes, like IPVS's
+    ESTABLISHED/other split. A new flow's first packet goes through `new_` only, so the common
+    paths do one lookup and one refresh."""
+    est = t.chain(f"est_{sr}")
+    t.rule(svc_chain, match(fkey, f"@{fset}"), goto(est))
     if svc.protocol != "tcp":
-        t.rule(chain, up)
+        t.rule(est, {"set": {"op": "update", "elem": fkey, "set": f"@{fset}"}})
+        t.rule(est, *forward)
         return
     fin = _fin_set(fset)
+    t.sets[fin] = {"type": _set_type(svc, True), "flags": ["timeout"],
+                   "timeout": options.tcpfin_timeout, "size": options.flow_size}
+    out.closing_sets[("netdev", t.name, fin)] = (svc.key, r.key)
+    cls = t.chain(f"cls_{sr}")
+    t.rule(svc_chain, match(fkey, f"@{fin}"), goto(cls))
     flags = {"&": [payload("tcp", "flags"), {"|": ["fin", "rst"]}]}
-    t.rule(chain, match(flags, 0, "!="), {"set": {"op": "delete", "elem": fkey, "set": f"@{fset}"}})
-    t.rule(chain, match(flags, 0, "!="), {"set": {"op": "update", "elem": fkey, "set": f"@{fin}"}})
+    # established: FIN or RST -> closing; anything else refreshes
+    t.rule(est, match(flags, 0, "!="), {"set": {"op": "delete", "elem": fkey, "set": f"@{fset}"}},
+           {"set": {"op": "update", "elem": fkey, "set": f"@{fin}"}})
+    t.rule(est, match(flags, 0), {"set": {"op": "update", "elem": fkey, "set": f"@{fset}"}})
+    t.rule(est, *forward)
+    # closing: a new SYN on the same address and port is a new connection to the same real
     syn_only = {"&": [payload("tcp", "flags"), {"|": [{"|": ["syn", "fin"]}, "rst"]}]}
-    t.rule(chain, match(syn_only, "syn"), {"set": {"op": "delete", "elem": fkey, "set": f"@{fin}"}})
-    t.rule(chain, match(flags, 0), match(fkey, f"@{fin}", "!="), up)
+    t.rule(cls, match(syn_only, "syn"), {"set": {"op": "delete", "elem": fkey, "set": f"@{fin}"}},
+           {"set": {"op": "update", "elem": fkey, "set": f"@{fset}"}})
+    t.rule(cls, *forward)
 
 
 # ----------------------------------------------------------------------------- JSON batches
