@@ -282,7 +282,13 @@ class Daemon:
     def _spawn(self, coro) -> None:
         t = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
+        t.add_done_callback(self._task_done)
+
+    def _task_done(self, t: asyncio.Task) -> None:
+        self._tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            self.log.error("node %s: internal task failed: %r", self.core.node if self.core else "?",
+                           t.exception(), exc_info=t.exception())
 
     def _do(self, a) -> None:
         me = self.core.node
@@ -383,7 +389,18 @@ class Daemon:
             self.notifier.node_notify(cmd, group, state, self.core.arbiter.score)
 
     async def _stop_stale(self, name: str) -> None:
-        await self.manager.stop_stale([self.groups[name]])
+        """Start-up clean-up; retried until it works, because the group may not be started
+        anywhere until this node has reported it stopped."""
+        for attempt in range(1_000_000):
+            try:
+                stopped = await self.manager.stop_stale([self.groups[name]])
+                break
+            except Exception as exc:  # noqa: BLE001
+                pause = min(30.0, 0.5 * 2 ** attempt)
+                self.log.error("group %s: start-up clean-up failed (%s); retrying in %.1fs", name, exc, pause)
+                await asyncio.sleep(pause)
+        for what in stopped:
+            self.log.warning("start-up clean-up stopped %s (left from an earlier run)", what)
         self._feed("group_stopped", name, now_ms())
 
     async def _reannounce(self, name: str) -> None:
