@@ -97,6 +97,7 @@ class Daemon:
         self._tasks: set[asyncio.Task] = set()
         self._done = asyncio.Event()
         self._stopping = False
+        self._running = False  # core.start() has run
         self._waiters: list[tuple[str, asyncio.Future]] = []
         self.started_at = time.time()
 
@@ -135,6 +136,7 @@ class Daemon:
             self.links[name] = await open_link(link, self._datagram_for(name), netns=self.opts.netns)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        self._running = True
         self._handle(self.core.start(now_ms()))
         try:
             await self._done.wait()
@@ -179,7 +181,10 @@ class Daemon:
 
     def _datagram_for(self, name: str):
         def on_datagram(_link_name: str, data: bytes, addr) -> None:
-            self._handle(self.core.on_datagram(name, data, now_ms()))
+            # nothing is fed to the core before start() ran with every link open: a peer's
+            # packet in between would start the arbiter early (its next one comes a keepalive later)
+            if self._running:
+                self._handle(self.core.on_datagram(name, data, now_ms()))
         return on_datagram
 
     def _on_timer(self) -> None:
