@@ -125,6 +125,18 @@ class Daemon:
         await self.control.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
+        if self.balancer is not None and self.balancer.kind == "nft":
+            # start-up clean-up of the kernel data plane: nothing of this run is installed yet,
+            # so any table of ours is left from a crash (its rules must not outlive their owner)
+            from ..dataplane.nft import NftDataPlane
+            try:
+                left = await asyncio.to_thread(NftDataPlane.purge, self.opts.netns)
+            except Exception as exc:  # noqa: BLE001 - no libnftables: the driver will say so later
+                left = []
+                self.log.warning("balancer: could not look for nftables tables left from a crash: %s", exc)
+            for family, table in left:
+                self.log.warning("balancer: removed nftables table %s %s left from an earlier run",
+                                 family, table)
         if self.config.balancer is not None:
             from ..checks.monitor import HealthMonitor
             self.health = HealthMonitor(self.config.balancer, on_event=self._on_health_event)
