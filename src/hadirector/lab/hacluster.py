@@ -29,7 +29,8 @@ from .topology import LabProcess
 def write_ha_dir(path: str, *, nodes: list[str], lan_addrs: list[str], vip: str, preferred: str,
                  auto_failback: str = "on", keepalive: int = 100, deadtime: int = 500,
                  warntime: int | None = None, initdead: int | None = None,
-                 hb_addrs: list[str] | None = None, key: str = "lab-secret") -> None:
+                 hb_addrs: list[str] | None = None, key: str = "lab-secret",
+                 extra_resources: str = "", ldirectord_cf: str | None = None) -> None:
     """Write ha.cf, authkeys (mode 0600) and haresources, as a heartbeat user would have them:
     every node's address on each ucast line, so one file serves both nodes."""
     os.makedirs(path, exist_ok=True)
@@ -47,7 +48,10 @@ def write_ha_dir(path: str, *, nodes: list[str], lan_addrs: list[str], vip: str,
         f.write(f"auth 1\n1 sha1 {key}\n")
     os.chmod(os.path.join(path, "authkeys"), 0o600)
     with open(os.path.join(path, "haresources"), "w") as f:
-        f.write(f"{preferred} {vip}/24/eth0\n")
+        f.write(f"{preferred} {vip}/24/eth0 {extra_resources}".rstrip() + "\n")
+    if ldirectord_cf is not None:
+        with open(os.path.join(path, "ldirectord.cf"), "w") as f:
+            f.write(ldirectord_cf)
 
 
 def _holds(address: str) -> bool:
@@ -74,7 +78,7 @@ class Sample:
 class HaCluster:
     def __init__(self, pair: DirectorPair, workdir: str, *, keepalive: int = 100, deadtime: int = 500,
                  warntime: int | None = None, initdead: int | None = None, auto_failback: str = "on",
-                 two_links: bool = True):
+                 two_links: bool = True, extra_resources: str = "", ldirectord_cf: str | None = None):
         self.pair = pair
         self.workdir = workdir
         self.vip = pair.vip
@@ -87,7 +91,7 @@ class HaCluster:
             write_ha_dir(self.ha_dir(n), nodes=names, lan_addrs=[pair.addr[x] for x in names],
                          vip=self.vip, preferred=self.preferred, auto_failback=auto_failback,
                          keepalive=keepalive, deadtime=deadtime, warntime=warntime, initdead=initdead,
-                         hb_addrs=hb)
+                         hb_addrs=hb, extra_resources=extra_resources, ldirectord_cf=ldirectord_cf)
         self.off: set[str] = set()  # hosts whose power is off (links down, daemon killed)
         self.samples: list[Sample] = []
         self._sampling = threading.Event()
