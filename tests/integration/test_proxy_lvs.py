@@ -51,8 +51,8 @@ async def test_lvs_shows_a_running_standalone_proxy(tmp_path):
         lines = out.splitlines()
         assert lines[0] == "IP Virtual Server version 1.2.1 (size=4096)"
         assert lines[3] == f"TCP  {vip}:{port} wrr"
-        assert lines[4].split() == ["->", f"{reals[0].host}:{reals[0].port}", "Masq", "3", "0", "0"]
-        assert lines[5].split() == ["->", f"{reals[1].host}:{reals[1].port}", "Masq", "1", "0", "0"]
+        assert lines[4].split() == ["->", f"{reals[0].host}:{reals[0].port}", "Local", "3", "0", "0"]  # loopback reals are Local, as in IPVS
+        assert lines[5].split() == ["->", f"{reals[1].host}:{reals[1].port}", "Local", "1", "0", "0"]
 
         rc, out, _ = await hadirector("lvs", "--state-dir", state, "-n", "--stats", "--exact")
         assert rc == 0

@@ -69,6 +69,11 @@ class RealState:
 
     @property
     def forward(self) -> str:
+        """ipvsadm's Forward column. IPVS marks a destination whose address is local to the
+        director as Local whatever the method (__ip_vs_update_dest: RTN_LOCAL ->
+        IP_VS_CONN_F_LOCALNODE); a pure function knows that for loopback addresses only."""
+        if self.method != "local" and ipaddress.ip_address(self.address).is_loopback:
+            return "Local"
         return FORWARD_NAMES[self.method]
 
 
