@@ -90,3 +90,34 @@ def test_choose_dataplane():
     assert choose_dataplane("auto") in ("nft", "proxy")
     with pytest.raises(ValueError, match="expected auto, nft or proxy"):
         choose_dataplane("ipvs")
+
+
+async def test_driver_quorum_and_reload():
+    reals = [await HttpReal(f"r{i}", host=f"127.0.0.{i + 2}").start() for i in range(2)]
+    fb = await HttpReal("sorry", host="127.0.0.9").start()
+    made = []
+
+    def factory(kind):
+        dp = ProxyDataPlane(listen={KEY: ("127.0.0.10", 0)})
+        made.append(dp)
+        return dp
+
+    cfg = balancer_config([(r.host, r.port, 1) for r in reals], scheduler="rr", quorum=2,
+                          fallback={"address": fb.host, "port": fb.port})
+    driver = BalancerDriver(cfg, dataplane="proxy", factory=factory)
+    try:
+        await driver.start()
+        host, port = made[0].listen_address(KEY)
+        assert {await http_get(host, port) for _ in range(4)} == {"r0", "r1"}
+        assert await driver.set_quorum(KEY, up=False)
+        assert {await http_get(host, port) for _ in range(4)} == {"sorry"}
+        assert await driver.set_quorum(KEY, up=True)
+        # reload: r1 leaves the configuration; r0's recorded health is kept
+        await driver.update_health({(KEY, reals[0].host, reals[0].port): True})
+        await driver.reload(balancer_config([(reals[0].host, reals[0].port, 1)], scheduler="rr"))
+        assert {await http_get(host, port) for _ in range(4)} == {"r0"}
+        assert list(driver.health) == [(KEY, reals[0].host, reals[0].port)]
+    finally:
+        await driver.stop()
+        for r in reals + [fb]:
+            await r.stop()

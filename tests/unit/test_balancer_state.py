@@ -118,3 +118,32 @@ def test_round_trip_and_diff():
     assert diff(d1, d1).changed == ()
     assert diff(DesiredState(), d1).added == d1.services
     assert build_desired(None) == DesiredState()
+
+
+def test_checktype_on_and_off():
+    down = {(KEY, "198.18.1.1", 80): False}
+    on = build_desired(balancer(checktype="on"), down).service(KEY)
+    assert [r.status for r in on.reals] == ["up", "up"]
+    off = build_desired(balancer(checktype="off", quiescent=True)).service(KEY)
+    assert [r.status for r in off.reals] == ["down", "down"]
+    assert off.fallback is None and off.installed == ()  # ldirectord: no fallback either
+
+
+def test_quorum_lost_puts_the_fallback_in_place_of_the_reals():
+    s = build_desired(balancer(quorum=5), quorum_lost=[KEY]).service(KEY)
+    assert [r.status for r in s.reals] == ["down", "down"]
+    assert [r.address for r in s.installed] == ["127.0.0.1"]
+    # without a fallback the reals stay
+    b = Balancer(virtual=[{"address": "198.18.0.10", "port": 80, "quorum": 5,
+                           "reals": [{"address": "198.18.1.1"}]}])
+    assert build_desired(b, quorum_lost=[KEY]).service(KEY).reals[0].status == "up"
+
+
+def test_health_objects_from_the_checks_are_accepted():
+    # the health checks report objects with .up and .weight (checks.scheduler.RealHealth)
+    class Reported:
+        def __init__(self, up, weight):
+            self.up, self.weight = up, weight
+    s = build_desired(balancer(), {(KEY, "198.18.1.1", 80): Reported(True, 9),
+                                   (KEY, "198.18.1.2", 8080): Reported(False, None)}).service(KEY)
+    assert [(r.weight, r.status) for r in s.reals] == [(9, "up"), (1, "down")]

@@ -57,6 +57,7 @@ class BalancerDriver:
         self.kind = choose_dataplane(dataplane or (balancer.dataplane if balancer else "auto"))
         self._factory = factory or make_dataplane
         self.health: dict[HealthKey, RealHealth] = initial_health(balancer)
+        self.quorum_lost: set[str] = set()  # service keys whose quorum the checks say is lost
         self.dataplane: DataPlane | None = None
         self.desired = DesiredState()
         self.last_error: str | None = None
@@ -67,7 +68,7 @@ class BalancerDriver:
         return self.dataplane is not None
 
     def compute(self) -> DesiredState:
-        return build_desired(self.balancer, self.health)
+        return build_desired(self.balancer, self.health, self.quorum_lost)
 
     async def start(self) -> None:
         async with self._lock:
@@ -100,6 +101,15 @@ class BalancerDriver:
             if self.dataplane is None:
                 return False
             if self.compute() == self.desired:
+                return False
+            await self._apply()
+            return True
+
+    async def set_quorum(self, service_key: str, up: bool) -> bool:
+        """The checks say a service's quorum is gained/lost; apply when that changes anything."""
+        async with self._lock:
+            (self.quorum_lost.discard if up else self.quorum_lost.add)(service_key)
+            if self.dataplane is None or self.compute() == self.desired:
                 return False
             await self._apply()
             return True

@@ -9,7 +9,11 @@ ldirectord's rules (ldirectord `quiescent`, `fallback`):
   connections go on and no new ones come (ldirectord sets the weight to 0 rather than removing);
 - a failed real with `quiescent = no` is `down`: removed from the table;
 - the fallback (sorry) server is in the table, weight 1, only while no real is available (no real
-  up with weight > 0).
+  up with weight > 0);
+- `checktype = on`: every real is up whatever the checks say; `checktype = off`: no real and no
+  fallback is activated (ldirectord's meaning of both);
+- keepalived `quorum`: while a service's quorum is lost (tracked with its hysteresis by the health
+  checks, passed in as `quorum_lost`) and it has a fallback, the fallback replaces the reals.
 
 A data plane installs `ServiceState.installed` (the up and quiescent reals, plus the fallback when
 active) and nothing else; `down` reals are listed only so status can say why they are missing.
@@ -178,7 +182,7 @@ def _health(value: RealHealth | bool | None, alpha: bool) -> RealHealth:
 
 
 def build_service(vs: VirtualService, health: Mapping[HealthKey, RealHealth | bool] | None = None,
-                  where: str = "balancer.virtual") -> ServiceState:
+                  where: str = "balancer.virtual", quorum_up: bool = True) -> ServiceState:
     """The desired state of one virtual service (see the module text for the rules)."""
     health = health or {}
     if vs.scheduler not in SCHEDULERS:
@@ -196,16 +200,24 @@ def build_service(vs: VirtualService, health: Mapping[HealthKey, RealHealth | bo
         except ValueError as exc:
             raise ValueError(f"{where}.netmask: {exc}") from None
     key = service_key(vs)
+    withdraw = not quorum_up and vs.fallback is not None
     reals: list[RealState] = []
     for r in vs.reals:
         port = real_port(vs, r)
-        h = _health(health.get((key, r.address, port)), vs.alpha)
+        if vs.checktype == "on":  # ldirectord: no checks, the real is always up
+            h = RealHealth(up=True)
+        elif vs.checktype == "off":  # ldirectord: no checks, no real (nor fallback) activated
+            h = RealHealth(up=False)
+        else:
+            h = _health(health.get((key, r.address, port)), vs.alpha)
         weight = r.weight if h.weight is None else h.weight
         if not 0 <= weight <= 65535:
             raise ValueError(f"{where}: weight {weight} for real {r.address}:{port} is outside 0..65535")
-        if h.up:
+        if h.up and withdraw:
+            status = "down"  # keepalived: quorum lost, the sorry server replaces the reals
+        elif h.up:
             status: RealStatus = "up"
-        elif vs.quiescent:
+        elif vs.quiescent and vs.checktype != "off":
             status, weight = "quiescent", 0
         else:
             status = "down"
@@ -213,7 +225,8 @@ def build_service(vs: VirtualService, health: Mapping[HealthKey, RealHealth | bo
                                status=status, upper_threshold=r.upper_threshold,
                                lower_threshold=r.lower_threshold))
     fallback = None
-    if vs.fallback is not None and not any(r.status == "up" and r.weight > 0 for r in reals):
+    if vs.fallback is not None and vs.checktype != "off" and not any(
+            r.status == "up" and r.weight > 0 for r in reals):
         fb = vs.fallback
         fallback = RealState(address=fb.address, port=real_port(vs, fb), method=fb.method,
                              weight=FALLBACK_WEIGHT, status="up", fallback=True)
@@ -227,13 +240,18 @@ def build_service(vs: VirtualService, health: Mapping[HealthKey, RealHealth | bo
 
 
 def build_desired(balancer: Balancer | None,
-                  health: Mapping[HealthKey, RealHealth | bool] | None = None) -> DesiredState:
-    """The whole balancer's desired state. Raises ValueError naming the service on bad input."""
+                  health: Mapping[HealthKey, RealHealth | bool] | None = None,
+                  quorum_lost: Iterable[str] = ()) -> DesiredState:
+    """The whole balancer's desired state. Raises ValueError naming the service on bad input.
+    `quorum_lost`: keys of services whose keepalived-style quorum is lost (the health checks
+    track it, with its hysteresis); such a service with a fallback serves only the fallback."""
     if balancer is None:
         return DesiredState()
+    lost = set(quorum_lost)
     services = []
     for i, vs in enumerate(balancer.virtual):
-        services.append(build_service(vs, health, where=f"balancer.virtual.{i}"))
+        services.append(build_service(vs, health, where=f"balancer.virtual.{i}",
+                                      quorum_up=service_key(vs) not in lost))
     return DesiredState(services=tuple(services))
 
 
