@@ -290,6 +290,7 @@ _EV_OUT = select.EPOLLOUT
 _EV_HUP = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _EV_SIDE = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
 _RECV = 65536
+_READS_PER_TURN = 16  # full reads of one socket before other connections get their turn
 _LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a RST
 
 
@@ -518,7 +519,14 @@ class _TcpEngine:
         p = s.peer
         c = s.conn
         high = self.dp.buffer_high
+        budget = _READS_PER_TURN
         while s.readable:
+            budget -= 1
+            if budget < 0:
+                # fairness: a fast stream yields to the other connections, and carries on soon
+                # (edge-triggered: no new event would come for data already waiting)
+                self.loop.call_soon(self._resume, s)
+                return
             pbuf = p.buf
             if pbuf is not None and len(pbuf) >= high:
                 return  # backpressure: read again once the peer has drained
@@ -557,6 +565,10 @@ class _TcpEngine:
                 p.buf = bytearray(data)  # not connected yet
             else:
                 pbuf += data
+
+    def _resume(self, s: _Side) -> None:
+        if not s.conn.done and s.readable:
+            self._pump(s)
 
     def _flush(self, p: _Side) -> None:
         """`p` can take writes again: send what waits for it, then resume its peer's reading."""
