@@ -120,15 +120,6 @@ def test_round_trip_and_diff():
     assert build_desired(None) == DesiredState()
 
 
-def test_checktype_on_and_off():
-    down = {(KEY, "198.18.1.1", 80): False}
-    on = build_desired(balancer(checktype="on"), down).service(KEY)
-    assert [r.status for r in on.reals] == ["up", "up"]
-    off = build_desired(balancer(checktype="off", quiescent=True)).service(KEY)
-    assert [r.status for r in off.reals] == ["down", "down"]
-    assert off.fallback is None and off.installed == ()  # ldirectord: no fallback either
-
-
 def test_quorum_lost_puts_the_fallback_in_place_of_the_reals():
     s = build_desired(balancer(quorum=5), quorum_lost=[KEY]).service(KEY)
     assert [r.status for r in s.reals] == ["down", "down"]

@@ -10,8 +10,8 @@ ldirectord's rules (ldirectord `quiescent`, `fallback`):
 - a failed real with `quiescent = no` is `down`: removed from the table;
 - the fallback (sorry) server is in the table, weight 1, only while no real is available (no real
   up with weight > 0);
-- `checktype = on`: every real is up whatever the checks say; `checktype = off`: no real and no
-  fallback is activated (ldirectord's meaning of both);
+- `checktype = on` / `off` are the health checks' business: they report such reals always up /
+  always down (this function only sees the health map);
 - keepalived `quorum`: while a service's quorum is lost (tracked with its hysteresis by the health
   checks, passed in as `quorum_lost`) and it has a fallback, the fallback replaces the reals.
 
@@ -204,12 +204,7 @@ def build_service(vs: VirtualService, health: Mapping[HealthKey, RealHealth | bo
     reals: list[RealState] = []
     for r in vs.reals:
         port = real_port(vs, r)
-        if vs.checktype == "on":  # ldirectord: no checks, the real is always up
-            h = RealHealth(up=True)
-        elif vs.checktype == "off":  # ldirectord: no checks, no real (nor fallback) activated
-            h = RealHealth(up=False)
-        else:
-            h = _health(health.get((key, r.address, port)), vs.alpha)
+        h = _health(health.get((key, r.address, port)), vs.alpha)
         weight = r.weight if h.weight is None else h.weight
         if not 0 <= weight <= 65535:
             raise ValueError(f"{where}: weight {weight} for real {r.address}:{port} is outside 0..65535")
@@ -217,7 +212,7 @@ def build_service(vs: VirtualService, health: Mapping[HealthKey, RealHealth | bo
             status = "down"  # keepalived: quorum lost, the sorry server replaces the reals
         elif h.up:
             status: RealStatus = "up"
-        elif vs.quiescent and vs.checktype != "off":
+        elif vs.quiescent:
             status, weight = "quiescent", 0
         else:
             status = "down"
@@ -225,8 +220,7 @@ def build_service(vs: VirtualService, health: Mapping[HealthKey, RealHealth | bo
                                status=status, upper_threshold=r.upper_threshold,
                                lower_threshold=r.lower_threshold))
     fallback = None
-    if vs.fallback is not None and vs.checktype != "off" and not any(
-            r.status == "up" and r.weight > 0 for r in reals):
+    if vs.fallback is not None and not any(r.status == "up" and r.weight > 0 for r in reals):
         fb = vs.fallback
         fallback = RealState(address=fb.address, port=real_port(vs, fb), method=fb.method,
                              weight=FALLBACK_WEIGHT, status="up", fallback=True)
