@@ -121,3 +121,12 @@ async def test_driver_quorum_and_reload():
         await driver.stop()
         for r in reals + [fb]:
             await r.stop()
+
+
+async def test_reload_to_checktype_off_takes_reals_down():
+    cfg = balancer_config([("127.0.0.2", 8080, 1)])
+    driver = BalancerDriver(cfg, dataplane="proxy")
+    await driver.update_health({(KEY, "127.0.0.2", 8080): True})
+    await driver.reload(balancer_config([("127.0.0.2", 8080, 1)], checktype="off"))
+    assert driver.health[(KEY, "127.0.0.2", 8080)].up is False  # not carried over
+    assert driver.compute().service(KEY).installed == ()

@@ -138,3 +138,11 @@ def test_health_objects_from_the_checks_are_accepted():
     s = build_desired(balancer(), {(KEY, "198.18.1.1", 80): Reported(True, 9),
                                    (KEY, "198.18.1.2", 8080): Reported(False, None)}).service(KEY)
     assert [(r.weight, r.status) for r in s.reals] == [(9, "up"), (1, "down")]
+
+
+def test_initial_health_for_unchecked_checktypes():
+    on = initial_health(balancer(checktype="on", alpha=True))
+    off = initial_health(balancer(checktype="off"))
+    assert all(h.up for h in on.values()) and not any(h.up for h in off.values())
+    s = build_desired(balancer(checktype="off", quiescent=False), off).service(KEY)
+    assert [r.address for r in s.installed] == ["127.0.0.1"]  # only the fallback

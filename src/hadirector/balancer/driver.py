@@ -22,7 +22,8 @@ from typing import Any, Callable, Mapping
 
 from ..config.model import Balancer
 from ..dataplane.base import BalancerStats, DataPlane
-from .state import DesiredState, HealthKey, RealHealth, build_desired, initial_health
+from .state import (UNCHECKED, DesiredState, HealthKey, RealHealth, build_desired, health_key,
+                    initial_health)
 
 log = logging.getLogger("hadirector.balancer")
 
@@ -118,8 +119,10 @@ class BalancerDriver:
         """A new configuration: keep the health of reals that are still configured."""
         async with self._lock:
             fresh = initial_health(balancer)
+            fixed = {health_key(vs, r) for vs in (balancer.virtual if balancer else ())
+                     if vs.checktype in UNCHECKED for r in vs.reals}
             for key in fresh:
-                if key in self.health:
+                if key in self.health and key not in fixed:
                     fresh[key] = self.health[key]
             self.balancer = balancer
             self.health = fresh

@@ -10,8 +10,8 @@ ldirectord's rules (ldirectord `quiescent`, `fallback`):
 - a failed real with `quiescent = no` is `down`: removed from the table;
 - the fallback (sorry) server is in the table, weight 1, only while no real is available (no real
   up with weight > 0);
-- `checktype = on` / `off` are the health checks' business: they report such reals always up /
-  always down (this function only sees the health map);
+- `checktype = on` / `off` reach this function through the health map: `initial_health()` (which
+  BalancerDriver starts from) sets such reals up / down for good;
 - keepalived `quorum`: while a service's quorum is lost (tracked with its hysteresis by the health
   checks, passed in as `quorum_lost`) and it has a fallback, the fallback replaces the reals.
 
@@ -249,14 +249,20 @@ def build_desired(balancer: Balancer | None,
     return DesiredState(services=tuple(services))
 
 
+UNCHECKED = ("on", "off")  # ldirectord checktypes that run no check
+
+
 def initial_health(balancer: Balancer | None) -> dict[HealthKey, RealHealth]:
-    """Health before any check ran: every real up, or down where `alpha` is set."""
+    """Health before any check ran: every real up, or down where `alpha` is set. The checktypes
+    that never check fix it for good: `on` always up, `off` always down (ldirectord: "no real
+    servers will be activated")."""
     out: dict[HealthKey, RealHealth] = {}
     if balancer is None:
         return out
     for vs in balancer.virtual:
+        up = vs.checktype == "on" if vs.checktype in UNCHECKED else not vs.alpha
         for r in vs.reals:
-            out[health_key(vs, r)] = RealHealth(up=not vs.alpha)
+            out[health_key(vs, r)] = RealHealth(up=up)
     return out
 
 
