@@ -166,6 +166,14 @@ def test_real_leaves_and_returns_within_bound(env):
     took = _wait(lambda: f"{A_REALS[1]}:{RPORT}" not in _lvs_reals(state), 10, "the stopped real to leave")
     # the check schedule allows up to one interval of phase before the first failing check
     assert took <= bound + INTERVAL_MS / 1000 + 1.0, f"left after {took:.2f}s, bound {bound:.2f}s"
+    # lvs --checks and --json show the check state, last result, last change and reason
+    text = _ctl(state, "lvs", "-n", "--checks").stdout
+    line = [l for l in text.splitlines() if l.startswith("TCP") and A_REALS[1] in l and "down" in l]
+    assert line and "failed" in line[0] and "refused" in line[0].lower(), text
+    lj = json.loads(_ctl(state, "lvs", "--json").stdout)
+    assert any(c["address"] == A_REALS[1] and c["state"] == "down" for c in lj["checks"]), lj["checks"]
+    up = [r["check"] for s in lj["services"] for r in s["reals"] if r["address"] == A_REALS[0]]
+    assert up and up[0]["state"] == "up" and up[0]["last_result"] == "ok", up
     st = json.loads(_ctl(state, "status", "--json").stdout)
     down = [c for c in st["checks"].values() if c["address"] == A_REALS[1]]
     assert down and down[0]["state"] == "down" and down[0]["reason"], down

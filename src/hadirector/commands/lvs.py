@@ -23,7 +23,11 @@ def register(sub) -> None:
     what.add_argument("--stats", action="store_true", help="connection, packet and byte counters")
     what.add_argument("--rate", action="store_true", help="rates per second")
     p.add_argument("--exact", action="store_true", help="exact numbers instead of K/M/G rounding")
-    p.add_argument("--json", action="store_true", help="the same table as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="the same table as JSON, with each real's health check state")
+    p.add_argument("--checks", action="store_true",
+                   help="after the table, each real's health check: state, last result, last "
+                        "change and failure reason (the table itself stays ipvsadm's, for scripts)")
     p.set_defaults(func=run)
 
 
@@ -36,12 +40,19 @@ def fetch_lvs(state_dir: str, timeout: float = 10.0) -> dict:
 def run(args) -> int:
     state_dir = args.state_dir or default_state_dir()
     try:
-        desired, stats = decode_snapshot(fetch_lvs(state_dir))
+        reply = fetch_lvs(state_dir)
+        desired, stats = decode_snapshot(reply)
     except (ControlError, ValueError) as exc:
         print(f"hadirector lvs: {exc}", file=sys.stderr)
         return 1
+    checks = reply.get("checks") or {}
     if args.json:
-        print(json.dumps(lvs_json(desired, stats), indent=2))
+        out = lvs_json(desired, stats)
+        for svc in out["services"]:
+            for real in svc["reals"]:
+                real["check"] = _check_for(checks, svc["key"], real["address"], real["port"])
+        out["checks"] = list(checks.values())
+        print(json.dumps(out, indent=2))
         return 0
     host_name = port_name = None
     if not args.numeric:
@@ -49,4 +60,35 @@ def run(args) -> int:
     mode = "stats" if args.stats else "rate" if args.rate else "list"
     sys.stdout.write(render_lvs(desired, stats, numeric=args.numeric, mode=mode, exact=args.exact,
                                 host_name=host_name, port_name=port_name))
+    if args.checks:
+        sys.stdout.write(render_checks(checks))
     return 0
+
+
+def _check_for(checks: dict, service: str, address: str, port: int) -> dict | None:
+    for c in checks.values():
+        if c["virtual"] == service and c["address"] == address and c["port"] == port:
+            return c
+    return None
+
+
+def _ago(t: float | None, now: float) -> str:
+    if not t:
+        return "-"
+    d = max(0, int(now - t))
+    return f"{d}s ago" if d < 120 else f"{d // 60}m ago" if d < 7200 else f"{d // 3600}h ago"
+
+
+def render_checks(checks: dict, now: float | None = None) -> str:
+    """The health check of every real, one line each (pure; `now` = wall clock)."""
+    import time
+    now = time.time() if now is None else now
+    rows = [["Virtual", "RemoteAddress:Port", "Check", "State", "Last", "Changed", "Reason"]]
+    for c in sorted(checks.values(), key=lambda c: (c["virtual"], c["address"], c["port"])):
+        host = f"[{c['address']}]" if ":" in c["address"] else c["address"]
+        rows.append([c["virtual"], f"{host}:{c['port']}", c.get("checktype") or "-", c["state"],
+                     c.get("last_result") or "-", _ago(c.get("last_change"), now),
+                     (c.get("reason") or "").replace("\n", " ")[:60]])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    return "\nHealth checks\n" + "\n".join(lines) + "\n"

@@ -139,7 +139,8 @@ class Daemon:
                                  family, table)
         if self.config.balancer is not None:
             from ..checks.monitor import HealthMonitor
-            self.health = HealthMonitor(self.config.balancer, on_event=self._on_health_event)
+            self.health = HealthMonitor(self.config.balancer, on_event=self._on_health_event,
+                                        on_change=self._on_service_health)
             await self.health.start()
             self.health.set_daemon_status("running")
             if self.config.balancer.autoreload:
@@ -212,6 +213,16 @@ class Daemon:
         from ..balancer.state import RealHealth
         change = {(k.virtual, k.address, k.port): RealHealth(up=ev.up, weight=ev.weight)}
         self._spawn(self._apply_health(change))
+
+    def _on_service_health(self, view) -> None:
+        """keepalived quorum: while a service's up weight is below its quorum the fallback serves."""
+        self._spawn(self._apply_quorum(view.virtual, view.quorum_up))
+
+    async def _apply_quorum(self, service: str, up: bool) -> None:
+        try:
+            await self.balancer.set_quorum(service, up)
+        except Exception as exc:  # noqa: BLE001
+            self.log.error("balancer: applying quorum of %s failed: %s", service, exc)
 
     async def _apply_health(self, change) -> None:
         try:
