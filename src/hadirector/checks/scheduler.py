@@ -22,6 +22,7 @@ How it works:
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import logging
 import math
@@ -246,6 +247,11 @@ class CheckScheduler:
         if not first and (added or removed or changed):
             log.info("checks reload: %d added, %d removed, %d changed, %d unchanged",
                      len(added), len(removed), len(changed), unchanged)
+        # The reals' state lives as long as the configuration: move it out of the cyclic GC's
+        # generations. Without this every full collection walks tens of thousands of objects and
+        # stalls the loop: with 10,000 reals, check starts were 70-86 ms late at p99, 26 ms with it
+        # (bench/checks.py).
+        gc.freeze()
         return UpdateSummary(tuple(added), tuple(removed), tuple(changed), unchanged)
 
     def _maint_paths(self, key: RealKey) -> tuple[str, ...]:
