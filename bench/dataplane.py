@@ -192,21 +192,7 @@ def kernel_targets() -> list:
     return nft_targets()
 
 
-MODES = {"keep-alive": [], "new-conn": ["-H", "Connection: close"]}
-
-
-def run_wrk(host: str, port: int, mode: str, duration: int, connections: int, threads: int,
-            prefix: list[str] = ()) -> float:
-    cmd = [*prefix, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", *MODES[mode],
-           f"http://{host}:{port}/"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
-    if not m:
-        raise RuntimeError(f"wrk gave no Requests/sec:\n{out.stdout}\n{out.stderr}")
-    errors = re.search(r"Socket errors: (.*)", out.stdout)
-    if errors:
-        print(f"    ({mode}: wrk socket errors: {errors.group(1)})", file=sys.stderr)
-    return float(m.group(1))
+from _wrk import MODES, run_wrk  # noqa: E402,F401  (bench/_wrk.py)
 
 
 def main(argv=None) -> int:

@@ -190,24 +190,7 @@ def print_ratios(targets: list, runs: dict, results: dict, modes: list[str]) -> 
         print(f"{name + ' / ' + base:<26}" + "".join(f"{c:>16}" for c in cells))
 
 
-MODES = {"keep-alive": [], "new-conn": ["-H", "Connection: close"]}
-
-
-def run_wrk(prefix: list[str], host: str, port: int, mode: str, duration: int, connections: int,
-            threads: int) -> float:
-    cmd = [*prefix, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", *MODES[mode],
-           f"http://{host}:{port}/"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
-    if not m:
-        raise RuntimeError(f"wrk gave no Requests/sec:\n{out.stdout}\n{out.stderr}")
-    errors = re.search(r"Socket errors: (.*)", out.stdout)
-    if errors:
-        print(f"    ({mode}: wrk socket errors: {errors.group(1)})", file=sys.stderr)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
-    if non2xx:
-        print(f"    ({mode}: {non2xx.group(1)} non-2xx answers)", file=sys.stderr)
-    return float(m.group(1))
+from _wrk import MODES, run_wrk  # noqa: E402,F401  (bench/_wrk.py)
 
 
 def main(argv=None) -> int:
@@ -238,12 +221,12 @@ def main(argv=None) -> int:
         for t in targets:
             where[t.name] = t.start()
             started.append(t)
-            run_wrk(t.wrk_prefix, *where[t.name], "keep-alive", 1, args.connections, args.threads)
+            run_wrk(*where[t.name], "keep-alive", 1, args.connections, args.threads, prefix=t.wrk_prefix)
         for rnd in range(args.rounds):
             for mode in modes:
                 for t in targets:
-                    rps = run_wrk(t.wrk_prefix, *where[t.name], mode, args.duration, args.connections,
-                                  args.threads)
+                    rps = run_wrk(*where[t.name], mode, args.duration, args.connections,
+                                  args.threads, prefix=t.wrk_prefix)
                     runs.setdefault(t.name, {}).setdefault(mode, []).append(rps)
                     print(f"  round {rnd + 1}  {t.name:<10} {mode:<11} {rps:>12,.0f} req/s", file=sys.stderr)
     finally:
