@@ -44,6 +44,6 @@ def run(args) -> int:
     # work on uvloop ("cannot open a UDP handle, invalid family 16").
     try:
         return asyncio.run(Daemon(loaded, opts, log).run())
-    except (OSError, TransportError, ControlError) as exc:
+    except (OSError, ValueError, TransportError, ControlError) as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -118,40 +118,41 @@ class Daemon:
         if not self.core.authenticated:
             self.log.warning("authkeys method crc: heartbeat messages are NOT authenticated; anybody "
                              "on a heartbeat link can forge them (use sha1, or sha256 natively)")
-        self.control = ControlServer(self.opts.state_dir, {
+        control = ControlServer(self.opts.state_dir, {
             "status": self._ctl_status, "standby": self._ctl_standby, "takeover": self._ctl_takeover,
             "lvs": self._ctl_lvs, "reload": self._ctl_reload,
         }, log=self.log.warning)
-        await self.control.start()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
-        if self.balancer is not None and self.balancer.kind == "nft":
-            # start-up clean-up of the kernel data plane: nothing of this run is installed yet,
-            # so any table of ours is left from a crash (its rules must not outlive their owner)
-            from ..dataplane.nft import NftDataPlane
-            try:
-                left = await asyncio.to_thread(NftDataPlane.purge, self.opts.netns)
-            except Exception as exc:  # noqa: BLE001 - no libnftables: the driver will say so later
-                left = []
-                self.log.warning("balancer: could not look for nftables tables left from a crash: %s", exc)
-            for family, table in left:
-                self.log.warning("balancer: removed nftables table %s %s left from an earlier run",
-                                 family, table)
-        if self.config.balancer is not None:
-            from ..checks.monitor import HealthMonitor
-            self.health = HealthMonitor(self.config.balancer, on_event=self._on_health_event,
-                                        on_change=self._on_service_health)
-            await self.health.start()
-            self.health.set_daemon_status("running")
-            if self.config.balancer.autoreload:
-                self._spawn(self._autoreload())
-        for name, link in self.core.links.items():
-            self.links[name] = await open_link(link, self._datagram_for(name), netns=self.opts.netns)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
-        self._running = True
-        self._handle(self.core.start(now_ms()))
+        await control.start()
+        self.control = control  # only now: a failed start must not remove another daemon's socket
         try:
+            loop = asyncio.get_running_loop()
+            if self.balancer is not None and self.balancer.kind == "nft":
+                # start-up clean-up of the kernel data plane: nothing of this run is installed yet,
+                # so any table of ours is left from a crash (its rules must not outlive their owner)
+                from ..dataplane.nft import NftDataPlane
+                try:
+                    left = await asyncio.to_thread(NftDataPlane.purge, self.opts.netns)
+                except Exception as exc:  # noqa: BLE001 - no libnftables: the driver will say so later
+                    left = []
+                    self.log.warning("balancer: could not look for nftables tables left from a crash: %s", exc)
+                for family, table in left:
+                    self.log.warning("balancer: removed nftables table %s %s left from an earlier run",
+                                     family, table)
+            if self.config.balancer is not None:
+                from ..checks.monitor import HealthMonitor
+                self.health = HealthMonitor(self.config.balancer, on_event=self._on_health_event,
+                                            on_change=self._on_service_health)
+                await self.health.start()
+                self.health.set_daemon_status("running")
+                if self.config.balancer.autoreload:
+                    self._spawn(self._autoreload())
+            for name, link in self.core.links.items():
+                self.links[name] = await open_link(link, self._datagram_for(name), netns=self.opts.netns)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+            self._running = True
+            self._handle(self.core.start(now_ms()))
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
             await self._done.wait()
         finally:
             await self._close()
@@ -167,18 +168,20 @@ class Daemon:
             self.health.set_daemon_status("stopping")
         self._handle(self.core.shutdown(now_ms()))
         # bound the leave: a stuck stop must not keep the daemon forever
-        grace = max(g.stop_timeout for g in self.config.groups) / 1000 + 5 if self.config.groups else 5
+        # the longest a complete stop of every group may take: each resource is tried
+        # 1 + retries times, each try bounded by stop_timeout, with a pause in between
+        grace = 10.0 + sum(len(g.resources) * (1 + g.retries) * (g.stop_timeout / 1000 + 1.0)
+                           for g in self.config.groups)
         asyncio.get_running_loop().call_later(grace, self._done.set)
 
     async def _close(self) -> None:
         if self._timer:
             self._timer.cancel()
-        for t in list(self._tasks):
-            if not t.done():
-                try:
-                    await asyncio.wait_for(asyncio.shield(t), 5)
-                except (asyncio.TimeoutError, Exception):
-                    t.cancel()
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=5)
+            for t in late:
+                t.cancel()
         await self.manager.close()
         await self.notifier.drain(5)
         if self.health is not None:
@@ -255,8 +258,16 @@ class Daemon:
                 notes.append("adding or removing the whole [balancer] needs a restart")
                 self.log.warning("reload (%s): %s", why, notes[-1])
             else:
+                try:
+                    await self.balancer.reload(new.config.balancer)
+                except Exception as exc:  # noqa: BLE001 - keep the running configuration
+                    self.log.error("reload (%s): the balancer refused the new configuration: %s", why, exc)
+                    try:
+                        await self.balancer.reload(self.config.balancer)
+                    except Exception:  # noqa: BLE001
+                        self.log.exception("reload (%s): restoring the previous balancer failed", why)
+                    return {"applied": False, "errors": [str(exc)]}
                 summary = self.health.update(new.config.balancer)
-                await self.balancer.reload(new.config.balancer)
                 notes.append(f"balancer: {summary}")
                 self.log.info("reload (%s): balancer updated: %s", why, summary)
         else:
@@ -272,7 +283,11 @@ class Daemon:
             stamp = _stamp(self.loaded.files)
             if stamp != self._file_stamp:
                 self._file_stamp = stamp
-                result = await self.reload("autoreload")
+                try:
+                    result = await self.reload("autoreload")
+                except Exception:  # noqa: BLE001 - autoreload must keep running
+                    self.log.exception("autoreload failed")
+                    continue
                 if result.get("applied") and self.config.balancer.callback:
                     # ldirectord callback: `cmd <configuration file>` after the file changed
                     self.notifier.callback(self.config.balancer.callback, self.loaded.source)
@@ -298,7 +313,7 @@ class Daemon:
         self._rearm()
 
     def _rearm(self) -> None:
-        if self.core.left:
+        if self.core.left or self._done.is_set():
             return
         when = self.core.next_deadline()
         loop = asyncio.get_running_loop()
@@ -384,14 +399,31 @@ class Daemon:
             self._feed("probe_reply", address, now_ms())
 
     async def _acquire(self, name: str) -> None:
-        ok = await self.manager.start_group(self.groups[name])
+        try:
+            ok = await self.manager.start_group(self.groups[name])
+        except Exception as exc:  # noqa: BLE001 - the group must not stay "starting" forever
+            self.log.exception("group %s: start raised", name)
+            ok, why = False, f"{type(exc).__name__}: {exc}"
+        else:
+            why = None
+        from ..cluster.messages import GroupState
+        st = self.core.arbiter.local_groups.get(name)
+        if not ok and st is not None and st.state == GroupState.STOPPING:
+            # released while starting (failback, split brain, shutdown): the stop cancelled the
+            # start; not a failure of this node, which must stay a candidate for the group
+            self.log.info("group %s: start on %s cancelled by its release", name, self.core.node)
+            return
         if ok:
             self.log.info("group %s: running on %s", name, self.core.node)
             self._notify(name, "MASTER")
             self._feed("group_started", name, now_ms())
         else:
-            snap = self.manager.snapshot().get(name, {})
-            why = snap.get("last_error") or "a resource did not start"
+            if why is None:
+                try:
+                    why = self.manager.snapshot().get(name, {}).get("last_error")
+                except Exception:  # noqa: BLE001
+                    why = None
+                why = why or "a resource did not start"
             self.log.error("group %s: could not start on %s: %s", name, self.core.node, why)
             self._notify(name, "FAULT")
             self._feed("group_failed", name, now_ms(), why)
@@ -400,9 +432,12 @@ class Daemon:
         # Only a complete stop is reported: until then no peer may start the group (the safe
         # side; heartbeat would reboot the node here). Retry with a growing pause.
         for attempt in range(1_000_000):
-            if await self.manager.stop_group(self.groups[name]):
-                break
-            pause = min(30.0, 0.5 * 2 ** attempt)
+            try:
+                if await self.manager.stop_group(self.groups[name]):
+                    break
+            except Exception:  # noqa: BLE001 - treated like a failed stop: retried
+                self.log.exception("group %s: stop raised", name)
+            pause = 0.5 * 2 ** min(attempt, 6)
             self.log.error("group %s: a resource may still run after stop; peers cannot take the "
                            "group until it stops; retrying in %.1fs", name, pause)
             await asyncio.sleep(pause)
@@ -424,7 +459,7 @@ class Daemon:
                 stopped = await self.manager.stop_stale([self.groups[name]])
                 break
             except Exception as exc:  # noqa: BLE001
-                pause = min(30.0, 0.5 * 2 ** attempt)
+                pause = 0.5 * 2 ** min(attempt, 6)
                 self.log.error("group %s: start-up clean-up failed (%s); retrying in %.1fs", name, exc, pause)
                 await asyncio.sleep(pause)
         for what in stopped:
@@ -450,6 +485,8 @@ class Daemon:
         return snap
 
     async def _ctl_reload(self, req: dict) -> dict:
+        if not self._running:
+            raise ControlError("reload: the daemon is starting")
         return await self.reload("control")
 
     def _checks(self) -> dict:
@@ -499,10 +536,12 @@ class Daemon:
                 "uptime_s": round(time.time() - self.started_at, 1)}
 
     async def _operator(self, kind: str, req: dict) -> dict:
+        if not self._running or self._stopping:
+            raise ControlError(f"{kind}: the daemon is {'stopping' if self._stopping else 'starting'}")
         which = req.get("which", "all")
         if which not in ("all", "foreign", "local", "failback"):
             raise ControlError(f"{kind}: expected all, foreign, local or failback, got {which!r}")
-        wait = float(req.get("wait", 0))
+        wait = min(3600.0, max(0.0, float(req.get("wait", 0))))  # bounded: a client waits, not the daemon
         name = f"{kind} {which}"
         results: list[A.RequestResult] = [a for a in self._collect(getattr(self.core, kind), which)
                                           if isinstance(a, A.RequestResult)]

@@ -11,7 +11,19 @@ GENERATION_FILE = "generation"
 
 
 def prepare(state_dir: str) -> None:
+    """Create the directory (0700) or check an existing one: it must be a real directory owned
+    by us that nobody else can write, or another user could replace the control socket or the
+    generation file."""
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    st = os.lstat(state_dir)
+    import stat as _stat
+    if not _stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"state directory {state_dir} is not a directory (a symlink?)")
+    if st.st_uid != os.geteuid():
+        raise ValueError(f"state directory {state_dir} belongs to uid {st.st_uid}, not to us ({os.geteuid()})")
+    if st.st_mode & 0o022:
+        raise ValueError(f"state directory {state_dir} is writable by group or others "
+                         f"(mode {_stat.S_IMODE(st.st_mode):04o}); chmod 700 it")
 
 
 def next_generation(state_dir: str) -> int:

@@ -166,8 +166,9 @@ class ResourceManager:
     async def stop_stale(self, groups: Iterable[Group]) -> list[str]:
         """Start-up cleanup: for each group (ones this node does not own), stop every resource
         that is running or whose state cannot be told, in reverse order. Returns what was stopped,
-        as "group: resource" strings."""
+        as "group: resource" strings; raises AgentError naming what could not be stopped."""
         stopped: list[str] = []
+        failed: list[str] = []
         for group in groups:
             run = self._runs.get(group.name)
             if run is not None and run.state in (GroupState.RUNNING, GroupState.STARTING):
@@ -189,7 +190,13 @@ class ResourceManager:
                             group.name, agent.name)
                 if await self._stop_one(group, agent):
                     stopped.append(f"{group.name}: {agent.name}")
+                else:
+                    failed.append(f"{group.name}: {agent.name}")
                 await agent.close()
+        if failed:
+            # the caller must not report these groups stopped: a peer would start them while
+            # this node still runs a piece (a VIP twice on the network)
+            raise AgentError(f"could not stop {', '.join(failed)}", transient=True)
         return stopped
 
     async def reannounce(self, name: str) -> int:
