@@ -4,7 +4,8 @@ Pure: the daemon builds the dict, this only lays it out."""
 from __future__ import annotations
 
 
-def _table(rows: list[list[str]]) -> list[str]:
+def table(rows: list[list[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart, as the status views print them."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
@@ -17,14 +18,14 @@ def render_status(st: dict) -> str:
         links = ", ".join(f"{l['name']} {l['status']}" for l in n.get("links", [])) or "-"
         name = n["name"] + (" (this node)" if n.get("local") else "")
         rows.append([name, n["status"], str(n.get("score", "-")), links])
-    out += _table(rows)
+    out += table(rows)
     if st.get("groups"):
         out.append("")
         rows = [["GROUP", "PREFERRED", "OWNER", "STATE", "RESOURCES"]]
         for g in st["groups"]:
             rows.append([g["name"], g["preferred"], g.get("owner") or "-", g.get("state", "-"),
                          ", ".join(g.get("resources", []))])
-        out += _table(rows)
+        out += table(rows)
     dropped = {k: v for k, v in st.get("dropped", {}).items() if v}
     if dropped:
         out.append("")

@@ -217,3 +217,22 @@ def free_udp_client(host: str = "127.0.0.1") -> socket.socket:
     s.bind((host, 0))
     s.settimeout(3.0)
     return s
+
+
+class DataPlanes:
+    """Makes ProxyDataPlanes listening on `listen` unless told otherwise; `close()` closes them all
+    (the tests' `make_dp` fixture)."""
+
+    def __init__(self, key: str, listen: tuple[str, int] = ("127.0.0.10", 0)):
+        self.key, self.listen, self.made = key, listen, []
+
+    def __call__(self, **kw):
+        from hadirector.dataplane.proxy import ProxyDataPlane
+        kw.setdefault("listen", {self.key: self.listen})
+        dp = ProxyDataPlane(**kw)
+        self.made.append(dp)
+        return dp
+
+    async def close(self) -> None:
+        for dp in self.made:
+            await dp.close()

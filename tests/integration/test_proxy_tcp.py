@@ -6,10 +6,10 @@ from collections import Counter
 import pytest
 
 from hadirector.balancer.state import RealHealth
-from hadirector.dataplane.proxy import ProxyDataPlane, Timeouts
+from hadirector.dataplane.proxy import Timeouts
 
-from proxy_util import (HttpReal, KeepAlive, balancer_config, desired_for, http_get, read_response,
-                        service_key)
+from proxy_util import (DataPlanes, HttpReal, KeepAlive, balancer_config, desired_for, http_get,
+                        read_response, service_key)
 
 KEY = service_key()
 
@@ -37,17 +37,9 @@ async def reals():
 
 @pytest.fixture
 async def make_dp():
-    made = []
-
-    def make(**kw):
-        kw.setdefault("listen", {KEY: ("127.0.0.10", 0)})
-        dp = ProxyDataPlane(**kw)
-        made.append(dp)
-        return dp
-
-    yield make
-    for dp in made:
-        await dp.close()
+    planes = DataPlanes(KEY)
+    yield planes
+    await planes.close()
 
 
 async def many(host, port, n, concurrency=25, source=None):

@@ -5,9 +5,9 @@ from collections import Counter
 
 import pytest
 
-from hadirector.dataplane.proxy import ProxyDataPlane, Timeouts
+from hadirector.dataplane.proxy import Timeouts
 
-from proxy_util import UdpReal, balancer_config, desired_for, service_key
+from proxy_util import DataPlanes, UdpReal, balancer_config, desired_for, service_key
 
 KEY = service_key(port=53, protocol="udp")
 
@@ -43,17 +43,9 @@ async def reals():
 
 @pytest.fixture
 async def make_dp():
-    made = []
-
-    def make(**kw):
-        kw.setdefault("listen", {KEY: ("127.0.0.10", 0)})
-        dp = ProxyDataPlane(**kw)
-        made.append(dp)
-        return dp
-
-    yield make
-    for dp in made:
-        await dp.close()
+    planes = DataPlanes(KEY)
+    yield planes
+    await planes.close()
 
 
 async def test_udp_flows_in_weight_ratio_and_sticky(reals, make_dp):

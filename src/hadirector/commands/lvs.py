@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..clusterview import table
 from ..daemon.control import ControlError, request
 from ..status import decode_snapshot, lvs_json, render_lvs, system_resolvers
 from ._common import add_state_dir, default_state_dir
@@ -89,6 +90,4 @@ def render_checks(checks: dict, now: float | None = None) -> str:
         rows.append([c["virtual"], f"{host}:{c['port']}", c.get("checktype") or "-", c["state"],
                      c.get("last_result") or "-", _ago(c.get("last_change"), now),
                      (c.get("reason") or "").replace("\n", " ")[:60]])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-    return "\nHealth checks\n" + "\n".join(lines) + "\n"
+    return "\nHealth checks\n" + "\n".join(table(rows)) + "\n"

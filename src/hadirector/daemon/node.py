@@ -52,7 +52,7 @@ def _stamp(files) -> tuple:
     return tuple(out)
 
 
-def dataclass_replace_config(old, new):
+def with_balancer_of(old, new):
     """After a reload only the balancer part takes effect at once; cluster and groups stay."""
     return old.model_copy(update={"balancer": new.balancer})
 
@@ -98,7 +98,6 @@ class Daemon:
         self._done = asyncio.Event()
         self._stopping = False
         self._running = False  # core.start() has run
-        self._waiters: list[tuple[str, asyncio.Future]] = []
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ lifecycle
@@ -273,7 +272,7 @@ class Daemon:
         else:
             notes.append("balancer: unchanged")
         self.loaded = new
-        self.config = dataclass_replace_config(self.config, new.config)
+        self.config = with_balancer_of(self.config, new.config)
         return {"applied": True, "notes": notes}
 
     async def _autoreload(self) -> None:
@@ -376,7 +375,6 @@ class Daemon:
                              ", ".join(a.holders), a.keeper)
         elif isinstance(a, A.RequestResult):
             self.log.info("%s%s: %s", a.request, f" group {a.group}" if a.group else "", a.detail)
-            self._resolve_waiters(a)
         elif isinstance(a, A.Stalled):
             self.log.warning("node %s: this node's loop did not run for %d ms (overloaded or "
                              "suspended); peers get a grace period before being declared dead", me, a.gap_ms)
@@ -578,9 +576,6 @@ class Daemon:
         for g in sorted(pending):
             msgs.append(f"group {g}: not moved within {wait:g}s")
         return msgs
-
-    def _resolve_waiters(self, a) -> None:
-        pass
 
     async def _ctl_standby(self, req: dict) -> dict:
         return await self._operator("standby", req)

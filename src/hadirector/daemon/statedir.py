@@ -6,6 +6,7 @@ so peers tell a restarted node from a replay of its old packets."""
 from __future__ import annotations
 
 import os
+import stat
 
 GENERATION_FILE = "generation"
 
@@ -16,14 +17,13 @@ def prepare(state_dir: str) -> None:
     generation file."""
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     st = os.lstat(state_dir)
-    import stat as _stat
-    if not _stat.S_ISDIR(st.st_mode):
+    if not stat.S_ISDIR(st.st_mode):
         raise ValueError(f"state directory {state_dir} is not a directory (a symlink?)")
     if st.st_uid != os.geteuid():
         raise ValueError(f"state directory {state_dir} belongs to uid {st.st_uid}, not to us ({os.geteuid()})")
     if st.st_mode & 0o022:
         raise ValueError(f"state directory {state_dir} is writable by group or others "
-                         f"(mode {_stat.S_IMODE(st.st_mode):04o}); chmod 700 it")
+                         f"(mode {stat.S_IMODE(st.st_mode):04o}); chmod 700 it")
 
 
 def next_generation(state_dir: str) -> int:
