@@ -105,7 +105,9 @@ async def test_alert_mail_and_commands(smtp, tmp_path):
         assert await wait_for(lambda: mon.view()[vs.name].fallback is None)
         assert await wait_for(lambda: up_log.exists() and f"127.0.0.1:{live} UP" in up_log.read_text())
         assert await wait_for(lambda: fb_log.read_text().count("stop") == 2)
-        assert any(s.endswith(f"real 127.0.0.1:{live} of TCP 198.18.0.100:80 is up") for s in subjects(inbox))
+        # the mail goes out after the state change, over SMTP: wait for its delivery as above
+        assert await wait_for(lambda: any(s.endswith(f"real 127.0.0.1:{live} of TCP 198.18.0.100:80 is up")
+                                          for s in subjects(inbox)))
         back.close()
         h = mon.health()
         assert all(x.last_check is not None for x in h.values())
