@@ -1,15 +1,14 @@
+"""Top-level test configuration: shared fixtures and helpers come in as plugins, so no test
+imports this file (importing it as a module breaks when pytest runs from another directory).
+Helpers: `from hdtest import ...` (the hdtest package beside this file)."""
+
 import os
-import shutil
+import sys
 
-import pytest
+# tests/ on the path whatever the working directory or import mode, so `hdtest` resolves
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+pytest_plugins = ["hdtest.plugin", "hadirector.lab.testing"]
 
-
-def need_root(*commands: str):
-    """Skip (with the reason) unless root and the named commands exist."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces / nftables")
-    for c in commands:
-        if shutil.which(c) is None and not os.path.exists(c):
-            pytest.skip(f"needs {c} (installed by `make test` as root)")

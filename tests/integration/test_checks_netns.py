@@ -11,7 +11,6 @@ from hadirector.balancer.state import build_desired
 from hadirector.checks.monitor import HealthMonitor
 from hadirector.checks.scheduler import check_once
 from hadirector.config.model import Balancer, Real, VirtualService
-from hadirector.lab.testing import balancer_lab, lab  # noqa: F401 (fixtures)
 
 INTERVAL, FAILURES, TIMEOUT = 0.5, 2, 1.0
 BOUND = INTERVAL * FAILURES + TIMEOUT

@@ -16,7 +16,6 @@ import pytest
 
 from hadirector.lab.hacluster import HaCluster
 from hadirector.lab.presets import director_pair
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
 
 KEEPALIVE, DEADTIME = 100, 500
 

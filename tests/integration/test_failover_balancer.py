@@ -12,7 +12,6 @@ import time
 
 from hadirector.lab.hacluster import HaCluster
 from hadirector.lab.presets import director_pair
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
 
 LDIRECTORD_CF = """checktimeout=1
 checkinterval=1

@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from hadirector.lab import Lab, LabError, balancer, director_pair
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
-from tests.conftest import need_root
+from hdtest import need_root
 
 
 def _netns_names() -> set[str]:

@@ -11,9 +11,8 @@ import asyncio
 import pytest
 
 from hadirector.config.model import Link
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
 from hadirector.net.transports import TransportError, open_link
-from tests.conftest import need_root
+from hdtest import need_root
 
 GROUP = "239.198.18.1"
 

@@ -17,8 +17,7 @@ from hadirector.dataplane.base import DataPlaneError
 from hadirector.dataplane.nft import NftDataPlane
 from hadirector.dataplane.nft_render import NftOptions
 from hadirector.lab import VIP, balancer
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
-from tests.conftest import need_root
+from hdtest import need_root
 
 METHODS = ["masq", "gate"]
 

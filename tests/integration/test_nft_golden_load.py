@@ -9,8 +9,7 @@ import os
 
 import pytest
 
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
-from tests.conftest import need_root
+from hdtest import need_root
 
 GOLDEN = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "fixtures", "nft", "*.json")))
 

@@ -12,8 +12,7 @@ import pytest
 from hadirector.balancer.state import build_desired
 from hadirector.config.model import Balancer
 from hadirector.dataplane.nft import NftDataPlane
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
-from tests.conftest import need_root
+from hdtest import need_root
 
 VIP6 = "2001:2::100"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
-from tests.conftest import need_root
+from hdtest import need_root
 
 VIP = "198.18.0.100"
 

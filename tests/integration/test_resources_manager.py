@@ -10,10 +10,9 @@ import time
 import pytest
 
 from hadirector.config.model import Group, ScriptResource, VipResource
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
 from hadirector.resources.base import AgentContext
 from hadirector.resources.manager import GroupFailure, GroupState, ResourceManager
-from tests.conftest import need_root
+from hdtest import need_root
 
 # `svc NAME ACTION`: state in D/state-NAME; D/fail-start-NAME holds how many starts fail;
 # D/hang-start-NAME makes start hang; D/fail-stop-NAME makes stop fail.

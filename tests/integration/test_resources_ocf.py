@@ -8,10 +8,9 @@ import os
 import pytest
 
 from hadirector.config.model import OcfResource
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
 from hadirector.resources.base import AgentContext, AgentError, agent_for
 from hadirector.resources.ocf import instance_name
-from tests.conftest import need_root
+from hdtest import need_root
 
 OCF_ROOT = "/usr/lib/ocf"
 DUMMY = f"{OCF_ROOT}/resource.d/heartbeat/Dummy"

@@ -15,9 +15,8 @@ import time
 import pytest
 
 from hadirector.config.model import VipResource
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
 from hadirector.resources.base import AgentContext, AgentError, agent_for
-from tests.conftest import need_root
+from hdtest import need_root
 
 VIP = "198.18.0.100"
 VIP6 = "2001:2::100"

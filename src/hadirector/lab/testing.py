@@ -1,6 +1,5 @@
-"""pytest fixtures for lab tests. Import them into a test module (or a conftest):
-
-    from hadirector.lab.testing import lab, balancer_lab, director_pair_lab  # noqa: F401 (fixtures)
+"""pytest fixtures for lab tests, a pytest plugin: the project's top conftest registers it
+(`pytest_plugins = [..., "hadirector.lab.testing"]`), so every test can ask for them:
 
     def test_something(lab):
         a = lab.host("a") ...
