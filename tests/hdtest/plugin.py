@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from .ports import ClosedPorts
+from .ports import HeldPorts
 
 
 @pytest.fixture
-def closed_ports():
-    """Kernel-picked ports nobody answers on, held until the test ends: `closed_ports.tcp()`
-    (connect refused), `closed_ports.udp()` (ICMP port unreachable)."""
-    held = ClosedPorts()
+def held_ports():
+    """Kernel-picked ports held until the test ends: `held_ports.closed_tcp()` (connect refused),
+    `held_ports.closed_udp()` (ICMP port unreachable), `held_ports.reserve()` (a HeldPort)."""
+    held = HeldPorts()
     try:
         yield held
     finally:

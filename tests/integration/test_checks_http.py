@@ -9,7 +9,8 @@ from aiohttp import web
 from hadirector.checks.scheduler import check_once
 from hadirector.config.model import Real, VirtualService
 
-from checks_util import Proc, free_port, make_cert, need, vs_for, wait_port
+from checks_util import make_cert, vs_for
+from hdtest import Proc, need, start_server
 
 
 @pytest.fixture
@@ -105,12 +106,12 @@ async def test_redirects_followed_like_lwp_unless_status_codes(app_server):
     assert (await check_once(vs, vs.reals[0])).ok
 
 
-async def test_timeout_and_refused(app_server):
+async def test_timeout_and_refused(app_server, held_ports):
     ports, _, _, _ = app_server
     vs = http_vs(ports["http"], request="/slow", negotiatetimeout="500ms")
     r = await check_once(vs, vs.reals[0])
     assert not r.ok and "within 0.5 s" in r.reason
-    vs = http_vs(free_port(), request="/")
+    vs = http_vs(held_ports.closed_tcp(), request="/")
     assert not (await check_once(vs, vs.reals[0])).ok
 
 
@@ -153,13 +154,13 @@ async def test_absolute_url_request_and_http_proxy(app_server):
 
 async def test_nginx(tmp_path):
     need("nginx")
-    port = free_port()
     key, crt = make_cert(tmp_path)
-    tport = free_port()
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "check.txt").write_text("nginx says OK\n")
     conf = tmp_path / "nginx.conf"
-    conf.write_text(f"""
+
+    def nginx(port, tport):
+        conf.write_text(f"""
 daemon off; master_process off; worker_processes 1; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;
 events {{ worker_connections 64; }}
 http {{
@@ -171,10 +172,10 @@ http {{
            ssl_certificate_key {key}; root {tmp_path}/www; }}
 }}
 """)
-    proc = Proc(["nginx", "-c", str(conf), "-p", str(tmp_path)])
+        return Proc(["nginx", "-c", str(conf), "-p", str(tmp_path)])
+
+    proc, (port, tport) = start_server(nginx, ("tcp", "tcp"))
     try:
-        wait_port(port, proc=proc.p)
-        wait_port(tport, proc=proc.p)
         vs = http_vs(port, request="check.txt", receive="says OK", virtualhost="www.example.test")
         assert (await check_once(vs, vs.reals[0])).ok
         vs = http_vs(port, request="check.txt", receive="says OK")  # Host = address: default server, 404

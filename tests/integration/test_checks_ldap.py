@@ -9,7 +9,8 @@ import pytest
 
 from hadirector.checks.scheduler import check_once
 
-from checks_util import Proc, free_port, make_cert, need, vs_for, wait_port
+from checks_util import make_cert, vs_for
+from hdtest import Proc, need, start_server
 
 SUFFIX = "dc=example,dc=test"
 
@@ -40,18 +41,21 @@ directory {base}/db
 access to attrs=userPassword by anonymous auth by * none
 access to * by * read
 """)
-    port, sport = free_port(), free_port()
-    proc = Proc(["/usr/sbin/slapd", "-f", conf, "-h", f"ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{sport}/", "-d", "0"])
+    def slapd(port, sport):
+        return Proc(["/usr/sbin/slapd", "-f", conf, "-h", f"ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{sport}/",
+                     "-d", "0"])
+
+    proc = None
     try:
-        wait_port(port, proc=proc.p)
-        wait_port(sport, proc=proc.p)
+        proc, (port, sport) = start_server(slapd, ("tcp", "tcp"))
         ldif = (f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n"
                 f"dn: cn=checker,{SUFFIX}\nobjectClass: inetOrgPerson\ncn: checker\nsn: Checker\nuserPassword: s3cret\n")
         subprocess.run(["ldapadd", "-x", "-H", f"ldap://127.0.0.1:{port}", "-D", f"cn=admin,{SUFFIX}", "-w", "admin-secret"],
                        input=ldif, text=True, check=True, capture_output=True, timeout=30)
         yield port, sport
     finally:
-        proc.stop()
+        if proc is not None:
+            proc.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from hadirector.checks.scheduler import check_once
 
-from checks_util import Proc, free_port, make_cert, need, vs_for, wait_port
+from checks_util import make_cert, vs_for
+from hdtest import Proc, need, start_server
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +25,13 @@ def dovecot(tmp_path_factory):
     os.chown(home, 65534, 65534)
     with open(os.path.join(base, "passwd"), "w") as f:
         f.write("checker:{PLAIN}s3cret\n")
-    ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
     conf = os.path.join(base, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(f"""
+    names = ("imap", "imaps", "pop3", "pop3s")
+
+    def dovecot(*numbers):
+        ports = dict(zip(names, numbers))
+        with open(conf, "w") as f:
+            f.write(f"""
 base_dir = {base}/run
 state_dir = {base}/state
 protocols = imap pop3
@@ -73,13 +77,15 @@ service anvil {{
   chroot =
 }}
 """)
-    proc = Proc(["/usr/sbin/dovecot", "-F", "-c", conf])
+        return Proc(["/usr/sbin/dovecot", "-F", "-c", conf])
+
+    proc = None
     try:
-        for p in ports.values():
-            wait_port(p, proc=proc.p)
-        yield ports
+        proc, numbers = start_server(dovecot, ("tcp",) * len(names))
+        yield dict(zip(names, numbers))
     finally:
-        proc.stop()
+        if proc is not None:
+            proc.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 

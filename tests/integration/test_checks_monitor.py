@@ -8,13 +8,13 @@ import email.policy
 import stat
 
 import pytest
-from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 from hadirector.checks.alerts import Notifier
 from hadirector.checks.monitor import HealthMonitor
 from hadirector.config.model import Alerts, Balancer, Fallback, Real, VirtualService
 
-from checks_util import free_port
+from hdtest import async_wait_until, listening, port_of
 
 
 class Inbox:
@@ -27,15 +27,17 @@ class Inbox:
 
 
 @pytest.fixture
-def smtp():
+async def smtp():
+    """aiosmtpd in the test's event loop, on a listening socket the kernel gave us."""
     inbox = Inbox()
-    port = free_port()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
-    ctl.start()
+    sock = listening()
+    port = port_of(sock)
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(inbox, hostname="127.0.0.1"), sock=sock)
     try:
         yield inbox, f"127.0.0.1:{port}"
     finally:
-        ctl.stop()
+        server.close()
+        await server.wait_closed()
 
 
 def recorder(tmp_path, name):
@@ -46,23 +48,16 @@ def recorder(tmp_path, name):
     return str(p), out
 
 
-async def wait_for(pred, timeout=6.0):
-    for _ in range(int(timeout / 0.05)):
-        if pred():
-            return True
-        await asyncio.sleep(0.05)
-    return pred()
-
-
 def subjects(inbox):
     return [str(email.message_from_string(content, policy=email.policy.default)["Subject"])
             for _, _, content in inbox.mails]
 
 
-async def test_alert_mail_and_commands(smtp, tmp_path):
+async def test_alert_mail_and_commands(smtp, tmp_path, held_ports):
     inbox, smtp_addr = smtp
-    up_srv = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
-    live = up_srv.sockets[0].getsockname()[1]
+    live_port = held_ports.reserve()  # the live real goes down and comes back on this number
+    live = live_port.port
+    up_srv = await asyncio.start_server(lambda r, w: w.close(), sock=live_port.listen())
     doomed_srv = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     doomed = doomed_srv.sockets[0].getsockname()[1]
     notify_down, down_log = recorder(tmp_path, "down")
@@ -78,36 +73,40 @@ async def test_alert_mail_and_commands(smtp, tmp_path):
     await mon.start()
     mon.set_daemon_status("running")
     try:
-        assert await wait_for(lambda: fb_log.exists())
+        await async_wait_until(lambda: fb_log.exists(), 6, what='the fallback command at start')
         assert fb_log.read_text().split("|")[0].split() == ["stop", "198.18.0.100:80", "tcp"]  # as ldirectord at start
         doomed_srv.close()
         await doomed_srv.wait_closed()
         want = f"[web] [hadirector] real 127.0.0.1:{doomed} of TCP 198.18.0.100:80 is down (quiescent, weight 0)"
-        assert await wait_for(lambda: want in subjects(inbox)), subjects(inbox)
+        await async_wait_until(lambda: want in subjects(inbox), 6,
+                               what=lambda: f'the "is down" alert mail (subjects: {subjects(inbox)})')
         mail_from, rcpts, content = inbox.mails[0]
         assert rcpts == ("ops@example.test",) and "From: lb@example.test" in content
         assert "Daemon-Status: running" in content and "Reason: connect to port" in content
-        assert await wait_for(lambda: down_log.exists())
+        await async_wait_until(lambda: down_log.exists(), 6, what='the notify_down command')
         assert down_log.read_text().strip() == f"| 127.0.0.1:{doomed} DOWN"  # keepalived: no arguments
         view = mon.view()[vs.name]
         states = {r.key.port: (r.state, r.weight) for r in view.reals}
         assert states == {live: ("up", 4), doomed: ("quiescent", 0)} and view.fallback is None
         # emailalertfreq = 1 s: a reminder while it stays down
-        assert await wait_for(lambda: any("still down" in s for s in subjects(inbox)), timeout=4)
+        await async_wait_until(lambda: any("still down" in s for s in subjects(inbox)), 4,
+                               what='a "still down" reminder mail')
         # the last real goes: fallback on, fallbackcommand start
         up_srv.close()
         await up_srv.wait_closed()
-        assert await wait_for(lambda: mon.view()[vs.name].fallback is not None)
-        assert await wait_for(lambda: "start 198.18.0.100:80 tcp" in fb_log.read_text())
-        assert await wait_for(lambda: any("fallback 127.0.0.1:8080" in s and s.endswith("is on") for s in subjects(inbox)))
+        await async_wait_until(lambda: mon.view()[vs.name].fallback is not None, 6, what='the fallback to be on')
+        await async_wait_until(lambda: "start 198.18.0.100:80 tcp" in fb_log.read_text(), 6, what='fallbackcommand start')
+        await async_wait_until(lambda: any("fallback 127.0.0.1:8080" in s and s.endswith("is on")
+                                           for s in subjects(inbox)), 6, what='the "fallback is on" mail')
         # it comes back
-        back = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", live)
-        assert await wait_for(lambda: mon.view()[vs.name].fallback is None)
-        assert await wait_for(lambda: up_log.exists() and f"127.0.0.1:{live} UP" in up_log.read_text())
-        assert await wait_for(lambda: fb_log.read_text().count("stop") == 2)
+        back = await asyncio.start_server(lambda r, w: w.close(), sock=live_port.listen())
+        await async_wait_until(lambda: mon.view()[vs.name].fallback is None, 6, what='the fallback to be off')
+        await async_wait_until(lambda: up_log.exists() and f"127.0.0.1:{live} UP" in up_log.read_text(), 6,
+                               what='the notify_up command')
+        await async_wait_until(lambda: fb_log.read_text().count("stop") == 2, 6, what='the second fallbackcommand stop')
         # the mail goes out after the state change, over SMTP: wait for its delivery as above
-        assert await wait_for(lambda: any(s.endswith(f"real 127.0.0.1:{live} of TCP 198.18.0.100:80 is up")
-                                          for s in subjects(inbox)))
+        await async_wait_until(lambda: any(s.endswith(f"real 127.0.0.1:{live} of TCP 198.18.0.100:80 is up")
+                                           for s in subjects(inbox)), 6, what='the "is up" alert mail')
         back.close()
         h = mon.health()
         assert all(x.last_check is not None for x in h.values())
@@ -116,7 +115,7 @@ async def test_alert_mail_and_commands(smtp, tmp_path):
         await mon.stop()
 
 
-async def test_quorum_commands(tmp_path):
+async def test_quorum_commands(tmp_path, held_ports):
     qup, qup_log = recorder(tmp_path, "qup")
     qdown, qdown_log = recorder(tmp_path, "qdown")
     srv = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
@@ -124,11 +123,12 @@ async def test_quorum_commands(tmp_path):
     vs = VirtualService(address="198.18.0.100", port=80, checktype="connect", checkinterval="200ms",
                         quorum=3, hysteresis=0, quorum_up=qup, quorum_down=qdown,
                         fallback=Fallback(address="127.0.0.1", port=8080),
-                        reals=[Real(address="127.0.0.1", port=port, weight=2), Real(address="127.0.0.1", port=free_port(), weight=2)])
+                        reals=[Real(address="127.0.0.1", port=port, weight=2), Real(address="127.0.0.1", port=held_ports.closed_tcp(), weight=2)])
     mon = HealthMonitor(Balancer(virtual=(vs,)), startup_window=0.01)
     await mon.start()
     try:
-        assert await wait_for(lambda: qdown_log.exists())  # 2 < 3: quorum lost once the dead real is down
+        # 2 < 3: quorum lost once the dead real is down
+        await async_wait_until(lambda: qdown_log.exists(), 6, what='the quorum_down command')
         view = mon.view()[vs.name]
         assert not view.quorum_up and view.fallback is not None
         assert [r.state for r in view.reals] == ["removed", "removed"]
@@ -141,10 +141,10 @@ async def test_quorum_commands(tmp_path):
         await mon.stop()
 
 
-async def test_mail_failure_is_counted_not_raised():
+async def test_mail_failure_is_counted_not_raised(held_ports):
     from hadirector.checks.alerts import Mail
     n = Notifier(mail_timeout=2)
-    ok = await n.send(Mail(("a@example.test",), None, f"127.0.0.1:{free_port()}", "s", "b"))
+    ok = await n.send(Mail(("a@example.test",), None, f"127.0.0.1:{held_ports.closed_tcp()}", "s", "b"))
     assert not ok and n.failed == 1
 
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import socket
 import stat
 import threading
 
@@ -11,7 +10,8 @@ import pytest
 from hadirector.checks.scheduler import check_once
 from hadirector.config.model import Real, VirtualService
 
-from checks_util import Proc, free_port, need, vs_for, wait_port
+from checks_util import vs_for
+from hdtest import Proc, listening, need, port_of, start_server
 
 
 # ----------------------------------------------------------------------------- connect
@@ -31,11 +31,11 @@ async def test_connect_up_and_refused():
     assert not r.ok and "refused" in r.reason.lower()
 
 
-async def test_checkport_overrides_real_port():
+async def test_checkport_overrides_real_port(held_ports):
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        vs = vs_for(free_port(), checktype="connect", checkport=port)
+        vs = vs_for(held_ports.closed_tcp(), checktype="connect", checkport=port)
         assert (await check_once(vs, vs.reals[0])).ok
     finally:
         server.close()
@@ -45,15 +45,15 @@ async def test_checkport_overrides_real_port():
 
 
 async def test_smtp_against_aiosmtpd():
-    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP
 
     class Sink:
         async def handle_DATA(self, server, session, envelope):
             return "250 OK"
 
-    port = free_port()
-    ctl = Controller(Sink(), hostname="127.0.0.1", port=port)
-    ctl.start()
+    sock = listening()
+    port = port_of(sock)
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(Sink(), hostname="127.0.0.1"), sock=sock)
     try:
         vs = vs_for(port, service="smtp")
         r = await check_once(vs, vs.reals[0])
@@ -61,7 +61,8 @@ async def test_smtp_against_aiosmtpd():
         vs = vs_for(port, service="submission")
         assert (await check_once(vs, vs.reals[0])).ok
     finally:
-        ctl.stop()
+        server.close()
+        await server.wait_closed()
     assert not (await check_once(vs, vs.reals[0])).ok
 
 
@@ -96,7 +97,8 @@ def ftp_server(tmp_path):
     auth = DummyAuthorizer()
     auth.add_user("checker", "s3cret", str(root), perm="elr")
     auth.add_anonymous(str(root))
-    handler = type("H", (FTPHandler,), {"authorizer": auth, "passive_ports": range(30000, 30100)})
+    # passive_ports None (the default): each data connection listens on a port the kernel picks
+    handler = type("H", (FTPHandler,), {"authorizer": auth, "passive_ports": None})
     server = FTPServer(("127.0.0.1", 0), handler)
     port = server.socket.getsockname()[1]
     t = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1, "blocking": True}, daemon=True)
@@ -131,19 +133,11 @@ async def test_ftp_login_and_file(ftp_server):
 @pytest.fixture
 def dnsmasq(tmp_path):
     need("dnsmasq")
-    for attempt in range(3):  # the port is free for UDP; TCP (dnsmasq binds both) may be taken
-        port = free_port(socket.SOCK_DGRAM)
-        proc = Proc(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-daemon",
-                     "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", "--user=root",
-                     f"--pid-file={tmp_path}/dnsmasq.pid", "--host-record=www.example.test,198.18.5.5",
-                     "--ptr-record=6.5.18.198.in-addr.arpa,mail.example.test"])
-        try:
-            wait_port(port, proc=proc.p)
-            break
-        except RuntimeError:
-            proc.stop()
-            if attempt == 2:
-                raise
+    proc, (port,) = start_server(lambda port: Proc(
+        ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-daemon",
+         "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", "--user=root",
+         f"--pid-file={tmp_path}/dnsmasq.pid", "--host-record=www.example.test,198.18.5.5",
+         "--ptr-record=6.5.18.198.in-addr.arpa,mail.example.test"]), ("tcp+udp",))
     try:
         yield port
     finally:
@@ -167,8 +161,8 @@ async def test_dns_a_and_ptr(dnsmasq):
     assert not (await check_once(vs, vs.reals[0])).ok
 
 
-async def test_dns_no_server_is_down():
-    vs = vs_for(free_port(socket.SOCK_DGRAM), service="dns", protocol="udp", request="www.example.test",
+async def test_dns_no_server_is_down(held_ports):
+    vs = vs_for(held_ports.closed_udp(), service="dns", protocol="udp", request="www.example.test",
                 negotiatetimeout="500ms")
     assert not (await check_once(vs, vs.reals[0])).ok
 
@@ -278,8 +272,8 @@ async def test_fwmark_external_gets_the_mark(tmp_path):
 # ----------------------------------------------------------------------------- on / off / none
 
 
-async def test_on_off_none():
-    port = free_port()  # nothing listens: these checks do not touch the network
+async def test_on_off_none(held_ports):
+    port = held_ports.closed_tcp()  # nothing listens: these checks do not touch the network
     for kw, ok in (({"checktype": "on"}, True), ({"checktype": "off"}, False),
                    ({"checktype": "negotiate", "service": "none"}, True)):
         vs = vs_for(port, **kw)

@@ -3,14 +3,14 @@
 import os
 import re
 import shutil
-import socket
 import tempfile
 
 import pytest
 
 from hadirector.checks.scheduler import check_once
 
-from checks_util import Proc, free_port, need, vs_for, wait_port
+from checks_util import vs_for
+from hdtest import Proc, need, start_server
 
 CONF = "/etc/freeradius/3.0"
 
@@ -23,12 +23,13 @@ def freeradius():
     base = tempfile.mkdtemp(prefix="hdt-rad-", dir="/tmp")
     d = os.path.join(base, "raddb")
     shutil.copytree(CONF, d, symlinks=True)
-    port = free_port(socket.SOCK_DGRAM)
     for name in os.listdir(f"{d}/sites-enabled"):
         os.unlink(f"{d}/sites-enabled/{name}")
     os.unlink(f"{d}/mods-enabled/eap")  # EAP needs the inner-tunnel site and certificates: not used here
-    with open(f"{d}/sites-enabled/check", "w") as f:
-        f.write(f"""server default {{
+
+    def site(port):
+        with open(f"{d}/sites-enabled/check", "w") as f:
+            f.write(f"""server default {{
 \tlisten {{
 \t\ttype = auth
 \t\tipaddr = 127.0.0.1
@@ -47,6 +48,7 @@ def freeradius():
 \t}}
 }}
 """)
+
     users = f"{d}/mods-config/files/authorize"
     with open(users) as f:
         rest = f.read()
@@ -63,12 +65,18 @@ def freeradius():
             if not os.path.islink(p):
                 os.chmod(p, os.stat(p).st_mode | (0o005 if n in dirs else 0o004))
     os.chmod(base, 0o755)
-    proc = Proc(["freeradius", "-f", "-d", d, "-l", "stdout"])
+
+    def freeradius(port):
+        site(port)
+        return Proc(["freeradius", "-f", "-d", d, "-l", "stdout"])
+
+    proc = None
     try:
-        wait_port(port, proc=proc.p, udp=True)
+        proc, (port,) = start_server(freeradius, ("udp",))
         yield port
     finally:
-        proc.stop()
+        if proc is not None:
+            proc.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -89,8 +97,8 @@ async def test_radius_reject_and_wrong_secret(freeradius):
     assert not r.ok, r.reason
 
 
-async def test_radius_no_server():
-    vs = vs_for(free_port(socket.SOCK_DGRAM), service="radius", protocol="udp", login="checker", passwd="s3cret",
+async def test_radius_no_server(held_ports):
+    vs = vs_for(held_ports.closed_udp(), service="radius", protocol="udp", login="checker", passwd="s3cret",
                 secret="testing123")
     r = await check_once(vs, vs.reals[0])
     assert not r.ok and "unreachable" in r.reason

@@ -7,8 +7,6 @@ import os
 from hadirector.checks.scheduler import CheckScheduler
 from hadirector.config.model import Real, VirtualService
 
-from checks_util import free_port
-
 
 class Listener:
     """A TCP server on 127.0.0.1 that records accept times and optionally answers HTTP slowly."""
@@ -83,11 +81,12 @@ async def test_every_real_checked_each_interval_spread_over_it():
     assert all(h.up and h.last_ok for h in sched.health().values())
 
 
-async def test_concurrency_bound():
+async def test_concurrency_bound(held_ports):
     l = Listener(hold=0.4)  # each connection is held 0.4 s before the server reads
-    port = free_port()
+    held = held_ports.reserve("0.0.0.0")  # one number for all twelve loopback addresses
+    port = held.port
     reals = [Real(address=f"127.0.0.{i + 1}", port=port) for i in range(12)]
-    servers = [await asyncio.start_server(l._handle, r.address, port) for r in reals]
+    servers = [await asyncio.start_server(l._handle, sock=held.listen(r.address)) for r in reals]
     vs = VirtualService(address="198.18.0.100", port=80, checktype="negotiate", service="simpletcp", request="x",
                         receive="ok", checkinterval="1s", negotiatetimeout="3s", reals=reals)
     sched = CheckScheduler([vs], concurrency=3, startup_window=0.05)
@@ -169,9 +168,9 @@ async def test_timeout_counts_as_failure():
     assert sched.stats().timeouts >= 1
 
 
-async def test_update_applies_only_the_difference():
+async def test_update_applies_only_the_difference(held_ports):
     a, b, c = [await Listener().start() for _ in range(3)]
-    dead = free_port()
+    dead = held_ports.closed_tcp()
     vs1 = vs_of([a.port, b.port, dead], checkinterval="200ms")
     sched = CheckScheduler([vs1], startup_window=0.01)
     await sched.start()

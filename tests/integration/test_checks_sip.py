@@ -2,14 +2,14 @@
 
 import os
 import shutil
-import socket
 import tempfile
 
 import pytest
 
 from hadirector.checks.scheduler import check_once
 
-from checks_util import Proc, free_port, need, vs_for, wait_port
+from checks_util import vs_for
+from hdtest import Proc, need, start_server
 
 MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 
@@ -18,10 +18,11 @@ MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 def kamailio():
     need("kamailio", MODULES + "sl.so")
     base = tempfile.mkdtemp(prefix="hdt-sip-", dir="/tmp")
-    port = free_port()
     conf = os.path.join(base, "kamailio.cfg")
-    with open(conf, "w") as f:
-        f.write(f"""#!KAMAILIO
+
+    def kamailio(port):
+        with open(conf, "w") as f:
+            f.write(f"""#!KAMAILIO
 debug=1
 log_stderror=yes
 children=1
@@ -43,14 +44,17 @@ request_route {{
     sl_send_reply("403", "Forbidden");
 }}
 """)
-    proc = Proc(["kamailio", "-f", conf, "-DD", "-E", "-P", f"{base}/kamailio.pid", "-Y", base, "-w", base],
-                stderr=open(f"{base}/log", "w"))
+        with open(f"{base}/log", "w") as log:
+            return Proc(["kamailio", "-f", conf, "-DD", "-E", "-P", f"{base}/kamailio.pid", "-Y", base, "-w", base],
+                        stderr=log)
+
+    proc = None
     try:
-        wait_port(port, proc=proc.p)
-        wait_port(port, proc=proc.p, udp=True)
+        proc, (port,) = start_server(kamailio, ("tcp+udp",))
         yield port
     finally:
-        proc.stop()
+        if proc is not None:
+            proc.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -69,7 +73,7 @@ async def test_sip_options_tcp(kamailio):
     assert r.ok, r.reason
 
 
-async def test_sip_no_server():
-    vs = vs_for(free_port(socket.SOCK_DGRAM), service="sip", protocol="udp")
+async def test_sip_no_server(held_ports):
+    vs = vs_for(held_ports.closed_udp(), service="sip", protocol="udp")
     r = await check_once(vs, vs.reals[0])
     assert not r.ok and "unreachable" in r.reason

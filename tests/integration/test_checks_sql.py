@@ -10,7 +10,8 @@ import pytest
 
 from hadirector.checks.scheduler import check_once
 
-from checks_util import Proc, free_port, need, vs_for, wait_port
+from checks_util import vs_for
+from hdtest import Proc, need, start_server
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
@@ -40,7 +41,6 @@ def postgres():
         pytest.skip("starts PostgreSQL as user postgres: needs root")
     base = _own_tmpdir("postgres", "hdt-pg-")
     data = os.path.join(base, "data")
-    port = free_port()
     proc = None
     try:
         _as("postgres", [f"{PG_BIN}/initdb", "-D", data, "-U", "postgres", "--auth-local=trust",
@@ -50,9 +50,9 @@ def postgres():
                     "host all md5user 127.0.0.1/32 md5\n"
                     "host all trustuser 127.0.0.1/32 trust\n"
                     "host all all 127.0.0.1/32 scram-sha-256\n")
-        proc = Proc(["runuser", "-u", "postgres", "--", f"{PG_BIN}/postgres", "-D", data, "-k", base,
-                     "-p", str(port), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-        wait_port(port, proc=proc.p)
+        proc, (port,) = start_server(lambda port: Proc(
+            ["runuser", "-u", "postgres", "--", f"{PG_BIN}/postgres", "-D", data, "-k", base,
+             "-p", str(port), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]), ("tcp",))
         sql = ("CREATE USER checker PASSWORD 's3cret';"
                "SET password_encryption = 'md5'; CREATE USER md5user PASSWORD 'md5pass';"
                "CREATE USER trustuser;")
@@ -122,16 +122,16 @@ def mariadb():
     base = _own_tmpdir("mysql", "hdt-my-")
     data = os.path.join(base, "data")
     sock = os.path.join(base, "sock")
-    port = free_port()
     proc = None
     try:
         subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=mysql",
                         "--auth-root-authentication-method=socket", "--skip-test-db"],
                        check=True, capture_output=True, timeout=120)
-        proc = Proc(["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
-                     "--bind-address=127.0.0.1", "--user=mysql", "--skip-name-resolve",
-                     f"--pid-file={base}/mariadb.pid", "--innodb-buffer-pool-size=16M", "--skip-log-bin"])
-        wait_port(port, proc=proc.p, timeout=60)
+        proc, (port,) = start_server(lambda port: Proc(
+            ["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
+             "--bind-address=127.0.0.1", "--user=mysql", "--skip-name-resolve",
+             f"--pid-file={base}/mariadb.pid", "--innodb-buffer-pool-size=16M", "--skip-log-bin"]),
+            ("tcp",), timeout=60)
         sql = ("CREATE USER 'checker'@'127.0.0.1' IDENTIFIED BY 's3cret';"
                "CREATE DATABASE hc; CREATE TABLE hc.pool(name varchar(20), enabled int);"
                "INSERT INTO hc.pool VALUES ('a', 1); GRANT SELECT ON hc.* TO 'checker'@'127.0.0.1';")

@@ -4,18 +4,13 @@ import asyncio
 import json
 import os
 import signal
-import socket
+import subprocess
 import sys
 
+from hdtest import Proc, async_wait_until, start_server
 from proxy_util import HttpReal, http_get
 
 SRC = os.path.join(os.path.dirname(__file__), "..", "..", "src")
-
-
-def free_port(host):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 async def hadirector(*args):
@@ -31,18 +26,19 @@ async def test_lvs_shows_a_running_standalone_proxy(tmp_path):
     reals = [await HttpReal(f"r{i}", host=f"127.0.0.{i + 2}").start() for i in range(2)]
     state = str(tmp_path / "state")
     vip = "127.0.0.11"
-    port = free_port(vip)
     env = dict(os.environ, PYTHONPATH=SRC)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hadirector.dataplane.proxy", "--service", f"tcp:{vip}:{port}",
-        "--real", f"{reals[0].host}:{reals[0].port}:3", "--real", f"{reals[1].host}:{reals[1].port}:1",
-        "--state-dir", state, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+    def proxy(port):
+        return Proc([sys.executable, "-m", "hadirector.dataplane.proxy", "--service", f"tcp:{vip}:{port}",
+                     "--real", f"{reals[0].host}:{reals[0].port}:3", "--real", f"{reals[1].host}:{reals[1].port}:1",
+                     "--state-dir", state], env=env, stdout=subprocess.PIPE)
+
+    proc, (port,) = start_server(proxy, ("tcp",), host=vip)
     try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        line = proc.p.stdout.readline()  # printed right after the listener opened
         assert b"listening on" in line, line
-        async with asyncio.timeout(10):
-            while not os.path.exists(os.path.join(state, "control.sock")):
-                await asyncio.sleep(0.05)
+        await async_wait_until(lambda: os.path.exists(os.path.join(state, "control.sock")), 10,
+                               what="the control socket")
         bodies = [await http_get(vip, port) for _ in range(8)]
         assert sorted(bodies) == ["r0"] * 6 + ["r1"] * 2
 
@@ -65,8 +61,9 @@ async def test_lvs_shows_a_running_standalone_proxy(tmp_path):
         svc = json.loads(out)["services"][0]
         assert svc["stats"]["conns"] == 8 and svc["stats"]["inbytes"] > 0
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        proc.p.send_signal(signal.SIGTERM)
+        assert proc.p.wait(10) == 0
+        proc.p.stdout.close()
         for r in reals:
             await r.stop()
     rc, out, err = await hadirector("lvs", "--state-dir", state)
