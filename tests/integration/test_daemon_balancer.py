@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from hdtest import wait_until
+
 HB_PORT = 16950
 A_VIP, B_VIP, VPORT, RPORT = "127.0.0.120", "127.0.0.121", 18280, 18281
 A_REALS = ["127.0.0.21", "127.0.0.22"]
@@ -108,15 +110,6 @@ def _listening(addr, port):
         return False
 
 
-def _wait(cond, timeout, what):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return time.monotonic() - t0
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def _ctl(state, *args):
     r = subprocess.run([sys.executable, "-m", "hadirector", *args, "--state-dir", state],
                        capture_output=True, text=True, timeout=30)
@@ -131,7 +124,7 @@ def env(tmp_path):
             p.start(f"real{i}", [sys.executable, "-m", "hadirector.lab.httpd", "--port", str(RPORT),
                                  "--bind", addr, "--identity", addr])
         for addr in A_REALS + B_REALS:
-            _wait(lambda a=addr: _listening(a, RPORT), 10, f"real {addr}")
+            wait_until(lambda a=addr: _listening(a, RPORT), 10, 0.05, f"real {addr}")
         cfg = tmp_path / "solo.toml"
         notify = tmp_path / "notify.sh"
         notify.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'notify.log'}\n")
@@ -140,7 +133,7 @@ def env(tmp_path):
         state = str(tmp_path / "state")
         p.start("daemon", [sys.executable, "-m", "hadirector", "run", "-c", str(cfg), "--node", "solo",
                            "--state-dir", state])
-        _wait(lambda: _listening(A_VIP, VPORT) and _listening(B_VIP, VPORT), 15, "the virtual services")
+        wait_until(lambda: _listening(A_VIP, VPORT) and _listening(B_VIP, VPORT), 15, 0.05, "the virtual services")
         yield p, cfg, state
     finally:
         p.close()
@@ -157,13 +150,14 @@ def test_real_leaves_and_returns_within_bound(env):
     p, cfg, state = env
     # the group's notify command ran as keepalived's does: GROUP <name> MASTER <priority>
     log = cfg.parent / "notify.log"
-    _wait(log.exists, 10, "the notify command")
+    wait_until(log.exists, 10, 0.05, "the notify command")
     assert log.read_text().split()[:3] == ["GROUP", "lb", "MASTER"]
     assert sorted(_lvs_reals(state)) == sorted(f"{a}:{RPORT}" for a in A_REALS + B_REALS)
     bound = (INTERVAL_MS * FAILURECOUNT + TIMEOUT_MS) / 1000
     t0 = time.monotonic()
     p.stop("real1")  # 127.0.0.22
-    took = _wait(lambda: f"{A_REALS[1]}:{RPORT}" not in _lvs_reals(state), 10, "the stopped real to leave")
+    wait_until(lambda: f"{A_REALS[1]}:{RPORT}" not in _lvs_reals(state), 10, 0.05, "the stopped real to leave")
+    took = time.monotonic() - t0
     # the check schedule allows up to one interval of phase before the first failing check
     assert took <= bound + INTERVAL_MS / 1000 + 1.0, f"left after {took:.2f}s, bound {bound:.2f}s"
     # lvs --checks and --json show the check state, last result, last change and reason
@@ -185,7 +179,7 @@ def test_real_leaves_and_returns_within_bound(env):
             assert A_REALS[0].encode() in s.makefile("rb").read()
     p.start("real1", [sys.executable, "-m", "hadirector.lab.httpd", "--port", str(RPORT),
                       "--bind", A_REALS[1], "--identity", A_REALS[1]])
-    _wait(lambda: f"{A_REALS[1]}:{RPORT}" in _lvs_reals(state), 10, "the real to return")
+    wait_until(lambda: f"{A_REALS[1]}:{RPORT}" in _lvs_reals(state), 10, 0.05, "the real to return")
     del t0
 
 
@@ -208,7 +202,7 @@ def test_reload_changes_one_service_leaves_the_other_alone(env):
     # change only service A's scheduler, then SIGHUP the daemon
     cfg.write_text(_config("rr", str(cfg.parent / "notify.sh")))
     os.kill(p.procs["daemon"].pid, signal.SIGHUP)
-    _wait(lambda: " rr" in _ctl(state, "lvs", "-n").stdout, 10, "service A to show scheduler rr")
+    wait_until(lambda: " rr" in _ctl(state, "lvs", "-n").stdout, 10, 0.05, "service A to show scheduler rr")
     assert "balancer updated" in p.log("daemon")
     # the open connection through B still works, on the same socket
     assert B_REALS[0].encode() in request()

@@ -16,6 +16,7 @@ import pytest
 
 from hadirector.lab.hacluster import HaCluster
 from hadirector.lab.presets import director_pair
+from hdtest import wait_until
 
 KEEPALIVE, DEADTIME = 100, 500
 
@@ -30,17 +31,9 @@ def _cluster(lab, tmp_path, auto_failback="on", two_links=True) -> HaCluster:
 
 def _client_reaches(c: HaCluster, want: str, timeout: float = 5.0) -> None:
     """The client gets an answer from `want` through the VIP (retrying while ARP settles)."""
-    t_end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < t_end:
-        try:
-            last = c.client_get(timeout=0.5)
-            if last.strip() == want:
-                return
-        except Exception as e:  # noqa: BLE001 - connection refused/timeout while moving
-            last = repr(e)
-        time.sleep(0.05)
-    raise AssertionError(f"client did not reach {want} through the VIP; last answer {last!r}")
+    # connection refused / timeouts while the VIP moves are "not yet"
+    wait_until(lambda: c.client_get(timeout=0.5).strip() == want or None, timeout, 0.05,
+               f"the client to reach {want} through the VIP", ignore=(Exception,))
 
 
 def _no_double_holder(samples, allowed_off: bool = True) -> None:
@@ -82,10 +75,8 @@ def test_acquire_power_loss_failback_on(lab, tmp_path):
         # (c) the preferred node returns; its stale VIP (left by the "crash") is removed at start,
         # before its links come back; with auto_failback on the VIP moves back to it
         c.start("dir-a")
-        t_end = time.monotonic() + 10
-        while c.hosts["dir-a"].has_address(c.vip) and time.monotonic() < t_end:
-            time.sleep(0.05)
-        assert not c.hosts["dir-a"].has_address(c.vip), "stale VIP not removed at start-up"
+        wait_until(lambda: not c.hosts["dir-a"].has_address(c.vip), 10, 0.05,
+                   "the stale VIP to be removed at start-up")
         c.power_on_links("dir-a")
         c.wait_holder("dir-a", timeout=15, stable=0.3)
         _client_reaches(c, "dir-a")
@@ -117,9 +108,8 @@ def test_failback_off_standby_takeover(lab, tmp_path):
         c.power_off("dir-a")
         c.wait_holder("dir-b", timeout=10)
         c.start("dir-a")
-        t_end = time.monotonic() + 10
-        while c.hosts["dir-a"].has_address(c.vip) and time.monotonic() < t_end:
-            time.sleep(0.05)
+        wait_until(lambda: not c.hosts["dir-a"].has_address(c.vip), 10, 0.05,
+                   "the stale VIP to be removed at start-up")
         c.power_on_links("dir-a")
         time.sleep(3 * DEADTIME / 1000 + 1.0)  # long enough for a failback to have happened
         assert c.holders() == ("dir-b",)

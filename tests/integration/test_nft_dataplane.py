@@ -17,7 +17,7 @@ from hadirector.dataplane.base import DataPlaneError
 from hadirector.dataplane.nft import NftDataPlane
 from hadirector.dataplane.nft_render import NftOptions
 from hadirector.lab import VIP, balancer
-from hdtest import need_root
+from hdtest import async_wait_until, need_root
 
 METHODS = ["masq", "gate"]
 
@@ -86,15 +86,34 @@ async def test_requests_follow_weights(lab, method):
     try:
         await dp.apply(desired(bl, method, weights=(3, 1, 0)))
         res = load(bl, n=2000, c=20)
-        assert res["errors"] == 0, res
+        assert res["errors"] == 0 and res["ok"] == 2000, res  # every request answered
         counts = res["counts"]
         assert set(counts) == {"real1", "real2"}, counts  # weight 0: nothing to real3
         assert ratio_ok(counts, "real1", "real2", 3.0), counts
         await dp.refresh()
         st = dp.stats().service(f"TCP {VIP}:80")
-        assert st.counters.conns == 2000
         r1 = st.reals[(bl.real_addr["real1"], 80)]
-        assert r1.counters.conns == counts["real1"] and r1.counters.inpkts >= 3 * counts["real1"]
+        # `conns` counts scheduling decisions (new flows), as IPVS's conns counts new connection
+        # entries, not connect() calls. The client's kernel may give a connection the source port
+        # of an earlier one that the server closed first (the client keeps no TIME_WAIT then):
+        # __inet_hash_connect walks the port range from a table_perturb slot hashed from the
+        # addresses only, shared by every namespace, so other labs connecting 198.18.0.10 ->
+        # VIP:80 at the same time (a parallel run) advance our walk and it wraps within 2000
+        # connections (measured: 3 namespaces x 3000 connections each, ~7 % reused ports).
+        # NAT: conntrack re-opens that tuple as a new entry (nf_conntrack_proto_tcp.c tcp_packet,
+        # "Attempt to reopen a closed/aborted connection"), so every connection is a new decision.
+        # Direct routing: the flow is still in the real's closing set (tcpfin_timeout) and its SYN
+        # goes to the same real without one (IPVS does the same for a DR connection in FIN_WAIT
+        # with the default conn_reuse_mode=1: ip_vs_core.c is_new_conn_expected). Distinct source
+        # ports are therefore a lower bound, connections an upper one.
+        if method == "masq":
+            assert st.counters.conns == res["ok"], (st.counters.conns, res)
+            assert r1.counters.conns == counts["real1"]
+        else:
+            assert res["flows"] <= st.counters.conns <= res["ok"], (st.counters.conns, res)
+            assert r1.counters.conns <= counts["real1"]
+        assert sum(r.counters.conns for r in st.reals.values()) == st.counters.conns
+        assert r1.counters.inpkts >= 3 * counts["real1"]
         if method == "masq":
             assert r1.counters.outpkts >= 2 * counts["real1"]  # replies come back through us
         else:
@@ -333,11 +352,11 @@ async def test_wlc_steers_new_connections_away_from_the_busy_real(lab, method):
         assert {c.get() for c in conns} == {"real1"}
         await dp.apply(desired(bl, method, weights=(1, 1, 1), scheduler="wlc"))
         # wait (bounded) until a measurement turned the counts into weights
-        for _ in range(50):
-            await asyncio.sleep(0.1)
-            st = dp.stats().service(f"TCP {VIP}:80")
-            if st.reals.get((bl.real_addr["real1"], 80)) and st.reals[(bl.real_addr["real1"], 80)].active >= 12:
-                break
+        def real1_active():
+            r1 = dp.stats().service(f"TCP {VIP}:80").reals.get((bl.real_addr["real1"], 80))
+            return r1.active if r1 else None
+        await async_wait_until(lambda: (real1_active() or 0) >= 12, 5, 0.1,
+                               lambda: f"real1's 12 open connections measured (active {real1_active()})")
         await asyncio.sleep(0.5)
         res = load(bl, n=20, c=1)
         assert res["errors"] == 0 and "real1" not in res["counts"], res
@@ -380,10 +399,8 @@ async def test_gate_real_without_arp_answer_is_left_out_until_it_answers(lab):
         late.run([sys.executable, "-m", "hadirector", "realserver", "--vip", VIP,
                   "--state-dir", os.path.join(lab.dir, "late"), "up"])
         late.http_server(port=80, identity="late")
-        for _ in range(50):
-            await asyncio.sleep(0.1)
-            if not dp._unresolved:
-                break
+        await async_wait_until(lambda: not dp._unresolved, 5, 0.1,
+                               lambda: f"the late real resolved (unresolved: {dp._unresolved})")
         res = load(bl, n=60, c=3)
         assert res["counts"] == {"real1": 20, "real2": 20, "late": 20}, res
     finally:

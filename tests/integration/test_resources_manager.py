@@ -12,7 +12,7 @@ import pytest
 from hadirector.config.model import Group, ScriptResource, VipResource
 from hadirector.resources.base import AgentContext
 from hadirector.resources.manager import GroupFailure, GroupState, ResourceManager
-from hdtest import need_root
+from hdtest import async_wait_until, need_root
 
 # `svc NAME ACTION`: state in D/state-NAME; D/fail-start-NAME holds how many starts fail;
 # D/hang-start-NAME makes start hang; D/fail-stop-NAME makes stop fail.
@@ -63,15 +63,6 @@ def calls(tmp, skip_status=True):
 
 def running(tmp, n):
     return (tmp / f"state-{n}").exists()
-
-
-async def until(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        await asyncio.sleep(0.02)
-    return pred()
 
 
 async def test_start_in_order_and_stop_in_reverse(env):
@@ -146,8 +137,8 @@ async def test_monitor_restarts_a_resource_that_stopped(env):
     g = group("r1", "r2", retries=1, monitor_interval="100ms")
     assert await mgr.start_group(g) is True
     (tmp / "state-r2").unlink()  # r2 dies behind our back
-    assert await until(lambda: calls(tmp).count("r2 start") == 2)
-    assert await until(lambda: running(tmp, "r2"))
+    await async_wait_until(lambda: calls(tmp).count("r2 start") == 2, 5, 0.02, "r2 started again")
+    await async_wait_until(lambda: running(tmp, "r2"), 5, 0.02, "r2 running")
     assert mgr.state("web") == GroupState.RUNNING
     assert failures == [] and mgr.failures.empty()
     assert mgr.snapshot()["web"]["resources"][1]["failures"] == 1
@@ -193,7 +184,7 @@ async def test_stop_during_start_cancels_the_start(env):
     mgr = ResourceManager(ctx, retry_delay_ms=10)
     g = group("r1", "r2", "r3")
     starting = asyncio.create_task(mgr.start_group(g))
-    assert await until(lambda: "r2 start" in calls(tmp))
+    await async_wait_until(lambda: "r2 start" in calls(tmp), 5, 0.02, "r2 start")
     t0 = time.monotonic()
     assert await mgr.stop_group(g) is True
     assert await asyncio.wait_for(starting, 5) is False
@@ -242,7 +233,8 @@ async def test_vip_and_script_group_in_a_namespace(env, lab):  # noqa: F811
     assert res[0]["name"] == "vip 198.18.0.100" and res[0]["interface"] == "eth0"
     # re-announcing (split brain healed) sends the VIP's rounds again; the script has none
     vip_agent = mgr._runs["vipgroup"].agents[0]
-    assert await until(lambda: vip_agent.garp.sent == 2)  # the announcement of start is done
+    # the announcement of start is done
+    await async_wait_until(lambda: vip_agent.garp.sent == 2, 5, 0.02, "the start announcement")
     before = vip_agent.garp.sent
     assert await mgr.reannounce("vipgroup") == 1
     assert vip_agent.garp.sent == before + 2  # garp_count 1: one request and one reply

@@ -10,13 +10,12 @@ the old MAC, so the change really comes from our packets.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from hadirector.config.model import VipResource
 from hadirector.resources.base import AgentContext, AgentError, agent_for
-from hdtest import need_root
+from hdtest import async_wait_until, need_root
 
 VIP = "198.18.0.100"
 VIP6 = "2001:2::100"
@@ -46,15 +45,10 @@ def addr_entry(host, address):
 
 
 async def wait_neigh(host, address, mac, timeout=5.0):
-    """Poll the host's neighbour table (bounded) until `address` maps to `mac`; return what it shows."""
-    deadline = time.monotonic() + timeout
-    seen = None
-    while time.monotonic() < deadline:
-        seen = host.neigh_mac(address)
-        if seen == mac:
-            return seen
-        await asyncio.sleep(0.05)
-    return seen
+    """Poll the host's neighbour table (bounded) until `address` maps to `mac`."""
+    await async_wait_until(lambda: host.neigh_mac(address) == mac, timeout, 0.05,
+                           lambda: f"{host.name}'s neighbour entry {address} -> {mac} (it shows "
+                                   f"{host.neigh_mac(address)})")
 
 
 async def test_vip_is_added_with_a_label_and_removed(hosts):
@@ -130,7 +124,7 @@ async def test_gratuitous_arp_creates_the_entry_when_arp_accept_is_set(hosts):
     await agent.start()
     try:
         # obs never sent a packet to the VIP: only our announcement can have created this entry
-        assert await wait_neigh(obs, VIP, a.mac("eth0")) == a.mac("eth0")
+        await wait_neigh(obs, VIP, a.mac("eth0"))
     finally:
         await agent.stop()
         await agent.close()
@@ -155,7 +149,7 @@ async def _move_and_check(obs, a, b, address, ping_cmd):
     on_b = vip_agent(b, address, garp_count=5, garp_interval="200ms")
     await on_b.start()
     try:
-        assert await wait_neigh(obs, address, mac_b) == mac_b
+        await wait_neigh(obs, address, mac_b)
     finally:
         await on_b.stop()
         await on_b.close()
@@ -164,7 +158,7 @@ async def _move_and_check(obs, a, b, address, ping_cmd):
     back = vip_agent(a, address, garp_count=5, garp_interval="200ms")
     await back.start()
     try:
-        assert await wait_neigh(obs, address, mac_a) == mac_a
+        await wait_neigh(obs, address, mac_a)
     finally:
         await back.stop()
         await back.close()
@@ -217,18 +211,13 @@ async def test_announcements_as_seen_on_the_wire(hosts):
     agent = vip_agent(a, garp_count=3, garp_interval="50ms", garp_refresh="300ms")
     try:
         await agent.start()
-        deadline = time.monotonic() + 5
-        while agent.garp.sent < 6 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await async_wait_until(lambda: agent.garp.sent >= 6, 5, 0.02, "3 announcement rounds")
         assert agent.garp.sent == 6  # 3 rounds of request + reply
         await asyncio.sleep(0.05)
         frames = drain()
         assert ours(frames) == [1, 2, 1, 2, 1, 2], [f.hex() for f in frames]
         # the periodic refresh: one more round about every 300 ms
-        deadline = time.monotonic() + 5
-        while agent.garp.sent < 10 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert agent.garp.sent >= 10
+        await async_wait_until(lambda: agent.garp.sent >= 10, 5, 0.05, "two refresh rounds")
     finally:
         await agent.stop()
     after = agent.garp.sent

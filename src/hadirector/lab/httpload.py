@@ -5,7 +5,9 @@ connection per request; counts answers by the server's identity (first body line
            [--udp] [--timeout 3] [--deadline 60] [--source IP]
 
 Prints one JSON object: {"counts": {identity: n}, "ok": n, "errors": n, "error_kinds": {...},
-"elapsed": seconds}. Bounded in count (-n) and time (--deadline). Also importable: `run_load()`.
+"flows": n, "elapsed": seconds}. "flows" is the number of distinct local (address, port) pairs the
+connections (or UDP sockets) used: the kernel may give a new connection the source port of an
+earlier, closed one, and a balancer that still remembers that flow sees no new connection. Bounded in count (-n) and time (--deadline). Also importable: `run_load()`.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from collections import Counter
 
 
 async def _one_request(host: str, port: int, path: str, timeout: float, source: str | None,
-                       keep: bool, conn: tuple | None = None) -> tuple[str, tuple | None]:
-    """One GET; returns (identity, reusable connection or None)."""
+                       keep: bool, conn: tuple | None = None,
+                       flows: set | None = None) -> tuple[str, tuple | None]:
+    """One GET; returns (identity, reusable connection or None). A new connection's local
+    address goes into `flows`."""
     if conn is None:
         kw = {"local_addr": (source, 0)} if source else {}
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, **kw), timeout)
+        if flows is not None:
+            flows.add(writer.get_extra_info("sockname")[:2])
     else:
         reader, writer = conn
     req = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
@@ -49,7 +55,8 @@ async def _one_request(host: str, port: int, path: str, timeout: float, source: 
     return ident, None
 
 
-async def _udp_request(host: str, port: int, timeout: float, source: str | None) -> str:
+async def _udp_request(host: str, port: int, timeout: float, source: str | None,
+                       flows: set | None = None) -> str:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future = loop.create_future()
 
@@ -64,6 +71,8 @@ async def _udp_request(host: str, port: int, timeout: float, source: str | None)
 
     kw = {"local_addr": (source, 0)} if source else {}
     transport, _ = await loop.create_datagram_endpoint(P, remote_addr=(host, port), **kw)
+    if flows is not None:
+        flows.add(transport.get_extra_info("sockname")[:2])
     try:
         transport.sendto(b"ping")
         data = await asyncio.wait_for(fut, timeout)
@@ -77,6 +86,7 @@ async def run_load(host: str, port: int, requests: int = 1000, concurrency: int 
                    timeout: float = 3.0, deadline: float = 60.0, source: str | None = None) -> dict:
     counts: Counter[str] = Counter()
     errors: Counter[str] = Counter()
+    flows: set[tuple] = set()
     started = time.monotonic()
     end = started + deadline
     remaining = [requests]
@@ -87,9 +97,9 @@ async def run_load(host: str, port: int, requests: int = 1000, concurrency: int 
             remaining[0] -= 1
             try:
                 if udp:
-                    ident = await _udp_request(host, port, timeout, source)
+                    ident = await _udp_request(host, port, timeout, source, flows)
                 else:
-                    ident, conn = await _one_request(host, port, path, timeout, source, keepalive, conn)
+                    ident, conn = await _one_request(host, port, path, timeout, source, keepalive, conn, flows)
                 counts[ident] += 1
             except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
                 errors[type(exc).__name__] += 1
@@ -99,7 +109,7 @@ async def run_load(host: str, port: int, requests: int = 1000, concurrency: int 
 
     await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, requests)))))
     return {"counts": dict(counts), "ok": sum(counts.values()), "errors": sum(errors.values()),
-            "error_kinds": dict(errors), "elapsed": round(time.monotonic() - started, 3)}
+            "error_kinds": dict(errors), "flows": len(flows), "elapsed": round(time.monotonic() - started, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
