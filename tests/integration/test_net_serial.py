@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import time
 
 import pytest
 
 from hadirector.config.model import Link
 from hadirector.net.transports import SerialLink, TransportError, frame_encode, open_link
+from hdtest import async_wait_until
 
 
 class Inbox:
@@ -91,10 +91,8 @@ async def test_a_vanished_line_is_reported_down(pty_pair):
         assert a.up
         os.close(master)  # the other end hangs up: reads on the slave fail (EIO)
         pty_pair[0] = None
-        deadline = time.monotonic() + 5
-        while a.up and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert not a.up and a.stats.last_error
+        await async_wait_until(lambda: not a.up, 5, 0.02, "the hung-up line to be reported down")
+        assert a.stats.last_error
         a.send(b"lost")  # counted, not raised
         assert a.stats.send_errors == 1
     finally:

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from hadirector.dataplane.proxy import ProxyDataPlane
+from hdtest import async_wait_until
 
 from proxy_util import balancer_config, desired_for, service_key
 
@@ -147,9 +148,8 @@ async def test_many_concurrent_connections(proxy):
         async with asyncio.timeout(30):
             results = await asyncio.gather(*(one(i) for i in range(300)))
         assert all(results)
-        async with asyncio.timeout(5):
-            while dp.stats().service(KEY).reals[(real.host, real.port)].inactive:
-                await asyncio.sleep(0.05)
+        await async_wait_until(lambda: not dp.stats().service(KEY).reals[(real.host, real.port)].inactive,
+                               5, 0.05, "the closed connections to be freed")
         assert dp.stats().service(KEY).counters.conns == 300
     finally:
         await real.stop()

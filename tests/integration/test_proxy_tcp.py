@@ -7,6 +7,7 @@ import pytest
 
 from hadirector.balancer.state import RealHealth
 from hadirector.dataplane.proxy import Timeouts
+from hdtest import async_wait_until
 
 from proxy_util import (DataPlanes, HttpReal, KeepAlive, balancer_config, desired_for, http_get,
                         read_response, service_key)
@@ -254,9 +255,8 @@ async def test_counts_and_apply_is_idempotent(reals, make_dp):
     finally:
         for c in conns:
             c.close()
-    async with asyncio.timeout(5):
-        while sum(r.active + r.inactive for r in dp.stats().service(KEY).reals.values()):
-            await asyncio.sleep(0.05)
+    await async_wait_until(lambda: not sum(r.active + r.inactive for r in dp.stats().service(KEY).reals.values()),
+                           5, 0.05, "every connection to be freed")
     # a scheduler change keeps the listener and counters
     await dp.apply(desired_for(balancer_config([(r.host, r.port, 1) for r in reals], scheduler="wlc")))
     assert dp.stats().service(KEY).counters.conns == 6
@@ -331,9 +331,8 @@ async def test_persistence_settings_change_with_open_connections(reals, make_dp)
         assert await ka.get() == first
     finally:
         ka.close()
-    async with asyncio.timeout(5):
-        while sum(r.active + r.inactive for r in dp.stats().service(KEY).reals.values()):
-            await asyncio.sleep(0.05)
+    await async_wait_until(lambda: not sum(r.active + r.inactive for r in dp.stats().service(KEY).reals.values()),
+                           5, 0.05, "every connection to be freed")
     assert sum(r.persist for r in dp.stats().service(KEY).reals.values()) == 0
     # the connection's bookkeeping finished (its template belonged to the old table)
     assert all(not real.conns for real in dp.services[KEY].reals.values())

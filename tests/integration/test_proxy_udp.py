@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 
 from hadirector.dataplane.proxy import Timeouts
+from hdtest import async_wait_until
 
 from proxy_util import DataPlanes, UdpReal, balancer_config, desired_for, service_key
 
@@ -84,9 +85,8 @@ async def test_udp_flow_expires_after_udp_timeout(reals, make_dp):
     try:
         await ask(t, p, target, b"x")
         assert dp.stats().service(KEY).reals[(reals[0].host, reals[0].port)].inactive == 1
-        async with asyncio.timeout(6):
-            while dp.stats().service(KEY).reals[(reals[0].host, reals[0].port)].inactive:
-                await asyncio.sleep(0.1)
+        await async_wait_until(lambda: not dp.stats().service(KEY).reals[(reals[0].host, reals[0].port)].inactive,
+                               6, 0.1, "the idle UDP flow to expire")
         assert await ask(t, p, target, b"y") == b"u0:y"  # a new flow
         assert dp.stats().service(KEY).counters.conns == 2
     finally:
