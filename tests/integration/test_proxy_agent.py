@@ -4,12 +4,13 @@ import asyncio
 
 import pytest
 
-from hadirector.balancer.driver import BalancerDriver, choose_dataplane
 from hadirector.balancer.state import RealHealth
 from hadirector.config.model import BalancerResource
+from hadirector.daemon.balancer import BalancerDriver
+from hadirector.dataplane.factory import choose_dataplane
 from hadirector.dataplane.proxy import ProxyDataPlane
+from hadirector.render.lvs import decode_snapshot, render_lvs
 from hadirector.resources.base import AgentContext, AgentError, agent_for
-from hadirector.status import decode_snapshot, render_lvs
 
 from proxy_util import HttpReal, balancer_config, http_get, service_key
 

@@ -14,7 +14,7 @@ import pytest
 from hadirector.balancer.state import RealHealth, build_desired
 from hadirector.config.model import Balancer
 from hadirector.dataplane.base import BalancerStats, Counters, Rates, RealStats, ServiceStats
-from hadirector.status import decode_snapshot, largenum, lvs_json, lvs_snapshot, render_lvs
+from hadirector.render.lvs import decode_snapshot, largenum, lvs_json, lvs_snapshot, render_lvs
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "lvs")
 

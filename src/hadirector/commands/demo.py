@@ -6,4 +6,9 @@ def register(sub) -> None:
                        description="Start two directors and three real HTTP servers on 127.0.0.0/8, "
                        "show balancing, a health check removing and re-adding a real, and a "
                        "failover after the active director is killed; then stop everything.")
-    p.set_defaults(func=lambda args: __import__("hadirector.demo", fromlist=["main"]).main())
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..lab.demo import main  # the lab is only loaded for this command
+    return main()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
-from ..clusterview import table
 from ..daemon.control import ControlError, request
-from ..status import decode_snapshot, lvs_json, render_lvs, system_resolvers
+from ..render.checks import render_checks
+from ..render.lvs import decode_snapshot, lvs_json, render_lvs, system_resolvers
 from ._common import add_state_dir, default_state_dir
 
 
@@ -34,7 +34,7 @@ def register(sub) -> None:
 
 def fetch_lvs(state_dir: str, timeout: float = 10.0) -> dict:
     """Ask the daemon at `<state_dir>/control.sock` for `{"cmd": "lvs"}`; its reply
-    (`status.lvs_snapshot`). Raises ControlError with a message fit for the user."""
+    (`render.lvs.lvs_snapshot`). Raises ControlError with a message fit for the user."""
     return request(state_dir, "lvs", timeout=timeout)
 
 
@@ -71,23 +71,3 @@ def _check_for(checks: dict, service: str, address: str, port: int) -> dict | No
         if c["virtual"] == service and c["address"] == address and c["port"] == port:
             return c
     return None
-
-
-def _ago(t: float | None, now: float) -> str:
-    if not t:
-        return "-"
-    d = max(0, int(now - t))
-    return f"{d}s ago" if d < 120 else f"{d // 60}m ago" if d < 7200 else f"{d // 3600}h ago"
-
-
-def render_checks(checks: dict, now: float | None = None) -> str:
-    """The health check of every real, one line each (pure; `now` = wall clock)."""
-    import time
-    now = time.time() if now is None else now
-    rows = [["Virtual", "RemoteAddress:Port", "Check", "State", "Last", "Changed", "Reason"]]
-    for c in sorted(checks.values(), key=lambda c: (c["virtual"], c["address"], c["port"])):
-        host = f"[{c['address']}]" if ":" in c["address"] else c["address"]
-        rows.append([c["virtual"], f"{host}:{c['port']}", c.get("checktype") or "-", c["state"],
-                     c.get("last_result") or "-", _ago(c.get("last_change"), now),
-                     (c.get("reason") or "").replace("\n", " ")[:60]])
-    return "\nHealth checks\n" + "\n".join(table(rows)) + "\n"

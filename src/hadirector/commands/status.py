@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..clusterview import render_status
+from ..render.cluster import render_status
 from ..daemon.control import ControlError, request
 from ._common import add_state_dir, default_state_dir
 

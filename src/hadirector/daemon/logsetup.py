@@ -1,5 +1,5 @@
 """Daemon logging: stderr always, plus ha.cf's logfile/debugfile and syslog facility when set.
-A rate limiter keeps a flood of bad packets from flooding the log (DESIGN convention 7)."""
+(The rate limiter that keeps a flood of bad packets out of the log is ratelimit.py.)"""
 
 from __future__ import annotations
 
@@ -39,25 +39,3 @@ def setup(cfg: Logging, verbose: bool = False) -> logging.Logger:
         h.setFormatter(logging.Formatter("hadirector[%(process)d]: %(message)s"))
         log.addHandler(h)
     return log
-
-
-class RateLimited:
-    """Log at most `burst` messages per key per `window` seconds; count the rest."""
-
-    def __init__(self, log: logging.Logger, window: float = 10.0, burst: int = 5):
-        self.log, self.window, self.burst = log, window, burst
-        self._seen: dict[str, tuple[float, int]] = {}
-        self.suppressed = 0
-
-    def warning(self, key: str, now: float, msg: str) -> None:
-        start, n = self._seen.get(key, (now, 0))
-        if now - start > self.window:
-            if n > self.burst:
-                self.log.warning("%s: %d more like this suppressed", key, n - self.burst)
-            start, n = now, 0
-        n += 1
-        self._seen[key] = (start, n)
-        if n <= self.burst:
-            self.log.warning(msg)
-        else:
-            self.suppressed += 1

@@ -12,7 +12,12 @@ The core decides; this module only carries out its actions and feeds it inputs:
                                                       LeaveComplete-> exit
 
 After every input the single timer is re-armed at `core.next_deadline()` (DESIGN convention 3).
-Events (node up/dead, link down, late heartbeat, split brain) are logged naming the node/group.
+Events (node up/dead, link down, late heartbeat, split brain) are logged as cluster/eventlog.py
+words them, naming the node/group.
+
+The rest of the daemon lives beside this module, one concern each: balancer.py (the balancer
+driver and its health checks), handlers.py (the control socket's commands and the status reply),
+reload.py (SIGHUP, `reload`, ldirectord's autoreload), control.py (the socket itself).
 """
 
 from __future__ import annotations
@@ -24,37 +29,19 @@ import time
 from dataclasses import dataclass, field
 
 from ..cluster import actions as A
+from ..cluster.eventlog import describe
 from ..cluster.node import NodeCore
 from ..config.load import Loaded
 from ..net import icmp
 from ..net.transports import LinkTransport, open_link
+from ..ratelimit import RateLimited
 from ..resources.base import AgentContext
 from ..resources.manager import GroupFailure, ResourceManager
 from . import statedir
-from .control import ControlError, ControlServer
-from .logsetup import RateLimited
-
-
-def now_ms() -> int:
-    return int(time.monotonic() * 1000)
-
-
-def _stamp(files) -> tuple:
-    """(path, mtime, size) of each configuration file, to notice edits (autoreload)."""
-    import os
-    out = []
-    for f in files:
-        try:
-            st = os.stat(f)
-            out.append((f, st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append((f, None, None))
-    return tuple(out)
-
-
-def with_balancer_of(old, new):
-    """After a reload only the balancer part takes effect at once; cluster and groups stay."""
-    return old.model_copy(update={"balancer": new.balancer})
+from .clock import now_ms
+from .control import ControlServer
+from .handlers import ControlHandlers
+from .reload import Reloader
 
 
 @dataclass
@@ -72,18 +59,18 @@ class Daemon:
         self.loaded = loaded
         self.config = loaded.config
         self.opts = opts
-        self.log = log or logging.getLogger("hadirector")
+        self.log = log or logging.getLogger(__name__)
         self.limited = RateLimited(self.log)
         self.groups = {g.name: g for g in self.config.groups}
         # the balancer: one driver, started/stopped by the `balancer` resource of a group; its
         # health checks run on every node (a backup has fresh health when it takes over)
         self.balancer = None
-        self.health = None
         if self.config.balancer is not None:
-            from ..balancer.driver import BalancerDriver
-            self.balancer = BalancerDriver(self.config.balancer)
-            opts.services.setdefault("balancer", self.balancer)
-        self._file_stamp = _stamp(loaded.files)
+            from .balancer import BalancerSupervisor
+            self.balancer = BalancerSupervisor(self.config.balancer, netns=opts.netns, log=self.log,
+                                               spawn=self._spawn)
+            opts.services.setdefault("balancer", self.balancer.driver)
+        self.reloader = Reloader(self)
         from ..checks.alerts import Notifier
         self.notifier = Notifier()  # group notify commands (keepalived notify), callback
         self.core: NodeCore | None = None
@@ -96,8 +83,8 @@ class Daemon:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
         self._done = asyncio.Event()
-        self._stopping = False
-        self._running = False  # core.start() has run
+        self.stopping = False
+        self.running = False  # core.start() has run
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ lifecycle
@@ -117,41 +104,22 @@ class Daemon:
         if not self.core.authenticated:
             self.log.warning("authkeys method crc: heartbeat messages are NOT authenticated; anybody "
                              "on a heartbeat link can forge them (use sha1, or sha256 natively)")
-        control = ControlServer(self.opts.state_dir, {
-            "status": self._ctl_status, "standby": self._ctl_standby, "takeover": self._ctl_takeover,
-            "lvs": self._ctl_lvs, "reload": self._ctl_reload,
-        }, log=self.log.warning)
+        control = ControlServer(self.opts.state_dir, ControlHandlers(self).table(), log=self.log.warning)
         await control.start()
         self.control = control  # only now: a failed start must not remove another daemon's socket
         try:
             loop = asyncio.get_running_loop()
-            if self.balancer is not None and self.balancer.kind == "nft":
-                # start-up clean-up of the kernel data plane: nothing of this run is installed yet,
-                # so any table of ours is left from a crash (its rules must not outlive their owner)
-                from ..dataplane.nft import NftDataPlane
-                try:
-                    left = await asyncio.to_thread(NftDataPlane.purge, self.opts.netns)
-                except Exception as exc:  # noqa: BLE001 - no libnftables: the driver will say so later
-                    left = []
-                    self.log.warning("balancer: could not look for nftables tables left from a crash: %s", exc)
-                for family, table in left:
-                    self.log.warning("balancer: removed nftables table %s %s left from an earlier run",
-                                     family, table)
-            if self.config.balancer is not None:
-                from ..checks.monitor import HealthMonitor
-                self.health = HealthMonitor(self.config.balancer, on_event=self._on_health_event,
-                                            on_change=self._on_service_health)
-                await self.health.start()
-                self.health.set_daemon_status("running")
+            if self.balancer is not None:
+                await self.balancer.start()
                 if self.config.balancer.autoreload:
-                    self._spawn(self._autoreload())
+                    self._spawn(self.reloader.autoreload())
             for name, link in self.core.links.items():
                 self.links[name] = await open_link(link, self._datagram_for(name), netns=self.opts.netns)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
-            self._running = True
-            self._handle(self.core.start(now_ms()))
-            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
+            self.running = True
+            self.handle(self.core.start(now_ms()))
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reloader.reload("SIGHUP")))
             await self._done.wait()
         finally:
             await self._close()
@@ -159,13 +127,13 @@ class Daemon:
         return 0
 
     def request_stop(self) -> None:
-        if self._stopping:
+        if self.stopping:
             return
-        self._stopping = True
+        self.stopping = True
         self.log.info("node %s leaving: releasing its groups", self.core.node)
-        if self.health is not None:
-            self.health.set_daemon_status("stopping")
-        self._handle(self.core.shutdown(now_ms()))
+        if self.balancer is not None:
+            self.balancer.set_daemon_status("stopping")
+        self.handle(self.core.shutdown(now_ms()))
         # bound the leave: a stuck stop must not keep the daemon forever
         # the longest a complete stop of every group may take: each resource is tried
         # 1 + retries times, each try bounded by stop_timeout, with a pause in between
@@ -183,10 +151,8 @@ class Daemon:
                 t.cancel()
         await self.manager.close()
         await self.notifier.drain(5)
-        if self.health is not None:
-            await self.health.stop()
-        if self.balancer is not None and self.balancer.running:
-            await self.balancer.stop()  # normally stopped with its group already
+        if self.balancer is not None:
+            await self.balancer.stop()
         for link in self.links.values():
             link.close()
         if self.control:
@@ -198,98 +164,17 @@ class Daemon:
         def on_datagram(_link_name: str, data: bytes, addr) -> None:
             # nothing is fed to the core before start() ran with every link open: a peer's
             # packet in between would start the arbiter early (its next one comes a keepalive later)
-            if self._running:
-                self._handle(self.core.on_datagram(name, data, now_ms()))
+            if self.running:
+                self.handle(self.core.on_datagram(name, data, now_ms()))
         return on_datagram
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._handle(self.core.on_timer(now_ms()))
+        self.handle(self.core.on_timer(now_ms()))
 
     def _on_monitor_failure(self, f: GroupFailure) -> None:
         self.log.error("group %s: %s failed %s: %s", f.group, f.resource, f.phase, f.reason)
         self._feed("group_failed", f.group, now_ms(), f"{f.resource}: {f.reason}")
-
-    def _on_health_event(self, ev) -> None:
-        k = ev.key  # the checks module logs the change itself
-        from ..balancer.state import RealHealth
-        change = {(k.virtual, k.address, k.port): RealHealth(up=ev.up, weight=ev.weight)}
-        self._spawn(self._apply_health(change))
-
-    def _on_service_health(self, view) -> None:
-        """keepalived quorum: while a service's up weight is below its quorum the fallback serves."""
-        self._spawn(self._apply_quorum(view.virtual, view.quorum_up))
-
-    async def _apply_quorum(self, service: str, up: bool) -> None:
-        try:
-            await self.balancer.set_quorum(service, up)
-        except Exception as exc:  # noqa: BLE001
-            self.log.error("balancer: applying quorum of %s failed: %s", service, exc)
-
-    async def _apply_health(self, change) -> None:
-        try:
-            await self.balancer.update_health(change)
-        except Exception as exc:  # noqa: BLE001 - the data plane refused: keep running, say so
-            self.log.error("balancer: applying a health change failed: %s", exc)
-
-    # ------------------------------------------------------------------ reload
-
-    async def reload(self, why: str) -> dict:
-        """Re-read the configuration and apply the difference (DESIGN convention 5): the balancer's
-        services and checks are diffed; unchanged ones keep running. Cluster and group changes
-        are reported and need a restart."""
-        from ..config import ConfigError, load_config
-        src = self.loaded
-        try:
-            new = load_config(path=None if src.legacy else src.source,
-                              ha_dir=src.source if src.legacy else None, node=self.core.node)
-        except ConfigError as exc:
-            for p in exc.problems:
-                self.log.error("reload (%s): %s", why, p)
-            return {"applied": False, "errors": [str(p) for p in exc.problems]}
-        self._file_stamp = _stamp(new.files)
-        notes = []
-        if new.config.cluster != self.config.cluster or new.config.groups != self.config.groups:
-            notes.append("cluster or resource group settings changed: restart the daemon to apply them")
-            self.log.warning("reload (%s): %s", why, notes[-1])
-        if new.config.balancer != self.config.balancer:
-            if self.balancer is None or new.config.balancer is None:
-                notes.append("adding or removing the whole [balancer] needs a restart")
-                self.log.warning("reload (%s): %s", why, notes[-1])
-            else:
-                try:
-                    await self.balancer.reload(new.config.balancer)
-                except Exception as exc:  # noqa: BLE001 - keep the running configuration
-                    self.log.error("reload (%s): the balancer refused the new configuration: %s", why, exc)
-                    try:
-                        await self.balancer.reload(self.config.balancer)
-                    except Exception:  # noqa: BLE001
-                        self.log.exception("reload (%s): restoring the previous balancer failed", why)
-                    return {"applied": False, "errors": [str(exc)]}
-                summary = self.health.update(new.config.balancer)
-                notes.append(f"balancer: {summary}")
-                self.log.info("reload (%s): balancer updated: %s", why, summary)
-        else:
-            notes.append("balancer: unchanged")
-        self.loaded = new
-        self.config = with_balancer_of(self.config, new.config)
-        return {"applied": True, "notes": notes}
-
-    async def _autoreload(self) -> None:
-        """ldirectord autoreload: look at the configuration files every checkinterval."""
-        while not self._stopping:
-            await asyncio.sleep(max(1.0, self.config.balancer.checkinterval / 1000))
-            stamp = _stamp(self.loaded.files)
-            if stamp != self._file_stamp:
-                self._file_stamp = stamp
-                try:
-                    result = await self.reload("autoreload")
-                except Exception:  # noqa: BLE001 - autoreload must keep running
-                    self.log.exception("autoreload failed")
-                    continue
-                if result.get("applied") and self.config.balancer.callback:
-                    # ldirectord callback: `cmd <configuration file>` after the file changed
-                    self.notifier.callback(self.config.balancer.callback, self.loaded.source)
 
     # ------------------------------------------------------------------ actions
 
@@ -301,9 +186,10 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - e.g. TransitionError
             self.log.error("node %s: %s%r refused by the cluster core: %s", self.core.node, method, args, exc)
             return
-        self._handle(actions)
+        self.handle(actions)
 
-    def _handle(self, actions: list) -> None:
+    def handle(self, actions: list) -> None:
+        """Carry out a core's output, then re-arm the one timer."""
         for a in actions:
             try:
                 self._do(a)
@@ -333,62 +219,26 @@ class Daemon:
                            t.exception(), exc_info=t.exception())
 
     def _do(self, a) -> None:
-        me = self.core.node
+        line = describe(a, self.core.node)
+        if line is not None:
+            if line.limit_key is not None:
+                self.limited.warning(line.limit_key, time.monotonic(), line.text)
+            else:
+                self.log.log(line.level, "%s", line.text)
         if isinstance(a, A.Transmit):
             self.links[a.link].send(a.data)
         elif isinstance(a, A.Probe):
             self._spawn(self._probe(a.address))
         elif isinstance(a, A.AcquireGroup):
-            self.log.info("group %s: acquiring on %s", a.group, me)
             self._spawn(self._acquire(a.group))
         elif isinstance(a, A.ReleaseGroup):
-            self.log.info("group %s: releasing from %s (%s)", a.group, me, a.reason)
             self._spawn(self._release(a.group))
         elif isinstance(a, A.StopStale):
             self._spawn(self._stop_stale(a.group))
         elif isinstance(a, A.Reannounce):
-            self.log.warning("group %s: kept after split brain; announcing its addresses again", a.group)
             self._spawn(self._reannounce(a.group))
         elif isinstance(a, A.LeaveComplete):
-            self.log.info("node %s: every group released, peers told", me)
             self._done.set()
-        elif isinstance(a, A.PacketDropped):
-            self.limited.warning(f"dropped:{a.link}:{a.reason}", time.monotonic(),
-                                 f"link {a.link}: dropped packet ({a.reason}): {a.detail}")
-        elif isinstance(a, A.NodeChanged):
-            lvl = logging.WARNING if a.new == "dead" else logging.INFO
-            self.log.log(lvl, "node %s: %s -> %s (%s)", a.node, a.old, a.new, a.reason)
-        elif isinstance(a, A.LinkDown):
-            self.log.warning("link %s to %s: dead (%s)", a.link, a.node, a.reason)
-        elif isinstance(a, A.LinkUp):
-            self.log.info("link %s to %s: up", a.link, a.node)
-        elif isinstance(a, A.LateHeartbeat):
-            self.log.warning("node %s: late heartbeat, silent for %d ms (warntime)", a.node, a.silent_ms)
-        elif isinstance(a, A.PeerRestarted):
-            self.log.warning("node %s: restarted (generation %d -> %d)", a.node, a.old_generation,
-                             a.new_generation)
-        elif isinstance(a, A.TimingMismatch):
-            self.log.warning("node %s runs with keepalive %d ms / deadtime %d ms, not ours", a.node,
-                             a.keepalive_ms, a.deadtime_ms)
-        elif isinstance(a, A.SplitBrain):
-            self.log.warning("group %s: held by %s after a partition; %s keeps it", a.group,
-                             ", ".join(a.holders), a.keeper)
-        elif isinstance(a, A.RequestResult):
-            self.log.info("%s%s: %s", a.request, f" group {a.group}" if a.group else "", a.detail)
-        elif isinstance(a, A.Stalled):
-            self.log.warning("node %s: this node's loop did not run for %d ms (overloaded or "
-                             "suspended); peers get a grace period before being declared dead", me, a.gap_ms)
-        elif isinstance(a, A.NotHeardBy):
-            self.log.warning("node %s hears nothing from us for %d ms although we hear it: a one-way "
-                             "link (check firewalls and the ucast addresses on both nodes)", a.node, a.for_ms)
-        elif isinstance(a, (A.Settled,)):
-            self.log.info("node %s: start-up settled (%s)", me, a.reason)
-        elif isinstance(a, A.PingChanged):
-            self.log.warning("ping node %s: %s", a.name, "up" if a.up else "down")
-        elif isinstance(a, A.ScoreChanged):
-            self.log.info("connectivity score %d -> %d", a.old, a.new)
-        else:
-            self.log.debug("node %s: %r", me, a)
 
     async def _probe(self, address: str) -> None:
         timeout = max(0.2, self.config.cluster.timing.keepalive / 1000)
@@ -440,7 +290,7 @@ class Daemon:
                            "group until it stops; retrying in %.1fs", name, pause)
             await asyncio.sleep(pause)
         self.log.info("group %s: stopped on %s", name, self.core.node)
-        self._notify(name, "STOP" if self._stopping else "BACKUP")
+        self._notify(name, "STOP" if self.stopping else "BACKUP")
         self._feed("group_stopped", name, now_ms())
 
     def _notify(self, group: str, state: str) -> None:
@@ -470,115 +320,3 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001
             self.log.error("group %s: re-announcing failed: %s", name, exc)
 
-    # ------------------------------------------------------------------ control
-
-    async def _ctl_status(self, req: dict) -> dict:
-        return self.status()
-
-    async def _ctl_lvs(self, req: dict) -> dict:
-        if self.balancer is None:
-            raise ControlError("this configuration has no [balancer]")
-        snap = self.balancer.snapshot()
-        snap["checks"] = self._checks()
-        return snap
-
-    async def _ctl_reload(self, req: dict) -> dict:
-        if not self._running:
-            raise ControlError("reload: the daemon is starting")
-        return await self.reload("control")
-
-    def _checks(self) -> dict:
-        if self.health is None:
-            return {}
-        out = {}
-        for key, h in self.health.health().items():
-            out[str(key)] = {"virtual": key.virtual, "address": key.address, "port": key.port,
-                             "state": "up" if h.up else "down", "weight": h.weight,
-                             "last_result": None if h.last_ok is None else ("ok" if h.last_ok else "failed"),
-                             "reason": h.reason, "last_check": h.last_check, "last_change": h.last_change,
-                             "checktype": h.checktype}
-        return out
-
-    def status(self) -> dict:
-        now = now_ms()
-        st = self.core.status(now)
-        res = self.manager.snapshot()
-        nodes = [{"name": self.core.node, "local": True, "status": st["status"], "score": st["score"],
-                  "generation": self.core.generation, "links": [
-                      {"name": n, "status": "up" if getattr(l, "up", True) else "down"}
-                      for n, l in self.links.items()]}]
-        for name, p in st["peers"].items():
-            nodes.append({"name": name, "status": p["state"], "generation": p["generation"],
-                          "silent_ms": p["silent_ms"],
-                          "links": [{"name": ln, "status": s} for ln, s in p["links"].items()]})
-        groups = []
-        for name, g in st["groups"].items():
-            holders = g["holders"]
-            groups.append({"name": name, "preferred": g["preferred"],
-                           "owner": ", ".join(holders) if holders else None,
-                           "state": g["state"], "holders": holders,
-                           "resources": [r["name"] for r in res.get(name, {}).get("resources", [])]
-                           or [r.kind for r in self.groups[name].resources],
-                           "local": res.get(name)})
-        dropped = {k: v for k, v in st["packets"].items() if k != "ok"}
-        return {"cluster": self.config.cluster.name, "node": self.core.node,
-                "generation": self.core.generation, "phase": "leaving" if self._stopping else
-                ("running" if st["settled"] else "starting (initdead)"),
-                "nodes": nodes, "groups": groups, "dropped": dropped,
-                "packets_ok": st["packets"].get("ok", 0), "connectivity": st["connectivity"],
-                "links": {n: l.stats.as_dict() for n, l in self.links.items()},
-                "balancer": None if self.balancer is None else {
-                    "running": self.balancer.running, "dataplane": self.balancer.kind,
-                    "last_error": self.balancer.last_error},
-                "checks": self._checks(),
-                "uptime_s": round(time.time() - self.started_at, 1)}
-
-    async def _operator(self, kind: str, req: dict) -> dict:
-        if not self._running or self._stopping:
-            raise ControlError(f"{kind}: the daemon is {'stopping' if self._stopping else 'starting'}")
-        which = req.get("which", "all")
-        if which not in ("all", "foreign", "local", "failback"):
-            raise ControlError(f"{kind}: expected all, foreign, local or failback, got {which!r}")
-        wait = min(3600.0, max(0.0, float(req.get("wait", 0))))  # bounded: a client waits, not the daemon
-        name = f"{kind} {which}"
-        results: list[A.RequestResult] = [a for a in self._collect(getattr(self.core, kind), which)
-                                          if isinstance(a, A.RequestResult)]
-        messages = [f"{r.request}{' group ' + r.group if r.group else ''}: {r.detail}" for r in results]
-        ok = any(r.ok for r in results)
-        if ok and wait > 0:
-            targets = [r.group for r in results if r.ok and r.group]
-            moved = await self._wait_moved(kind, targets, wait)
-            messages += moved
-        return {"messages": messages, "done": ok, "request": name}
-
-    def _collect(self, fn, which: str) -> list:
-        out = fn(which, now_ms())
-        self._handle(out)
-        return out
-
-    async def _wait_moved(self, kind: str, groups: list[str], wait: float) -> list[str]:
-        """Wait until each group is held elsewhere (standby) or here (takeover)."""
-        deadline = time.monotonic() + wait
-        me = self.core.node
-        pending = set(groups)
-        msgs = []
-        while pending and time.monotonic() < deadline:
-            st = self.core.status(now_ms())["groups"]
-            for g in list(pending):
-                holders = st[g]["holders"]
-                if kind == "takeover" and holders == [me] and st[g]["state"] == "held":
-                    msgs.append(f"group {g}: now running here")
-                    pending.discard(g)
-                elif kind == "standby" and holders and me not in holders:
-                    msgs.append(f"group {g}: now held by {', '.join(holders)}")
-                    pending.discard(g)
-            await asyncio.sleep(0.05)
-        for g in sorted(pending):
-            msgs.append(f"group {g}: not moved within {wait:g}s")
-        return msgs
-
-    async def _ctl_standby(self, req: dict) -> dict:
-        return await self._operator("standby", req)
-
-    async def _ctl_takeover(self, req: dict) -> dict:
-        return await self._operator("takeover", req)

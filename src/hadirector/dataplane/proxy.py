@@ -1057,7 +1057,7 @@ def standalone_desired(args) -> DesiredState:
 
 async def _run_standalone(args) -> None:
     from ..daemon.control import ControlServer
-    from ..status import lvs_snapshot
+    from ..render.lvs import lvs_snapshot
 
     desired = standalone_desired(args)
     dp = ProxyDataPlane(proxy_protocol=args.proxy_protocol)

@@ -4,7 +4,7 @@ entry starts).
 start opens the data plane and installs the desired state of the config's [balancer]; stop closes
 it (the data plane removes everything it installed: the proxy stops listening, the nft table is
 deleted); monitor says whether it is running and its last apply succeeded. The work is done by
-the `BalancerDriver` (balancer/driver.py) the daemon hands over as `ctx.services["balancer"]`, so
+the `BalancerDriver` (daemon/balancer.py) the daemon hands over as `ctx.services["balancer"]`, so
 health checks, reloads and `hadirector lvs` see the same balancer this agent starts and stops.
 """
 

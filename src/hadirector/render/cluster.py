@@ -1,13 +1,9 @@
 """Render the daemon's status reply (a JSON-able dict) as the text `hadirector status` prints.
-Pure: the daemon builds the dict, this only lays it out."""
+Pure: the daemon builds the dict (daemon/handlers.py), this only lays it out."""
 
 from __future__ import annotations
 
-
-def table(rows: list[list[str]]) -> list[str]:
-    """Left-aligned columns two spaces apart, as the status views print them."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+from .table import table
 
 
 def render_status(st: dict) -> str:

@@ -17,9 +17,9 @@ import ipaddress
 import socket
 from typing import Callable, Mapping
 
-from .balancer.schedulers import sched_flag_bits, sched_flag_names
-from .balancer.state import DesiredState, RealState, ServiceState
-from .dataplane.base import BalancerStats, Counters, Rates, RealStats
+from ..balancer.schedulers import sched_flag_bits, sched_flag_names
+from ..balancer.state import DesiredState, RealState, ServiceState
+from ..dataplane.base import BalancerStats, Counters, Rates, RealStats
 
 IPVS_VERSION = "1.2.1"  # what ipvsadm reports for every kernel since 2.6
 IPVS_TABLE_SIZE = 4096  # the default connection hash table size (ip_vs_conn_tab_bits = 12)

@@ -1,0 +1,85 @@
+"""The log line of each action and event the cluster cores return (actions.py), beside them.
+
+Cores return actions; drivers log them (DESIGN convention 8). `describe(item, node)` is the one
+place that says what the daemon logs for an item and at which level; the daemon only writes the
+line. Every line starts with the thing it is about and its name, then the event:
+
+    node beta: active -> dead (silent on every link for 500 ms)
+    group web: releasing from alpha (failback: alpha is preferred)
+    link ucast:eth1 to beta: dead (silent 500 ms)
+
+`node` is this node's name, for the lines about this node. Pure: no logging, no clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from . import actions as A
+
+INFO, WARNING, DEBUG = logging.INFO, logging.WARNING, logging.DEBUG
+
+
+@dataclass(frozen=True)
+class LogLine:
+    level: int
+    text: str
+    limit_key: str | None = None  # log rate-limited under this key (a flood of bad packets)
+
+
+def _node_changed(a: A.NodeChanged, me: str) -> LogLine:
+    return LogLine(WARNING if a.new == "dead" else INFO, f"node {a.node}: {a.old} -> {a.new} ({a.reason})")
+
+
+def _request(a: A.RequestResult, me: str) -> LogLine:
+    return LogLine(INFO, f"{a.request}{f' group {a.group}' if a.group else ''}: {a.detail}")
+
+
+# type -> LogLine, or None for the actions whose effect the driver reports itself
+_TEXT: dict[type, Callable[..., LogLine | None]] = {
+    A.Transmit: lambda a, me: None,
+    A.Send: lambda a, me: None,
+    A.Probe: lambda a, me: None,
+    A.StopStale: lambda a, me: None,
+    A.AcquireGroup: lambda a, me: LogLine(INFO, f"group {a.group}: acquiring on {me}"),
+    A.ReleaseGroup: lambda a, me: LogLine(INFO, f"group {a.group}: releasing from {me} ({a.reason})"),
+    A.Reannounce: lambda a, me: LogLine(
+        WARNING, f"group {a.group}: kept after split brain; announcing its addresses again"),
+    A.LeaveComplete: lambda a, me: LogLine(INFO, f"node {me}: every group released, peers told"),
+    A.PacketDropped: lambda a, me: LogLine(
+        WARNING, f"link {a.link}: dropped packet ({a.reason}): {a.detail}",
+        limit_key=f"dropped:{a.link}:{a.reason}"),
+    A.NodeChanged: _node_changed,
+    A.LinkDown: lambda a, me: LogLine(WARNING, f"link {a.link} to {a.node}: dead ({a.reason})"),
+    A.LinkUp: lambda a, me: LogLine(INFO, f"link {a.link} to {a.node}: up"),
+    A.LateHeartbeat: lambda a, me: LogLine(
+        WARNING, f"node {a.node}: late heartbeat, silent for {a.silent_ms} ms (warntime)"),
+    A.PeerRestarted: lambda a, me: LogLine(
+        WARNING, f"node {a.node}: restarted (generation {a.old_generation} -> {a.new_generation})"),
+    A.TimingMismatch: lambda a, me: LogLine(
+        WARNING, f"node {a.node} runs with keepalive {a.keepalive_ms} ms / deadtime {a.deadtime_ms} ms, "
+                 f"not ours"),
+    A.SplitBrain: lambda a, me: LogLine(
+        WARNING, f"group {a.group}: held by {', '.join(a.holders)} after a partition; {a.keeper} keeps it"),
+    A.RequestResult: _request,
+    A.Stalled: lambda a, me: LogLine(
+        WARNING, f"node {me}: this node's loop did not run for {a.gap_ms} ms (overloaded or "
+                 f"suspended); peers get a grace period before being declared dead"),
+    A.NotHeardBy: lambda a, me: LogLine(
+        WARNING, f"node {a.node} hears nothing from us for {a.for_ms} ms although we hear it: a one-way "
+                 f"link (check firewalls and the ucast addresses on both nodes)"),
+    A.Settled: lambda a, me: LogLine(INFO, f"node {me}: start-up settled ({a.reason})"),
+    A.PingChanged: lambda a, me: LogLine(WARNING, f"ping node {a.name}: {'up' if a.up else 'down'}"),
+    A.ScoreChanged: lambda a, me: LogLine(INFO, f"connectivity score {a.old} -> {a.new}"),
+}
+
+
+def describe(item, node: str) -> LogLine | None:
+    """The line to log for one item of a core's output, or None when there is nothing to log.
+    An item this table does not know is logged at debug level, as its repr."""
+    text = _TEXT.get(type(item))
+    if text is None:
+        return LogLine(DEBUG, f"node {node}: {item!r}")
+    return text(item, node)

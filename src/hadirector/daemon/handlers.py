@@ -1,0 +1,131 @@
+"""The daemon's control commands: what it answers on its control socket (daemon/control.py).
+
+    status                 the cluster, its nodes, links and groups, the balancer and its checks
+                           (plain data; render/cluster.py prints it for `hadirector status`)
+    standby / takeover     heartbeat's hb_standby / hb_takeover: the core decides, this waits
+                           (bounded) until the groups have moved and says where they went
+    lvs                    the balancer's table and checks (render/lvs.py prints it)
+    reload                 re-read the configuration (daemon/reload.py)
+
+A request that cannot be served raises ControlError, whose text the client prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ..cluster import actions as A
+from .clock import now_ms
+from .control import ControlError
+
+
+class ControlHandlers:
+    """The handlers of one `Daemon` (daemon/node.py), whose state they read and whose core they
+    feed through the daemon (so its timer is re-armed and the actions carried out)."""
+
+    def __init__(self, daemon) -> None:
+        self.d = daemon
+
+    def table(self) -> dict:
+        """{command: async handler(request) -> reply} for ControlServer."""
+        return {"status": self.status, "standby": self.standby, "takeover": self.takeover,
+                "lvs": self.lvs, "reload": self.reload}
+
+    async def status(self, req: dict) -> dict:
+        return status_reply(self.d)
+
+    async def lvs(self, req: dict) -> dict:
+        if self.d.balancer is None:
+            raise ControlError("this configuration has no [balancer]")
+        return self.d.balancer.lvs()
+
+    async def reload(self, req: dict) -> dict:
+        if not self.d.running:
+            raise ControlError("reload: the daemon is starting")
+        return await self.d.reloader.reload("control")
+
+    async def standby(self, req: dict) -> dict:
+        return await self._operator("standby", req)
+
+    async def takeover(self, req: dict) -> dict:
+        return await self._operator("takeover", req)
+
+    async def _operator(self, kind: str, req: dict) -> dict:
+        d = self.d
+        if not d.running or d.stopping:
+            raise ControlError(f"{kind}: the daemon is {'stopping' if d.stopping else 'starting'}")
+        which = req.get("which", "all")
+        if which not in ("all", "foreign", "local", "failback"):
+            raise ControlError(f"{kind}: expected all, foreign, local or failback, got {which!r}")
+        wait = min(3600.0, max(0.0, float(req.get("wait", 0))))  # bounded: a client waits, not the daemon
+        name = f"{kind} {which}"
+        results: list[A.RequestResult] = [a for a in self._collect(getattr(d.core, kind), which)
+                                          if isinstance(a, A.RequestResult)]
+        messages = [f"{r.request}{' group ' + r.group if r.group else ''}: {r.detail}" for r in results]
+        ok = any(r.ok for r in results)
+        if ok and wait > 0:
+            targets = [r.group for r in results if r.ok and r.group]
+            moved = await self._wait_moved(kind, targets, wait)
+            messages += moved
+        return {"messages": messages, "done": ok, "request": name}
+
+    def _collect(self, fn, which: str) -> list:
+        out = fn(which, now_ms())
+        self.d.handle(out)
+        return out
+
+    async def _wait_moved(self, kind: str, groups: list[str], wait: float) -> list[str]:
+        """Wait until each group is held elsewhere (standby) or here (takeover)."""
+        deadline = time.monotonic() + wait
+        me = self.d.core.node
+        pending = set(groups)
+        msgs = []
+        while pending and time.monotonic() < deadline:
+            st = self.d.core.status(now_ms())["groups"]
+            for g in list(pending):
+                holders = st[g]["holders"]
+                if kind == "takeover" and holders == [me] and st[g]["state"] == "held":
+                    msgs.append(f"group {g}: now running here")
+                    pending.discard(g)
+                elif kind == "standby" and holders and me not in holders:
+                    msgs.append(f"group {g}: now held by {', '.join(holders)}")
+                    pending.discard(g)
+            await asyncio.sleep(0.05)
+        for g in sorted(pending):
+            msgs.append(f"group {g}: not moved within {wait:g}s")
+        return msgs
+
+
+def status_reply(d) -> dict:
+    """The `status` reply of daemon `d`: plain, JSON-able data."""
+    now = now_ms()
+    st = d.core.status(now)
+    res = d.manager.snapshot()
+    nodes = [{"name": d.core.node, "local": True, "status": st["status"], "score": st["score"],
+              "generation": d.core.generation, "links": [
+                  {"name": n, "status": "up" if getattr(l, "up", True) else "down"}
+                  for n, l in d.links.items()]}]
+    for name, p in st["peers"].items():
+        nodes.append({"name": name, "status": p["state"], "generation": p["generation"],
+                      "silent_ms": p["silent_ms"],
+                      "links": [{"name": ln, "status": s} for ln, s in p["links"].items()]})
+    groups = []
+    for name, g in st["groups"].items():
+        holders = g["holders"]
+        groups.append({"name": name, "preferred": g["preferred"],
+                       "owner": ", ".join(holders) if holders else None,
+                       "state": g["state"], "holders": holders,
+                       "resources": [r["name"] for r in res.get(name, {}).get("resources", [])]
+                       or [r.kind for r in d.groups[name].resources],
+                       "local": res.get(name)})
+    dropped = {k: v for k, v in st["packets"].items() if k != "ok"}
+    return {"cluster": d.config.cluster.name, "node": d.core.node,
+            "generation": d.core.generation, "phase": "leaving" if d.stopping else
+            ("running" if st["settled"] else "starting (initdead)"),
+            "nodes": nodes, "groups": groups, "dropped": dropped,
+            "packets_ok": st["packets"].get("ok", 0), "connectivity": st["connectivity"],
+            "links": {n: l.stats.as_dict() for n, l in d.links.items()},
+            "balancer": None if d.balancer is None else d.balancer.summary(),
+            "checks": {} if d.balancer is None else d.balancer.checks(),
+            "uptime_s": round(time.time() - d.started_at, 1)}
