@@ -3,7 +3,8 @@
 import pytest
 
 from hadirector.cluster.actions import (AcquireGroup, AnnounceNow, NotHeardBy, Reannounce,
-                                        ReleaseGroup, RequestResult, SplitBrain, StopStale)
+                                        ReleaseGroup, RequestResult, SplitBrain, StartCancelled,
+                                        StopStale)
 from hadirector.cluster.arbiter import Arbiter
 from hadirector.cluster.membership import TransitionError
 from hadirector.cluster.messages import Announcement, Grant, GroupEntry, GroupState, Status
@@ -368,3 +369,27 @@ def test_heard_list_and_a_holder_that_cannot_hear_us():
     # after our own stall, b not hearing us is no evidence for another deaf_after
     a.stalled(2000)
     assert "b" not in a._deaf
+
+
+def test_a_start_cancelled_by_its_release_is_no_failure_of_this_node():
+    """A start that fails because the group was released meanwhile (here: a split brain while
+    starting, the peer keeps it) leaves no failure mark: the node stays a candidate."""
+    a = ready()  # alone: starts both groups
+    out = peer(a, "b", ann(groups=[("db", STARTING)]))
+    assert acts(out, ReleaseGroup) == [ReleaseGroup("db", "split brain: b keeps it")]
+    assert state(a, "db") == STOPPING
+    out = a.group_failed("db", 0, "vip: cancelled")
+    assert out == [StartCancelled("db", "vip: cancelled")]
+    assert state(a, "db") == STOPPING and a.local_groups["db"].failed is False
+    a.group_stopped("db", 0)
+    assert a.announcement().group("db").failed is False
+    # b dies: a takes db again (with a failure mark it would stay down until a takeover)
+    out = a.set_alive(set(), 100, {})
+    assert state(a, "db") == STARTING and AcquireGroup("db") in out
+
+
+def test_a_failed_start_that_was_not_released_marks_the_failure():
+    a = ready()
+    out = a.group_failed("db", 0, "vip: address in use")
+    assert acts(out, ReleaseGroup) == [ReleaseGroup("db", "failed: vip: address in use")]
+    assert not acts(out, StartCancelled) and a.local_groups["db"].failed is True

@@ -7,7 +7,7 @@ frozen dataclasses, returned in a list from each input method. Grouped by who pr
                   TimingMismatch, Stalled, Settled
 * connectivity.py Probe, PingChanged, ScoreChanged
 * arbiter.py      AcquireGroup, ReleaseGroup, StopStale, Reannounce, SplitBrain, NotHeardBy,
-                  RequestResult, AnnounceNow
+                  RequestResult, AnnounceNow, StartCancelled
 * node.py         Transmit, PacketDropped, LeaveComplete (and everything above, passed through)
 
 Actions (the driver must do something): Send/Transmit, Probe, AcquireGroup, ReleaseGroup, StopStale,
@@ -176,6 +176,16 @@ class RequestResult:
     request: str  # "standby local", "takeover all", ...
     group: str  # "" when about the request as a whole
     ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class StartCancelled:
+    """`group_failed` came while the group was being released here (failback, split brain,
+    standby, shutdown): the release cancelled the start, or a resource failed as it was stopped.
+    Not a failure of this node, which stays a candidate for the group (no failure mark)."""
+
+    group: str
     detail: str
 
 

@@ -70,7 +70,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from .actions import (AcquireGroup, AnnounceNow, NotHeardBy, Reannounce, ReleaseGroup, RequestResult,
-                      SplitBrain, StopStale)
+                      SplitBrain, StartCancelled, StopStale)
 from .membership import TransitionError
 from .messages import Announcement, GroupEntry, GroupState, Grant, Status
 
@@ -90,7 +90,6 @@ GROUP_TRANSITIONS: dict[tuple[GroupState, str], GroupState] = {
     (HELD, "failed"): STOPPING,
     (STOPPING, "stopped"): NONE,
     (STOPPING, "started"): STOPPING,  # a start finished after the release was asked: stop follows
-    (STOPPING, "failed"): STOPPING,
 }
 
 WHICH = ("all", "local", "foreign", "failback")
@@ -281,8 +280,12 @@ class Arbiter:
 
     def group_failed(self, group: str, now: int, detail: str = "") -> list:
         """A start failed, or monitoring failed after the configured retries. The group is stopped
-        here and handed to another node; this node is no candidate for it until a takeover."""
+        here and handed to another node; this node is no candidate for it until a takeover.
+        While the group is being released already, the failure is the release's doing (a stop
+        cancels a start in progress): StartCancelled, and no failure mark."""
         st = self._group(group)
+        if st.state == STOPPING:
+            return [StartCancelled(group, detail)]
         out: list = []
         st.failed = True
         if st.state in RUNNING:

@@ -63,6 +63,9 @@ _TEXT: dict[type, Callable[..., LogLine | None]] = {
                  f"not ours"),
     A.SplitBrain: lambda a, me: LogLine(
         WARNING, f"group {a.group}: held by {', '.join(a.holders)} after a partition; {a.keeper} keeps it"),
+    A.StartCancelled: lambda a, me: LogLine(
+        INFO, f"group {a.group}: {a.detail or 'failed'} while being released from {me}: the release's "
+              f"doing, not a failure of this node"),
     A.RequestResult: _request,
     A.Stalled: lambda a, me: LogLine(
         WARNING, f"node {me}: this node's loop did not run for {a.gap_ms} ms (overloaded or "

@@ -179,14 +179,19 @@ class Daemon:
     # ------------------------------------------------------------------ actions
 
     def _feed(self, method: str, *args) -> None:
-        """Give the core an input from a task; a report that does not fit the core's state is
-        logged, never fatal."""
+        """Give the core an input from a task and carry out its answer."""
+        actions = self._ask(method, *args)
+        if actions is not None:
+            self.handle(actions)
+
+    def _ask(self, method: str, *args) -> list | None:
+        """The core's answer to an input, not carried out yet; None when the core refused it (a
+        report that does not fit its state is logged, never fatal)."""
         try:
-            actions = getattr(self.core, method)(*args)
+            return getattr(self.core, method)(*args)
         except Exception as exc:  # noqa: BLE001 - e.g. TransitionError
             self.log.error("node %s: %s%r refused by the cluster core: %s", self.core.node, method, args, exc)
-            return
-        self.handle(actions)
+            return None
 
     def handle(self, actions: list) -> None:
         """Carry out a core's output, then re-arm the one timer."""
@@ -254,27 +259,25 @@ class Daemon:
             ok, why = False, f"{type(exc).__name__}: {exc}"
         else:
             why = None
-        from ..cluster.messages import GroupState
-        st = self.core.arbiter.local_groups.get(name)
-        if not ok and st is not None and st.state == GroupState.STOPPING:
-            # released while starting (failback, split brain, shutdown): the stop cancelled the
-            # start; not a failure of this node, which must stay a candidate for the group
-            self.log.info("group %s: start on %s cancelled by its release", name, self.core.node)
-            return
         if ok:
             self.log.info("group %s: running on %s", name, self.core.node)
             self._notify(name, "MASTER")
             self._feed("group_started", name, now_ms())
-        else:
-            if why is None:
-                try:
-                    why = self.manager.snapshot().get(name, {}).get("last_error")
-                except Exception:  # noqa: BLE001
-                    why = None
-                why = why or "a resource did not start"
+            return
+        if why is None:
+            try:
+                why = self.manager.snapshot().get(name, {}).get("last_error")
+            except Exception:  # noqa: BLE001
+                why = None
+            why = why or "a resource did not start"
+        actions = self._ask("group_failed", name, now_ms(), why)
+        if actions is None:
+            return
+        # the core says whether this was a failure of this node or a start its release cancelled
+        if not any(isinstance(a, A.StartCancelled) for a in actions):
             self.log.error("group %s: could not start on %s: %s", name, self.core.node, why)
             self._notify(name, "FAULT")
-            self._feed("group_failed", name, now_ms(), why)
+        self.handle(actions)
 
     async def _release(self, name: str) -> None:
         # Only a complete stop is reported: until then no peer may start the group (the safe
