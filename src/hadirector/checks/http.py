@@ -24,6 +24,7 @@ import asyncio
 import re
 from urllib.parse import urljoin, urlsplit
 
+from ..errors import HadirectorError
 from .base import CheckTarget, ProbeContext, ProbeResult, register
 from ._wire import client_tls, regex, short
 
@@ -34,7 +35,7 @@ _ABSOLUTE = re.compile(r"^https?://", re.I)
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
-class HTTPError(Exception):
+class HTTPError(HadirectorError):
     pass
 
 

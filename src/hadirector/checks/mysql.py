@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import struct
 
+from ..errors import HadirectorError
 from .base import CheckTarget, ProbeContext, ProbeResult, register
 from ._wire import close, open_stream
 
@@ -25,7 +26,7 @@ CLIENT_SECURE_CONNECTION, CLIENT_PLUGIN_AUTH = 0x8000, 0x80000
 MAX_PACKET = 1 << 24
 
 
-class MySQLError(Exception):
+class MySQLError(HadirectorError):
     pass
 
 

@@ -19,13 +19,14 @@ import hmac
 import os
 import struct
 
+from ..errors import HadirectorError
 from .base import CheckTarget, ProbeContext, ProbeResult, register
 from ._wire import close, open_stream
 
 MAX_MESSAGE = 1 << 24
 
 
-class PgError(Exception):
+class PgError(HadirectorError):
     pass
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from ..errors import HadirectorError
 from .actions import (LateHeartbeat, LinkDown, LinkUp, NodeChanged, PeerRestarted, Send, Settled,
                       Stalled, TimingMismatch)
 from .messages import Kind, Message, Status
@@ -81,7 +82,7 @@ LINK_TRANSITIONS: dict[tuple[str, str], str] = {
 }
 
 
-class TransitionError(RuntimeError):
+class TransitionError(HadirectorError, RuntimeError):
     """An input the state table has no entry for: a bug in the core or its driver."""
 
     def __init__(self, what: str, state: str, event: str):

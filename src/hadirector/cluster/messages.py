@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Iterable
 
+from ..errors import HadirectorError
 from .auth import METHOD_NAMES, Authenticator
 
 MAGIC = b"HD"
@@ -124,7 +125,7 @@ class Message:
 
 # --------------------------------------------------------------------------- errors
 
-class BadMessage(Exception):
+class BadMessage(HadirectorError):
     """A datagram that was dropped. `reason` names the check that failed (and the counter)."""
 
     reason = "bad"

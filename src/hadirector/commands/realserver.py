@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 
+from ..errors import HadirectorError
 from ._common import add_state_dir, default_state_dir
 
 SYSCTLS = ("arp_ignore", "arp_announce")
@@ -26,7 +27,7 @@ WANT = {"arp_ignore": 1, "arp_announce": 2}
 STATE_FILE = "realserver.json"
 
 
-class RealserverError(RuntimeError):
+class RealserverError(HadirectorError, RuntimeError):
     pass
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 
 from ._common import add_config_options, add_state_dir, default_state_dir, load_or_report
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import HadirectorError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -19,7 +21,7 @@ class Problem:
         return f"{self.where}: {'warning: ' if self.warning else ''}{self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(HadirectorError):
     """Raised when a configuration does not load; `problems` holds every error found."""
 
     def __init__(self, problems: list[Problem]):

@@ -13,13 +13,15 @@ import os
 import socket
 from typing import Any, Awaitable, Callable
 
+from ..errors import HadirectorError
+
 SOCKET_NAME = "control.sock"
 MAX_LINE = 1 << 20
 
 Handler = Callable[[dict], Awaitable[dict]]
 
 
-class ControlError(Exception):
+class ControlError(HadirectorError):
     pass
 
 

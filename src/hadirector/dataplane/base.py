@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
 from ..balancer.state import DesiredState
+from ..errors import HadirectorError
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,5 +148,8 @@ class DataPlane(abc.ABC):
         ...
 
 
-class DataPlaneError(Exception):
-    """A data plane could not install (part of) the desired state; the message names what."""
+class DataPlaneError(HadirectorError):
+    """A data plane could not install (part of) the desired state; the message names what.
+    Transient unless it says otherwise (a port still taken, a transaction the kernel refused)."""
+
+    transient = True

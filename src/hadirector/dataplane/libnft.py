@@ -18,6 +18,8 @@ import shutil
 import subprocess
 from typing import Any
 
+from ..errors import HadirectorError
+
 # include/nftables/libnftables.h
 NFT_CTX_DEFAULT = 0
 NFT_CTX_OUTPUT_HANDLE = 1 << 3
@@ -27,7 +29,7 @@ NFT_CTX_OUTPUT_TERSE = 1 << 11  # no set elements in listings
 LIBRARY = "libnftables.so.1"
 
 
-class NftError(RuntimeError):
+class NftError(HadirectorError, RuntimeError):
     """libnftables refused a batch; `.message` is its error text, `.commands` the batch."""
 
     def __init__(self, message: str, commands: Any = None):

@@ -174,8 +174,8 @@ class NftDataPlane(DataPlane):
         env, unresolved = self._gather_env(desired, resolve)
         try:
             rendered = render(_without(desired, unresolved), env, self.options)
-        except RenderError as exc:
-            raise DataPlaneError(str(exc)) from None
+        except RenderError as exc:  # the configuration, not the moment: a retry fails the same way
+            raise DataPlaneError(str(exc), transient=exc.transient) from None
         self._commit(rendered, env)
 
     def _commit(self, rendered: Rendered, env: RenderEnv) -> None:

@@ -48,13 +48,14 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..balancer import maglev
 from ..balancer.schedulers import SH_TAB_SIZE, Dest, WeightedRoundRobin, _weighted_buckets
 from ..balancer.state import DesiredState, RealState, ServiceState
+from ..errors import HadirectorError
 
 TABLE = "hadirector"
 
 Json = dict[str, Any]
 
 
-class RenderError(ValueError):
+class RenderError(HadirectorError, ValueError):
     """The desired state cannot be expressed by this data plane; the message names the service."""
 
 

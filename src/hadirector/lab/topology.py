@@ -38,6 +38,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from ..errors import HadirectorError
 from .netns import NETNS_RUN_DIR, NetnsWorker
 
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")
@@ -47,7 +48,7 @@ _seq = itertools.count(1)
 _open_labs: "weakref.WeakSet[Lab]" = weakref.WeakSet()
 
 
-class LabError(RuntimeError):
+class LabError(HadirectorError, RuntimeError):
     """A lab command failed; the message names the command, the namespace and ip's stderr."""
 
 

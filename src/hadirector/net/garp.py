@@ -30,6 +30,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from ..errors import HadirectorError
 from .netlink import NetlinkFailure, netns_socket
 
 ETH_P_ARP = 0x0806
@@ -47,7 +48,7 @@ NA_FLAG_OVERRIDE = 0x20000000  # RFC 4861 4.4: R=0x80000000, S=0x40000000, O=0x2
 ND_OPT_TARGET_LLADDR = 2
 
 
-class GarpError(Exception):
+class GarpError(HadirectorError):
     """The announcement could not start (no such interface, no link-layer address, no permission)."""
 
 
@@ -118,7 +119,7 @@ def open_packet_socket(ifname: str, netns: str | None = None) -> tuple[socket.so
     except NetlinkFailure as e:
         raise GarpError(str(e)) from None
     except OSError as e:
-        raise GarpError(f"raw packet socket: {e.strerror or e} (needs CAP_NET_RAW)") from None
+        raise GarpError(f"raw packet socket: {e.strerror or e} (needs CAP_NET_RAW)", errno=e.errno) from None
     try:
         sock.bind((ifname, 0))
         name = sock.getsockname()
@@ -129,7 +130,7 @@ def open_packet_socket(ifname: str, netns: str | None = None) -> tuple[socket.so
         return sock, mac
     except OSError as e:
         sock.close()
-        raise GarpError(f"bind packet socket to {ifname}: {e.strerror or e}") from None
+        raise GarpError(f"bind packet socket to {ifname}: {e.strerror or e}", errno=e.errno) from None
     except GarpError:
         sock.close()
         raise

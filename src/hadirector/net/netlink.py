@@ -5,8 +5,8 @@ network namespace under /run/netns. The daemon runs with `netns=None` (its own n
 tests and the lab pass a namespace so one process can act for several simulated hosts.
 
 Errors keep their errno: a pyroute2 `NetlinkError` becomes `NetlinkFailure(op, code)`, sorted into
-transient (worth retrying: EBUSY, EAGAIN, ENOBUFS, ...) and fatal (EPERM, ENODEV, EINVAL, ...), as
-DESIGN.md convention 7 asks. Callers that want idempotence (adding an address that exists,
+transient (worth retrying: EBUSY, EAGAIN, ENOBUFS, ...) and fatal (EPERM, ENODEV, EINVAL, ...) by
+errors.TRANSIENT_ERRNOS, as DESIGN.md convention 7 asks. Callers that want idempotence (adding an address that exists,
 deleting one that is gone) look at `code` (EEXIST, EADDRNOTAVAIL).
 """
 
@@ -25,9 +25,7 @@ from typing import AsyncIterator, Iterator
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-# Errors worth a retry: the kernel was busy or short of memory, or a call was interrupted.
-TRANSIENT_ERRNOS = frozenset({errno.EBUSY, errno.EAGAIN, errno.ENOBUFS, errno.EINTR, errno.ENOMEM,
-                              errno.ETIMEDOUT})
+from ..errors import HadirectorError
 
 IFA_F_NODAD = 0x02  # linux/if_addr.h: skip duplicate address detection (IPv6)
 IFF_UP = 0x1
@@ -35,20 +33,19 @@ IFF_LOOPBACK = 0x8
 IFNAMSIZ = 16  # linux/if.h: names and labels are at most 15 characters
 
 
-class NetlinkFailure(Exception):
-    """A netlink operation failed. `code` is the errno (0 when there was none)."""
+class NetlinkFailure(HadirectorError):
+    """A netlink operation failed. `code` is the errno (0 when there was none); transient by it."""
 
     def __init__(self, op: str, code: int, detail: str = ""):
         self.op = op
         self.code = code
-        self.transient = code in TRANSIENT_ERRNOS
         name = errno.errorcode.get(code, str(code)) if code else "error"
         msg = f"{op}: {name}"
         if code:
             msg += f" ({os.strerror(code)})"
         if detail:
             msg += f": {detail}"
-        super().__init__(msg)
+        super().__init__(msg, errno=code)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..config.model import Link
+from ..errors import HadirectorError
 from . import netlink
 
 log = logging.getLogger("hadirector.net.transports")
@@ -51,11 +52,11 @@ SERIAL_MAX_PENDING = 64 * 1024  # bytes queued for a slow line before new datagr
 SERIAL_REOPEN_S = 5.0
 
 
-class TransportError(Exception):
+class TransportError(HadirectorError):
     """A link could not be opened (no such interface, no permission, ...). `code` is the errno."""
 
     def __init__(self, message: str, code: int = 0):
-        super().__init__(message)
+        super().__init__(message, errno=code)
         self.code = code
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..dataplane.base import DataPlaneError
+from ..errors import HadirectorError, is_transient
 from .base import Agent, AgentError, register
 
 
@@ -36,13 +37,12 @@ class BalancerAgent(Agent):
         driver = self._driver()
         try:
             await driver.start()
-        except DataPlaneError as exc:
-            # e.g. the VIP's port is taken, libnftables refused the transaction: may clear up
-            raise AgentError(f"{self.name}: {exc}", transient=True) from None
-        except ValueError as exc:  # a configuration the data plane cannot install
-            raise AgentError(f"{self.name}: {exc}", transient=False) from None
-        except OSError as exc:
-            raise AgentError(f"{self.name}: {exc.strerror or exc}", transient=True, code=exc.errno) from None
+        except (HadirectorError, ValueError, OSError) as exc:
+            # the error says whether a retry may help (errors.is_transient): the VIP's port still
+            # taken may clear up, a configuration the data plane cannot install will not
+            text = exc.strerror or exc if isinstance(exc, OSError) else exc
+            raise AgentError(f"{self.name}: {text}", transient=is_transient(exc),
+                             code=getattr(exc, "errno", None), errno=getattr(exc, "errno", None)) from None
 
     async def stop(self) -> None:
         driver = self._driver()

@@ -30,6 +30,8 @@ from typing import Any, Awaitable, ClassVar, Mapping, TypeVar
 
 from pydantic import BaseModel
 
+from ..errors import HadirectorError, is_transient
+
 log = logging.getLogger("hadirector.resources")
 
 T = TypeVar("T")
@@ -40,14 +42,14 @@ DEFAULT_OCF_ROOT = "/usr/lib/ocf"
 OUTPUT_LIMIT = 64 * 1024  # bytes of a program's stdout/stderr kept for status text and messages
 
 
-class AgentError(Exception):
+class AgentError(HadirectorError):
     """A start, stop or monitor that failed. `transient` says whether a retry may help (a timeout,
-    a busy kernel); a fatal error (script missing, bad arguments) will fail again the same way."""
+    a busy kernel); a fatal error (script missing, bad arguments) will fail again the same way.
+    `code` is the program's exit code or the errno; `errno` only the latter."""
 
     def __init__(self, message: str, *, transient: bool = True, timeout: bool = False,
-                 code: int | None = None):
-        super().__init__(message)
-        self.transient = transient
+                 code: int | None = None, errno: int | None = None):
+        super().__init__(message, transient=transient, errno=errno)
         self.timeout = timeout
         self.code = code
 
@@ -193,7 +195,8 @@ async def run_program(argv: list[str], ctx: AgentContext, *,
                 *full, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err, env=environ,
                 start_new_session=True)
         except OSError as e:
-            raise AgentError(f"cannot run {argv[0]}: {e.strerror or e}", transient=False) from None
+            raise AgentError(f"cannot run {argv[0]}: {e.strerror or e}", transient=is_transient(e),
+                             errno=e.errno) from None
         try:
             rc = await proc.wait()
         except BaseException:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ..config.model import Group
+from ..errors import is_transient
 from .base import Agent, AgentContext, AgentError, agent_for, call_with_timeout
 
 log = logging.getLogger("hadirector.resources.manager")
@@ -93,7 +94,7 @@ class _Run:
 def _as_agent_error(e: BaseException) -> AgentError:
     if isinstance(e, AgentError):
         return e
-    return AgentError(f"{type(e).__name__}: {e}", transient=False)
+    return AgentError(f"{type(e).__name__}: {e}", transient=is_transient(e))
 
 
 class ResourceManager:

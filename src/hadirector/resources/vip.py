@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.model import VipResource
+from ..errors import is_transient
 from ..net import netlink
 from ..net.garp import GarpError, GarpStats, announce
 from .base import Agent, AgentContext, AgentError, register
@@ -44,7 +45,7 @@ class Placement:
 
 
 def _agent_error(e: netlink.NetlinkFailure) -> AgentError:
-    return AgentError(str(e), transient=e.transient, code=e.code)
+    return AgentError(str(e), transient=is_transient(e), code=e.code, errno=e.errno)
 
 
 def choose_placement(model: VipResource, links: list[netlink.LinkInfo],
