@@ -16,7 +16,9 @@ class RateLimited:
         self._seen: dict[str, tuple[float, int]] = {}
         self.suppressed = 0
 
-    def warning(self, key: str, now: float, msg: str) -> None:
+    def allow(self, key: str, now: float) -> bool:
+        """Count one message under `key`; whether to log it. When a new window starts, the
+        number suppressed in the last one is logged first."""
         start, n = self._seen.get(key, (now, 0))
         if now - start > self.window:
             if n > self.burst:
@@ -25,6 +27,10 @@ class RateLimited:
         n += 1
         self._seen[key] = (start, n)
         if n <= self.burst:
+            return True
+        self.suppressed += 1
+        return False
+
+    def warning(self, key: str, now: float, msg: str) -> None:
+        if self.allow(key, now):
             self.log.warning(msg)
-        else:
-            self.suppressed += 1

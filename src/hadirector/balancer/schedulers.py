@@ -61,6 +61,15 @@ def fold_addr(addr: int) -> int:
     return addr
 
 
+def weight_gcd(weights: Iterable[int]) -> int:
+    """ip_vs_wrr.c ip_vs_wrr_gcd_weight: the gcd of the positive weights, 1 when there is none."""
+    g = 0
+    for w in weights:
+        if w > 0:
+            g = gcd(g, w)
+    return g or 1
+
+
 def hash_32(val: int, bits: int) -> int:
     """include/linux/hash.h hash_32: multiply by GOLDEN_RATIO_32, keep the high `bits` bits."""
     return ((val * 0x61C88647) & 0xFFFFFFFF) >> (32 - bits)
@@ -252,13 +261,6 @@ class WeightedRoundRobin(Scheduler):
         self.mw = 0
         self.cw = 0
 
-    def _gcd_weight(self) -> int:
-        g = 0
-        for d in self.dests:
-            if d.weight > 0:
-                g = gcd(d.weight, g) if g > 0 else d.weight
-        return g or 1
-
     def _max_weight(self) -> int:
         return max((d.weight for d in self.dests), default=0)
 
@@ -267,7 +269,7 @@ class WeightedRoundRobin(Scheduler):
         # data plane that wants the kernel's exact sequence calls update() once per change too.
         self.dests = list(dests)
         self.cl = -1
-        self.di = self._gcd_weight()
+        self.di = weight_gcd(d.weight for d in self.dests)
         self.mw = self._max_weight() - (self.di - 1)
         if self.cw > self.mw or not self.cw:
             self.cw = self.mw

@@ -283,13 +283,3 @@ def diff(old: DesiredState, new: DesiredState) -> ServiceDiff:
         removed=tuple(s for k, s in old_by.items() if k not in new_by),
         changed=tuple((old_by[k], s) for k, s in new_by.items() if k in old_by and old_by[k] != s),
     )
-
-
-def addr_int(address: str) -> int:
-    return int(ipaddress.ip_address(address))
-
-
-def iter_installed(desired: DesiredState) -> Iterable[tuple[ServiceState, RealState]]:
-    for s in desired.services:
-        for r in s.installed:
-            yield s, r

@@ -35,7 +35,7 @@ from email.utils import formatdate, make_msgid
 from ..config.model import Alerts, VirtualService
 from .base import RealKey
 
-log = logging.getLogger("hadirector.alerts")
+log = logging.getLogger(__name__)
 
 DAEMON_STATES = ("starting", "running", "stopping", "reloading")
 

@@ -29,7 +29,7 @@ from .base import RealKey
 from .scheduler import CheckScheduler, HealthEvent, RealHealth, SchedulerStats, UpdateSummary
 from .service import ServiceHealth, ServiceTracker
 
-log = logging.getLogger("hadirector.checks")
+log = logging.getLogger(__name__)
 
 
 class HealthMonitor:

@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ..config.model import VirtualService
+from ..ratelimit import RateLimited
 from .base import (CheckTarget, CombinedCycle, ProbeContext, ProbeResult, RealKey, RiseFall, Transition,
                    fast_probe_for, probe_for, real_key, target_for)
 
-log = logging.getLogger("hadirector.checks")
+log = logging.getLogger(__name__)
 
 LATENESS_SAMPLES = 1 << 17
 TIMER_SLACK = 0.001  # seconds
@@ -146,7 +147,7 @@ class CheckScheduler:
         self._checks = self._overruns = self._timeouts = self._errors = 0
         self._lateness = array("d", bytes(8 * LATENESS_SAMPLES))
         self._lat_n = 0
-        self._last_error_log = 0.0
+        self._error_log = RateLimited(log, window=10.0, burst=1)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -346,9 +347,7 @@ class CheckScheduler:
                 result = ProbeResult(False, f"no answer within {timeout:g} s")
             except Exception as e:  # a probe bug must not stop the checks of every other real
                 self._errors += 1
-                now = self._loop.time()
-                if now - self._last_error_log > 10:
-                    self._last_error_log = now
+                if self._error_log.allow("check raised", self._loop.time()):
                     log.exception("check of %s raised (counted, further ones logged at most every 10 s)", slot.key)
                 result = ProbeResult(False, f"check error: {type(e).__name__}: {e}")
         except asyncio.CancelledError:

@@ -6,7 +6,6 @@ shape back, so dump -> load gives an equal model.
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 import tomli_w
 
@@ -27,20 +26,6 @@ def load_toml_text(text: str, name: str = "<config>", collector: Collector | Non
     if cfg is None:
         raise ConfigError(col.problems)
     return cfg
-
-
-def load_toml(path: str | Path, collector: Collector | None = None) -> Config:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([_problem(str(p), f"cannot read: {exc.strerror}")]) from None
-    return load_toml_text(text, str(p), collector)
-
-
-def _problem(where: str, message: str):
-    from .errors import Problem
-    return Problem(where, message)
 
 
 def _prune(value):

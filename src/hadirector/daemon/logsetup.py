@@ -10,10 +10,11 @@ import os
 from ..config.model import Logging
 
 FORMAT = "%(asctime)s %(name)s[%(process)d]: %(levelname)s: %(message)s"
+ROOT = __name__.partition(".")[0]  # "hadirector": each module logs as getLogger(__name__), below it
 
 
 def setup(cfg: Logging, verbose: bool = False) -> logging.Logger:
-    log = logging.getLogger("hadirector")
+    log = logging.getLogger(ROOT)
     log.handlers.clear()
     log.propagate = False
     level = logging.DEBUG if (verbose or cfg.debug) else logging.INFO

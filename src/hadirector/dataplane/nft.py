@@ -42,7 +42,7 @@ from .libnft import Nft, NftError
 from .nft_render import (CounterRef, Existing, Link, NftOptions, RenderEnv, RenderError, Rendered,
                          existing_from_listing, install_commands, is_ours, plan, render)
 
-log = logging.getLogger("hadirector.dataplane.nft")
+log = logging.getLogger(__name__)
 
 ADAPTIVE = ("lc", "wlc", "sed", "nq", "ovf")
 TCP_ESTABLISHED = 3  # enum tcp_conntrack

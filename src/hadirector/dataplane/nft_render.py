@@ -42,11 +42,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from math import gcd
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..balancer import maglev
-from ..balancer.schedulers import SH_TAB_SIZE, Dest, WeightedRoundRobin, _weighted_buckets
+from ..balancer.schedulers import (SH_TAB_SIZE, Dest, WeightedRoundRobin, _weighted_buckets,
+                                   weight_gcd)
 from ..balancer.state import DesiredState, RealState, ServiceState
 from ..errors import HadirectorError
 
@@ -260,10 +260,7 @@ def wrr_sequence(weights: Sequence[int]) -> list[int]:
     dests = [Dest(i, i, 0, w) for i, w in enumerate(weights)]
     s = WeightedRoundRobin()
     s.update(dests)
-    g = 0
-    for w in weights:
-        if w > 0:
-            g = gcd(g, w)
+    g = weight_gcd(weights)
     n = sum(w // g for w in weights if w > 0)
     out = []
     for _ in range(n):
@@ -275,7 +272,7 @@ def wrr_sequence(weights: Sequence[int]) -> list[int]:
 
 def proportional_runs(weights: Sequence[int]) -> tuple[list[tuple[int, int, int]], int]:
     """weight/gcd consecutive positions per index (exact ratio over one cycle): (runs, cycle)."""
-    g = _gcd_all(weights)
+    g = weight_gcd(weights)
     runs: list[tuple[int, int, int]] = []
     pos = 0
     for i, w in enumerate(weights):
@@ -323,21 +320,13 @@ def schedule_expr(svc: ServiceState, cands: Sequence[tuple[RealState, int]], tar
         # ip_vs_ovf.c with no connection counts yet: the highest weight takes everything
         best = max(range(len(cands)), key=lambda i: (weights[i], -i))
         return [goto(targets[best])]
-    total = sum(weights) // max(1, _gcd_all(weights))
+    total = sum(weights) // weight_gcd(weights)
     if total <= options.wrr_interleave_max:
         seq = wrr_sequence(weights)
         runs, size = _ranges(seq), len(seq)
     else:
         runs, size = proportional_runs(weights)
     return [_vmap({"numgen": {"mode": "inc", "mod": size, "offset": 0}}, runs, targets)]
-
-
-def _gcd_all(ws: Iterable[int]) -> int:
-    g = 0
-    for w in ws:
-        if w > 0:
-            g = gcd(g, w)
-    return g
 
 
 # ----------------------------------------------------------------------------- render
@@ -751,10 +740,6 @@ def plan(existing: Mapping[tuple[str, str], Existing], rendered: Rendered) -> li
                               counters=[n for n in t.counters if n not in ex.counters])
         cmds += body[1:]
     return cmds
-
-
-def delete_commands(existing: Iterable[tuple[str, str]]) -> list[Json]:
-    return [{"delete": {"table": {"family": f, "name": n}}} for f, n in sorted(existing)]
 
 
 def is_ours(family: str, name: str, table: str = TABLE) -> bool:

@@ -54,7 +54,7 @@ from ..balancer.state import DesiredState, RealState, ServiceState
 from .base import (BalancerStats, Counters, DataPlane, DataPlaneError, RateEstimator, RealStats,
                    ServiceStats)
 
-log = logging.getLogger("hadirector.proxy")
+log = logging.getLogger(__name__)
 
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 MAX_PENDING_UDP = 64  # datagrams held per flow while its upstream socket opens

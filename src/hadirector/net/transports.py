@@ -43,7 +43,7 @@ from ..config.model import Link
 from ..errors import HadirectorError
 from . import netlink
 
-log = logging.getLogger("hadirector.net.transports")
+log = logging.getLogger(__name__)
 
 OnDatagram = Callable[[str, bytes, Any], None]
 MAX_DATAGRAM = 65535

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from ..errors import HadirectorError, is_transient
 
-log = logging.getLogger("hadirector.resources")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

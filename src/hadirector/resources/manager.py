@@ -50,7 +50,7 @@ from ..config.model import Group
 from ..errors import is_transient
 from .base import Agent, AgentContext, AgentError, agent_for, call_with_timeout
 
-log = logging.getLogger("hadirector.resources.manager")
+log = logging.getLogger(__name__)
 
 FAILCOUNT_RESET_INTERVALS = 10
 

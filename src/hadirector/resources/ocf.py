@@ -25,7 +25,7 @@ import re
 from ..config.model import OcfResource
 from .base import Agent, AgentContext, AgentError, Completed, register, run_program
 
-log = logging.getLogger("hadirector.resources.ocf")
+log = logging.getLogger(__name__)
 
 OCF_SUCCESS = 0
 OCF_NOT_RUNNING = 7

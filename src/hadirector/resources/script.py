@@ -33,7 +33,7 @@ from typing import Any
 from ..config.model import ScriptResource
 from .base import Agent, AgentContext, AgentError, Completed, register, run_program
 
-log = logging.getLogger("hadirector.resources.script")
+log = logging.getLogger(__name__)
 
 # LSB init script actions (LSB core, "Init Script Actions"): exit codes of start/stop/...
 LSB_EXIT = {0: "success", 1: "generic or unspecified error", 2: "invalid or excess arguments",

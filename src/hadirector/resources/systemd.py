@@ -15,7 +15,7 @@ import logging
 from ..config.model import SystemdResource
 from .base import Agent, AgentContext, AgentError, Completed, register, run_program
 
-log = logging.getLogger("hadirector.resources.systemd")
+log = logging.getLogger(__name__)
 
 # what `systemctl is-active` prints for a unit that systemd knows but is not running
 NOT_ACTIVE_STATES = frozenset({"inactive", "failed", "activating", "deactivating", "reloading",

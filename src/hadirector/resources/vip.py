@@ -32,7 +32,7 @@ from ..net import netlink
 from ..net.garp import GarpError, GarpStats, announce
 from .base import Agent, AgentContext, AgentError, register
 
-log = logging.getLogger("hadirector.resources.vip")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
