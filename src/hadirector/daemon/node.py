@@ -38,6 +38,7 @@ from ..ratelimit import RateLimited
 from ..resources.base import AgentContext
 from ..resources.manager import GroupFailure, ResourceManager
 from . import statedir
+from .balancer import BalancerSupervisor
 from .clock import now_ms
 from .control import ControlServer
 from .handlers import ControlHandlers
@@ -66,7 +67,6 @@ class Daemon:
         # health checks run on every node (a backup has fresh health when it takes over)
         self.balancer = None
         if self.config.balancer is not None:
-            from .balancer import BalancerSupervisor
             self.balancer = BalancerSupervisor(self.config.balancer, netns=opts.netns, log=self.log,
                                                spawn=self._spawn)
             opts.services.setdefault("balancer", self.balancer.driver)
