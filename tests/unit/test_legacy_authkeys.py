@@ -91,3 +91,36 @@ def test_non_utf8_comments_are_fine(tmp_path):
     (d / "ha.cf").write_bytes("# 心跳配置\n".encode("gbk") + (d / "ha.cf").read_bytes())
     (d / "authkeys").write_bytes("# 密钥\n".encode("gbk") + b"auth 1\n1 sha1 s3cret\n")
     assert load(d).config.cluster.auth.key == "s3cret"
+
+
+# ---------------------------------------------------------------- heartbeat reads the file top down
+
+
+def test_auth_must_come_before_its_key(tmp_path):
+    # parse_authfile: a key becomes the signing key when its number is the one the last `auth`
+    # line read named ("Auth Key [1] not found" otherwise)
+    d = make_ha_dir(tmp_path, authkeys="1 sha1 s3cret\nauth 1\n")
+    assert one_error(d) == (f"{d}/authkeys:2: auth 1 comes after key 1 ({d}/authkeys:1): heartbeat only signs "
+                            "with a key defined below the auth line that names it (\"Auth Key [1] not found\"); "
+                            "put the auth line first")
+
+
+def test_a_later_auth_line_with_its_key_wins(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, authkeys="auth 2\n1 sha1 a\nauth 1\n1 sha1 b\n"))
+    a = loaded.config.cluster.auth
+    assert (a.index, a.key) == (1, "b")
+    assert any("authkeys:1: warning: auth 2 is replaced by the auth line at" in str(w) for w in loaded.warnings)
+
+
+def test_a_later_auth_line_without_a_key_keeps_the_earlier_key(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, authkeys="auth 1\n1 sha1 a\nauth 2\n"))
+    a = loaded.config.cluster.auth
+    assert (a.index, a.key) == (1, "a")
+    assert any("authkeys:3: warning: auth 2 has no key 2 below it, so heartbeat keeps signing with key 1" in str(w)
+               for w in loaded.warnings)
+
+
+def test_auth_without_space_and_key_without_space(tmp_path):
+    # sscanf("auth %d") and sscanf("%d%s%s") need no space before the number or after it
+    a = load(make_ha_dir(tmp_path, authkeys="auth1\n1sha1 x\n")).config.cluster.auth
+    assert (a.index, a.method, a.key) == (1, "sha1", "x")

@@ -51,33 +51,89 @@ def test_initdead_below_deadtime_is_reported_at_initdead(tmp_path):
     assert err.startswith(f"{d}/ha.cf:7: ") and "initdead (20000 ms) must not be below deadtime" in err
 
 
-def test_warntime_not_below_deadtime(tmp_path):
-    d = make_ha_dir(tmp_path, hacf=BASE + "keepalive 1\nwarntime 30\ndeadtime 20\n")
-    err = one_error(d)
-    assert err.startswith(f"{d}/ha.cf:6: ") and "warntime (30000 ms) must be less than deadtime" in err
+@pytest.mark.parametrize("warntime", ["10", "30", "500ms"])
+def test_warntime_is_compared_with_nothing(tmp_path, warntime):
+    # heartbeat init_config checks deadtime against keepalive and initdead against deadtime only;
+    # set_warntime_ms wants warntime above zero (warntime 10 with deadtime 10 is valid)
+    t = cfg_of(tmp_path, BASE + f"keepalive 1\nwarntime {warntime}\ndeadtime 10\n").cluster.timing
+    assert (t.keepalive, t.deadtime) == (1000, 10_000)
+
+
+def test_warntime_zero_is_refused(tmp_path):
+    d = make_ha_dir(tmp_path, hacf=BASE + "warntime 0\n")
+    assert one_error(d) == f"{d}/ha.cf:5: warntime must be more than zero, got 0"
 
 
 def test_bad_duration(tmp_path):
+    # parse_config calls add_option per value: `2` is applied, then `seconds` is refused
     d = make_ha_dir(tmp_path, hacf=BASE + "keepalive 2 seconds\n")
-    assert one_error(d) == f"{d}/ha.cf:5: keepalive takes one value, got 2: 2 seconds"
+    assert one_error(d) == (f"{d}/ha.cf:5: keepalive: expected a time in seconds, or N ms or N us, "
+                            "got 'seconds'")
     d2 = make_ha_dir(tmp_path, hacf=BASE + "deadtime soon\n", name="b")
-    assert one_error(d2).startswith(f"{d2}/ha.cf:5: deadtime: expected a duration")
+    assert one_error(d2).startswith(f"{d2}/ha.cf:5: deadtime: expected a time")
+
+
+def test_seconds_suffix_is_not_heartbeat_syntax(tmp_path):
+    # cl_get_msec knows ms and us only: heartbeat refuses `keepalive 2s`
+    d = make_ha_dir(tmp_path, hacf=BASE + "keepalive 2s\n")
+    assert one_error(d) == (f"{d}/ha.cf:5: keepalive: expected a time in seconds, or N ms or N us, got '2s'; "
+                            "heartbeat knows seconds (`2`) and milliseconds (`2000ms`), not `s`")
+
+
+def test_several_values_apply_in_turn(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "keepalive 1 2\ndeadtime 10\n"))
+    assert loaded.config.cluster.timing.keepalive == 2000
+    assert any("keepalive has 2 values; heartbeat applies each in turn, so the last (2) wins" in str(w)
+               for w in loaded.warnings)
+
+
+def test_a_directive_without_value_is_ignored(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "keepalive\n"))
+    assert loaded.config.cluster.timing.keepalive == 1000
+    assert [str(w) for w in loaded.warnings if ":5:" in str(w)] == [
+        f"{tmp_path}/ha.d/ha.cf:5: warning: keepalive has no value; heartbeat ignores the line, and so does "
+        "hadirector"]
+
+
+def test_initdead_below_ten_seconds_warns(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "keepalive 1\ndeadtime 4\ninitdead 8\n"))
+    assert any(":7: warning: initdead is 8000 ms: heartbeat warns that it may be too small" in str(w)
+               for w in loaded.warnings)
+
+
+def test_deadping_against_keepalive(tmp_path):
+    d = make_ha_dir(tmp_path, hacf=BASE + "keepalive 1\ndeadping 2\n")
+    assert one_error(d) == f"{d}/ha.cf:6: deadping (2000 ms) must be more than twice keepalive (1000 ms)"
 
 
 # ---------------------------------------------------------------- media
 
 
-def test_udpport_must_precede_media(tmp_path):
-    d = make_ha_dir(tmp_path, hacf="node alpha\nnode beta\nucast eth0 198.18.0.2\nudpport 700\n")
-    err = one_error(d)
-    assert err.startswith(f"{d}/ha.cf:4: udpport must precede the media lines that use it")
-    assert "ha.cf:3" in err
+def test_udpport_after_media_warns_and_the_earlier_media_keep_theirs(tmp_path):
+    # each heartbeat plugin reads udpport once, at its first line (bcast_init, ucast_init): media of a
+    # kind seen before udpport keep the default, kinds first seen after it take the new port
+    loaded = load(make_ha_dir(tmp_path, hacf="node alpha\nnode beta\nucast eth0 198.18.0.2\nudpport 700\n"
+                              "bcast eth1\nucast eth2 198.18.1.2\n"))
+    ports = {lk.name: lk.port for lk in loaded.config.cluster.links}
+    assert ports == {"ucast:eth0": 694, "bcast:eth1": 700, "ucast:eth2": 694}
+    (w,) = [str(x) for x in loaded.warnings if ":4:" in str(x)]
+    assert w.startswith(f"{tmp_path}/ha.d/ha.cf:4: warning: udpport 700 comes after media lines that use it: "
+                        "ucast (first at line 3). heartbeat warns and carries on")
+    assert "ucast 694" in w
 
 
-def test_baud_must_precede_serial(tmp_path):
-    d = make_ha_dir(tmp_path, hacf="node alpha\nnode beta\nserial /dev/ttyS0\nbaud 38400\n")
-    err = one_error(d)
-    assert err.startswith(f"{d}/ha.cf:4: baud must precede the serial lines that use it")
+def test_baud_after_serial_warns_and_serial_keeps_its_speed(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, hacf="node alpha\nnode beta\nserial /dev/ttyS0\nbaud 38400\n"
+                              "serial /dev/ttyS1\n"))
+    assert [lk.baud for lk in loaded.config.cluster.links] == [19200, 19200]
+    assert any(":4: warning: baud 38400 comes after the serial line at line 3" in str(w) for w in loaded.warnings)
+
+
+def test_baud_twice_is_refused(tmp_path):
+    d = make_ha_dir(tmp_path, hacf=BASE + "baud 19200\nbaud 38400\nserial /dev/ttyS0\n")
+    assert one_error(d) == f"{d}/ha.cf:6: baud is set twice (first at line 5); heartbeat refuses a second baud rate"
+    d2 = make_ha_dir(tmp_path, hacf=BASE + "baud 19200 38400\n", name="b")
+    assert one_error(d2).startswith(f"{d2}/ha.cf:5: baud is set twice")
 
 
 def test_udpport_and_baud_apply_to_their_media(tmp_path):
@@ -132,9 +188,14 @@ def test_ucast6_and_mcast6(tmp_path):
     ("ucast eth1", "ucast needs an interface and a peer address"),
     ("ucast eth1 not_an@address", "expected an IP address or host name"),
     ("mcast eth1 239.0.0.1 694 1", "mcast needs interface, group, port, ttl and loop"),
-    ("mcast eth1 10.0.0.1 694 1 0", "mcast group 10.0.0.1 is not a multicast address"),
-    ("mcast eth1 239.0.0.1 694 0 0", "mcast ttl: expected 1..255"),
+    ("mcast eth1 10.0.0.1 694 1 0", "mcast group 10.0.0.1 is not an IPv4 multicast address"),
+    ("mcast eth1 mcast.example 694 1 0", "mcast group mcast.example is not an IPv4 multicast address"),
+    ("mcast eth1 239.0.0.1 694 5 0", "mcast ttl: expected 0..4 (heartbeat's limit), got '5'"),
+    ("mcast eth1 239.0.0.1 0 1 0", "mcast port: expected 1..65535, got '0'"),
     ("mcast eth1 239.0.0.1 694 1 2", "mcast loop: expected 0 or 1"),
+    ("ucast", "ucast needs an interface and a peer address"),
+    ("tipc x", "heartbeat medium tipc (TIPC sockets) is not supported"),
+    ("normalpoll true", "unknown directive 'normalpoll'"),
     ("serial ttyS0", "serial port 'ttyS0' is not a full path name"),
     ("hbaping fc0", "heartbeat medium hbaping (Fibre Channel HBA pings) is not supported"),
 ])
@@ -170,9 +231,20 @@ def test_node_names_are_lower_cased_like_heartbeat(tmp_path):
     assert cfg.cluster.nodes == ("alpha", "beta") and cfg.groups[0].preferred_node == "alpha"
 
 
-def test_node_declared_twice(tmp_path):
-    d = make_ha_dir(tmp_path, hacf=BASE + "node alpha\n")
-    assert one_error(d) == f"{d}/ha.cf:5: node 'alpha' is declared twice (first at {d}/ha.cf:1)"
+def test_node_declared_twice_is_one_node(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "node ALPHA\n"))
+    assert loaded.config.cluster.nodes == ("alpha", "beta")
+    assert any(f"ha.cf:5: warning: node 'alpha' is declared again (first at {tmp_path}/ha.d/ha.cf:1); read once"
+               in str(w) for w in loaded.warnings)
+
+
+def test_media_listed_twice_are_read_once(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "bcast eth1\nbcast eth1\nserial /dev/ttyS0\nserial /dev/ttyS0\n"
+                              "mcast eth2 239.0.0.1 694 1 0\nmcast eth2 239.0.0.1 694 1 0\n"))
+    assert [lk.name for lk in loaded.config.cluster.links] == ["ucast:eth0", "bcast:eth1", "serial:/dev/ttyS0",
+                                                              "mcast:eth2"]
+    lines = sorted(int(str(w).split(":")[1]) for w in loaded.warnings if "listed again" in str(w) or "repeats" in str(w))
+    assert lines == [6, 8, 10]
 
 
 # ---------------------------------------------------------------- the other directives
@@ -189,11 +261,16 @@ def test_auto_failback_bad_value(tmp_path):
     assert one_error(d) == f"{d}/ha.cf:5: auto_failback: expected on, off or legacy, got 'sometimes'"
 
 
-@pytest.mark.parametrize("value,expect", [("on", "off"), ("off", "legacy")])
-def test_nice_failback_old_spelling(tmp_path, value, expect):
-    loaded = load(make_ha_dir(tmp_path, hacf=BASE + f"nice_failback {value}\n"))
+@pytest.mark.parametrize("before,value,expect", [("", "on", "legacy"), ("", "off", "legacy"),
+                                                 ("auto_failback on\n", "on", "off"),
+                                                 ("auto_failback legacy\n", "yes", "legacy")])
+def test_nice_failback_old_spelling(tmp_path, before, value, expect):
+    # config.c set_nice_failback looks at heartbeat's nice_failback flag (set by an earlier boolean
+    # auto_failback), not at the value: `off` after an auto_failback on/off, else `legacy`
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + before + f"nice_failback {value}\n"))
     assert loaded.config.cluster.auto_failback == expect
-    assert any("nice_failback is obsolete" in str(w) and ":5:" in str(w) for w in loaded.warnings)
+    assert any("nice_failback is obsolete" in str(w) and f"auto_failback {expect}`" in str(w)
+               for w in loaded.warnings)
 
 
 def test_ping_and_ping_groups(tmp_path):
@@ -209,18 +286,36 @@ def test_respawn(tmp_path):
     loaded = load(make_ha_dir(tmp_path, hacf=BASE + "respawn root /bin/sleep 1000\n"
                               "respawn hacluster /usr/lib/heartbeat/ipfail\n"))
     assert [(r.user, r.command) for r in loaded.config.cluster.respawn] == [("root", "/bin/sleep 1000")]
-    assert any("respawn of ipfail" in str(w) and ":6:" in str(w) for w in loaded.warnings)
+    w = {int(str(x).split(":")[1]): str(x) for x in loaded.warnings if "/ha.cf:" in str(x)}
+    assert "respawn is accepted but not yet acted on: this version of hadirector does not run /bin/sleep" in w[5]
+    assert "respawn of ipfail" in w[6]
 
 
 def test_respawn_needs_full_path(tmp_path):
     d = make_ha_dir(tmp_path, hacf=BASE + "respawn root sleep 1\n")
-    assert one_error(d) == f"{d}/ha.cf:5: respawn command 'sleep' is not a full path name"
+    assert one_error(d) == (f"{d}/ha.cf:5: respawn command 'sleep' is not a full path name (heartbeat: "
+                            "\"Client child command is not full pathname\")")
+
+
+def test_a_nul_byte_is_an_error_at_its_line(tmp_path):
+    # heartbeat's fgets/C strings would cut the line at the NUL (`/usr/lib` would be the command);
+    # os.access() would raise ValueError: embedded null byte
+    d = make_ha_dir(tmp_path, hacf=BASE + "respawn hacluster /usr/lib\0/heartbeat/ipfail\n")
+    assert one_error(d) == (f"{d}/ha.cf:5: contains a NUL byte at column 27; the line is not read "
+                            "(remove the character)")
+    d2 = make_ha_dir(tmp_path, hacf=BASE + "keepalive \x1b[1m2\n", name="b")
+    assert one_error(d2).startswith(f"{d2}/ha.cf:5: contains the control character 0x1b at column 11")
 
 
 def test_watchdog_once(tmp_path):
-    assert cfg_of(tmp_path, BASE + "watchdog /dev/watchdog\n").cluster.watchdog == "/dev/watchdog"
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "watchdog /dev/watchdog\n"))
+    assert loaded.config.cluster.watchdog == "/dev/watchdog"
+    assert any(":5: warning: watchdog is accepted but not yet acted on" in str(w) and "not reset" in str(w)
+               for w in loaded.warnings)
     d = make_ha_dir(tmp_path, hacf=BASE + "watchdog /dev/watchdog\nwatchdog /dev/watchdog1\n", name="b")
     assert one_error(d) == f"{d}/ha.cf:6: watchdog is set twice; heartbeat takes one watchdog device"
+    d3 = make_ha_dir(tmp_path, hacf=BASE + "watchdog /dev/watchdog /dev/watchdog1\n", name="c")
+    assert one_error(d3) == f"{d3}/ha.cf:5: watchdog is set twice; heartbeat takes one watchdog device"
 
 
 def test_logging_and_cluster_name(tmp_path):
@@ -231,24 +326,120 @@ def test_logging_and_cluster_name(tmp_path):
     assert c.name == "web"
 
 
-def test_bad_logfacility_lands_on_its_line(tmp_path):
-    # the model validates the facility; its key path comes back to the ha.cf line
-    d = make_ha_dir(tmp_path, hacf=BASE + "logfacility local9\n")
-    err = one_error(d)
-    assert err.startswith(f"{d}/ha.cf:5: unknown syslog facility 'local9'")
+@pytest.mark.parametrize("value", ["local9", "LOCAL0", "bogus"])
+def test_bad_logfacility_lands_on_its_line(tmp_path, value):
+    # cl_syslogfac_str2int takes the lower-case names only
+    d = make_ha_dir(tmp_path, hacf=BASE + f"logfacility {value}\n")
+    assert one_error(d).startswith(f"{d}/ha.cf:5: logfacility {value!r} is not a syslog facility")
 
 
-@pytest.mark.parametrize("directive", sorted(set(IGNORED) - {"crm", "pacemaker"}))
+# a value heartbeat's handler accepts, and one it refuses (config.c set_* handlers)
+IGNORED_VALUES = {
+    "hopfudge": ("3", "300"), "deadping": ("30", "soon"), "rtprio": ("50", "0"), "realtime": ("off", "maybe"),
+    "hbgenmethod": ("time", "x"), "msgfmt": ("netstring", "x"), "use_logd": ("yes", "x"),
+    "conn_logd_time": ("10", "0"), "use_apphbd": ("no", "x"), "log_badpack": ("true", "x"),
+    "syslogmsgfmt": ("false", "x"), "coredumps": ("1", "x"), "coreroot": ("/var/lib/cores", None),
+    "compression": ("bz2", "lzma"), "compression_threshold": ("2", "0"), "traditional_compression": ("no", "x"),
+    "max_rexmit_delay": ("250", "0"), "memreserve": ("6500", "0"), "uuidfrom": ("nodename", "x"),
+    "env": ("FOO=bar", "=bar"), "crm_daemon_dir": ("/usr/lib/pacemaker", None), "crmd_spawns_pengine": ("on", "x"),
+    "record_config_changes": ("on", "x"), "record_pengine_inputs": ("off", "x"),
+    "enable_config_writes": ("on", "x"), "quorum_server": ("q.example", None),
+}
+
+
+def test_every_ignored_directive_has_values():
+    assert set(IGNORED_VALUES) == set(IGNORED)
+
+
+@pytest.mark.parametrize("directive", sorted(IGNORED))
 def test_ignored_directives_warn_with_their_line(tmp_path, directive):
-    loaded = load(make_ha_dir(tmp_path, hacf=BASE + f"{directive} something\n"))
+    good, bad = IGNORED_VALUES[directive]
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + f"{directive} {good}\n"))
     assert [str(w) for w in loaded.warnings if ":5:" in str(w)] == [
-        f"{tmp_path}/ha.d/ha.cf:5: warning: {directive} is accepted but not acted on: {IGNORED[directive]}"]
+        f"{tmp_path}/ha.d/ha.cf:5: warning: {directive} is accepted but not acted on: {IGNORED[directive][1]}"]
+    if bad is not None:
+        d = make_ha_dir(tmp_path, hacf=BASE + f"{directive} {bad}\n", name="bad")
+        assert one_error(d).startswith(f"{d}/ha.cf:5: {directive}: expected ")
+
+
+def test_pacemaker_directives_order_and_once(tmp_path):
+    d = make_ha_dir(tmp_path, hacf=BASE + "crm off\ncrm_daemon_dir /usr/lib/pacemaker\ncrm off\n")
+    assert [e.split(": ", 1)[0] for e in errors(d)] == [f"{d}/ha.cf:6", f"{d}/ha.cf:7"]
+    assert "must come before the crm directive (line 5)" in errors(d)[0]
+    assert "heartbeat refuses a second crm/pacemaker directive" in errors(d)[1]
+
+
+def test_use_logd_off_with_no_log_is_refused(tmp_path):
+    d = make_ha_dir(tmp_path, hacf=BASE + "use_logd off\n")
+    assert one_error(d).startswith(f"{d}/ha.cf:5: use_logd is off and there is no logfile")
+    load(make_ha_dir(tmp_path, hacf=BASE + "use_logd off\nlogfacility daemon\n", name="b"))
+
+
+@pytest.mark.parametrize("line,msg", [
+    ("apiauth ipfail gid=haclient uid=hacluster", None),
+    ("apiauth ipfail", "invalid apiauth 'ipfail'"),
+    ("apiauth ipfail uid=a uid=b", "invalid apiauth"),
+    ("stonith_host * external/ipmi n2 10.0.0.2 admin secret lan", None),
+    ("stonith_host *", "stonith_host needs a host"),
+    ("stonith baytech /etc/ha.d/conf/stonith.baytech", None),
+    ("failfast root /bin/true", None),
+    ("failfast root true", "failfast command 'true' is not a full path name"),
+])
+def test_whole_line_directives(tmp_path, line, msg):
+    d = make_ha_dir(tmp_path, hacf=BASE + line + "\n")
+    if msg is None:
+        loaded = load(d)
+        (w,) = [str(x) for x in loaded.warnings if ":5:" in str(x)]
+        assert "is accepted but not" in w
+        return
+    assert one_error(d).startswith(f"{d}/ha.cf:5: {msg}")
+
+
+def test_apiauth_twice_for_one_client(tmp_path):
+    d = make_ha_dir(tmp_path, hacf=BASE + "apiauth foo uid=root\napiauth foo gid=root\n")
+    assert one_error(d).startswith(f"{d}/ha.cf:6: apiauth for foo is given twice")
+
+
+def test_fence_devices_are_kept_for_the_summary(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "stonith_host * external/ipmi n2 10.0.0.2 admin s3 lan\n"))
+    (u,) = loaded.unused
+    assert (u.where, u.directive, u.text) == (f"{tmp_path}/ha.d/ha.cf:5", "stonith_host",
+                                              "* external/ipmi n2 10.0.0.2 admin s3 lan")
+    (w,) = [str(x) for x in loaded.warnings if ":5:" in str(x)]
+    assert "stonith_host is accepted but not yet acted on: this version of hadirector does not fence nodes" in w
+
+
+# ---------------------------------------------------------------- autojoin
+
+
+def test_autojoin_with_haresources_is_refused_as_heartbeat_refuses_it(tmp_path):
+    # config.c r1_style_valid: "R1 style resource management conflicts with autojoin set"
+    d = make_ha_dir(tmp_path, hacf="ucast eth0 198.18.0.2\nautojoin any\n")
+    errs = errors(d)
+    assert errs[0].startswith(f"{d}/ha.cf:2: autojoin any: heartbeat refuses autojoin with haresources")
+    assert load(make_ha_dir(tmp_path, hacf=BASE + "autojoin none\n", name="b")).config.cluster.nodes == ("alpha", "beta")
+
+
+def test_autojoin_bad_value(tmp_path):
+    d = make_ha_dir(tmp_path, hacf=BASE + "autojoin some\n")
+    assert one_error(d) == f"{d}/ha.cf:5: autojoin: expected none, other or any, got 'some'"
+
+
+def test_autojoin_any_with_pacemaker_adds_this_node(tmp_path):
+    # heartbeat accepts autojoin with crm on, and init_config adds the local node when it is not
+    # declared; hadirector admits no node at run time, and says so
+    loaded = load(make_ha_dir(tmp_path, hacf="ucast eth0 198.18.0.2\ncrm on\nautojoin any\n", haresources=""),
+                  node="Alpha")
+    assert loaded.config.cluster.nodes == ("alpha",) and loaded.node == "alpha"
+    (w,) = [str(x) for x in loaded.warnings if ":3:" in str(x)]
+    assert "autojoin any is accepted but nodes do not join at run time" in w
+    assert "this node (alpha) is added to the nodes, as heartbeat adds it" in w
 
 
 def test_crm_on_warns_about_cib(tmp_path):
     loaded = load(make_ha_dir(tmp_path, hacf=BASE + "crm on\n"))
     w = [str(x) for x in loaded.warnings if ":5:" in str(x)]
-    assert len(w) == 1 and "cib.xml" in w[0] and "uses haresources" in w[0]
+    assert len(w) == 1 and "cib.xml" in w[0] and "runs the groups in haresources" in w[0]
     quiet = load(make_ha_dir(tmp_path, hacf=BASE + "crm off\n", name="b"))
     assert not [x for x in quiet.warnings if ":5:" in str(x)]
 

@@ -76,6 +76,37 @@ CASES = [
     ("bad_zero_checkinterval", "checkinterval=0\n"),
     ("bad_checktimeout_in_virtual", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    checktimeout=0\n"),
     ("bad_scheduler_global", "scheduler=rr\n"),
+    # ld_setup passes -M only with -p: netmask alone is ignored; -o only for udp
+    ("ok_netmask_without_persistent", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    netmask=255.255.255.0\n"),
+    ("ok_ops_on_tcp", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    ops=yes\n"),
+    ("ok_scheduler_search", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    scheduler=Wrr\n"),
+    ("ok_virtual_without_port_is_a_fwmark", "virtual=10.0.0.1\n    real=192.0.2.2:80 gate\n"),
+    ("ok_execute", "execute=other.cf\nvirtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n"),
+    ("ok_execute_empty", "execute=\n"),
+    ("ok_emailalertstatus_empty", "emailalertstatus=\n"),
+    ("ok_real_twice", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    real=192.0.2.2:80 gate\n"),
+    ("ok_persistent_digits_anywhere", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    persistent=abc300\n"),
+    ("ok_supervised_bare", "supervised\n"),
+    ("ok_cleanstop_no", "cleanstop=no\nvirtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    cleanstop=no\n"),
+    ("ok_logfile_and_monitorfile", 'logfile="/tmp/ld-test.log"\nvirtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n'
+                                   '    monitorfile="/tmp/ld-test.monitor"\n'),
+    ("bad_duplicate_virtual_at_eof", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\nvirtual=192.0.2.1:80\n"
+                                     "    real=192.0.2.3:80 gate\n"),
+    ("bad_duplicate_virtual_mid", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\nvirtual=192.0.2.1:80\n"
+                                  "    real=192.0.2.3:80 gate\n\n\nchecktimeout=3\n"),
+    ("bad_duplicate_fwmark", "virtual=5\n    real=192.0.2.2 gate\nvirtual=5\n    real=192.0.2.3 gate\nquiescent=no\n"),
+    ("bad_emailalertfrom_in_virtual", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    emailalertfrom=a@b\n"),
+    ("bad_ops_trailing_comment", "virtual=192.0.2.1:53\n    real=192.0.2.2:53 gate\n    ops=yes # one packet\n"),
+    ("bad_real_of_other_family", "virtual=192.0.2.1:80\n    real=[2001:db8::2]:80 gate\n"),
+    ("bad_monitorfile_unwritable", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n"
+                                   '    monitorfile="/nonexistent/dir/x"\n'),
+]
+
+# Files ldirectord accepts and hadirector refuses at load, on purpose: (name, text, line, reason).
+STRICTER = [
+    # ldirectord leaves schedulers to ipvsadm, which fails at start; hadirector refuses at load
+    ("scheduler_unknown", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    scheduler=bogus\n", 3,
+     "expected 'rr', 'wrr'"),
 ]
 
 
@@ -98,6 +129,12 @@ def test_same_verdict_as_ldirectord(tmp_path, name, text):
     d = make_ha_dir(tmp_path, haresources=HR, ldirectord=text)
     ok, line, why = _ldirectord(d / "ldirectord.cf")
     assert ok == name.startswith("ok_"), (name, line, why)
+    if name == "bad_monitorfile_unwritable":
+        # ldirectord opens the monitor file when it reads the file; that is a fact of the machine,
+        # which `hadirector check` checks (config.machine), so the load itself accepts it
+        assert line == 3
+        load(d)
+        return
     if ok:
         load(d)
         return
@@ -107,11 +144,29 @@ def test_same_verdict_as_ldirectord(tmp_path, name, text):
     assert m and int(m.group(1)) == line, (ours, line, why)
 
 
-def test_duplicate_virtual_is_refused_at_its_line(tmp_path):
-    # ldirectord names the line after the second block; we name the second virtual= line
+@pytest.mark.parametrize("name,text,line,msg", STRICTER, ids=[c[0] for c in STRICTER])
+def test_stricter_than_ldirectord_on_purpose(tmp_path, name, text, line, msg):
+    d = make_ha_dir(tmp_path, haresources=HR, ldirectord=text)
+    if os.path.exists(LDIRECTORD) and shutil.which("ipvsadm"):
+        assert _ldirectord(d / "ldirectord.cf")[0], name  # ldirectord itself reads it
+    err = one_error(d)
+    assert err.startswith(f"{d}/ldirectord.cf:{line}: ") and msg in err, err
+
+
+def test_duplicate_virtual_is_refused_at_ldirectord_s_line(tmp_path):
+    # ld_read_config checks for a duplicate once the block is read, at the line that ended it
+    # (the file's last line at the end of the file)
     d = make_ha_dir(tmp_path, haresources=HR, ldirectord="virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n"
-                    "virtual=192.0.2.1:80\n    real=192.0.2.3:80 gate\n")
-    assert one_error(d) == f"{d}/ldirectord.cf:3: duplicate virtual service TCP 192.0.2.1:80"
+                    "virtual=192.0.2.1:80\n    real=192.0.2.3:80 gate\n\nchecktimeout=3\n")
+    assert one_error(d) == (f"{d}/ldirectord.cf:5: duplicate virtual service TCP 192.0.2.1:80: the virtual= block "
+                            "at line 3 repeats the one at line 1 (ldirectord reports it here, where the block ends)")
+    d2 = make_ha_dir(tmp_path, haresources=HR, ldirectord="virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n"
+                     "virtual=192.0.2.1:80\n    real=192.0.2.3:80 gate\n", name="b")
+    assert one_error(d2).startswith(f"{d2}/ldirectord.cf:4: duplicate virtual service TCP 192.0.2.1:80")
+    # tcp and udp on one address and port are two services, as ldirectord's id is protocol:ip:port
+    b = balancer_of(tmp_path, "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\nvirtual=192.0.2.1:80\n"
+                    "    real=192.0.2.3:80 gate\n    protocol=udp\n", name="c")
+    assert [v.protocol for v in b.virtual] == ["tcp", "udp"]
 
 
 # ---------------------------------------------------------------- values
@@ -194,11 +249,44 @@ def test_inherited_value_is_located_at_the_global_line(tmp_path):
     assert locate(("balancer", "virtual", 0, "scheduler")) == f"{d}/ldirectord.cf:3"
 
 
-def test_model_rule_lands_on_the_line(tmp_path):
-    # netmask needs persistent: a rule of the model, reported at the netmask line
+def test_netmask_without_persistent_is_ignored_as_ldirectord_ignores_it(tmp_path):
+    # ld_setup: `-M netmask` only inside `if (defined $$v{persistent})`
     d = make_ha_dir(tmp_path, haresources=HR, ldirectord="virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n"
                     "    netmask=255.255.255.0\n")
-    assert one_error(d) == f"{d}/ldirectord.cf:3: netmask needs persistent"
+    loaded = load(d)
+    assert loaded.config.balancer.virtual[0].netmask is None
+    assert [str(w) for w in loaded.warnings if ":3:" in str(w)] == [
+        f"{d}/ldirectord.cf:3: warning: netmask without persistent is ignored, as ldirectord ignores it (it is the "
+        "granularity of persistence)"]
+
+
+def test_ops_applies_to_udp_only(tmp_path):
+    b = balancer_of(tmp_path, "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    ops=yes\n"
+                    "virtual=192.0.2.1:53\n    real=192.0.2.2:53 gate\n    ops=yes\n")
+    assert [(v.protocol, v.ops) for v in b.virtual] == [("tcp", False), ("udp", True)]
+
+
+def test_virtual_address_without_port_warns_it_is_a_fwmark(tmp_path):
+    loaded = load(make_ha_dir(tmp_path, haresources=HR, ldirectord="virtual=10.0.0.1\n    real=192.0.2.2 gate\n"))
+    assert loaded.config.balancer.virtual[0].fwmark == 10
+    assert any("ldirectord.cf:1: warning: virtual=10.0.0.1 is read as firewall mark 10" in str(w)
+               for w in loaded.warnings)
+
+
+@pytest.mark.parametrize("text,line,msg", [
+    ("cleanstop=no\n", 1, "cleanstop=no is not acted on: hadirector removes its virtual services"),
+    ('logfile="/var/log/ld.log"\n', 1, "logfile is accepted but not acted on"),
+    ("execute=other.cf\n", 1, "execute=other.cf is accepted but not acted on: hadirector runs one balancer"),
+    ("supervised=no\n", 1, "supervised=no is not acted on"),
+    ('virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    monitorfile="/tmp/m"\n', 3,
+     "monitorfile is accepted but not yet acted on: check results are not written to /tmp/m"),
+])
+def test_directives_not_acted_on_warn(tmp_path, text, line, msg):
+    loaded = load(make_ha_dir(tmp_path, haresources=HR, ldirectord=text))
+    assert any(f"ldirectord.cf:{line}: warning: {msg}" in str(w) for w in loaded.warnings), loaded.warnings
+
+
+def test_model_rule_lands_on_the_line(tmp_path):
     d2 = make_ha_dir(tmp_path, haresources=HR, ldirectord="virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n"
                      "    scheduler=xyz\n", name="b")
     assert one_error(d2).startswith(f"{d2}/ldirectord.cf:3: expected 'rr', 'wrr'")

@@ -21,6 +21,16 @@ class Problem:
         return f"{self.where}: {'warning: ' if self.warning else ''}{self.message}"
 
 
+@dataclass(frozen=True)
+class Unused:
+    """A legacy line that is accepted but not acted on and is not in the model (a fence device, a
+    failfast command), kept so `hadirector check` can list it with what will and will not run."""
+
+    where: str  # "ha.cf:12"
+    directive: str  # "stonith_host"
+    text: str  # the rest of the line
+
+
 class ConfigError(HadirectorError):
     """Raised when a configuration does not load; `problems` holds every error found."""
 
@@ -35,6 +45,10 @@ class Collector:
     """Gathers problems while a file is parsed. `where` is a prefix such as the file name."""
 
     problems: list[Problem] = field(default_factory=list)
+    unused: list[Unused] = field(default_factory=list)
+
+    def note(self, where: str, directive: str, text: str) -> None:
+        self.unused.append(Unused(where, directive, text))
 
     def error(self, where: str, message: str) -> None:
         self.problems.append(Problem(where, message))

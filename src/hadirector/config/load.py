@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .build import Locate, build_config, dotted
-from .errors import Collector, ConfigError, Problem
+from .errors import Collector, ConfigError, Problem, Unused
 from .model import Config
 
 
@@ -19,6 +19,8 @@ class Loaded:
     legacy: bool
     warnings: list[Problem] = field(default_factory=list)
     files: tuple[str, ...] = ()  # every file read, for autoreload
+    locate: Locate = dotted  # key path -> where it came from ("ha.cf:5" or the dotted path)
+    unused: tuple[Unused, ...] = ()  # legacy lines accepted but not acted on, not in the model
 
 
 def load_config(path: str | os.PathLike | None = None, ha_dir: str | os.PathLike | None = None,
@@ -47,14 +49,14 @@ def load_config(path: str | os.PathLike | None = None, ha_dir: str | os.PathLike
         source, legacy = str(p), False
     else:
         from .legacy import read_ha_dir
-        data, locate, files = read_ha_dir(Path(ha_dir), col)
+        data, locate, files = read_ha_dir(Path(ha_dir), col, node)
         cfg = build_config(data, col, locate) if data is not None and not col.errors else None
         if cfg is None:
             raise ConfigError(col.problems)
         source, legacy = str(ha_dir), True
     me = _node_name(cfg, node, need_node, locate, col)
     col.raise_if_errors()
-    return Loaded(cfg, me, source, legacy, col.warnings, files)
+    return Loaded(cfg, me, source, legacy, col.warnings, files, locate, tuple(col.unused))
 
 
 def _node_name(cfg: Config, node: str | None, need_node: bool, locate: Locate, col: Collector) -> str | None:

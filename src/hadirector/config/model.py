@@ -61,7 +61,7 @@ class Link(Model):
     # it counts as this node's own (keepalived unicast_src_ip; lets several nodes share one host)
     group: IPAddress | None = None  # mcast group address
     port: Port = 694  # ha.cf udpport
-    ttl: Annotated[int, Field(ge=1, le=255)] = 1  # mcast
+    ttl: Annotated[int, Field(ge=0, le=255)] = 1  # mcast (0: the host only; ha.cf allows 0..4)
     loop: bool = False  # mcast loopback
     device: str | None = None  # serial: /dev/ttyS0
     baud: int = 19200  # ha.cf baud
@@ -92,7 +92,9 @@ class Link(Model):
 class Timing(Model):
     """ha.cf keepalive/warntime/deadtime/initdead in milliseconds. Heartbeat's defaults: keepalive
     1 s, deadtime 30 s; warntime defaults to deadtime/2; initdead defaults (heartbeat config.c
-    init_config) to deadtime when deadtime > 10 s, to 12 s when deadtime < 6 s, else 2 x deadtime."""
+    init_config) to deadtime when deadtime > 10 s, to 12 s when deadtime < 6 s, else 2 x deadtime.
+    The rules across them are heartbeat's (`semantic_problems`): deadtime > 2 x keepalive,
+    initdead >= deadtime; warntime may be anything above zero."""
 
     keepalive: Duration = 1000
     deadtime: Duration = 30_000
@@ -429,7 +431,8 @@ class Balancer(Model):
             if isinstance(v, dict):
                 v = dict(v)
                 for key in INHERITED_KEYS:
-                    if key not in v and key in data:
+                    if key not in v:
+                        # ldirectord fallback_find: an IPv6 service falls back to fallback6
                         src = "fallback6" if key == "fallback" and _is_v6(v) else key
                         if src in data:
                             v[key] = data[src]
@@ -467,12 +470,9 @@ def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
     if t.deadtime <= 2 * t.keepalive:
         out.append(("cluster.timing.deadtime",
                     f"deadtime ({t.deadtime} ms) must be more than twice keepalive ({t.keepalive} ms)"))
-    if t.warntime >= t.deadtime:
-        out.append(("cluster.timing.warntime",
-                    f"warntime ({t.warntime} ms) must be less than deadtime ({t.deadtime} ms)"))
-    if t.warntime < t.keepalive:
-        out.append(("cluster.timing.warntime",
-                    f"warntime ({t.warntime} ms) must be at least keepalive ({t.keepalive} ms)"))
+    # heartbeat init_config compares warntime with nothing (set_warntime_ms only wants it above 0)
+    if t.warntime <= 0:
+        out.append(("cluster.timing.warntime", f"warntime must be more than zero, got {t.warntime} ms"))
     if t.initdead < t.deadtime:
         out.append(("cluster.timing.initdead",
                     f"initdead ({t.initdead} ms) must not be below deadtime ({t.deadtime} ms)"))

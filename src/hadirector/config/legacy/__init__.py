@@ -12,11 +12,13 @@ line that set the value.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..build import KeyPath, Locate
 from ..errors import Collector
 from . import authkeys, hacf, haresources, ldirectord
+from ._common import readable_lines
 
 __all__ = ["SourceMap", "read_ha_dir"]
 
@@ -56,7 +58,9 @@ def _label(path: Path) -> str:
     return str(path)
 
 
-def _read_text(path: Path, label: str, col: Collector) -> str | None:
+def _read_lines(path: Path, label: str, col: Collector) -> list[str] | None:
+    """The file's lines, None when it cannot be read (missing: the caller says what it is for).
+    A line with a NUL or another control character is reported here and not read."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -65,7 +69,7 @@ def _read_text(path: Path, label: str, col: Collector) -> str | None:
         col.error(label, f"cannot read: {exc.strerror}")
         return None
     # heartbeat and ldirectord read bytes; the files are ASCII in practice, keys may not be
-    return data.decode("utf-8", errors="surrogateescape")
+    return readable_lines(data.decode("utf-8", errors="surrogateescape"), label, col)
 
 
 def _resolve_ldirectord_file(ha_dir: Path, name: str) -> Path:
@@ -77,9 +81,12 @@ def _resolve_ldirectord_file(ha_dir: Path, name: str) -> Path:
     return p if p.is_absolute() else ha_dir / p
 
 
-def read_ha_dir(ha_dir: Path, collector: Collector) -> tuple[dict | None, Locate, tuple[str, ...]]:
+def read_ha_dir(ha_dir: Path, collector: Collector,
+                local_node: str | None = None) -> tuple[dict | None, Locate, tuple[str, ...]]:
     """Read ha.cf, authkeys, haresources and (when present or named in haresources) ldirectord.cf
-    from `ha_dir`. Returns (data in the shape of Config or None, locate, files read)."""
+    from `ha_dir`. Returns (data in the shape of Config or None, locate, files read).
+    `local_node` is this node's name (--node, else `uname -n`), which ha.cf's `autojoin any` adds
+    to the nodes as heartbeat does."""
     col = collector
     ha_dir = Path(ha_dir)
     smap = SourceMap(_label(ha_dir))
@@ -95,7 +102,7 @@ def read_ha_dir(ha_dir: Path, collector: Collector) -> tuple[dict | None, Locate
     hacf_path = ha_dir / "ha.cf"
     hacf_label = _label(hacf_path)
     smap.set(("cluster",), hacf_label)
-    text = _read_text(hacf_path, hacf_label, col)
+    text = _read_lines(hacf_path, hacf_label, col)
     cluster: dict = {}
     if text is None:
         if not hacf_path.exists():
@@ -103,13 +110,14 @@ def read_ha_dir(ha_dir: Path, collector: Collector) -> tuple[dict | None, Locate
         usable = False
     else:
         files.append(str(hacf_path))
-        cluster = hacf.parse_hacf(text, hacf_label, col, smap)
+        cluster = hacf.parse_hacf(text, hacf_label, col, smap,
+                                  local_node if local_node is not None else os.uname().nodename)
 
     # ---- authkeys
     ak_path = ha_dir / "authkeys"
     ak_label = _label(ak_path)
     smap.set(("cluster", "auth"), ak_label)
-    text = _read_text(ak_path, ak_label, col)
+    text = _read_lines(ak_path, ak_label, col)
     if text is None:
         if not ak_path.exists():
             col.error(ak_label, "missing: the authkeys file is required (heartbeat will not start without it)")
@@ -128,7 +136,7 @@ def read_ha_dir(ha_dir: Path, collector: Collector) -> tuple[dict | None, Locate
     hr_path = ha_dir / "haresources"
     hr_label = _label(hr_path)
     smap.set(("groups",), hr_label)
-    text = _read_text(hr_path, hr_label, col)
+    text = _read_lines(hr_path, hr_label, col)
     groups: list[dict] = []
     balancer_refs: list[tuple[str, str]] = []  # (file named by ldirectord::file or "", where)
     if text is None:
@@ -153,7 +161,7 @@ def read_ha_dir(ha_dir: Path, collector: Collector) -> tuple[dict | None, Locate
     ld_path = _resolve_ldirectord_file(ha_dir, ld_name)
     ld_label = _label(ld_path)
     smap.set(("balancer",), ld_label)
-    text = _read_text(ld_path, ld_label, col)
+    text = _read_lines(ld_path, ld_label, col)
     if text is not None:
         files.append(str(ld_path))
         balancer = ldirectord.parse_ldirectord(text, ld_label, col, smap)
@@ -167,7 +175,7 @@ def read_ha_dir(ha_dir: Path, collector: Collector) -> tuple[dict | None, Locate
     for g in groups:
         for r in g["resources"]:
             if r.get("kind") == "balancer":
-                r["source"] = ld_label
+                r["source"] = os.path.abspath(ld_path)
 
     data: dict = {"cluster": cluster, "groups": groups}
     if balancer is not None:

@@ -1,9 +1,10 @@
-"""Small helpers shared by the legacy parsers: addresses, suggestions, booleans."""
+"""Small helpers shared by the legacy parsers: lines, addresses, suggestions, numbers, booleans."""
 
 from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 import socket
 
 from ..errors import Collector
@@ -11,6 +12,30 @@ from ..errors import Collector
 
 def where(name: str, lineno: int) -> str:
     return f"{name}:{lineno}"
+
+
+# C0 control characters other than the white space the parsers know, and DEL. heartbeat reads
+# lines with fgets() and C string functions, so a NUL silently cuts a line short (a NUL in
+# `respawn hacluster /usr/lib\0/heartbeat/ipfail` leaves the command `/usr/lib`); ldirectord's Perl
+# keeps it as a character of the value. Neither is what the file's author meant, so such a line is
+# an error at its line, and is not read.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def readable_lines(text: str, name: str, col: Collector) -> list[str]:
+    """The file's lines; a line holding a NUL or another control character is reported at
+    `name:LINE` and replaced by a comment line, so the parsers skip it without ending a block."""
+    out = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        m = _UNPRINTABLE.search(line)
+        if m:
+            ch = m.group(0)
+            what = "a NUL byte" if ch == "\x00" else f"the control character 0x{ord(ch):02x}"
+            col.error(where(name, lineno), f"contains {what} at column {m.start() + 1}; the line is not "
+                      "read (remove the character)")
+            line = "#"
+        out.append(line)
+    return out
 
 
 def suggest(word: str, known: list[str] | set[str] | tuple[str, ...]) -> str:
@@ -63,3 +88,33 @@ def heartbeat_bool(value: str) -> bool | None:
     if v in FALSE_WORDS:
         return False
     return None
+
+
+def atoi(text: str) -> int | None:
+    """C atoi() as heartbeat uses it: the leading [+-]digits after white space, None when there are
+    none (atoi would return 0; callers say what they expected instead)."""
+    m = re.match(r"[ \t\n\r\f\v]*([+-]?\d+)", text)
+    return int(m.group(1)) if m else None
+
+
+def heartbeat_msec(text: str) -> int | None:
+    """clplumbing cl_get_msec(): `N` or `N.N` seconds, `N ms`, `N us`, rounded to whole ms
+    (`499us` is 0). None where heartbeat returns -1 (no number first, or another unit such as
+    `2s`: heartbeat knows only ms and us)."""
+    s = text.lstrip(" \t\n\r\f")
+    m = re.match(r"[0-9.]*", s)
+    num = m.group(0)
+    if not num:
+        return None
+    units = s[len(num):].lstrip(" \t\n\r\f")
+    if units[:2].lower() == "ms":
+        scale = 1.0
+    elif units[:2].lower() == "us":
+        scale = 0.001
+    elif units == "":
+        scale = 1000.0
+    else:
+        return None
+    f = re.match(r"\d*\.?\d*", num).group(0)  # atof() reads the longest number it can
+    value = float(f) if f not in ("", ".") else 0.0
+    return int(value * scale + 0.5)

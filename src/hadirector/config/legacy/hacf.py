@@ -1,88 +1,140 @@
-"""ha.cf, heartbeat 3's main configuration file, read the way heartbeat reads it
-(heartbeat/config.c parse_config and the HBcomm media plugins).
+"""ha.cf, heartbeat 3's main configuration file, read the way heartbeat 3.0.6 reads it
+(heartbeat/config.c parse_config, add_option, the set_* handlers and init_config; the HBcomm media
+plugins in lib/plugins/HBcomm).
 
-How it works: each line is `directive value...`; leading white space is skipped and everything from
-`#` to the end of the line is a comment. Option directives (node, keepalive, bcast, serial, ping,
-...) take values separated by white space or commas; the media and "whole line" directives (ucast,
-mcast, ping_group, respawn, apiauth, stonith...) read the rest of the line. Every problem is
-reported as `ha.cf:LINE` and parsing goes on, so one run shows them all.
+How it works, as in parse_config: leading white space is skipped, everything from `#` is a
+comment, the first word is the directive (`udp` is read as `bcast`, heartbeat's
+DIRTYALIASKLUDGE). Then one of three things happens:
+- option directives (config.c Directives[]: node, keepalive, udpport, ...) and the option-style
+  media (bcast, serial, ping, ping6) take values separated by white space or commas, and each value
+  is applied in turn, as add_option() is called once per value (`keepalive 1 2` sets 2);
+- whole-line media (ucast, ucast6, mcast, mcast6, ping_group) and whole-line directives
+  (WLdirectives[]: respawn, failfast, apiauth, stonith, stonith_host) read the rest of the line;
+- anything else is an error ("Illegal directive").
+Each problem is reported as `ha.cf:LINE` and reading goes on, so one run shows them all.
 
-What heartbeat checks at read time is checked here too (udpport/baud before the media that use
-them, one watchdog, valid baud rates); the timing rules (deadtime > 2 x keepalive, initdead >=
-deadtime, warntime) live in the model and come back to the directive's line through the source map.
-Directives hadirector does not act on are accepted with a warning; an unknown directive is an error.
+Values are checked as heartbeat's handlers check them (durations as cl_get_msec reads them: seconds,
+`ms` or `us`; booleans as cl_str_to_boolean), and what init_config checks after reading is checked
+in `finish` or, for the timing rules, in the model (its key-path errors come back to the directive's
+line through the source map). Facts about the machine that heartbeat checks when it reads the file
+(an interface or serial port that must exist, a respawn user and command) are left to
+`config.machine`, because `hadirector check` may run on another machine than the director.
+
+Directives hadirector does not act on are accepted with a warning that says what it does instead.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import pwd
 import re
 import socket
 
-from ..durations import parse_duration_ms
 from ..errors import Collector
-from ._common import heartbeat_bool, resolve_address, suggest, where
+from ._common import atoi, heartbeat_bool, heartbeat_msec, resolve_address, suggest, where
 
-# The media, option and whole-line directives hadirector maps into the model.
-MAPPED = {
-    "node", "keepalive", "deadtime", "warntime", "initdead", "udpport", "baud",
-    "serial", "bcast", "udp", "ucast", "ucast6", "mcast", "mcast6",
-    "auto_failback", "nice_failback", "ping", "ping6", "ping_group", "respawn", "watchdog",
-    "logfile", "debugfile", "logfacility", "debug", "cluster",
+WHITESPACE = " \t\n\r\f"  # heartbeat.h WHITESPACE
+_DELIMS = re.compile(r"[, \t\n\r\f]+")  # heartbeat.h DELIMS: ", \t\n\r\f"
+
+DEFAULT_UDPPORT = 694  # heartbeat UDPPORT; /etc/services `ha-cluster`
+DEFAULT_BAUD = 19200  # heartbeat Directives[] baud default
+# config.c StringToBaud: the serial speeds it accepts
+BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
+
+# Option directives hadirector maps into the model; each has a d_<name> method.
+MAPPED = ("node", "keepalive", "deadtime", "warntime", "initdead", "udpport", "baud", "watchdog",
+          "auto_failback", "nice_failback", "logfile", "debugfile", "logfacility", "debug", "cluster",
+          "autojoin", "crm", "pacemaker")
+# Media: option-style ones take one device or host per value, whole-line ones parse the line.
+OPTION_MEDIA = ("bcast", "serial", "ping", "ping6")
+LINE_MEDIA = ("ucast", "ucast6", "mcast", "mcast6", "ping_group")
+# config.c WLdirectives[] (respawn and failfast share add_client_child_base)
+WHOLE_LINE = ("respawn", "failfast", "apiauth", "stonith", "stonith_host")
+
+
+def _bool(v: str) -> str | None:
+    return None if heartbeat_bool(v) is not None else f"expected a boolean (on/off, yes/no, true/false, 1/0), got {v!r}"
+
+
+def _int_range(lo: int, hi: int):
+    def check(v: str) -> str | None:
+        n = atoi(v)
+        n = 0 if n is None else n  # atoi("x") is 0, which heartbeat then range-checks
+        return None if lo <= n <= hi else f"expected a number {lo}..{hi}, got {v!r}"
+    return check
+
+
+def _positive_int(v: str) -> str | None:
+    n = atoi(v)
+    return None if n is not None and n > 0 else f"expected a number above zero, got {v!r}"
+
+
+def _positive_msec(v: str) -> str | None:
+    ms = heartbeat_msec(v)
+    return None if ms is not None and ms > 0 else f"expected a time above zero (seconds, or N ms), got {v!r}"
+
+
+def _msec(v: str) -> str | None:
+    return None if heartbeat_msec(v) is not None else f"expected a time (seconds, or N ms), got {v!r}"
+
+
+def _choice(*words: str, nocase: bool = False):
+    def check(v: str) -> str | None:
+        ok = v.lower() in words if nocase else v in words
+        return None if ok else f"expected {' or '.join(words)}, got {v!r}"
+    return check
+
+
+def _any(_v: str) -> str | None:
+    return None
+
+
+def _env(v: str) -> str | None:
+    # config.c set_env: the name before `=` must not be empty
+    return None if v.split("=", 1)[0] else f"expected NAME=VALUE, got {v!r}"
+
+
+# Directives heartbeat 3 knows that hadirector accepts without acting on them: (the check of the
+# value heartbeat's handler makes, what hadirector does instead).
+IGNORED: dict[str, tuple] = {
+    "hopfudge": (_int_range(0, 255), "hadirector sends heartbeats straight to each peer; there are no hops to count"),
+    "deadping": (_msec, "a ping node is down after `deadtime` without replies, like a cluster node"),
+    "rtprio": (_int_range(1, 99), "hadirector runs at normal scheduling priority"),
+    "realtime": (_bool, "hadirector runs at normal scheduling priority and does not lock its memory"),
+    "hbgenmethod": (_choice("file", "time"), "hadirector keeps its generation number in its state directory"),
+    "msgfmt": (_choice("classic", "netstring"), "hadirector has its own wire format"),
+    "use_logd": (_bool, "hadirector logs by itself: standard error, plus logfile, debugfile and logfacility"),
+    "conn_logd_time": (_positive_msec, "hadirector does not use heartbeat's logging daemon"),
+    "use_apphbd": (_bool, "hadirector does not register with apphbd"),
+    "log_badpack": (_bool, "bad packets are always counted, and logged at a limited rate"),
+    "syslogmsgfmt": (_bool, "log file lines have hadirector's own format"),
+    "coredumps": (_bool, "core dumps follow the system's settings"),
+    "coreroot": (_any, "core dumps follow the system's settings"),
+    "compression": (_choice("zlib", "bz2"), "heartbeat messages are small and never compressed"),
+    "compression_threshold": (_positive_int, "heartbeat messages are small and never compressed"),
+    "traditional_compression": (_bool, "heartbeat messages are small and never compressed"),
+    "max_rexmit_delay": (_positive_int, "hadirector does not retransmit heartbeat messages"),
+    "memreserve": (_positive_int, "hadirector does not preallocate memory"),
+    "uuidfrom": (_choice("file", "nodename"), "nodes are known by name, without a uuid"),
+    "env": (_env, "hadirector sets no environment variables for the commands it runs"),
+    "crm_daemon_dir": (_any, "Pacemaker is not used: resources come from haresources"),
+    "crmd_spawns_pengine": (_bool, "Pacemaker is not used: resources come from haresources"),
+    "record_config_changes": (_bool, "Pacemaker is not used: resources come from haresources"),
+    "record_pengine_inputs": (_bool, "Pacemaker is not used: resources come from haresources"),
+    "enable_config_writes": (_bool, "Pacemaker is not used: resources come from haresources"),
+    "quorum_server": (_any, "hadirector has no quorum server; the declared nodes decide"),
 }
 
-# Directives heartbeat 3 knows (config.c Directives[] and WLdirectives[]) that hadirector accepts
-# but does not act on, with the reason given in the warning.
-IGNORED = {
-    "hopfudge": "hop counting belongs to heartbeat's ring protocol",
-    "deadping": "ping nodes share the node deadtime in hadirector",
-    "rtprio": "hadirector does not ask for a real-time scheduling priority",
-    "realtime": "hadirector does not ask for real-time scheduling",
-    "hbgenmethod": "heartbeat's generation numbers are not used",
-    "normalpoll": "heartbeat's poll(2) replacement is not used",
-    "msgfmt": "hadirector has its own wire format",
-    "use_logd": "hadirector logs by itself (logfile, debugfile, logfacility)",
-    "conn_logd_time": "hadirector does not use heartbeat's logging daemon",
-    "use_apphbd": "hadirector does not register with apphbd",
-    "log_badpack": "bad packets are always counted and logged rate-limited",
-    "syslogmsgfmt": "log file lines have hadirector's own format",
-    "coredumps": "core dumps follow the system's settings",
-    "coreroot": "core dumps follow the system's settings",
-    "compression": "heartbeat messages are never large enough to compress",
-    "compression_threshold": "heartbeat messages are never large enough to compress",
-    "traditional_compression": "heartbeat messages are never large enough to compress",
-    "max_rexmit_delay": "hadirector does not retransmit heartbeat messages",
-    "memreserve": "hadirector does not preallocate memory",
-    "autojoin": "nodes are the ones declared with `node`",
-    "uuidfrom": "nodes are known by name",
-    "env": "respawned commands get hadirector's environment",
-    "crm": "resources come from haresources",
-    "pacemaker": "resources come from haresources",
-    "crm_daemon_dir": "Pacemaker is not used",
-    "crmd_spawns_pengine": "Pacemaker is not used",
-    "record_config_changes": "Pacemaker is not used",
-    "record_pengine_inputs": "Pacemaker is not used",
-    "enable_config_writes": "Pacemaker is not used",
-    "quorum_server": "quorum comes from the declared nodes",
-    "apiauth": "hadirector has no heartbeat client API (its control socket is root-only)",
-    "stonith": "hadirector does not fence nodes (no STONITH)",
-    "stonith_host": "hadirector does not fence nodes (no STONITH)",
-    "failfast": "hadirector does not reboot the node when a child exits",
-}
-
-# heartbeat media plugins that exist in heartbeat's sources but have no hadirector transport
+# heartbeat media plugins hadirector has no transport for (not shipped in Debian's heartbeat 3
+# either, where they are "Illegal directive").
 UNSUPPORTED_MEDIA = {
     "hbaping": "Fibre Channel HBA pings",
     "rds": "RDS sockets",
     "openais": "the openais messaging layer",
+    "tipc": "TIPC sockets",
 }
 
-KNOWN = MAPPED | set(IGNORED) | set(UNSUPPORTED_MEDIA)
-
-# heartbeat StringToBaud (config.c): the serial speeds it accepts
-BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
+KNOWN = set(MAPPED) | set(OPTION_MEDIA) | set(LINE_MEDIA) | set(WHOLE_LINE) | set(IGNORED) | set(UNSUPPORTED_MEDIA)
 
 # heartbeat's own API clients: they talk to heartbeat's client API, which hadirector does not
 # offer, so a `respawn` of them would fail forever. ipfail's job (move resources to the node that
@@ -90,12 +142,16 @@ BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
 HEARTBEAT_CLIENTS = {"ipfail", "ccm", "cib", "crmd", "lrmd", "stonithd", "attrd", "pingd", "mgmtd",
                      "dopd", "hbagent"}
 
-SINGLE = {"keepalive", "deadtime", "warntime", "initdead", "udpport", "baud", "auto_failback",
-          "nice_failback", "logfile", "debugfile", "logfacility", "debug", "cluster"}  # watchdog: twice is an error
+# Directives whose second value replaces the first (a repeat is worth a warning)
+SINGLE = {"keepalive", "deadtime", "warntime", "initdead", "udpport", "auto_failback", "nice_failback",
+          "logfile", "debugfile", "logfacility", "debug", "cluster", "autojoin"}
 
-DEFAULT_UDPPORT = 694  # heartbeat UDPPORT; /etc/services `ha-cluster`
+# cl_syslogfac_str2int (clplumbing cl_syslog.c): the facility names it takes, as written
+FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+              "authpriv", "ftp", *(f"local{i}" for i in range(8)), "none")
 
-_OPTION_SPLIT = re.compile(r"[,\s]+")  # heartbeat DELIMS: ", \t\n\r\f"
+# config.c set_pcmk_support: the values of crm / pacemaker besides the booleans
+PACEMAKER_MODES = ("minimal", "manual", "respawn", "ccm-only", "valgrind")
 
 
 def _heartbeat_initdead(deadtime: int) -> int:
@@ -108,23 +164,30 @@ def _heartbeat_initdead(deadtime: int) -> int:
     return 2 * deadtime
 
 
+def _lineno(loc: str) -> str:
+    return loc.rsplit(":", 1)[1]
+
+
 class _HaCf:
-    def __init__(self, name: str, col: Collector, smap) -> None:
+    def __init__(self, name: str, col: Collector, smap, local_node: str | None) -> None:
         self.name, self.col, self.smap = name, col, smap
+        self.local_node = local_node
         self.cluster: dict = {}
         self.nodes: list[str] = []
         self.node_lines: list[str] = []
         self.timing: dict[str, int] = {}
         self.timing_where: dict[str, str] = {}
+        self.deadping: tuple[int, str] | None = None
         self.links: list[dict] = []
-        self.link_where: list[dict] = []  # per link: {"": first line, ("peers", j): line, ...}
+        self.link_where: list[dict] = []  # per link: {(): first line, ("peers", j): line, ...}
         self.ucast_index: dict[tuple[str, int], int] = {}
-        self.udpport: int | None = None
-        self.udpport_where: str | None = None
-        self.baud: int | None = None
-        self.baud_where: str | None = None
-        self.first_udp_media: str | None = None  # first ucast/bcast line: they use udpport
-        self.first_serial: str | None = None  # first serial line: it uses baud
+        self.udpport: tuple[int, str] | None = None  # (port, line) in effect
+        self.baud: tuple[int, str] | None = None
+        self.baud_line: str | None = None
+        # heartbeat's media plugins read udpport / baud once, when the first line of their kind is
+        # read (bcast_init, ucast_init, ucast6 get_udpport, serial_init at plugin load): what each
+        # kind latched, as (value, line of the setting or None, first media line of the kind)
+        self.latched: dict[str, tuple[int, str | None, str]] = {}
         self.ping: list[str] = []
         self.ping_where: list[str] = []
         self.ping_groups: dict[str, dict] = {}
@@ -133,19 +196,25 @@ class _HaCf:
         self.respawn_where: list[str] = []
         self.logging: dict = {}
         self.seen: dict[str, str] = {}
+        self.autojoin: tuple[str, str] | None = None
+        self.failback_bool = False  # heartbeat's nice_failback flag: an auto_failback on/off was read
+        self.pacemaker: tuple[str, str] | None = None  # (directive, line) of crm / pacemaker
+        self.pacemaker_on = False
+        self.use_logd: tuple[bool, str] | None = None
+        self.apiauth: dict[str, str] = {}
 
     # ------------------------------------------------------------------ line dispatch
 
     def line(self, lineno: int, raw: str) -> None:
-        text = raw.lstrip(" \t\f\v")
-        text = text.split("#", 1)[0].rstrip()
+        text = raw.lstrip(WHITESPACE)
+        text = re.split(r"[#\r\n]", text, maxsplit=1)[0]
         if not text:
             return
         loc = where(self.name, lineno)
-        m = re.match(r"(\S+)\s*(.*)$", text)
-        directive, rest = m.group(1), m.group(2).strip()
+        directive = re.match(r"[^ \t\n\r\f]*", text).group(0)
+        rest = text[len(directive):]
         if directive == "udp":
-            # heartbeat config.c DIRTYALIASKLUDGE
+            # config.c parse_config DIRTYALIASKLUDGE: "directive 'udp' replaced by 'bcast'"
             self.col.warn(loc, "`udp` is heartbeat's old name for `bcast`; read as bcast")
             directive = "bcast"
         if directive not in KNOWN:
@@ -155,148 +224,177 @@ class _HaCf:
             self.col.error(loc, f"heartbeat medium {directive} ({UNSUPPORTED_MEDIA[directive]}) is not "
                            "supported by hadirector; use ucast, mcast, bcast or serial")
             return
-        if directive in IGNORED:
-            self._ignored(directive, rest, loc)
+        rest = rest.lstrip(", \t\n\r\f")  # parse_config skips DELIMS after the directive
+        if directive in LINE_MEDIA or directive in WHOLE_LINE:
+            getattr(self, "d_" + directive)(rest.rstrip(WHITESPACE), loc)
             return
-        if directive in SINGLE and directive in self.seen:
-            self.col.warn(loc, f"{directive} is set again (first at line {self.seen[directive].rsplit(':', 1)[1]}); "
-                          "the later value wins, as in heartbeat")
+        values = [v for v in _DELIMS.split(rest) if v]
+        if not values:
+            # parse_config calls add_option once per value: a bare directive does nothing
+            self.col.warn(loc, f"{directive} has no value; heartbeat ignores the line, and so does hadirector")
+            return
+        if directive in SINGLE:
+            if directive in self.seen:
+                self.col.warn(loc, f"{directive} is set again (first at line {_lineno(self.seen[directive])}); "
+                              "the later value wins, as in heartbeat")
+            elif len(values) > 1:
+                self.col.warn(loc, f"{directive} has {len(values)} values; heartbeat applies each in turn, "
+                              f"so the last ({values[-1]}) wins, and so does hadirector")
         self.seen.setdefault(directive, loc)
-        getattr(self, "d_" + directive)(rest, loc)
-
-    def _values(self, rest: str) -> list[str]:
-        return [v for v in _OPTION_SPLIT.split(rest) if v]
-
-    def _one(self, directive: str, rest: str, loc: str) -> str | None:
-        vals = self._values(rest)
-        if not vals:
-            self.col.error(loc, f"{directive} needs a value")
-            return None
-        if len(vals) > 1:
-            self.col.error(loc, f"{directive} takes one value, got {len(vals)}: {' '.join(vals)}")
-            return None
-        return vals[0]
-
-    def _ignored(self, directive: str, rest: str, loc: str) -> None:
-        if directive in ("crm", "pacemaker"):
-            v = heartbeat_bool(rest.split()[0]) if rest.split() else None
-            if v is False:
-                return  # heartbeat's default, and hadirector's way: haresources manages resources
-            self.col.warn(loc, f"`{directive} {rest}`: heartbeat would manage resources with the CRM "
-                          "(cib.xml) and ignore haresources; hadirector does not read cib.xml and uses "
-                          "haresources")
+        if directive in IGNORED:
+            self._ignored(directive, values, loc)
             return
-        self.col.warn(loc, f"{directive} is accepted but not acted on: {IGNORED[directive]}")
+        handler = getattr(self, "d_" + directive)
+        for v in values:
+            handler(v, loc)
+
+    def _ignored(self, directive: str, values: list[str], loc: str) -> None:
+        check, reason = IGNORED[directive]
+        bad = [msg for msg in map(check, values) if msg]
+        if bad:
+            self.col.error(loc, f"{directive}: {bad[0]}")
+            return
+        if directive == "deadping":
+            ms = heartbeat_msec(values[-1])
+            self.deadping = (ms, loc)
+        if directive == "crm_daemon_dir" and self.pacemaker:
+            # config.c fail_if_after_pacemaker
+            self.col.error(loc, f"crm_daemon_dir must come before the {self.pacemaker[0]} directive "
+                           f"(line {_lineno(self.pacemaker[1])}), as heartbeat requires")
+            return
+        if directive == "crmd_spawns_pengine" and self.pacemaker:
+            self.col.error(loc, f"crmd_spawns_pengine must come before the {self.pacemaker[0]} directive "
+                           f"(line {_lineno(self.pacemaker[1])}), as heartbeat requires")
+            return
+        if directive == "use_logd":
+            self.use_logd = (bool(heartbeat_bool(values[-1])), loc)
+        self.col.warn(loc, f"{directive} is accepted but not acted on: {reason}")
 
     # ------------------------------------------------------------------ nodes and timing
 
-    def d_node(self, rest: str, loc: str) -> None:
-        vals = self._values(rest)
-        if not vals:
-            self.col.error(loc, "node needs at least one node name")
-        for v in vals:
-            # heartbeat add_node lower-cases node names (`uname -n` is compared the same way)
-            name = v.lower()
-            if name in self.nodes:
-                self.col.error(loc, f"node {name!r} is declared twice (first at "
-                               f"{self.node_lines[self.nodes.index(name)]})")
-                continue
-            self.nodes.append(name)
-            self.node_lines.append(loc)
+    def d_node(self, v: str, loc: str) -> None:
+        # config.c add_node lower-cases node names (`uname -n` is compared the same way)
+        name = v.lower()
+        if name in self.nodes:
+            # heartbeat adds the node again without complaint; it is one node
+            self.col.warn(loc, f"node {name!r} is declared again (first at {self.node_lines[self.nodes.index(name)]}); "
+                          "read once")
+            return
+        self.nodes.append(name)
+        self.node_lines.append(loc)
 
-    def _timing(self, key: str, rest: str, loc: str, positive: bool) -> None:
-        v = self._one(key, rest, loc)
-        if v is None:
+    def _timing(self, key: str, v: str, loc: str, minimum: int, what: str) -> None:
+        # config.c set_keepalive_ms (> 0), set_deadtime_ms and set_initial_deadtime_ms (>= 0),
+        # set_warntime_ms (> 0), all through cl_get_msec
+        ms = heartbeat_msec(v)
+        if ms is None:
+            hint = (f"; heartbeat knows seconds (`{v[:-1]}`) and milliseconds (`{v[:-1]}000ms`), not `s`"
+                    if re.fullmatch(r"\d+(\.\d+)?s", v) else "")
+            self.col.error(loc, f"{key}: expected a time in seconds, or N ms or N us, got {v!r}{hint}")
             return
-        try:
-            ms = parse_duration_ms(v)
-        except ValueError as exc:
-            self.col.error(loc, f"{key}: {exc}")
-            return
-        if positive and ms <= 0:
-            self.col.error(loc, f"{key} must be more than zero, got {v}")
+        if ms < minimum:
+            self.col.error(loc, f"{key} must be {what}, got {v}")
             return
         self.timing[key] = ms
         self.timing_where[key] = loc
 
-    def d_keepalive(self, rest: str, loc: str) -> None:
-        self._timing("keepalive", rest, loc, positive=True)
+    def d_keepalive(self, v: str, loc: str) -> None:
+        self._timing("keepalive", v, loc, 1, "more than zero")
 
-    def d_deadtime(self, rest: str, loc: str) -> None:
-        self._timing("deadtime", rest, loc, positive=True)
+    def d_deadtime(self, v: str, loc: str) -> None:
+        self._timing("deadtime", v, loc, 0, "zero or more")
 
-    def d_warntime(self, rest: str, loc: str) -> None:
-        self._timing("warntime", rest, loc, positive=True)
+    def d_warntime(self, v: str, loc: str) -> None:
+        self._timing("warntime", v, loc, 1, "more than zero")
 
-    def d_initdead(self, rest: str, loc: str) -> None:
-        self._timing("initdead", rest, loc, positive=False)
+    def d_initdead(self, v: str, loc: str) -> None:
+        self._timing("initdead", v, loc, 0, "zero or more")
 
-    # ------------------------------------------------------------------ media
+    # ------------------------------------------------------------------ udpport, baud
 
-    def d_udpport(self, rest: str, loc: str) -> None:
-        v = self._one("udpport", rest, loc)
-        if v is None:
-            return
-        if not v.isdigit() or not 0 < int(v) < 65536:
+    def d_udpport(self, v: str, loc: str) -> None:
+        # config.c set_udpport: atoi(value) must be above zero; the plugins read it with %d
+        port = atoi(v)
+        if port is None or port <= 0:
             self.col.error(loc, f"udpport: expected a port number 1..65535, got {v!r}")
             return
-        port = int(v)
-        if self.first_udp_media is not None:
-            self.col.error(loc, f"udpport must precede the media lines that use it (ucast/bcast at "
-                           f"{self.first_udp_media}), as heartbeat requires")
+        if port > 65535:
+            # heartbeat would take it and send to the port modulo 65536 (ucast6 refuses it)
+            self.col.error(loc, f"udpport: {port} is not a port number (1..65535)")
+            return
         try:
             service = socket.getservbyport(port, "udp")
         except OSError:
             service = None
         if service and service != "ha-cluster":
             self.col.warn(loc, f"udp port {port} is reserved for service {service!r} in /etc/services")
-        self.udpport, self.udpport_where = port, loc
+        self.udpport = (port, loc)
+        early = [(kind, first) for kind, (_p, _w, first) in self.latched.items() if kind != "serial"]
+        if early:
+            kinds = ", ".join(f"{kind} (first at line {_lineno(first)})" for kind, first in early)
+            kept = {kind: self.latched[kind][0] for kind, _ in early}
+            self.col.warn(loc, f"udpport {port} comes after media lines that use it: {kinds}. heartbeat warns "
+                          "and carries on, and each kind of medium keeps the port it read at its first line: "
+                          + ", ".join(f"{k} {p}" for k, p in kept.items())
+                          + "; hadirector does the same. Put udpport before the media lines")
 
-    def d_baud(self, rest: str, loc: str) -> None:
-        v = self._one("baud", rest, loc)
-        if v is None:
+    def d_baud(self, v: str, loc: str) -> None:
+        # config.c set_baudrate: once only ("Baudrate multiply specified", counted before the value
+        # is checked), one of StringToBaud's rates
+        if self.baud_line is not None:
+            self.col.error(loc, f"baud is set twice (first at line {_lineno(self.baud_line)}); heartbeat "
+                           "refuses a second baud rate")
             return
-        if not v.isdigit() or int(v) not in BAUD_RATES:
+        self.baud_line = loc
+        n = atoi(v)
+        if n not in BAUD_RATES:
             self.col.error(loc, f"baud: expected one of {', '.join(map(str, BAUD_RATES))}, got {v!r}")
             return
-        if self.first_serial is not None:
-            self.col.error(loc, f"baud must precede the serial lines that use it (serial at "
-                           f"{self.first_serial}), as heartbeat requires")
-        self.baud, self.baud_where = int(v), loc
+        self.baud = (n, loc)
+        if "serial" in self.latched:
+            first = self.latched["serial"][2]
+            self.col.warn(loc, f"baud {n} comes after the serial line at line {_lineno(first)}. heartbeat warns "
+                          "and carries on, and its serial links keep the speed read at that first line "
+                          f"({self.latched['serial'][0]}); hadirector does the same. Put baud before the "
+                          "serial lines")
 
-    def _add_link(self, link: dict, loc: str) -> int:
+    def _latch(self, kind: str, loc: str) -> None:
+        if kind in self.latched:
+            return
+        if kind == "serial":
+            value, setting = self.baud if self.baud else (DEFAULT_BAUD, None)
+        else:
+            value, setting = self.udpport if self.udpport else (DEFAULT_UDPPORT, None)
+        self.latched[kind] = (value, setting, loc)
+
+    # ------------------------------------------------------------------ media
+
+    def _add_link(self, link: dict, loc: str, latch: str | None) -> int:
+        if latch is not None:
+            self._latch(latch, loc)
+            link["_latch"] = latch
         self.links.append(link)
         self.link_where.append({(): loc})
         return len(self.links) - 1
 
-    def d_serial(self, rest: str, loc: str) -> None:
-        vals = self._values(rest)
-        if not vals:
-            self.col.error(loc, "serial needs a device such as /dev/ttyS0")
-        for dev in vals:
-            if not dev.startswith("/"):
-                # heartbeat serial.c: "Serial port not full pathname"
-                self.col.error(loc, f"serial port {dev!r} is not a full path name (e.g. /dev/ttyS0)")
-                continue
-            if any(lk["kind"] == "serial" and lk["device"] == dev for lk in self.links):
-                self.col.error(loc, f"serial port {dev} is listed twice")
-                continue
-            self.first_serial = self.first_serial or loc
-            self._add_link({"kind": "serial", "device": dev}, loc)
+    def d_serial(self, dev: str, loc: str) -> None:
+        if not dev.startswith("/"):
+            # serial.c serial_new: "Serial port not full pathname"
+            self.col.error(loc, f"serial port {dev!r} is not a full path name (e.g. /dev/ttyS0)")
+            return
+        if any(lk["kind"] == "serial" and lk["device"] == dev for lk in self.links):
+            self.col.warn(loc, f"serial port {dev} is listed again; read once")
+            return
+        self._add_link({"kind": "serial", "device": dev}, loc, "serial")
 
-    def d_bcast(self, rest: str, loc: str) -> None:
-        vals = self._values(rest)
-        if not vals:
-            self.col.error(loc, "bcast needs an interface name such as eth1")
-        for dev in vals:
-            if any(lk["kind"] == "bcast" and lk["interface"] == dev for lk in self.links):
-                self.col.error(loc, f"bcast on {dev} is listed twice")
-                continue
-            self.first_udp_media = self.first_udp_media or loc
-            self._add_link({"kind": "bcast", "interface": dev}, loc)
+    def d_bcast(self, dev: str, loc: str) -> None:
+        if any(lk["kind"] == "bcast" and lk["interface"] == dev for lk in self.links):
+            self.col.warn(loc, f"bcast on {dev} is listed again; read once")
+            return
+        self._add_link({"kind": "bcast", "interface": dev}, loc, "bcast")
 
     def _ucast(self, directive: str, rest: str, loc: str, family: int) -> None:
-        # heartbeat ucast.c / ucast6.c ucast_parse: `ucast DEVICE PEER`, one peer per line
+        # ucast.c / ucast6.c ucast_parse: `ucast DEVICE PEER`, one peer per line
         toks = rest.split()
         if len(toks) < 2:
             self.col.error(loc, f"{directive} needs an interface and a peer address: "
@@ -309,17 +407,17 @@ class _HaCf:
         peer = resolve_address(peer_tok, family, loc, self.col, f"{directive} peer")
         if peer is None:
             return
-        self.first_udp_media = self.first_udp_media or loc
         key = (dev, 4 if family == socket.AF_INET else 6)
         if key in self.ucast_index:
             i = self.ucast_index[key]
+            self._latch(directive, loc)
             link = self.links[i]
             if peer in link["peers"]:
                 self.col.warn(loc, f"{directive} {dev} {peer} repeats an earlier line; read once")
                 return
             link["peers"].append(peer)
         else:
-            i = self._add_link({"kind": "ucast", "interface": dev, "peers": [peer]}, loc)
+            i = self._add_link({"kind": "ucast", "interface": dev, "peers": [peer]}, loc, directive)
             self.ucast_index[key] = i
         self.link_where[i][("peers", len(self.links[i]["peers"]) - 1)] = loc
 
@@ -330,36 +428,50 @@ class _HaCf:
         self._ucast("ucast6", rest, loc, socket.AF_INET6)
 
     def _mcast(self, directive: str, rest: str, loc: str, family: int) -> None:
-        # heartbeat mcast.c / mcast6.c: `mcast DEVICE GROUP PORT TTL LOOP`, all five required
+        # mcast.c / mcast6.c mcast_parse: `mcast DEVICE GROUP PORT TTL LOOP`, all five required;
+        # the group is a literal multicast address (inet_addr / inet_pton: no host names), the port
+        # above zero, the ttl (hops) 0..4, loop 0 or 1
         toks = rest.split()
+        ttl_name = "ttl" if family == socket.AF_INET else "hops"
         if len(toks) < 5:
-            self.col.error(loc, f"{directive} needs interface, group, port, {'ttl' if family == socket.AF_INET else 'hops'}"
-                           f" and loop: `{directive} eth1 "
+            self.col.error(loc, f"{directive} needs interface, group, port, {ttl_name} and loop: `{directive} eth1 "
                            f"{'239.0.0.1' if family == socket.AF_INET else 'ff02::694'} 694 1 0`")
             return
         dev, group_tok, port_s, ttl_s, loop_s = toks[:5]
         if len(toks) > 5:
-            self.col.warn(loc, f"{directive}: extra words ignored: {' '.join(toks[5:])}")
+            self.col.warn(loc, f"{directive}: heartbeat ignores the words after loop ({' '.join(toks[5:])}), "
+                          "and so does hadirector")
         ok = True
-        group = resolve_address(group_tok, family, loc, self.col, f"{directive} group")
-        if group is None:
+        try:
+            group = ipaddress.ip_address(group_tok)
+        except ValueError:
+            group = None
+        if group is None or group.version != (4 if family == socket.AF_INET else 6) or not group.is_multicast:
+            self.col.error(loc, f"{directive} group {group_tok} is not an IPv{4 if family == socket.AF_INET else 6} "
+                           "multicast address")
             ok = False
-        elif not ipaddress.ip_address(group).is_multicast:
-            self.col.error(loc, f"{directive} group {group} is not a multicast address")
-            ok = False
-        if not port_s.isdigit() or not 0 < int(port_s) < 65536:
+        port = atoi(port_s)
+        if port is None or not 0 < port < 65536:
             self.col.error(loc, f"{directive} port: expected 1..65535, got {port_s!r}")
             ok = False
-        if not ttl_s.isdigit() or not 1 <= int(ttl_s) <= 255:
-            self.col.error(loc, f"{directive} {'ttl' if family == socket.AF_INET else 'hops'}: "
-                           f"expected 1..255, got {ttl_s!r}")
+        ttl = atoi(ttl_s)
+        if ttl is None or not 0 <= ttl <= 4:
+            self.col.error(loc, f"{directive} {ttl_name}: expected 0..4 (heartbeat's limit), got {ttl_s!r}")
             ok = False
-        if loop_s not in ("0", "1"):
+        loop = atoi(loop_s)
+        if loop not in (0, 1):
             self.col.error(loc, f"{directive} loop: expected 0 or 1, got {loop_s!r}")
             ok = False
-        if ok:
-            self._add_link({"kind": "mcast", "interface": dev, "group": group, "port": int(port_s),
-                            "ttl": int(ttl_s), "loop": loop_s == "1"}, loc)
+        if not ok:
+            return
+        link = {"kind": "mcast", "interface": dev, "group": str(group), "port": port, "ttl": ttl,
+                "loop": loop == 1}
+        if link in self.links:
+            self.col.warn(loc, f"{directive} {dev} {group} {port} repeats an earlier line; read once")
+            return
+        if ttl == 0:
+            self.col.warn(loc, f"{directive} {ttl_name} 0 keeps the heartbeats on this host: no peer hears this link")
+        self._add_link(link, loc, None)
 
     def d_mcast(self, rest: str, loc: str) -> None:
         self._mcast("mcast", rest, loc, socket.AF_INET)
@@ -367,55 +479,26 @@ class _HaCf:
     def d_mcast6(self, rest: str, loc: str) -> None:
         self._mcast("mcast6", rest, loc, socket.AF_INET6)
 
-    # ------------------------------------------------------------------ the rest
+    # ------------------------------------------------------------------ ping nodes
 
-    def d_auto_failback(self, rest: str, loc: str) -> None:
-        v = self._one("auto_failback", rest, loc)
-        if v is None:
+    def _ping(self, directive: str, v: str, loc: str, family: int) -> None:
+        addr = resolve_address(v, family, loc, self.col, f"{directive} node")
+        if addr is None:
             return
-        b = heartbeat_bool(v)
-        if b is None and v.lower() != "legacy":
-            self.col.error(loc, f"auto_failback: expected on, off or legacy, got {v!r}")
+        if addr in self.ping:
+            self.col.warn(loc, f"ping node {addr} is listed again; read once")
             return
-        self.cluster["auto_failback"] = "legacy" if b is None else ("on" if b else "off")
-        self.smap.set(("cluster", "auto_failback"), loc)
+        self.ping.append(addr)
+        self.ping_where.append(loc)
 
-    def d_nice_failback(self, rest: str, loc: str) -> None:
-        # heartbeat set_nice_failback: `nice_failback on` became `auto_failback off`, off became legacy
-        v = self._one("nice_failback", rest, loc)
-        if v is None:
-            return
-        b = heartbeat_bool(v)
-        if b is None:
-            self.col.error(loc, f"nice_failback: expected on or off, got {v!r}")
-            return
-        value = "off" if b else "legacy"
-        self.col.warn(loc, f"nice_failback is obsolete: read as `auto_failback {value}` as heartbeat "
-                      "does; write auto_failback on/off instead")
-        self.cluster["auto_failback"] = value
-        self.smap.set(("cluster", "auto_failback"), loc)
+    def d_ping(self, v: str, loc: str) -> None:
+        self._ping("ping", v, loc, socket.AF_INET)
 
-    def _ping(self, directive: str, rest: str, loc: str, family: int) -> None:
-        vals = self._values(rest)
-        if not vals:
-            self.col.error(loc, f"{directive} needs at least one address")
-        for v in vals:
-            addr = resolve_address(v, family, loc, self.col, f"{directive} node")
-            if addr is None:
-                continue
-            if addr in self.ping:
-                self.col.warn(loc, f"ping node {addr} is listed twice; read once")
-                continue
-            self.ping.append(addr)
-            self.ping_where.append(loc)
-
-    def d_ping(self, rest: str, loc: str) -> None:
-        self._ping("ping", rest, loc, socket.AF_INET)
-
-    def d_ping6(self, rest: str, loc: str) -> None:
-        self._ping("ping6", rest, loc, socket.AF_INET6)
+    def d_ping6(self, v: str, loc: str) -> None:
+        self._ping("ping6", v, loc, socket.AF_INET6)
 
     def d_ping_group(self, rest: str, loc: str) -> None:
+        # ping_group.c ping_group_parse: a name and at least one host
         toks = rest.split()
         if len(toks) < 2:
             self.col.error(loc, "ping_group needs a name and at least one address: "
@@ -442,87 +525,209 @@ class _HaCf:
         self.ping_groups[gname] = {"name": gname, "addresses": addrs}
         self.ping_group_where[gname] = (loc, [loc] * len(addrs))
 
-    def d_respawn(self, rest: str, loc: str) -> None:
-        # heartbeat add_client_child: `respawn USER /full/path [args]`
+    # ------------------------------------------------------------------ whole-line directives
+
+    def _client_child(self, directive: str, rest: str, loc: str) -> tuple[str, str] | None:
+        # config.c add_client_child_base: `USER /full/path [args]`. That the user exists and the
+        # program is executable is checked against the machine (config.machine), as heartbeat
+        # checks it when it reads the file.
         toks = rest.split(None, 1)
-        if len(toks) < 2:
-            self.col.error(loc, "respawn needs a user and a command: `respawn hacluster /usr/lib/heartbeat/ipfail`")
-            return
-        user, command = toks[0], toks[1].strip()
+        if not toks:
+            self.col.error(loc, f"{directive} needs a user and a command: `{directive} hacluster /usr/lib/heartbeat/ipfail`")
+            return None
+        user, command = toks[0], (toks[1].strip() if len(toks) > 1 else "")
         if not command.startswith("/"):
-            self.col.error(loc, f"respawn command {command.split()[0]!r} is not a full path name")
+            self.col.error(loc, f"{directive} command {command.split()[0] if command else '(none)'!r} is not a "
+                           "full path name (heartbeat: \"Client child command is not full pathname\")")
+            return None
+        return user, command
+
+    def d_respawn(self, rest: str, loc: str) -> None:
+        got = self._client_child("respawn", rest, loc)
+        if got is None:
             return
-        prog = command.split()[0]
-        if os.path.basename(prog) in HEARTBEAT_CLIENTS:
-            self.col.warn(loc, f"respawn of {os.path.basename(prog)}: it is a client of heartbeat's API, "
-                          "which hadirector does not provide, so it is not respawned"
-                          + ("; hadirector's ping nodes and arbiter do ipfail's job"
-                             if os.path.basename(prog) == "ipfail" else ""))
+        user, command = got
+        prog = os.path.basename(command.split()[0])
+        if prog in HEARTBEAT_CLIENTS:
+            self.col.warn(loc, f"respawn of {prog}: it is a client of heartbeat's API, which hadirector does "
+                          "not provide, so it is not respawned"
+                          + ("; hadirector's ping nodes and arbiter do ipfail's job" if prog == "ipfail" else ""))
             return
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            self.col.warn(loc, f"respawn user {user!r} does not exist on this machine")
-        if not os.access(prog, os.X_OK):
-            self.col.warn(loc, f"respawn command {prog} is not an executable file on this machine")
+        self.col.warn(loc, f"respawn is accepted but not yet acted on: this version of hadirector does not run "
+                      f"{command.split()[0]} (nor restart it); run it from systemd meanwhile")
         self.respawn.append({"user": user, "command": command})
         self.respawn_where.append(loc)
 
-    def d_watchdog(self, rest: str, loc: str) -> None:
-        if "watchdog" in self.cluster:
-            # heartbeat set_watchdogdev: "Watchdog device multiply specified"
-            self.col.error(loc, "watchdog is set twice; heartbeat takes one watchdog device")
+    def d_failfast(self, rest: str, loc: str) -> None:
+        if self._client_child("failfast", rest, loc) is None:
             return
-        v = self._one("watchdog", rest, loc)
-        if v is None:
+        self.col.warn(loc, "failfast is accepted but not acted on: hadirector does not run the command, nor "
+                      "reboot the node when it exits")
+        self.col.note(loc, "failfast", rest)
+
+    def d_apiauth(self, rest: str, loc: str) -> None:
+        # config.c set_api_authorization: `apiauth CLIENT [uid=LIST] [gid=LIST]`, one of them at
+        # least, each once; one apiauth per client
+        toks = rest.split()
+        client, ok = (toks[0] if toks else ""), bool(toks)
+        seen: set[str] = set()
+        for t in toks[1:]:
+            kind = t[:4]
+            if kind not in ("uid=", "gid=") or kind in seen:
+                ok = False
+                break
+            seen.add(kind)
+        if not ok or not seen:
+            self.col.error(loc, f"invalid apiauth {rest!r}: expected `apiauth CLIENT uid=USER,... gid=GROUP,...` "
+                           "with uid= or gid= (or both)")
+            return
+        if client in self.apiauth:
+            self.col.error(loc, f"apiauth for {client} is given twice (first at {self.apiauth[client]}); "
+                           "heartbeat refuses a second one")
+            return
+        self.apiauth[client] = loc
+        self.col.warn(loc, "apiauth is accepted but not acted on: hadirector has no heartbeat client API "
+                      "(its control socket is root-only)")
+
+    def d_stonith(self, rest: str, loc: str) -> None:
+        # config.c set_stonith_info: `stonith TYPE CONFIGFILE`
+        toks = rest.split(None, 1)
+        if not toks:
+            self.col.error(loc, "stonith needs a device type and its configuration file: "
+                           "`stonith baytech /etc/ha.d/conf/stonith.baytech`")
+            return
+        self._fencing(loc, "stonith", rest)
+
+    def d_stonith_host(self, rest: str, loc: str) -> None:
+        # config.c set_stonith_host_info: `stonith_host HOST|* TYPE PARAMS...`; heartbeat reads
+        # only the lines for its own node (or *)
+        toks = rest.split(None, 2)
+        if len(toks) < 2:
+            self.col.error(loc, "stonith_host needs a host (or *), a device type and its parameters: "
+                           "`stonith_host * external/ipmi node2 10.0.0.2 admin secret lan`")
+            return
+        self._fencing(loc, "stonith_host", rest)
+
+    def _fencing(self, loc: str, directive: str, rest: str) -> None:
+        self.col.warn(loc, f"{directive} is accepted but not yet acted on: this version of hadirector does not "
+                      "fence nodes, so a silent peer is taken over without being powered off first")
+        self.col.note(loc, directive, rest)
+
+    # ------------------------------------------------------------------ the rest
+
+    def d_auto_failback(self, v: str, loc: str) -> None:
+        # config.c set_auto_failback: a boolean, or legacy (any case)
+        b = heartbeat_bool(v)
+        if b is None and v.lower() != "legacy":
+            self.col.error(loc, f"auto_failback: expected on, off or legacy, got {v!r}")
+            return
+        self.cluster["auto_failback"] = "legacy" if b is None else ("on" if b else "off")
+        self.failback_bool = b is not None
+        self.smap.set(("cluster", "auto_failback"), loc)
+
+    def d_nice_failback(self, v: str, loc: str) -> None:
+        # config.c set_nice_failback: any boolean value becomes `auto_failback off` when an
+        # auto_failback on/off came before it (heartbeat looks at its nice_failback flag, not at
+        # the value given), else `auto_failback legacy`
+        if heartbeat_bool(v) is None:
+            self.col.error(loc, f"nice_failback: expected on or off, got {v!r}")
+            return
+        value = "off" if self.failback_bool else "legacy"
+        self.col.warn(loc, f"nice_failback is obsolete: heartbeat 3 reads `nice_failback {v}` here as "
+                      f"`auto_failback {value}`, and so does hadirector; write auto_failback on or off instead")
+        self.cluster["auto_failback"] = value
+        self.smap.set(("cluster", "auto_failback"), loc)
+
+    def d_watchdog(self, v: str, loc: str) -> None:
+        if "watchdog" in self.cluster:
+            # config.c set_watchdogdev: "Watchdog device multiply specified"
+            self.col.error(loc, "watchdog is set twice; heartbeat takes one watchdog device")
             return
         if not v.startswith("/"):
             self.col.error(loc, f"watchdog: expected a device path such as /dev/watchdog, got {v!r}")
             return
+        self.col.warn(loc, "watchdog is accepted but not yet acted on: this version of hadirector does not "
+                      f"open {v} or feed it, so a hung node is not reset")
         self.cluster["watchdog"] = v
         self.smap.set(("cluster", "watchdog"), loc)
 
-    def _logging(self, directive: str, key: str, rest: str, loc: str) -> None:
-        v = self._one(directive, rest, loc)
-        if v is None:
-            return
+    def _logging(self, key: str, v: str, loc: str) -> None:
         self.logging[key] = v
         self.smap.set(("cluster", "logging", key), loc)
 
-    def d_logfile(self, rest: str, loc: str) -> None:
-        self._logging("logfile", "logfile", rest, loc)
+    def d_logfile(self, v: str, loc: str) -> None:
+        self._logging("logfile", v, loc)
 
-    def d_debugfile(self, rest: str, loc: str) -> None:
-        self._logging("debugfile", "debugfile", rest, loc)
+    def d_debugfile(self, v: str, loc: str) -> None:
+        self._logging("debugfile", v, loc)
 
-    def d_logfacility(self, rest: str, loc: str) -> None:
-        self._logging("logfacility", "facility", rest, loc)
-
-    def d_debug(self, rest: str, loc: str) -> None:
-        v = self._one("debug", rest, loc)
-        if v is None:
+    def d_logfacility(self, v: str, loc: str) -> None:
+        # config.c set_facility -> cl_syslogfac_str2int: lower-case names only
+        if v not in FACILITIES:
+            self.col.error(loc, f"logfacility {v!r} is not a syslog facility{suggest(v, FACILITIES)}; "
+                           f"expected one of {', '.join(FACILITIES)}")
             return
-        if not v.isdigit() or int(v) > 255:
+        self._logging("facility", v, loc)
+
+    def d_debug(self, v: str, loc: str) -> None:
+        # config.c set_debuglevel: atoi(value) in 0..255
+        n = atoi(v)
+        n = 0 if n is None else n
+        if not 0 <= n <= 255:
             self.col.error(loc, f"debug: expected a level 0..255, got {v!r}")
             return
-        self.logging["debug"] = int(v)
+        self.logging["debug"] = n
         self.smap.set(("cluster", "logging", "debug"), loc)
 
-    def d_cluster(self, rest: str, loc: str) -> None:
-        v = self._one("cluster", rest, loc)
-        if v is not None:
-            self.cluster["name"] = v
-            self.smap.set(("cluster", "name"), loc)
+    def d_cluster(self, v: str, loc: str) -> None:
+        self.cluster["name"] = v
+        self.smap.set(("cluster", "name"), loc)
 
-    # ------------------------------------------------------------------ result
+    def d_autojoin(self, v: str, loc: str) -> None:
+        # config.c set_autojoin: none, other or any (any case)
+        if v.lower() not in ("none", "other", "any"):
+            self.col.error(loc, f"autojoin: expected none, other or any, got {v!r}")
+            return
+        self.autojoin = (v.lower(), loc)
+
+    def _pacemaker(self, directive: str, v: str, loc: str) -> None:
+        # config.c set_pcmk_support (crm is its alias): once only; a boolean or a mode
+        if self.pacemaker is not None:
+            self.col.error(loc, f"{directive} is given again (first at line {_lineno(self.pacemaker[1])}); "
+                           "heartbeat refuses a second crm/pacemaker directive")
+            return
+        b = heartbeat_bool(v)
+        if b is None and v.lower() not in PACEMAKER_MODES:
+            self.col.error(loc, f"{directive}: expected on, off or one of {', '.join(PACEMAKER_MODES)}, got {v!r}")
+            return
+        self.pacemaker = (directive, loc)
+        if b is False:
+            return  # heartbeat's default, and hadirector's way: haresources manages resources
+        self.pacemaker_on = True
+        self.col.warn(loc, f"`{directive} {v}`: heartbeat would manage resources with Pacemaker (cib.xml) and "
+                      "ignore haresources; hadirector does not read cib.xml and runs the groups in haresources")
+
+    def d_crm(self, v: str, loc: str) -> None:
+        self._pacemaker("crm", v, loc)
+
+    def d_pacemaker(self, v: str, loc: str) -> None:
+        self._pacemaker("pacemaker", v, loc)
+
+    # ------------------------------------------------------------------ result (init_config)
 
     def finish(self) -> dict:
-        smap, name = self.smap, self.name
+        smap, name, col = self.smap, self.name, self.col
+        self._autojoin()
         if not self.nodes:
-            self.col.error(name, "no `node` directive: declare every cluster node, e.g. `node "
-                           "primarylb` and `node backuplb` (names as `uname -n` prints them)")
+            col.error(name, "no `node` directive: declare every cluster node, e.g. `node "
+                      "primarylb` and `node backuplb` (names as `uname -n` prints them)")
         if not self.links:
-            self.col.error(name, "no heartbeat media: add at least one ucast, mcast, bcast or serial line")
+            col.error(name, "no heartbeat media: add at least one ucast, mcast, bcast or serial line")
+        if (self.use_logd is not None and not self.use_logd[0]
+                and not any(k in self.logging for k in ("logfile", "debugfile", "facility"))):
+            # config.c check_logd_usage
+            col.error(self.use_logd[1], "use_logd is off and there is no logfile, debugfile or logfacility: "
+                      "heartbeat refuses a configuration that logs nowhere")
         out = dict(self.cluster)
         out["nodes"] = list(self.nodes)
         if self.nodes:
@@ -530,17 +735,13 @@ class _HaCf:
         for i, loc in enumerate(self.node_lines):
             smap.set(("cluster", "nodes", i), loc)
 
-        port = self.udpport if self.udpport is not None else DEFAULT_UDPPORT
-        baud = self.baud if self.baud is not None else 19200
         for i, link in enumerate(self.links):
-            if link["kind"] in ("ucast", "bcast"):
-                link["port"] = port
-                if self.udpport_where:
-                    smap.set(("cluster", "links", i, "port"), self.udpport_where)
-            if link["kind"] == "serial":
-                link["baud"] = baud
-                if self.baud_where:
-                    smap.set(("cluster", "links", i, "baud"), self.baud_where)
+            kind = link.pop("_latch", None)
+            if kind is not None:
+                value, setting, _first = self.latched[kind]
+                link["baud" if kind == "serial" else "port"] = value
+                if setting:
+                    smap.set(("cluster", "links", i, "baud" if kind == "serial" else "port"), setting)
             for sub, loc in self.link_where[i].items():
                 smap.set(("cluster", "links", i, *sub), loc)
         out["links"] = self.links
@@ -549,9 +750,18 @@ class _HaCf:
         tw = self.timing_where
         for k, loc in tw.items():
             smap.set(("cluster", "timing", k), loc)
+        keepalive = timing.get("keepalive", 1000)
         deadtime = timing.get("deadtime", 30_000)
         if "initdead" not in timing:
             timing["initdead"] = _heartbeat_initdead(deadtime)
+        if deadtime <= timing["initdead"] < 10_000:
+            col.warn(tw.get("initdead") or tw.get("deadtime") or name,
+                     f"initdead is {timing['initdead']} ms: heartbeat warns that it may be too small; it allows "
+                     "for a slow network start-up and should be 10 s or more")
+        if self.deadping is not None and self.deadping[0] <= 2 * keepalive:
+            # init_config: "Ping dead time is too small compared to keeplive"
+            col.error(self.deadping[1], f"deadping ({self.deadping[0]} ms) must be more than twice keepalive "
+                      f"({keepalive} ms)")
         # a derived or default value is located at the directive it derives from
         anchor = tw.get("deadtime") or tw.get("keepalive")
         if anchor:
@@ -577,10 +787,33 @@ class _HaCf:
             out["logging"] = self.logging
         return out
 
+    def _autojoin(self) -> None:
+        """config.c init_config and r1_style_valid: autojoin other/any conflicts with haresources
+        resource management (heartbeat refuses it unless crm/pacemaker is on); with `any` and this
+        node not declared, heartbeat adds this node ("Current node added to configuration")."""
+        if self.autojoin is None or self.autojoin[0] == "none":
+            return
+        mode, loc = self.autojoin
+        if not self.pacemaker_on:
+            self.col.error(loc, f"autojoin {mode}: heartbeat refuses autojoin with haresources resource "
+                           "management (\"R1 style resource management conflicts with autojoin set\"); "
+                           "remove it and declare every node with `node`")
+            return
+        if mode == "any" and self.local_node and self.local_node.lower() not in self.nodes:
+            self.nodes.append(self.local_node.lower())
+            self.node_lines.append(loc)
+            added = f"; this node ({self.local_node.lower()}) is added to the nodes, as heartbeat adds it"
+        else:
+            added = ""
+        self.col.warn(loc, f"autojoin {mode} is accepted but nodes do not join at run time: hadirector's "
+                      "cluster is the nodes declared with `node`, and a node that is not declared is ignored "
+                      f"even when it sends with a valid key{added}; declare every node with `node`")
 
-def parse_hacf(text: str, name: str, col: Collector, smap) -> dict:
-    """Parse ha.cf text into the `cluster` table (without `auth`, which comes from authkeys)."""
-    p = _HaCf(name, col, smap)
-    for lineno, raw in enumerate(text.splitlines(), 1):
+
+def parse_hacf(lines: list[str], name: str, col: Collector, smap, local_node: str | None = None) -> dict:
+    """Parse ha.cf lines into the `cluster` table (without `auth`, which comes from authkeys).
+    `local_node` is this node's name (for `autojoin any`, which adds it as heartbeat does)."""
+    p = _HaCf(name, col, smap, local_node)
+    for lineno, raw in enumerate(lines, 1):
         p.line(lineno, raw)
     return p.finish()

@@ -55,6 +55,10 @@ _HOST = r"(\d+\.\d+\.\d+\.\d+|[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\])"
 _REAL = re.compile(rf"^{_HOST}(->{_HOST})?(:{_PORT})?\s+(.*)$")
 
 
+_CLEANSTOP_NO = ("cleanstop=no is not acted on: hadirector removes its virtual services whenever the balancer "
+                 "stops, as with cleanstop=yes (the node giving the group up must not keep forwarding)")
+
+
 def _yes_no(value: str) -> bool | None:
     return {"yes": True, "no": False}.get(value)
 
@@ -72,11 +76,11 @@ class _Ld:
         self.v_alerts: list[dict] = []
         self.v_checkinterval: list[str] = []
         self.checkcount: tuple[int, str] | None = None
+        self.virtual_ids: dict[tuple, str] = {}  # ldirectord get_virtual_id_str -> virtual= line
 
     # ------------------------------------------------------------------ global lines
 
-    def parse(self, text: str) -> dict:
-        lines = text.splitlines()
+    def parse(self, lines: list[str]) -> dict:
         i = 0
         while i < len(lines):
             line = lines[i]
@@ -158,19 +162,28 @@ class _Ld:
                 return
             if key == "fork":
                 self.fork = b
+            if key == "supervised" and not b:
+                col.warn(loc, "supervised=no is not acted on: hadirector's daemon always stays in the foreground "
+                         "(run it from systemd or another supervisor)")
+            if key == "cleanstop" and not b:
+                col.warn(loc, _CLEANSTOP_NO)
             self._set(key, b, loc)
         elif key in ("callback", "logfile"):
             q = re.match(r'^"(.*)"', value)
             if not q:
                 col.error(loc, f"{key} must be quoted, as ldirectord requires: {key}=\"{value}\"")
                 return
+            if key == "logfile":
+                col.warn(loc, "logfile is accepted but not acted on: the balancer's events go to hadirector's "
+                         "own log (ha.cf logfile, debugfile and logfacility)")
             self._set(key, q.group(1), loc)
         elif key == "execute":
-            if not value:
-                col.error(loc, "execute: no configuration file given")
-                return
-            self.glob.setdefault("execute", []).append(value)
-            self.glob_where.setdefault("execute", loc)
+            # ld_read_config: $LD_INSTANCE{$1} = 1, any value
+            col.warn(loc, f"execute={value} is accepted but not acted on: hadirector runs one balancer and "
+                     "starts no other ldirectord configuration; merge its virtual services into this file")
+            if value:
+                self.glob.setdefault("execute", []).append(value)
+                self.glob_where.setdefault("execute", loc)
         elif key == "maintenancedir":
             if not value:
                 col.error(loc, "maintenancedir: no directory given")
@@ -203,8 +216,12 @@ class _Ld:
             alerts_where["freq"] = loc
         elif key == "emailalertstatus":
             words = [w for w in re.split(r"\s*,\s*", value.strip()) if w != ""]
+            if not words:
+                # parse_emailalertstatus: no state at all is status 0, mail in no state
+                alerts["status"], alerts_where["status"] = ["none"], loc
+                return
             bad = [w for w in words if w not in ALERT_STATUSES]
-            if bad or not words:
+            if bad:
                 col.error(loc, f"emailalertstatus: {bad[0] if bad else value!r} is not one of "
                           f"{', '.join(ALERT_STATUSES)}{hint}")
                 return
@@ -295,6 +312,10 @@ class _Ld:
             if fwmark == 0:
                 col.error(vline, "fwmark 0 cannot mark a virtual service: use 1 or more")
                 ok = False
+            elif vattr.strip() != mf.group(1):
+                # ld_read_config tries ip:port, then a bare number: `virtual=10.0.0.1` is fwmark 10
+                col.warn(vline, f"virtual={vattr.strip()} is read as firewall mark {fwmark}, as ldirectord reads "
+                         "it; write virtual=IP:PORT for an address")
         elif m6 and not v6:
             col.error(vline, "an IPv6 address needs virtual6= (not virtual=)")
             ok = False
@@ -414,7 +435,7 @@ class _Ld:
                     continue
                 vs[key], vw[(key,)] = q.group(1), loc
             elif key == "scheduler":
-                s = re.match(r"^([a-z]+)", value)
+                s = re.search(r"([a-z]+)", value)  # ld_read_config: /([a-z]+)/, unanchored
                 if not s:
                     col.error(loc, "invalid scheduler: expected lower-case letters, e.g. wrr")
                     continue
@@ -460,14 +481,14 @@ class _Ld:
                     continue
                 vs["ops"], vw[("ops",)] = b, loc
             elif key == "service":
-                s = re.match(r"^(\w+)", value)
+                s = re.search(r"(\w+)", value)
                 if not s or s.group(1) not in SERVICES:
                     col.error(loc, f"service must be one of {', '.join(SERVICES)}, got {value_s!r}"
                               f"{suggest(value_s, SERVICES)}")
                     continue
                 vs["service"], vw[("service",)] = s.group(1), loc
             elif key == "httpmethod":
-                s = re.match(r"^(\w+)", value)
+                s = re.search(r"(\w+)", value)
                 if not s or s.group(1).upper() not in ("GET", "HEAD"):
                     col.error(loc, f"httpmethod must be GET or HEAD, got {value_s!r}")
                     continue
@@ -486,12 +507,17 @@ class _Ld:
                 if b is None:
                     col.error(loc, f"{key} must be 'yes' or 'no', got {value_s!r}")
                     continue
+                if key == "cleanstop" and not b:
+                    col.warn(loc, _CLEANSTOP_NO)
                 vs[key], vw[(key,)] = b, loc
             elif key in ("emailalert", "emailalertfreq", "emailalertstatus", "smtp"):
                 self.alert_directive(key, value.rstrip(), loc, v_alerts, v_alerts_where)
             elif key == "monitorfile":
                 q = re.match(r'^"(.*)"', value)
-                s = q.group(1) if q else value_s
+                s = q.group(1) if q else value
+                # ldirectord opens it for appending here (config.machine checks that on the director)
+                col.warn(loc, f"monitorfile is accepted but not yet acted on: check results are not written "
+                         f"to {s}")
                 vs["monitorfile"], vw[("monitorfile",)] = s, loc
             elif key in ("servicename", "comment"):
                 vs[key], vw[(key,)] = value_s, loc
@@ -540,6 +566,29 @@ class _Ld:
         vs["reals"] = reals
         if checkcount is not None and "failurecount" not in vs:
             vs["failurecount"], vw[("failurecount",)] = checkcount
+        if "netmask" in vs and "persistent" not in vs:
+            # ld_setup: `-M netmask` is added only inside `if (defined $$v{persistent})`
+            col.warn(vw[("netmask",)], "netmask without persistent is ignored, as ldirectord ignores it "
+                     "(it is the granularity of persistence)")
+            del vs["netmask"], vw[("netmask",)]
+        if vs.get("ops") and protocol != "udp":
+            # ld_setup: `-o` only when the protocol is udp
+            col.warn(vw[("ops",)], f"ops=yes applies to UDP services only; ignored for this {protocol} "
+                     "service, as ldirectord ignores it")
+            del vs["ops"], vw[("ops",)]
+        # ld_read_config: "duplicate virtual server", checked once the block is resolved and reported at
+        # the line that ended the block (the last line at the end of the file)
+        vid = ("fwm6" if v6 else "fwm", fwmark) if fwmark is not None else (protocol, vs["address"], vs["port"])
+        end_line = where(self.name, j + 1 if j < len(lines) else len(lines))
+        if vid in self.virtual_ids:
+            first = self.virtual_ids[vid]
+            name = (f"FWM {fwmark}" if fwmark is not None
+                    else f"{protocol.upper()} {'[%s]' % vs['address'] if v6 else vs['address']}:{vs['port']}")
+            col.error(end_line, f"duplicate virtual service {name}: the virtual= block at line "
+                      f"{vline.rsplit(':', 1)[1]} repeats the one at line {first.rsplit(':', 1)[1]} "
+                      "(ldirectord reports it here, where the block ends)")
+            return j
+        self.virtual_ids[vid] = vline
         if ci_loc is not None:
             self.v_checkinterval.append(ci_loc)
         self.virtuals.append(vs)
@@ -650,6 +699,6 @@ class _Ld:
         return out
 
 
-def parse_ldirectord(text: str, name: str, col: Collector, smap) -> dict:
-    """Parse ldirectord.cf text into the `balancer` table."""
-    return _Ld(name, col, smap).parse(text)
+def parse_ldirectord(lines: list[str], name: str, col: Collector, smap) -> dict:
+    """Parse ldirectord.cf lines into the `balancer` table."""
+    return _Ld(name, col, smap).parse(lines)
