@@ -32,6 +32,25 @@ def default_state_dir() -> str:
     return os.path.join(base, "hadirector")
 
 
+def add_resource_dirs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resource-dir", action="append", metavar="DIR",
+                   help="where heartbeat resource scripts live, searched in order (default: "
+                        "<ha-dir>/resource.d with --ha-dir, then /etc/ha.d/resource.d, /etc/init.d)")
+
+
+def resource_dirs(args: argparse.Namespace) -> tuple[str, ...]:
+    """The resource script directories `run` searches (and `check` looks in): --resource-dir,
+    else <ha-dir>/resource.d with --ha-dir, then heartbeat's HA_RESOURCEDIR and INITDIR."""
+    from ..resources.base import DEFAULT_RESOURCE_DIRS
+
+    dirs = list(getattr(args, "resource_dir", None) or [])
+    if not dirs:
+        if getattr(args, "ha_dir", None):
+            dirs.append(os.path.join(args.ha_dir, "resource.d"))
+        dirs += [d for d in DEFAULT_RESOURCE_DIRS if d not in dirs]
+    return tuple(dirs)
+
+
 def load_or_report(args: argparse.Namespace, need_node: bool) -> Loaded | None:
     """Load the configuration named by -c/--ha-dir; print every problem to stderr.
     Returns None when the configuration has errors."""

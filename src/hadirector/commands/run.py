@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
-from ._common import add_config_options, add_state_dir, default_state_dir, load_or_report
+from ._common import (add_config_options, add_resource_dirs, add_state_dir, default_state_dir, load_or_report,
+                      resource_dirs)
 
 
 def register(sub) -> None:
@@ -15,9 +15,7 @@ def register(sub) -> None:
                        "file/syslog facility. SIGTERM releases this node's groups, then exits.")
     add_config_options(p)
     add_state_dir(p)
-    p.add_argument("--resource-dir", action="append", metavar="DIR",
-                   help="where heartbeat resource scripts live, searched in order (default: "
-                        "<ha-dir>/resource.d with --ha-dir, then /etc/ha.d/resource.d, /etc/init.d)")
+    add_resource_dirs(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
     p.set_defaults(func=run)
 
@@ -28,15 +26,9 @@ def run(args) -> int:
         return 1
     from ..daemon.logsetup import setup
     from ..daemon.node import Daemon, Options
-    from ..resources.base import DEFAULT_RESOURCE_DIRS
 
     log = setup(loaded.config.cluster.logging, verbose=args.verbose)
-    dirs = list(args.resource_dir or [])
-    if not dirs:
-        if args.ha_dir:
-            dirs.append(os.path.join(args.ha_dir, "resource.d"))
-        dirs += [d for d in DEFAULT_RESOURCE_DIRS if d not in dirs]
-    opts = Options(state_dir=args.state_dir or default_state_dir(), resource_dirs=tuple(dirs))
+    opts = Options(state_dir=args.state_dir or default_state_dir(), resource_dirs=resource_dirs(args))
     from ..daemon.control import ControlError
     from ..net.transports import TransportError
     # The daemon runs on the standard asyncio loop: pyroute2's asyncio netlink sockets do not

@@ -1,4 +1,6 @@
-"""A short human summary of a loaded configuration (what `hadirector check` prints)."""
+"""A short human summary of a loaded configuration (what `hadirector check` prints): the cluster,
+its groups and virtual services, then what `run` will start and watch on this node, and what is
+configured but not run by this version (respawn, watchdog, fencing)."""
 
 from __future__ import annotations
 
@@ -77,6 +79,59 @@ def summary_lines(loaded: Loaded) -> list[str]:
             out.append("virtual services: none")
         for vs in cfg.balancer.virtual:
             out.append(f"virtual {_virtual(vs)}")
+    out += run_lines(loaded)
     if loaded.warnings:
         out.append(f"{len(loaded.warnings)} warning(s), printed on stderr")
+    return out
+
+
+def commands(loaded: Loaded) -> list[tuple[str, str]]:
+    """(what, command) for every command `run` may start: group notify, the balancer's callback and
+    fallback commands, quorum and real server notifications, external check commands."""
+    cfg = loaded.config
+    out: list[tuple[str, str]] = [(f"notify of group {g.name}", g.notify) for g in cfg.groups if g.notify]
+    b = cfg.balancer
+    if b is not None:
+        if b.callback:
+            out.append(("callback on configuration change", b.callback))
+        for vs in b.virtual:
+            for key in ("fallbackcommand", "quorum_up", "quorum_down", "notify_up", "notify_down"):
+                if getattr(vs, key):
+                    out.append((f"{key} of {vs.name}", getattr(vs, key)))
+            if vs.checktype in ("external", "external-perl"):
+                out.append((f"check of {vs.name}", vs.checkcommand))
+    return out
+
+
+def run_lines(loaded: Loaded) -> list[str]:
+    """What `run` will start and watch on this node, and what it will not run."""
+    cfg = loaded.config
+    c = cfg.cluster
+    watch = [f"{len(c.links)} heartbeat link(s)"]
+    if c.ping or c.ping_groups:
+        watch.append(f"{len(c.ping)} ping node(s) and {len(c.ping_groups)} ping group(s)")
+    if cfg.groups:
+        watch.append(f"{sum(len(g.resources) for g in cfg.groups)} resource(s) of {len(cfg.groups)} group(s)")
+    if cfg.balancer is not None and cfg.balancer.virtual:
+        reals = sum(len(vs.reals) for vs in cfg.balancer.virtual)
+        watch.append(f"{reals} real server(s) of {len(cfg.balancer.virtual)} virtual service(s)")
+    out = ["watches: " + ", ".join(watch)]
+    cmds = commands(loaded)
+    out.append("runs: " + ("; ".join(f"{cmd} ({what})" for what, cmd in cmds) if cmds else "no commands"))
+    mail = [vs.alerts for vs in cfg.balancer.virtual if vs.alerts.to] if cfg.balancer else []
+    if mail:
+        to = sorted({a for al in mail for a in al.to})
+        out.append(f"mails: {', '.join(to)} on real server changes")
+    idle = [f"respawn {r.user} {r.command} ({loaded.locate(('cluster', 'respawn', i))})"
+            for i, r in enumerate(c.respawn)]
+    if c.watchdog:
+        idle.append(f"watchdog {c.watchdog} ({loaded.locate(('cluster', 'watchdog'))})")
+    # stonith_host parameters often hold a password: show the host and the device type only
+    idle += [f"{u.directive} {' '.join(u.text.split()[:2]) if u.directive == 'stonith_host' else u.text} ({u.where})"
+             for u in loaded.unused]
+    fencing = [u for u in loaded.unused if u.directive in ("stonith", "stonith_host")]
+    if not fencing:
+        out.append("fencing: none configured (a silent peer is taken over without being powered off)")
+    if idle:
+        out.append("configured but not run by this version: " + "; ".join(idle))
     return out
