@@ -465,3 +465,9 @@ def test_repeated_directive_warns(tmp_path):
     loaded = load(make_ha_dir(tmp_path, hacf=BASE + "keepalive 1\nkeepalive 2\ndeadtime 10\n"))
     assert loaded.config.cluster.timing.keepalive == 2000
     assert any("keepalive is set again (first at line 5)" in str(w) for w in loaded.warnings)
+
+
+def test_lines_end_at_newline_only_and_dos_endings_are_read(tmp_path):
+    # a form feed is white space inside a line (heartbeat's WHITESPACE), not a line break
+    cfg = cfg_of(tmp_path, "node alpha beta\r\nucast eth0 198.18.0.2\r\nkeepalive\f2\r\ndeadtime 10\r\n")
+    assert cfg.cluster.timing.keepalive == 2000 and cfg.cluster.nodes == ("alpha", "beta")

@@ -26,7 +26,14 @@ def readable_lines(text: str, name: str, col: Collector) -> list[str]:
     """The file's lines; a line holding a NUL or another control character is reported at
     `name:LINE` and replaced by a comment line, so the parsers skip it without ending a block."""
     out = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # lines end at \n only, as fgets() and Perl's <FH> read them (str.splitlines would also split
+    # at \f, \v, \x1c...); a CR before the \n is dropped (DOS line endings are read as plain lines)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for lineno, line in enumerate(lines, 1):
+        if line.endswith("\r"):
+            line = line[:-1]
         m = _UNPRINTABLE.search(line)
         if m:
             ch = m.group(0)
