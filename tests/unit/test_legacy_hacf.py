@@ -338,20 +338,20 @@ IGNORED_VALUES = {
     "hopfudge": ("3", "300"), "deadping": ("30", "soon"), "rtprio": ("50", "0"), "realtime": ("off", "maybe"),
     "hbgenmethod": ("time", "x"), "msgfmt": ("netstring", "x"), "use_logd": ("yes", "x"),
     "conn_logd_time": ("10", "0"), "use_apphbd": ("no", "x"), "log_badpack": ("true", "x"),
-    "syslogmsgfmt": ("false", "x"), "coredumps": ("1", "x"), "coreroot": ("/var/lib/cores", None),
+    "syslogmsgfmt": ("false", "x"), "coredumps": ("1", "x"), "coreroot": ("/var/lib/cores", "cores"),
     "compression": ("bz2", "lzma"), "compression_threshold": ("2", "0"), "traditional_compression": ("no", "x"),
     "max_rexmit_delay": ("250", "0"), "memreserve": ("6500", "0"), "uuidfrom": ("nodename", "x"),
-    "env": ("FOO=bar", "=bar"), "crm_daemon_dir": ("/usr/lib/pacemaker", None), "crmd_spawns_pengine": ("on", "x"),
+    "env": ("FOO=bar", "=bar"), "crmd_spawns_pengine": ("on", "x"),
     "record_config_changes": ("on", "x"), "record_pengine_inputs": ("off", "x"),
     "enable_config_writes": ("on", "x"), "quorum_server": ("q.example", None),
 }
 
 
 def test_every_ignored_directive_has_values():
-    assert set(IGNORED_VALUES) == set(IGNORED)
+    assert set(IGNORED_VALUES) == set(IGNORED) - {"crm_daemon_dir"}  # tested below: it needs crm first
 
 
-@pytest.mark.parametrize("directive", sorted(IGNORED))
+@pytest.mark.parametrize("directive", sorted(IGNORED_VALUES))
 def test_ignored_directives_warn_with_their_line(tmp_path, directive):
     good, bad = IGNORED_VALUES[directive]
     loaded = load(make_ha_dir(tmp_path, hacf=BASE + f"{directive} {good}\n"))
@@ -363,10 +363,21 @@ def test_ignored_directives_warn_with_their_line(tmp_path, directive):
 
 
 def test_pacemaker_directives_order_and_once(tmp_path):
-    d = make_ha_dir(tmp_path, hacf=BASE + "crm off\ncrm_daemon_dir /usr/lib/pacemaker\ncrm off\n")
-    assert [e.split(": ", 1)[0] for e in errors(d)] == [f"{d}/ha.cf:6", f"{d}/ha.cf:7"]
-    assert "must come before the crm directive (line 5)" in errors(d)[0]
-    assert "heartbeat refuses a second crm/pacemaker directive" in errors(d)[1]
+    # heartbeat 3.0.6 refuses crm_daemon_dir unless crm/pacemaker came first (an inverted check),
+    # crmd_spawns_pengine after it, and a second crm/pacemaker directive
+    d = make_ha_dir(tmp_path, hacf=BASE + "crm_daemon_dir /usr/lib/pacemaker\ncrm off\ncrmd_spawns_pengine on\n"
+                    "crm off\ncrm_daemon_dir /usr/lib/pacemaker\n")
+    errs = errors(d)
+    assert [e.split(": ", 1)[0] for e in errs] == [f"{d}/ha.cf:{n}" for n in (5, 7, 8)]
+    assert "crm_daemon_dir before any crm/pacemaker directive: heartbeat 3.0.6 refuses it" in errs[0]
+    assert "crmd_spawns_pengine must come before the crm directive (line 6)" in errs[1]
+    assert "heartbeat refuses a second crm/pacemaker directive" in errs[2]
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "crm off\ncrm_daemon_dir /usr/lib/pacemaker\n", name="b"))
+    assert any(":6: warning: crm_daemon_dir is accepted but not acted on" in str(w) for w in loaded.warnings)
+
+
+def test_logfacility_security_is_auth(tmp_path):
+    assert cfg_of(tmp_path, BASE + "logfacility security\n").cluster.logging.facility == "auth"
 
 
 def test_use_logd_off_with_no_log_is_refused(tmp_path):

@@ -109,7 +109,8 @@ IGNORED: dict[str, tuple] = {
     "log_badpack": (_bool, "bad packets are always counted, and logged at a limited rate"),
     "syslogmsgfmt": (_bool, "log file lines have hadirector's own format"),
     "coredumps": (_bool, "core dumps follow the system's settings"),
-    "coreroot": (_any, "core dumps follow the system's settings"),
+    "coreroot": (lambda v: None if v.startswith("/") else f"expected an absolute directory, got {v!r}",
+                 "core dumps follow the system's settings"),
     "compression": (_choice("zlib", "bz2"), "heartbeat messages are small and never compressed"),
     "compression_threshold": (_positive_int, "heartbeat messages are small and never compressed"),
     "traditional_compression": (_bool, "heartbeat messages are small and never compressed"),
@@ -146,8 +147,9 @@ HEARTBEAT_CLIENTS = {"ipfail", "ccm", "cib", "crmd", "lrmd", "stonithd", "attrd"
 SINGLE = {"keepalive", "deadtime", "warntime", "initdead", "udpport", "auto_failback", "nice_failback",
           "logfile", "debugfile", "logfacility", "debug", "cluster", "autojoin"}
 
-# cl_syslogfac_str2int (clplumbing cl_syslog.c): the facility names it takes, as written
-FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+# cl_syslogfac_str2int (clplumbing cl_syslog.c) over glibc's facilitynames: the names it takes, as
+# written ("security" is auth; glibc's internal "mark" is left out: no log goes there)
+FACILITIES = ("kern", "user", "mail", "daemon", "auth", "security", "syslog", "lpr", "news", "uucp", "cron",
               "authpriv", "ftp", *(f"local{i}" for i in range(8)), "none")
 
 # config.c set_pcmk_support: the values of crm / pacemaker besides the booleans
@@ -257,10 +259,12 @@ class _HaCf:
         if directive == "deadping":
             ms = heartbeat_msec(values[-1])
             self.deadping = (ms, loc)
-        if directive == "crm_daemon_dir" and self.pacemaker:
-            # config.c fail_if_after_pacemaker
-            self.col.error(loc, f"crm_daemon_dir must come before the {self.pacemaker[0]} directive "
-                           f"(line {_lineno(self.pacemaker[1])}), as heartbeat requires")
+        if directive == "crm_daemon_dir" and not self.pacemaker:
+            # config.c set_crm_daemon_dir tests fail_if_after_pacemaker() the wrong way round: it fails
+            # when no crm/pacemaker directive came before it (heartbeat 3.0.6 refuses the file)
+            self.col.error(loc, "crm_daemon_dir before any crm/pacemaker directive: heartbeat 3.0.6 refuses it "
+                           "there (its set_crm_daemon_dir check is inverted); it is not used by hadirector, "
+                           "remove it")
             return
         if directive == "crmd_spawns_pengine" and self.pacemaker:
             self.col.error(loc, f"crmd_spawns_pengine must come before the {self.pacemaker[0]} directive "
@@ -667,7 +671,7 @@ class _HaCf:
             self.col.error(loc, f"logfacility {v!r} is not a syslog facility{suggest(v, FACILITIES)}; "
                            f"expected one of {', '.join(FACILITIES)}")
             return
-        self._logging("facility", v, loc)
+        self._logging("facility", "auth" if v == "security" else v, loc)
 
     def d_debug(self, v: str, loc: str) -> None:
         # config.c set_debuglevel: atoi(value) in 0..255
