@@ -25,11 +25,13 @@ def balancer_of(tmp_path, text, name="ha.d"):
 
 # (name, ldirectord.cf text). ldirectord refuses every "bad_" file; we must refuse it at the same line.
 CASES = [
-    ("ok_basic", "checktimeout=3\nvirtual=192.0.2.1:80\n\treal=192.0.2.2:80 gate\n\treal=192.0.2.3:80 masq 3\n"
+    # (the nft data plane, which `auto` picks, takes one method per service and no gate with
+    # fwmark: the cases stay within it; test_nft_refusals_name_the_line covers the others)
+    ("ok_basic", "checktimeout=3\nvirtual=192.0.2.1:80\n\treal=192.0.2.2:80 masq\n\treal=192.0.2.3:80 masq 3\n"
                  "\tscheduler=wrr\n"),
     ("ok_service_names", 'virtual=192.0.2.1:http\n    real=192.0.2.2:http gate 2 "index.html", "OK"\n'
                          "    checktype=3\n    service=http\n"),
-    ("ok_fwmark", "virtual=5\n    real=192.0.2.2 gate\n    protocol=fwm\n"),
+    ("ok_fwmark", "virtual=5\n    real=192.0.2.2 masq\n    protocol=fwm\n"),
     ("ok_v6", "virtual6=[2001:db8::1]:80\n    real6=[2001:db8::2]:80 gate\n    netmask=64\n    persistent=300\n"),
     ("ok_range", "virtual=192.0.2.1:80\n    real=192.0.2.10->192.0.2.12:80 gate 1\n"),
     ("ok_thresholds", "virtual=192.0.2.1:80\n    real=192.0.2.10:80 gate 1 l:5 u:10\n"),
@@ -182,23 +184,36 @@ def test_service_names_checktype_number_and_request(tmp_path):
 
 def test_reals_default_and_range(tmp_path):
     (v,) = balancer_of(tmp_path, "virtual=192.0.2.1:80\n    real=192.0.2.10->192.0.2.12 masq\n"
-                       "    real=192.0.2.20:8080 ipip 0 l:5 u:10\n").virtual
+                       "    real=192.0.2.20:8080 masq 0 l:5 u:10\n").virtual
     assert [(r.address, r.port, r.method, r.weight) for r in v.reals] == [
         ("192.0.2.10", None, "masq", 1), ("192.0.2.11", None, "masq", 1), ("192.0.2.12", None, "masq", 1),
-        ("192.0.2.20", 8080, "ipip", 0)]
+        ("192.0.2.20", 8080, "masq", 0)]
     assert (v.reals[3].lower_threshold, v.reals[3].upper_threshold) == (5, 10)
     assert v.real_port(v.reals[0]) == 80
 
 
 def test_fwmark_ipv6_and_dns(tmp_path):
-    b = balancer_of(tmp_path, "virtual=5\n    real=192.0.2.2 gate\nvirtual6=[2001:db8::1]:80\n"
+    b = balancer_of(tmp_path, "virtual=5\n    real=192.0.2.2 masq\nvirtual6=[2001:db8::1]:80\n"
                     "    real6=[2001:db8::2]:80 gate\n    netmask=64\n    persistent=300\n"
-                    "virtual=192.0.2.1:domain\n    real=192.0.2.10:53 gate\nvirtual6=7\n    real6=[2001:db8::3] gate\n")
+                    "virtual=192.0.2.1:domain\n    real=192.0.2.10:53 gate\nvirtual6=7\n    real6=[2001:db8::3] masq\n")
     fw, v6, dns, fw6 = b.virtual
     assert (fw.fwmark, fw.protocol, fw.service, fw.ipv6) == (5, "fwm", "none", False)
     assert (v6.address, v6.ipv6, v6.netmask, v6.persistent) == ("2001:db8::1", True, "64", 300_000)
     assert (dns.port, dns.protocol, dns.service) == (53, "udp", "dns")
     assert (fw6.fwmark, fw6.ipv6) == (7, True)
+
+
+def test_nft_refusals_name_the_line(tmp_path):
+    # ldirectord takes these (IPVS can do them); the nft data plane cannot, so they are refused
+    # when the file is read, at the line of the real (config/dataplane_rules.py)
+    d = make_ha_dir(tmp_path, haresources=HR, ldirectord=(
+        "virtual=5\n    real=192.0.2.2 gate\n"
+        "virtual=192.0.2.1:80\n    real=192.0.2.20:80 ipip\n"
+        "virtual=192.0.2.1:81\n    real=192.0.2.2:81 gate\n    real=192.0.2.3:81 masq\n"))
+    errs = errors(d)
+    assert [e.split(": ", 1)[0].rsplit(":", 1)[1] for e in errs] == ["2", "4", "7"], errs
+    assert "direct routing (gate) of a fwmark service" in errs[0]
+    assert "ipip (tunnel)" in errs[1] and "both take new connections" in errs[2]
 
 
 def test_globals_and_their_inheritance(tmp_path):

@@ -18,33 +18,10 @@ weight is 0. Pure: every call takes `now` (seconds); expiry is lazy plus `expire
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Callable
 
+from ..config.ipvs import netmask_prefix  # noqa: F401 - parsed with the config; re-exported
 from .schedulers import Dest
-
-
-def netmask_prefix(netmask: str | int | None, ipv6: bool) -> int:
-    """ldirectord/ipvsadm -M: a dotted quad for IPv4, a prefix length for IPv6."""
-    full = 128 if ipv6 else 32
-    if netmask is None:
-        return full
-    if isinstance(netmask, int):
-        prefix = netmask
-    elif ipv6 or str(netmask).isdigit():
-        try:
-            prefix = int(netmask)
-        except ValueError:
-            raise ValueError(f"netmask {netmask!r}: expected a prefix length 0..{full}") from None
-    else:
-        try:
-            prefix = ipaddress.IPv4Network(f"0.0.0.0/{netmask}").prefixlen
-        except ValueError:
-            raise ValueError(f"netmask {netmask!r}: expected a contiguous dotted-quad mask "
-                             "such as 255.255.255.0") from None
-    if not 0 <= prefix <= full:
-        raise ValueError(f"netmask {netmask!r}: expected a prefix length 0..{full}")
-    return prefix
 
 
 class Template:

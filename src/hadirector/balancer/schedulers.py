@@ -25,25 +25,8 @@ from __future__ import annotations
 from math import gcd
 from typing import Callable, Iterable, Sequence
 
+from ..config.ipvs import SCHED_FLAG_NAMES, sched_flag_bits  # noqa: F401 - the -b names are config values
 from . import maglev
-
-# ipvsadm -b / the kernel's IP_VS_SVC_F_SCHED1..3 bits, and their names for sh and mh
-SCHED_FLAG_NAMES = ("flag-1", "flag-2", "flag-3", "sh-fallback", "sh-port", "mh-fallback", "mh-port")
-_FLAG_BITS = {"flag-1": 1, "flag-2": 2, "flag-3": 4, "sh-fallback": 1, "sh-port": 2,
-              "mh-fallback": 1, "mh-port": 2}
-
-
-def sched_flag_bits(flags: Iterable[str]) -> int:
-    """IP_VS_SVC_F_SCHED1..3 as bits 1, 2, 4 (ipvsadm's -b names; sh-/mh-fallback = flag-1,
-    sh-/mh-port = flag-2, as include/uapi/linux/ip_vs.h defines them)."""
-    bits = 0
-    for f in flags:
-        try:
-            bits |= _FLAG_BITS[f]
-        except KeyError:
-            raise ValueError(f"unknown scheduler flag {f!r}; expected one of "
-                             f"{', '.join(SCHED_FLAG_NAMES)}") from None
-    return bits
 
 
 def sched_flag_names(scheduler: str, bits: int) -> list[str]:

@@ -11,7 +11,7 @@ Durations are whole milliseconds (`Duration`): TOML may write `2` (seconds), `1.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, NamedTuple, Union
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import ipvs
 from .durations import format_duration_ms, parse_duration_ms
 
 Duration = Annotated[
@@ -273,8 +274,28 @@ class Real(Model):
     weight: Weight = 1
     request: str | None = None  # per-real override of the virtual's request
     receive: str | None = None
-    upper_threshold: Annotated[int, Field(ge=0)] = 0  # ipvsadm -x: 0 = no limit
-    lower_threshold: Annotated[int, Field(ge=0)] = 0  # ipvsadm -y
+    upper_threshold: Annotated[int, Field(ge=0, le=ipvs.THRESHOLD_MAX)] = 0  # ipvsadm -x: 0 = no limit
+    lower_threshold: Annotated[int, Field(ge=0, le=ipvs.THRESHOLD_MAX)] = 0  # ipvsadm -y
+
+    @field_validator("lower_threshold")
+    @classmethod
+    def _thresholds(cls, v: int, info) -> int:
+        if "upper_threshold" in info.data:
+            ipvs.check_thresholds(v, info.data["upper_threshold"])
+        return v
+
+
+class RealKey(NamedTuple):
+    """Names one real server of one virtual service: (`TCP 198.18.0.100:80`, `198.18.1.11`, 80).
+    The one key of a real everywhere: its health, its check, its place in the desired state."""
+
+    virtual: str
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port} of {self.virtual}"
 
 
 class Fallback(Model):
@@ -354,6 +375,27 @@ class VirtualService(Model):
     servicename: str | None = None
     comment: str | None = None
 
+    @field_validator("schedflags")
+    @classmethod
+    def _schedflags(cls, v: tuple[str, ...], info) -> tuple[str, ...]:
+        ipvs.check_sched_flags(info.data.get("scheduler", "wrr"), v)
+        return v
+
+    @field_validator("persistent")
+    @classmethod
+    def _persistent(cls, v: int | None) -> int | None:
+        if v is not None:
+            ipvs.check_persistent(v)
+        return v
+
+    @field_validator("netmask")
+    @classmethod
+    def _netmask(cls, v: str | None, info) -> str | None:
+        # ldirectord uses netmask only with persistent (ld_setup builds -M only after -p)
+        if v is not None and info.data.get("persistent") is not None:
+            ipvs.netmask_prefix(v, _is_v6(info.data))
+        return v
+
     @model_validator(mode="after")
     def _address_or_fwmark(self) -> "VirtualService":
         if self.fwmark is None:
@@ -381,8 +423,23 @@ class VirtualService(Model):
         host = f"[{self.address}]" if self.ipv6 else self.address
         return f"{self.protocol.upper()} {host}:{self.port}"
 
-    def real_port(self, real: Real) -> int | None:
-        return real.port if real.port is not None else self.port
+    def real_port(self, real: Real | Fallback) -> int:
+        """A real's port: its own, else the virtual's, else 0 (a fwmark service's real without a
+        port), as ipvsadm copies the virtual port to a destination given without one."""
+        if real.port is not None:
+            return real.port
+        return self.port if self.port is not None else 0
+
+    def real_key(self, real: Real | Fallback) -> RealKey:
+        return RealKey(self.name, real.address, self.real_port(real))
+
+    @property
+    def netmask_prefix(self) -> int | None:
+        """The persistence granularity as a prefix length; None when not persistent or no
+        netmask (ldirectord ignores netmask without persistent)."""
+        if self.persistent is None or self.netmask is None:
+            return None
+        return ipvs.netmask_prefix(self.netmask, self.ipv6)
 
     def effective_checktimeout(self) -> int:
         """ldirectord ld_setup: checktimeout falls back to negotiatetimeout, then 5 s."""
@@ -440,7 +497,7 @@ class Balancer(Model):
         return {**data, "virtual": out}
 
 
-def _is_v6(v: dict) -> bool:
+def _is_v6(v) -> bool:
     if v.get("ipv6"):
         return True
     try:
@@ -510,4 +567,6 @@ def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
                                     f"real {r.address} is not of the virtual service's address family"))
             if vs.netmask is not None and vs.persistent is None:
                 out.append((f"balancer.virtual.{i}.netmask", "netmask needs persistent"))
+        from .dataplane_rules import dataplane_problems
+        out += dataplane_problems(cfg.balancer)
     return out
