@@ -1,6 +1,6 @@
 """HealthMonitor end to end on loopback: a real goes down, the alert mail arrives at a real SMTP
 server (aiosmtpd) naming the real and its state, notify/fallback/quorum commands run with their
-arguments, reminders repeat while down, and the view follows ldirectord's rules."""
+arguments, reminders repeat while down, and the desired state follows ldirectord's rules."""
 
 import asyncio
 import email
@@ -68,8 +68,8 @@ async def test_alert_mail_and_commands(smtp, tmp_path, held_ports):
                         fallback=Fallback(address="127.0.0.1", port=8080), servicename="web",
                         alerts=Alerts(to=("ops@example.test",), sender="lb@example.test", smtp=smtp_addr, freq=1),
                         reals=[Real(address="127.0.0.1", port=live, weight=4), Real(address="127.0.0.1", port=doomed)])
-    views = []
-    mon = HealthMonitor(Balancer(virtual=(vs,)), on_change=views.append, startup_window=0.01)
+    desired = []
+    mon = HealthMonitor(Balancer(virtual=(vs,)), on_desired=desired.append, startup_window=0.01)
     await mon.start()
     mon.set_daemon_status("running")
     try:
@@ -85,8 +85,8 @@ async def test_alert_mail_and_commands(smtp, tmp_path, held_ports):
         assert "Daemon-Status: running" in content and "Reason: connect to port" in content
         await async_wait_until(lambda: down_log.exists(), 6, what='the notify_down command')
         assert down_log.read_text().strip() == f"| 127.0.0.1:{doomed} DOWN"  # keepalived: no arguments
-        view = mon.view()[vs.name]
-        states = {r.key.port: (r.state, r.weight) for r in view.reals}
+        view = mon.desired().service(vs.name)
+        states = {r.port: (r.status, r.weight) for r in view.reals}
         assert states == {live: ("up", 4), doomed: ("quiescent", 0)} and view.fallback is None
         # emailalertfreq = 1 s: a reminder while it stays down
         await async_wait_until(lambda: any("still down" in s for s in subjects(inbox)), 4,
@@ -94,13 +94,13 @@ async def test_alert_mail_and_commands(smtp, tmp_path, held_ports):
         # the last real goes: fallback on, fallbackcommand start
         up_srv.close()
         await up_srv.wait_closed()
-        await async_wait_until(lambda: mon.view()[vs.name].fallback is not None, 6, what='the fallback to be on')
+        await async_wait_until(lambda: mon.desired().service(vs.name).fallback is not None, 6, what='the fallback to be on')
         await async_wait_until(lambda: "start 198.18.0.100:80 tcp" in fb_log.read_text(), 6, what='fallbackcommand start')
         await async_wait_until(lambda: any("fallback 127.0.0.1:8080" in s and s.endswith("is on")
                                            for s in subjects(inbox)), 6, what='the "fallback is on" mail')
         # it comes back
         back = await asyncio.start_server(lambda r, w: w.close(), sock=live_port.listen())
-        await async_wait_until(lambda: mon.view()[vs.name].fallback is None, 6, what='the fallback to be off')
+        await async_wait_until(lambda: mon.desired().service(vs.name).fallback is None, 6, what='the fallback to be off')
         await async_wait_until(lambda: up_log.exists() and f"127.0.0.1:{live} UP" in up_log.read_text(), 6,
                                what='the notify_up command')
         await async_wait_until(lambda: fb_log.read_text().count("stop") == 2, 6, what='the second fallbackcommand stop')
@@ -110,7 +110,7 @@ async def test_alert_mail_and_commands(smtp, tmp_path, held_ports):
         back.close()
         h = mon.health()
         assert all(x.last_check is not None for x in h.values())
-        assert views and views[-1].virtual == vs.name
+        assert desired and desired[-1] == mon.desired() and desired[-1].keys == (vs.name,)
     finally:
         await mon.stop()
 
@@ -129,12 +129,10 @@ async def test_quorum_commands(tmp_path, held_ports):
     try:
         # 2 < 3: quorum lost once the dead real is down
         await async_wait_until(lambda: qdown_log.exists(), 6, what='the quorum_down command')
-        view = mon.view()[vs.name]
-        assert not view.quorum_up and view.fallback is not None
-        assert [r.state for r in view.reals] == ["removed", "removed"]
+        svc = mon.desired().service(vs.name)
+        assert not mon.core.memory[vs.name].quorum_up and svc.fallback is not None
+        assert [r.status for r in svc.reals] == ["down", "down"]  # withdrawn: the sorry server serves
         assert not qup_log.exists()
-        from hadirector.balancer.state import build_desired
-        [svc] = build_desired(Balancer(virtual=(vs,)), mon.balancer_health()).services
         assert [(r.address, r.port) for r in svc.installed] == [("127.0.0.1", 8080)]  # only the sorry server
     finally:
         srv.close()

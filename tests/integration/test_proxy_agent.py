@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from hadirector.balancer.state import RealHealth
+from hadirector.balancer.state import RealHealth, ServiceMemory, build_desired
 from hadirector.config.model import BalancerResource
 from hadirector.daemon.balancer import BalancerDriver
 from hadirector.dataplane.factory import choose_dataplane
@@ -38,10 +38,13 @@ async def test_agent_starts_monitors_and_stops_the_balancer():
         host, port = made[0].listen_address(KEY)
         assert {await http_get(host, port) for _ in range(4)} == {"r0", "r1"}
 
-        # a check reports r0 down: traffic moves at once
-        assert await driver.update_health({(KEY, reals[0].host, reals[0].port): RealHealth(up=False)})
+        # a check reports r0 down (the desired state's owner computes the new state): traffic
+        # moves at once
+        driver.want(build_desired(cfg, {(KEY, reals[0].host, reals[0].port): RealHealth(up=False)}))
+        assert await driver.sync()
         assert {await http_get(host, port) for _ in range(4)} == {"r1"}
-        assert not await driver.update_health({(KEY, reals[0].host, reals[0].port): False})  # no change
+        driver.want(build_desired(cfg, {(KEY, reals[0].host, reals[0].port): False}))
+        assert not await driver.sync()  # no change
 
         desired, stats = decode_snapshot(driver.snapshot())
         text = render_lvs(desired, stats)
@@ -52,8 +55,9 @@ async def test_agent_starts_monitors_and_stops_the_balancer():
         assert await agent.monitor() is False
         with pytest.raises((ConnectionError, OSError)):
             await http_get(host, port)
-        # health recorded while stopped is used at the next start
-        await driver.update_health({(KEY, reals[0].host, reals[0].port): True})
+        # a state wanted while stopped is installed at the next start
+        driver.want(build_desired(cfg, {(KEY, reals[0].host, reals[0].port): True}))
+        assert not await driver.sync()
         await agent.start()
         host, port = made[1].listen_address(KEY)
         assert {await http_get(host, port) for _ in range(4)} == {"r0", "r1"}
@@ -110,14 +114,15 @@ async def test_driver_quorum_and_reload():
         await driver.start()
         host, port = made[0].listen_address(KEY)
         assert {await http_get(host, port) for _ in range(4)} == {"r0", "r1"}
-        assert await driver.set_quorum(KEY, up=False)
+        # the quorum is lost (balancer/state.py keeps it): the sorry server takes the traffic
+        driver.want(build_desired(cfg, memory={KEY: ServiceMemory(quorum_up=False)}))
+        assert await driver.sync()
         assert {await http_get(host, port) for _ in range(4)} == {"sorry"}
-        assert await driver.set_quorum(KEY, up=True)
-        # reload: r1 leaves the configuration; r0's recorded health is kept
-        await driver.update_health({(KEY, reals[0].host, reals[0].port): True})
+        driver.want(build_desired(cfg))
+        assert await driver.sync()
+        # reload: r1 leaves the configuration
         await driver.reload(balancer_config([(reals[0].host, reals[0].port, 1)], scheduler="rr"))
         assert {await http_get(host, port) for _ in range(4)} == {"r0"}
-        assert list(driver.health) == [(KEY, reals[0].host, reals[0].port)]
     finally:
         await driver.stop()
         for r in reals + [fb]:
@@ -127,7 +132,5 @@ async def test_driver_quorum_and_reload():
 async def test_reload_to_checktype_off_takes_reals_down():
     cfg = balancer_config([("127.0.0.2", 8080, 1)])
     driver = BalancerDriver(cfg, dataplane="proxy")
-    await driver.update_health({(KEY, "127.0.0.2", 8080): True})
     await driver.reload(balancer_config([("127.0.0.2", 8080, 1)], checktype="off"))
-    assert driver.health[(KEY, "127.0.0.2", 8080)].up is False  # not carried over
-    assert driver.compute().service(KEY).installed == ()
+    assert driver.wanted.service(KEY).installed == ()

@@ -2,10 +2,10 @@
 
 import pytest
 
-from hadirector.checks.base import (CombinedCycle, RealKey, RiseFall, probe_for, probe_name, real_key,
-                                    target_for)
-from hadirector.checks.scheduler import phase_of
-from hadirector.config.model import Real, VirtualService
+from hadirector.checks.base import probe_for, probe_name, target_for
+from hadirector.checks.plan import phase_of
+from hadirector.checks.risefall import CombinedCycle, RiseFall
+from hadirector.config.model import Real, RealKey, VirtualService
 
 KEY = RealKey("TCP 198.18.0.100:80", "198.18.1.11", 80)
 
@@ -143,4 +143,4 @@ def test_phase_is_stable_and_spread():
 
 def test_real_key_str():
     vs = VirtualService(address="198.18.0.100", port=80, reals=[Real(address="198.18.1.11")])
-    assert str(real_key(vs, vs.reals[0])) == "198.18.1.11:80 of TCP 198.18.0.100:80"
+    assert str(vs.real_key(vs.reals[0])) == "198.18.1.11:80 of TCP 198.18.0.100:80"

@@ -4,9 +4,9 @@ import hashlib
 
 import pytest
 
-from hadirector.checks import ldap, mysql, pgsql, radius
-from hadirector.checks._wire import unescape
-from hadirector.checks.ping import checksum, echo_request
+from hadirector.checks.probes import ldap, mysql, pgsql, radius
+from hadirector.checks.probes._wire import unescape
+from hadirector.checks.probes.ping import checksum, echo_request
 
 
 def test_scram_sha256_rfc7677_vector():

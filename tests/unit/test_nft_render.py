@@ -57,8 +57,9 @@ CASES = {
                              "reals": _reals("masq", [1, 2, 1])}), {},
                        {"snat": "masquerade", "mh_size": 251}),
     # UDP with direct routing (flow memory for UDP: no closing set) and one-packet scheduling off
+    # (checktype on: every real up, unchecked; `off` would install none, ldirectord _check_real)
     "dr_udp_wrr": (_bal({"address": "198.18.0.101", "port": 53, "protocol": "udp", "scheduler": "wrr",
-                         "checktype": "off", "reals": _reals("gate", [4, 3, 2], "198.18.0.1")}), {}, {}),
+                         "checktype": "on", "reals": _reals("gate", [4, 3, 2], "198.18.0.1")}), {}, {}),
     # IPv6 NAT and IPv6 direct routing
     "ipv6": (_bal({"address": "2001:2::100", "port": 443, "scheduler": "dh",
                    "reals": [{"address": "2001:2:1::11", "method": "masq"}, {"address": "2001:2:1::12", "method": "masq"}]},

@@ -1,40 +1,57 @@
-"""The balancer's desired state: plain frozen data computed from the configuration and health.
+"""Configuration + health -> desired state: the one owner of the service rules. Pure.
 
-How it works: `build_desired(balancer, health)` is a pure function. For every virtual service of
-the configuration it lists the real servers with the state health gives them, applying
-ldirectord's rules (ldirectord `quiescent`, `fallback`):
-- a healthy real is `up` with its configured weight (or the weight a check set, e.g. an external
-  check's exit code with `external_weight`);
-- a failed real with `quiescent = yes` is `quiescent`: kept in the table with weight 0, so open
-  connections go on and no new ones come (ldirectord sets the weight to 0 rather than removing);
-- a failed real with `quiescent = no` is `down`: removed from the table;
-- the fallback (sorry) server is in the table, weight 1, only while no real is available (no real
-  up with weight > 0);
-- `checktype = on` / `off` reach this function through the health map: `initial_health()` (which
-  BalancerDriver starts from) sets such reals up / down for good;
-- keepalived `quorum`: while a service's quorum is lost (tracked with its hysteresis by the health
-  checks, passed in as `quorum_lost`) and it has a fallback, the fallback replaces the reals.
+What a data plane installs is a `DesiredState`: plain frozen data, every virtual service with its
+reals (each `up`, `quiescent` or `down`) and its fallback server while that is active. It is
+computed here and nowhere else, from the frozen configuration, the health checks' facts and a
+little memory per service; data planes apply it (diffing it against what they have) and status
+renders it. The checks report facts only (`RealHealth`: up, weight, reason, since); every rule
+that turns them into the table is below, each citing the program it follows:
 
-A data plane installs `ServiceState.installed` (the up and quiescent reals, plus the fallback when
-active) and nothing else; `down` reals are listed only so status can say why they are missing.
-Data planes receive the whole `DesiredState` with `apply(desired)` and diff it against what they
-have. Services are keyed by ipvsadm's name for them ("TCP 192.0.2.1:80", "FWM 5"), reals by
-(address, port).
+- a real that is up is installed with its configured weight, or the weight its check reported
+  (`external_weight`, keepalived misc_dynamic). ldirectord `_restore_service`.
+- a real that is down is `quiescent` (kept at weight 0, so its open connections go on) with
+  `quiescent = yes`, else `down` (removed). ldirectord `_remove_service`. With `readdquiescent =
+  no` a quiescent real that is no longer in the table when it fails is not added back (ldirectord
+  `_remove_service`: "Readd Quiescent" only with readdquiescent); hadirector's own data planes
+  only lose a real by a decision made here, so only `removed()` (a real taken out of the table
+  from outside) makes the difference.
+- the fallback (sorry) server is installed, weight 1, while no real is *up*, whatever the up
+  reals' weights (ldirectord `fallback_on`/`fallback_off` test `real_status`, the set of reals
+  whose check passed; `_status_up` ignores the weight). Every real up at weight 0 therefore means
+  no fallback and no new connections, as in ldirectord. It is never quiescent (`_remove_service`
+  makes only "real" servers quiescent). A fallback that is also a configured real replaces it.
+- a real nobody has checked yet is up, unless the service has `alpha` (keepalived: down until its
+  first successful check). `checktype = on`: always up; `off`: never up (ldirectord `_check_real`
+  adds no real; its `ld_start` still turns the fallback on).
+- keepalived `quorum` (0 = off): the weights of the up reals are summed (`weigh_live_realservers`);
+  the quorum is lost when the sum is 0 or below `quorum - hysteresis`, gained again at `quorum +
+  hysteresis`, and at start it is up when the sum reaches `quorum + hysteresis`
+  (`update_quorum_state`, `set_quorum_states`). While it is lost and the service has a fallback,
+  the sorry server replaces the alive reals (`perform_quorum_state`): they are removed, or set to
+  weight 0 with `quiescent` (keepalived `ipvs_cmd`: a delete with inhibit_on_failure edits the
+  weight to 0). `quorum_down`/`quorum_up` run on each change; at start `quorum_down` runs only
+  when the service starts with its quorum lost and has a sorry server ("Starting with quorum down").
+- `fallbackcommand` runs as `cmd start|stop vip:vport protocol` when the last real goes down or
+  the first comes back, only on a change, and once at start for the current state (ldirectord
+  `do_fallback_command` remembers the last status it ran per virtual).
 
-Health is a mapping `(service key, real address, real port) -> RealHealth | bool`. A real missing
-from the map is up, unless its service has `alpha` set (keepalived: reals start down until their
-first successful check).
+`DesiredStateCore` holds the configuration, the latest fact of every real and that memory; each
+input (`start`, `on_health`, `reload`, `removed`) returns actions for the driver: `Apply` a new
+desired state, `RunCommand`, `FallbackChanged` (the alert mail), `QuorumChanged` (the log).
+`build_desired()` is the same rules without memory, for tests and one-shot tools.
+
+Services are keyed by ipvsadm's name for them ("TCP 192.0.2.1:80", "FWM 5"), reals by
+`config.model.RealKey`; health maps `RealKey -> RealHealth` (a bool is read as `RealHealth(up)`).
+Nothing here validates the configuration: the model refused every bad value when it was read.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Iterable, Literal, Mapping
 
-from ..config.model import Balancer, Fallback, Real, VirtualService
-from .persistence import netmask_prefix
-from .schedulers import SCHEDULERS, sched_flag_bits
+from ..config.model import Balancer, RealKey, VirtualService
 
 RealStatus = Literal["up", "down", "quiescent"]
 Method = Literal["gate", "masq", "ipip", "local"]
@@ -42,18 +59,17 @@ Method = Literal["gate", "masq", "ipip", "local"]
 # ipvsadm's Forward column (ipvsadm.c fwd_name)
 FORWARD_NAMES = {"gate": "Route", "masq": "Masq", "ipip": "Tunnel", "local": "Local"}
 
-FALLBACK_WEIGHT = 1  # ldirectord adds the fallback server with weight 1
+FALLBACK_WEIGHT = 1  # ldirectord fallback_on: _restore_service(..., "1", "fallback")
 
 
 @dataclass(frozen=True, slots=True)
 class RealHealth:
-    """What the health checks say about one real of one service."""
+    """What the health checks say about one real (keyed by its `RealKey`): a fact, no policy."""
 
     up: bool
-    weight: int | None = None  # a weight set by the check (external_weight), else the configured one
-
-
-HealthKey = tuple[str, str, int]  # (service key, real address, real port)
+    weight: int | None = None  # a weight the check set (external_weight), None = the configured one
+    reason: str = ""  # the last check's result text (the failure when down)
+    since: int = 0  # when `up` last changed, in the checks' clock (ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +121,6 @@ class ServiceState:
         return out + ((self.fallback,) if self.fallback is not None else ())
 
     @property
-    def available(self) -> bool:
-        """At least one real can take new connections (fallback excluded)."""
-        return any(r.status == "up" and r.weight > 0 for r in self.reals)
-
-    @property
     def persistent_s(self) -> int | None:
         """The persistence timeout as ipvsadm shows it (whole seconds, rounded up)."""
         return None if self.persistent_ms is None else -(-self.persistent_ms // 1000)
@@ -156,114 +167,292 @@ class DesiredState:
         return cls(services=tuple(ServiceState.from_dict(s) for s in d.get("services", ())))
 
 
+
+
+HealthMap = Mapping[RealKey, "RealHealth | bool"]
+
+
 def service_key(vs: VirtualService) -> str:
     """The key of a virtual service: ipvsadm's way of naming it (model.VirtualService.name)."""
     return vs.name
 
 
-def real_port(vs: VirtualService, real: Real | Fallback) -> int:
-    """A real's port; a real without one uses the virtual's port, 0 for fwmark services (as
-    ipvsadm does)."""
-    if real.port is not None:
-        return real.port
-    return vs.port if vs.port is not None else 0
+# --------------------------------------------------------------------------- the rules
+
+@dataclass(frozen=True, slots=True)
+class ServiceMemory:
+    """What one service remembers between evaluations (see the module text)."""
+
+    quorum_up: bool = True
+    fallback_cmd: str | None = None  # "start"/"stop": the fallbackcommand last run
+    # reals taken out of the table from outside, with whether each was up then (ldirectord only
+    # re-adds such a real on its next change: _service_up/_service_down return early otherwise)
+    absent: frozenset[tuple[RealKey, bool]] = frozenset()
+
+    def is_absent(self, key: RealKey) -> bool:
+        return any(k == key for k, _ in self.absent)
 
 
-def health_key(vs: VirtualService, real: Real) -> HealthKey:
-    return (service_key(vs), real.address, real_port(vs, real))
+def real_health(vs: VirtualService, key: RealKey, health: HealthMap) -> RealHealth:
+    """A real's health as the rules read it: checktype on/off fix it; unchecked is up unless alpha."""
+    if vs.checktype == "on":
+        return RealHealth(True, None, "checktype on: not checked")
+    if vs.checktype == "off":
+        return RealHealth(False, None, "checktype off: never activated")
+    h = health.get(key)
+    if h is None:
+        return RealHealth(not vs.alpha, None, "alpha: down until the first successful check"
+                          if vs.alpha else "not checked yet")
+    return RealHealth(h) if isinstance(h, bool) else h
 
 
-def _health(value: RealHealth | bool | None, alpha: bool) -> RealHealth:
-    if value is None:
-        return RealHealth(up=not alpha)
-    if isinstance(value, bool):
-        return RealHealth(up=value)
-    return value
+def weight_sum(vs: VirtualService, health: HealthMap) -> int:
+    """keepalived weigh_live_realservers: the weights of the reals that are up."""
+    total = 0
+    for r in vs.reals:
+        h = real_health(vs, vs.real_key(r), health)
+        if h.up:
+            total += r.weight if h.weight is None else h.weight
+    return total
 
 
-def build_service(vs: VirtualService, health: Mapping[HealthKey, RealHealth | bool] | None = None,
-                  where: str = "balancer.virtual", quorum_up: bool = True) -> ServiceState:
-    """The desired state of one virtual service (see the module text for the rules)."""
+def next_quorum(vs: VirtualService, total: int, was_up: bool | None) -> bool:
+    """keepalived update_quorum_state (was_up None = starting: set_quorum_states)."""
+    if vs.quorum <= 0:
+        return True
+    if was_up is None:
+        return total >= vs.quorum + vs.hysteresis
+    if was_up and (total == 0 or total < vs.quorum - vs.hysteresis):
+        return False
+    if not was_up and total >= vs.quorum + vs.hysteresis:
+        return True
+    return was_up
+
+
+def build_service(vs: VirtualService, health: HealthMap | None = None,
+                  memory: ServiceMemory | None = None) -> ServiceState:
+    """The desired state of one virtual service. `memory` None: as at start (quorum as
+    set_quorum_states computes it, every real in the table)."""
     health = health or {}
-    if vs.scheduler not in SCHEDULERS:
-        raise ValueError(f"{where}.scheduler: unknown scheduler {vs.scheduler!r}")
-    try:
-        sched_flag_bits(vs.schedflags)
-    except ValueError as exc:
-        raise ValueError(f"{where}.schedflags: {exc}") from None
-    prefix = None
-    if vs.persistent is not None:
-        if vs.persistent <= 0:
-            raise ValueError(f"{where}.persistent: expected a positive timeout, got {vs.persistent} ms")
-        try:
-            prefix = netmask_prefix(vs.netmask, vs.ipv6)
-        except ValueError as exc:
-            raise ValueError(f"{where}.netmask: {exc}") from None
-    key = service_key(vs)
+    quorum_up = memory.quorum_up if memory is not None else next_quorum(vs, weight_sum(vs, health), None)
     withdraw = not quorum_up and vs.fallback is not None
     reals: list[RealState] = []
+    any_up = False
     for r in vs.reals:
-        port = real_port(vs, r)
-        h = _health(health.get((key, r.address, port)), vs.alpha)
+        key = vs.real_key(r)
+        h = real_health(vs, key, health)
         weight = r.weight if h.weight is None else h.weight
-        if not 0 <= weight <= 65535:
-            raise ValueError(f"{where}: weight {weight} for real {r.address}:{port} is outside 0..65535")
-        if h.up and withdraw:
-            status = "down"  # keepalived: quorum lost, the sorry server replaces the reals
-        elif h.up:
+        any_up = any_up or h.up
+        if memory is not None and memory.absent and memory.is_absent(key):
+            status = "down"
+        elif h.up and not withdraw:
             status: RealStatus = "up"
         elif vs.quiescent:
             status, weight = "quiescent", 0
         else:
             status = "down"
-        reals.append(RealState(address=r.address, port=port, method=r.method, weight=weight,
+        reals.append(RealState(address=r.address, port=key.port, method=r.method, weight=weight,
                                status=status, upper_threshold=r.upper_threshold,
                                lower_threshold=r.lower_threshold))
     fallback = None
-    if vs.fallback is not None and not any(r.status == "up" and r.weight > 0 for r in reals):
+    if vs.fallback is not None and (not any_up or withdraw):
         fb = vs.fallback
-        fallback = RealState(address=fb.address, port=real_port(vs, fb), method=fb.method,
+        fallback = RealState(address=fb.address, port=vs.real_port(fb), method=fb.method,
                              weight=FALLBACK_WEIGHT, status="up", fallback=True)
         # a fallback that is also a configured real (e.g. localhost) replaces that entry
         reals = [r for r in reals if r.key != fallback.key or r.status == "down"]
     return ServiceState(
-        key=key, protocol=vs.protocol, address=vs.address, port=vs.port, fwmark=vs.fwmark,
+        key=service_key(vs), protocol=vs.protocol, address=vs.address, port=vs.port, fwmark=vs.fwmark,
         ipv6=vs.ipv6, scheduler=vs.scheduler, sched_flags=tuple(vs.schedflags),
-        persistent_ms=vs.persistent, netmask=prefix if vs.netmask is not None else None,
-        ops=vs.ops, quiescent=vs.quiescent, reals=tuple(reals), fallback=fallback)
+        persistent_ms=vs.persistent, netmask=vs.netmask_prefix, ops=vs.ops, quiescent=vs.quiescent,
+        reals=tuple(reals), fallback=fallback)
 
 
-def build_desired(balancer: Balancer | None,
-                  health: Mapping[HealthKey, RealHealth | bool] | None = None,
-                  quorum_lost: Iterable[str] = ()) -> DesiredState:
-    """The whole balancer's desired state. Raises ValueError naming the service on bad input.
-    `quorum_lost`: keys of services whose keepalived-style quorum is lost (the health checks
-    track it, with its hysteresis); such a service with a fallback serves only the fallback."""
+def build_desired(balancer: Balancer | None, health: HealthMap | None = None,
+                  memory: Mapping[str, ServiceMemory] | None = None) -> DesiredState:
+    """The whole balancer's desired state (see build_service)."""
     if balancer is None:
         return DesiredState()
-    lost = set(quorum_lost)
-    services = []
-    for i, vs in enumerate(balancer.virtual):
-        services.append(build_service(vs, health, where=f"balancer.virtual.{i}",
-                                      quorum_up=service_key(vs) not in lost))
-    return DesiredState(services=tuple(services))
+    memory = memory or {}
+    return DesiredState(services=tuple(build_service(vs, health, memory.get(vs.name))
+                                       for vs in balancer.virtual))
 
 
-UNCHECKED = ("on", "off")  # ldirectord checktypes that run no check
+# --------------------------------------------------------------------------- the core
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """Install this desired state (it differs from the last one)."""
+
+    desired: DesiredState
 
 
-def initial_health(balancer: Balancer | None) -> dict[HealthKey, RealHealth]:
-    """Health before any check ran: every real up, or down where `alpha` is set. The checktypes
-    that never check fix it for good: `on` always up, `off` always down (ldirectord: "no real
-    servers will be activated")."""
-    out: dict[HealthKey, RealHealth] = {}
-    if balancer is None:
+@dataclass(frozen=True, slots=True)
+class RunCommand:
+    """Run `command` (shell-split) with `args`; `why` is for the log."""
+
+    command: str
+    args: tuple[str, ...]
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackChanged:
+    """A service's fallback server went on or off (ldirectord mails it: emailalert)."""
+
+    virtual: str
+    on: bool
+    where: str  # address:port of the fallback server
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumChanged:
+    virtual: str
+    up: bool
+    weight: int  # the sum of the up reals' weights
+    quorum: int
+    hysteresis: int
+    starting: bool = False
+
+
+class DesiredStateCore:
+    """The desired state and the memory behind it. Pure: fed facts and `now` (int ms), returns
+    actions; never reads a clock, never does I/O.
+
+        core = DesiredStateCore(cfg.balancer)
+        actions = core.start(now)                  # Apply + the commands ldirectord runs at start
+        actions = core.on_health(key, fact, now)   # a check's fact (RealHealth)
+        actions = core.reload(new_balancer, now)   # unchanged reals keep their health
+        core.desired, core.health, core.memory
+    """
+
+    def __init__(self, balancer: Balancer | None) -> None:
+        self.balancer = balancer
+        self.health: dict[RealKey, RealHealth] = {}
+        self.memory: dict[str, ServiceMemory] = {}
+        self.desired = DesiredState()
+        self._by_name = {vs.name: vs for vs in (balancer.virtual if balancer else ())}
+        self.started = False
+
+    def start(self, now: int) -> list:
+        """The first evaluation: every service as at start (ldirectord ld_start)."""
+        self.started = True
+        self.memory.clear()
+        return self._evaluate(tuple(self._by_name.values()), now, starting=True)
+
+    def on_health(self, key: RealKey, fact: RealHealth | bool, now: int) -> list:
+        """A check changed its verdict (or its dynamic weight) for one real."""
+        return self.on_health_many({key: fact}, now)
+
+    def on_health_many(self, facts: Mapping[RealKey, RealHealth | bool], now: int) -> list:
+        touched = []
+        for key, fact in facts.items():
+            vs = self._by_name.get(key.virtual)
+            if vs is None:
+                continue  # a check of a real that the configuration no longer has
+            self.health[key] = RealHealth(fact) if isinstance(fact, bool) else fact
+            if vs not in touched:
+                touched.append(vs)
+        return self._evaluate(tuple(touched), now) if self.started else []
+
+    def removed(self, key: RealKey, now: int) -> list:
+        """A real was taken out of the table from outside (the operator's `ipvsadm -d` in
+        ldirectord's world). It stays out until its check changes its verdict: coming up it is
+        added again (_restore_service); going down it is added back at weight 0 only with
+        readdquiescent (_remove_service), else it stays out until it comes up."""
+        vs = self._by_name.get(key.virtual)
+        if vs is None or key not in {vs.real_key(r) for r in vs.reals}:
+            return []
+        mem = self.memory.get(vs.name, ServiceMemory())
+        up = real_health(vs, key, self.health).up
+        self.memory[vs.name] = replace(mem, absent=frozenset(a for a in mem.absent if a[0] != key) | {(key, up)})
+        return self._evaluate((vs,), now)
+
+    def reload(self, balancer: Balancer | None, now: int) -> list:
+        """A new configuration (ldirectord reload runs ld_start again): reals still configured
+        keep their health; a service whose settings changed is evaluated as at start."""
+        old = self._by_name
+        self.balancer = balancer
+        self._by_name = {vs.name: vs for vs in (balancer.virtual if balancer else ())}
+        keys = {vs.real_key(r) for vs in self._by_name.values() for r in vs.reals}
+        self.health = {k: h for k, h in self.health.items() if k in keys}
+        changed = []
+        for name, vs in self._by_name.items():
+            if old.get(name) != vs:
+                self.memory.pop(name, None)
+                changed.append(vs)
+        for name in list(self.memory):
+            if name not in self._by_name:
+                del self.memory[name]
+        if not self.started:
+            return []
+        return self._evaluate(tuple(changed), now, starting=True)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _evaluate(self, services: Iterable[VirtualService], now: int, starting: bool = False) -> list:
+        out: list = []
+        states = {s.key: s for s in self.desired.services}
+        changed = False
+        for vs in services:
+            new = self._service(vs, states.get(vs.name), out, starting)
+            changed = changed or states.get(vs.name) != new
+            states[vs.name] = new
+        if changed or len(states) != len(self._by_name) or set(states) != set(self._by_name):
+            order = tuple(states[name] for name in self._by_name if name in states)
+            if order != self.desired.services:
+                self.desired = DesiredState(services=order)
+                out.insert(0, Apply(self.desired))
         return out
-    for vs in balancer.virtual:
-        up = vs.checktype == "on" if vs.checktype in UNCHECKED else not vs.alpha
-        for r in vs.reals:
-            out[health_key(vs, r)] = RealHealth(up=up)
-    return out
+
+    def _service(self, vs: VirtualService, before: ServiceState | None, out: list,
+                 starting: bool) -> ServiceState:
+        mem = self.memory.get(vs.name)
+        first = mem is None
+        if first:
+            mem = ServiceMemory()
+        total = weight_sum(vs, self.health)
+        quorum = next_quorum(vs, total, None if first else mem.quorum_up)
+        if first:
+            if vs.quorum > 0 and not quorum and vs.fallback is not None:
+                # keepalived update_quorum_state(init): "Starting with quorum down"
+                out.append(QuorumChanged(vs.name, False, total, vs.quorum, vs.hysteresis, starting=True))
+                if vs.quorum_down:
+                    out.append(RunCommand(vs.quorum_down, (), f"{vs.name}: starting with quorum down "
+                                          f"(weight {total}, quorum {vs.quorum}, hysteresis {vs.hysteresis})"))
+        elif quorum != mem.quorum_up:
+            out.append(QuorumChanged(vs.name, quorum, total, vs.quorum, vs.hysteresis))
+            cmd = vs.quorum_up if quorum else vs.quorum_down
+            if cmd:
+                out.append(RunCommand(cmd, (), f"{vs.name}: quorum {'gained' if quorum else 'lost'} "
+                                      f"(weight {total}, quorum {vs.quorum}, hysteresis {vs.hysteresis})"))
+        mem = replace(mem, quorum_up=quorum, absent=self._absent_after(vs, mem))
+        state = build_service(vs, self.health, mem)
+        any_up = any(real_health(vs, vs.real_key(r), self.health).up for r in vs.reals)
+        wanted = "stop" if any_up else "start"
+        if wanted != mem.fallback_cmd:
+            if vs.fallbackcommand:
+                where = f"{vs.address}:{vs.port}" if vs.fwmark is None else str(vs.fwmark)
+                why = "no real server is up" if wanted == "start" else "a real server is up"
+                out.append(RunCommand(vs.fallbackcommand, (wanted, where, vs.protocol), f"{vs.name}: {why}"))
+            mem = replace(mem, fallback_cmd=wanted)
+        was_on = before is not None and before.fallback is not None
+        if before is not None and not starting and (state.fallback is not None) != was_on:
+            fb = state.fallback or before.fallback
+            out.append(FallbackChanged(vs.name, state.fallback is not None, f"{fb.address}:{fb.port}"))
+        self.memory[vs.name] = mem
+        return state
+
+    def _absent_after(self, vs: VirtualService, mem: ServiceMemory) -> frozenset:
+        """Reals taken out from outside, after their checks' news (see removed())."""
+        out = set()
+        for key, was_up in mem.absent:
+            up = real_health(vs, key, self.health).up
+            if up == was_up:
+                out.add((key, was_up))  # no change: ldirectord does nothing, it stays out
+            elif not up and not (vs.quiescent and self.balancer.readdquiescent):
+                out.add((key, False))  # went down, not re-added: out until it comes up
+        return frozenset(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ How it works:
   for the virtual service's `emailalert` addresses; while a real stays down a reminder is due every
   `emailalertfreq` seconds (0 = no reminders); a mail is only sent while the daemon's state
   (starting, running, stopping, reloading) is in `emailalertstatus`, but reminders keep their
-  schedule either way, as in ldirectord. It is fed `now` and exposes `next_deadline()`.
+  schedule either way, as in ldirectord. It is fed `now` (int ms) and exposes `next_deadline()`.
 - `Notifier` is the thin driver: it sends mails with smtplib (in a thread) through the
   configured `smtp` server (`host[:port]`, default localhost:25) and runs commands with a
   timeout: keepalived's real-server `notify_up`/`notify_down` (run as written, as keepalived does;
@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from ..config.model import Alerts, VirtualService
-from .base import RealKey
+from ..config.model import Alerts, RealKey, VirtualService
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +81,12 @@ class _Reminder:
     vs: VirtualService
     key: RealKey
     detail: str
-    due: float
+    due: int  # ms
 
 
 @dataclass
 class AlertTracker:
-    """Pure: fed transitions and `now`, returns the mails to send."""
+    """Pure: fed transitions and `now` (int ms), returns the mails to send."""
 
     host: str = field(default_factory=socket.gethostname)
     daemon_status: str = "starting"
@@ -104,12 +103,12 @@ class AlertTracker:
             return []
         return [Mail(tuple(a.to), a.sender, a.smtp, subject, body_for(vs, subject, reason, self.daemon_status, self.host))]
 
-    def on_real(self, vs: VirtualService, key: RealKey, up: bool, detail: str, reason: str, now: float) -> list[Mail]:
+    def on_real(self, vs: VirtualService, key: RealKey, up: bool, detail: str, reason: str, now: int) -> list[Mail]:
         """A real went up or down. `detail`: e.g. "quiescent, weight 0" or "removed"."""
         if up:
             self._reminders.pop(key, None)
         elif vs.alerts.freq > 0:
-            self._reminders[key] = _Reminder(vs, key, detail, now + vs.alerts.freq)
+            self._reminders[key] = _Reminder(vs, key, detail, now + vs.alerts.freq * 1000)
         else:
             self._reminders.pop(key, None)
         return self._mail(vs, subject_for(vs, real_name(key), "up" if up else "down", detail), reason)
@@ -121,17 +120,17 @@ class AlertTracker:
     def forget(self, key: RealKey) -> None:
         self._reminders.pop(key, None)
 
-    def on_timer(self, now: float) -> list[Mail]:
+    def on_timer(self, now: int) -> list[Mail]:
         """ld_emailalert_resend: a reminder for every real still down for emailalertfreq seconds."""
         out: list[Mail] = []
         for r in self._reminders.values():
             if r.due <= now:
-                r.due = now + r.vs.alerts.freq
+                r.due = now + r.vs.alerts.freq * 1000
                 out += self._mail(r.vs, subject_for(r.vs, real_name(r.key), "still down", r.detail),
                                   f"inaccessible since the last alert {r.vs.alerts.freq} s ago")
         return out
 
-    def next_deadline(self) -> float | None:
+    def next_deadline(self) -> int | None:
         return min((r.due for r in self._reminders.values()), default=None)
 
 

@@ -1,46 +1,33 @@
-"""Health checks: what a probe is, the registry of probes, and the pure rise/fall core.
+"""Health checks: what a probe is, and the registry of probes.
 
 How it works:
 - A *probe* is an async function `probe(target, ctx) -> ProbeResult`. It talks to one real server
-  once and says up or down (and why). Each check kind lives in its own module and registers itself
-  with `@register("name")`; `probe_for(target, kind)` picks one the way ldirectord's `_check_real`
+  once and says up or down (and why). Each check kind is one module of `checks/probes/` that
+  registers itself with `@register("name")`; the registry imports every module there the first
+  time a probe is looked up (as resources/base.py finds its agents), so adding a check kind means
+  adding one file. `probe_for(target, kind)` picks a probe the way ldirectord's `_check_real`
   does: checktype first, then (for negotiate) the service.
 - A `CheckTarget` is everything a probe needs about one real of one virtual service, resolved once
   from the frozen config (ldirectord `ld_setup`: check port, URL, timeouts).
-- `RiseFall` is the pure per-real state machine fed with probe results and `now`: `failurecount`
-  consecutive failures mark an up real down (ldirectord `_service_down` soft failures), `rise`
-  consecutive successes mark a down real up (HAProxy `rise`; ldirectord has rise = 1). With
-  `alpha` (keepalived) a real starts down and its first success brings it up; otherwise it starts
-  up. It never reads the clock and returns the transitions it made.
-- `CombinedCycle` is ldirectord's `checktype = N`: N connect checks, then one negotiate check.
+- What a real's results mean over time (rise, fall, combined checks) is checks/risefall.py; when
+  checks run is checks/plan.py; checks/scheduler.py drives both.
 """
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
-from dataclasses import dataclass, field
-from typing import Awaitable, Callable, NamedTuple
+import logging
+import pkgutil
+from dataclasses import dataclass
+from typing import Awaitable, Callable
 
-from ..config.model import PORT_SERVICES, Real, VirtualService
+from ..config.model import PORT_SERVICES, Real, RealKey, VirtualService
+
+log = logging.getLogger(__name__)
 
 # ldirectord ld_service_to_port: the port a service implies when the real has none (fwmark)
 SERVICE_PORTS = {svc: port for port, svc in PORT_SERVICES.items()}
-
-
-class RealKey(NamedTuple):
-    """Names one real server of one virtual service: (`TCP 198.18.0.100:80`, `198.18.1.11`, 80)."""
-
-    virtual: str
-    address: str
-    port: int
-
-    def __str__(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{host}:{self.port} of {self.virtual}"
-
-
-def real_key(vs: VirtualService, real: Real) -> RealKey:
-    return RealKey(vs.name, real.address, vs.real_port(real) or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +88,7 @@ class CheckTarget:
 
 def target_for(vs: VirtualService, real: Real) -> CheckTarget:
     """Resolve a real's check parameters as ldirectord `ld_setup` and `ld_checkport` do."""
-    key = real_key(vs, real)
+    key = vs.real_key(real)
     service = vs.service or "none"
     if vs.checkport is not None:
         port = vs.checkport
@@ -163,12 +150,21 @@ def register(name: str) -> Callable[[Probe], Probe]:
 _loaded = False
 
 
-def load_all() -> None:
-    """Import every check module so that each registers itself."""
+def load_probes() -> dict[str, Probe]:
+    """Import every module of checks/probes/ (once) so that each registers itself. A module that
+    fails to import is logged and skipped: one broken check kind does not take the others down."""
     global _loaded
-    _loaded = True
-    from . import (connect, dns, external, ftp, http, imap, ldap, mysql, nntp, none, pgsql,  # noqa: F401
-                   ping, pop, radius, simpletcp, sip, smtp)
+    if not _loaded:
+        _loaded = True
+        from . import probes
+        for mod in pkgutil.iter_modules(probes.__path__):
+            if mod.name.startswith("_"):
+                continue  # helpers shared by the probes
+            try:
+                importlib.import_module(f"{probes.__name__}.{mod.name}")
+            except Exception as e:  # noqa: BLE001 - report and go on
+                log.error("check module %s did not load: %s", mod.name, e)
+    return PROBES
 
 
 def probe_name(target: CheckTarget, kind: str) -> str:
@@ -186,14 +182,12 @@ def probe_name(target: CheckTarget, kind: str) -> str:
 
 
 def fast_probe_for(target: CheckTarget, kind: str) -> Callable | None:
-    if not _loaded:
-        load_all()
+    load_probes()
     return FAST_PROBES.get(probe_name(target, kind))
 
 
 def probe_for(target: CheckTarget, kind: str) -> Probe:
-    if not _loaded:
-        load_all()
+    load_probes()
     name = probe_name(target, kind)
     try:
         return PROBES[name]
@@ -225,138 +219,3 @@ def is_ip(text: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-# --------------------------------------------------------------------------- rise/fall core
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """A real changed state (or, while up, its dynamic weight)."""
-
-    key: RealKey
-    up: bool
-    weight: int | None
-    reason: str
-    at: float
-    kind: str  # "up", "down" or "weight"
-
-
-@dataclass(slots=True)
-class RiseFall:
-    """Consecutive-result counter of one real. Pure: fed `now`, returns transitions.
-
-    Transition table (state, outcome) -> action, checked in `on_result`:
-      (up,   ok)   -> reset failures; a new dynamic weight is reported as a "weight" transition
-      (up,   fail) -> failures += 1; at `failurecount` go down   (ldirectord _service_down)
-      (down, ok)   -> successes += 1; at `rise` go up (first success when still never-up with alpha)
-      (down, fail) -> reset successes
-      forced down  -> down at once, counters reset (ldirectord maintenancedir, checktype off)
-    """
-
-    key: RealKey
-    failurecount: int = 1
-    rise: int = 1
-    up: bool = True
-    weight: int | None = None  # dynamic weight from the last successful check, None = configured
-    failures: int = 0
-    successes: int = 0
-    awaiting_first: bool = False  # alpha: down until the first success
-    last_ok: bool | None = None
-    last_reason: str = "not checked yet"
-    last_check: float | None = None
-    last_change: float | None = None
-    checks: int = 0
-
-    @classmethod
-    def initial(cls, key: RealKey, failurecount: int, rise: int, alpha: bool, now: float) -> "RiseFall":
-        if failurecount < 1 or rise < 1:
-            raise ValueError(f"{key}: failurecount and rise must be at least 1, got {failurecount} and {rise}")
-        return cls(key=key, failurecount=failurecount, rise=rise, up=not alpha, awaiting_first=alpha,
-                   last_reason="alpha: down until the first successful check" if alpha else "not checked yet",
-                   last_change=now)
-
-    def retune(self, failurecount: int, rise: int) -> None:
-        """Reload: new thresholds, same state and counters."""
-        self.failurecount, self.rise = failurecount, rise
-
-    def on_result(self, ok: bool, reason: str, now: float, weight: int | None = None) -> list[Transition]:
-        self.checks += 1
-        self.last_ok, self.last_reason, self.last_check = ok, reason, now
-        handler = _TABLE.get((self.up, ok))
-        if handler is None:  # unreachable with bools, kept as the table's contract
-            raise ValueError(f"no transition for state up={self.up} outcome ok={ok}")
-        return handler(self, reason, now, weight)
-
-    def force_down(self, reason: str, now: float) -> list[Transition]:
-        self.last_ok, self.last_reason, self.last_check = False, reason, now
-        self.failures = self.successes = 0
-        self.awaiting_first = False
-        if not self.up:
-            return []
-        self.up = False
-        self.last_change = now
-        return [Transition(self.key, False, self.weight, reason, now, "down")]
-
-    # -- table entries
-    def _up_ok(self, reason: str, now: float, weight: int | None) -> list[Transition]:
-        self.failures = 0
-        # weight None = keep the current one (keepalived misc_dynamic: exit 0 leaves the weight)
-        if weight is not None and weight != self.weight:
-            self.weight = weight
-            return [Transition(self.key, True, weight, reason, now, "weight")]
-        return []
-
-    def _up_fail(self, reason: str, now: float, weight: int | None) -> list[Transition]:
-        self.failures += 1
-        if self.failures < self.failurecount:
-            return []  # ldirectord "Soft failure real server ... failure n/failurecount"
-        self.up, self.failures, self.successes = False, 0, 0
-        self.last_change = now
-        return [Transition(self.key, False, self.weight, reason, now, "down")]
-
-    def _down_ok(self, reason: str, now: float, weight: int | None) -> list[Transition]:
-        self.successes += 1
-        if weight is not None:
-            self.weight = weight
-        if self.successes < self.rise and not self.awaiting_first:
-            return []
-        self.up, self.failures, self.successes, self.awaiting_first = True, 0, 0, False
-        self.last_change = now
-        return [Transition(self.key, True, self.weight, reason, now, "up")]
-
-    def _down_fail(self, reason: str, now: float, weight: int | None) -> list[Transition]:
-        self.successes = 0
-        return []
-
-
-_TABLE = {
-    (True, True): RiseFall._up_ok,
-    (True, False): RiseFall._up_fail,
-    (False, True): RiseFall._down_ok,
-    (False, False): RiseFall._down_fail,
-}
-
-
-@dataclass(slots=True)
-class CombinedCycle:
-    """ldirectord `checktype = N`: N connect checks, then one negotiate check.
-
-    ldirectord (`ld_setup`, `_check_real`) starts each real at 999999 connects so the first check
-    negotiates; a successful negotiate resets the count to 0, each successful connect adds one, and
-    a failed connect sets it back to 999999 so the next check negotiates at once. A failed
-    negotiate leaves the count, so negotiation repeats until it succeeds."""
-
-    n: int
-    connects: int = field(default=999_999)
-
-    def next_kind(self) -> str:
-        return "negotiate" if self.connects >= self.n else "connect"
-
-    def record(self, kind: str, ok: bool) -> None:
-        if kind == "negotiate":
-            if ok:
-                self.connects = 0
-        elif ok:
-            self.connects += 1
-        else:
-            self.connects = 999_999

@@ -1,15 +1,16 @@
-"""HealthMonitor: the checks subsystem as the daemon uses it (scheduler + semantics + alerts).
+"""HealthMonitor: the health -> desired state path as the daemon runs it (a thin driver).
 
-How it works: a `CheckScheduler` runs the checks; each `HealthEvent` goes to the
-`ServiceTracker` (pure ldirectord/keepalived semantics: quiescent, fallback, quorum), whose
-commands and the `AlertTracker`'s mails are carried out by the `Notifier`; then `on_change` gets
-the new `ServiceHealth` of that virtual service, which is what the balancer turns into desired
-data-plane state. One timer handles emailalertfreq reminders. Nothing here touches the data plane.
+How it works: a `CheckScheduler` runs the checks; each `HealthEvent` (a real's fact changed) goes
+to the `DesiredStateCore` (balancer/state.py: the one owner of the service rules), and the
+core's actions are carried out here: `Apply` -> `on_desired(desired)` (the daemon installs it),
+`RunCommand` -> the `Notifier` (fallbackcommand, quorum_up/down), `FallbackChanged` -> the
+`AlertTracker`'s mails; a real going up or down also mails and runs notify_up/notify_down. One
+timer handles emailalertfreq reminders. Nothing here touches the data plane or decides a rule.
 
-    mon = HealthMonitor(cfg.balancer, on_change=lambda view: ..., on_event=lambda ev: ...)
-    await mon.start()             # first checks within 1 s; on_change once per service at start
-    mon.view()                    # {virtual name: ServiceHealth}
-    mon.health()                  # {RealKey: RealHealth} (state, last result, reason, times)
+    mon = HealthMonitor(cfg.balancer, on_desired=lambda desired: ..., on_event=lambda ev: ...)
+    await mon.start()             # first checks within 1 s; on_desired once at start
+    mon.desired()                 # the DesiredState now
+    mon.health()                  # {RealKey: CheckStatus} (state, last result, reason, times)
     mon.update(new_cfg.balancer)  # reload: only the difference
     mon.set_daemon_status("running")
     await mon.stop()
@@ -19,35 +20,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from dataclasses import replace
 from typing import Callable
 
-from ..config.model import Balancer, VirtualService
+from ..balancer.state import Apply, DesiredState, DesiredStateCore, FallbackChanged, QuorumChanged, RunCommand
+from ..config.model import Balancer, RealKey, VirtualService
 from .alerts import AlertTracker, Notifier
-from .base import RealKey
-from .scheduler import CheckScheduler, HealthEvent, RealHealth, SchedulerStats, UpdateSummary
-from .service import ServiceHealth, ServiceTracker
+from .scheduler import CheckScheduler, CheckStatus, HealthEvent, SchedulerStats, UpdateSummary
 
 log = logging.getLogger(__name__)
 
 
 class HealthMonitor:
     def __init__(self, balancer: Balancer, *,
-                 on_change: Callable[[ServiceHealth], None] | None = None,
+                 on_desired: Callable[[DesiredState], None] | None = None,
                  on_event: Callable[[HealthEvent], None] | None = None,
                  concurrency: int = 1024, startup_window: float = 1.0,
                  notifier: Notifier | None = None) -> None:
         self.balancer = balancer
-        self.on_change = on_change
+        self.on_desired = on_desired
         self.on_event = on_event
-        self.tracker = ServiceTracker(readdquiescent=balancer.readdquiescent)
+        self.core = DesiredStateCore(balancer)
         self.alerts = AlertTracker()
         self.notifier = notifier or Notifier()
         self.scheduler = CheckScheduler(balancer.virtual, on_event=self._event, concurrency=concurrency,
                                         startup_window=startup_window, maintenancedir=balancer.maintenancedir)
         self._by_name: dict[str, VirtualService] = {vs.name: vs for vs in balancer.virtual}
-        self._views: dict[str, ServiceHealth] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._start_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -59,8 +56,7 @@ class HealthMonitor:
         time to finish (ldirectord: its initial pass runs in the starting state), then "running"."""
         self._loop = asyncio.get_running_loop()
         await self.scheduler.start()
-        for vs in self.balancer.virtual:
-            self._observe(vs)
+        self._carry_out(self.core.start(self.scheduler.now()))
         longest = max((max(vs.effective_checktimeout(), vs.effective_negotiatetimeout()) / 1000
                        for vs in self.balancer.virtual), default=0.0)
         self._start_timer = self._loop.call_later(self.scheduler.startup_window + longest, self._started)
@@ -85,44 +81,25 @@ class HealthMonitor:
         previous = self.alerts.daemon_status
         self.alerts.set_daemon_status("reloading")
         self.balancer = balancer
-        self.tracker.readdquiescent = balancer.readdquiescent
         self.scheduler.maintenancedir = balancer.maintenancedir
         summary = self.scheduler.update(balancer.virtual)
         for key in summary.removed:
             self.alerts.forget(key)
-        old = self._by_name
         self._by_name = {vs.name: vs for vs in balancer.virtual}
-        self.tracker.forget_missing(balancer.virtual)
-        for name in list(self._views):
-            if name not in self._by_name:
-                del self._views[name]
-        if self._loop is not None:
-            for vs in balancer.virtual:
-                if old.get(vs.name) != vs:
-                    self._observe(vs)
+        self._carry_out(self.core.reload(balancer, self.scheduler.now()))
         self.alerts.set_daemon_status(previous if previous != "reloading" else "running")
         return summary
 
     # ------------------------------------------------------------------ reading
 
-    def view(self) -> dict[str, ServiceHealth]:
-        return dict(self._views)
+    def desired(self) -> DesiredState:
+        return self.core.desired
 
-    def health(self) -> dict[RealKey, RealHealth]:
+    def health(self) -> dict[RealKey, CheckStatus]:
         return self.scheduler.health()
 
     def stats(self) -> SchedulerStats:
         return self.scheduler.stats()
-
-    def balancer_health(self) -> dict[RealKey, RealHealth]:
-        """The health map for `balancer.state.build_desired`: the checks' view, except that reals
-        withdrawn because their service lost its quorum (keepalived, with a fallback) count as down."""
-        health = self.scheduler.health()
-        for view in self._views.values():
-            for r in view.reals:
-                if r.up and r.state == "removed" and r.key in health:
-                    health[r.key] = replace(health[r.key], up=False, reason=r.reason)
-        return health
 
     # ------------------------------------------------------------------ events
 
@@ -136,32 +113,33 @@ class HealthMonitor:
             except Exception:
                 log.exception("on_event handler failed for %s", ev.key)
         if ev.kind in ("up", "down"):
-            detail = "up" if ev.up else ("quiescent, weight 0" if vs.quiescent else "removed")
-            if ev.up:
-                detail = ""
-            for mail in self.alerts.on_real(vs, ev.key, ev.up, detail, ev.reason, time.monotonic()):
+            detail = "" if ev.up else ("quiescent, weight 0" if vs.quiescent else "removed")
+            for mail in self.alerts.on_real(vs, ev.key, ev.up, detail, ev.reason, self.scheduler.now()):
                 self.notifier.mail(mail)
             self.notifier.real_notify(vs, ev.key, ev.up, ev.reason)
             self._arm_timer()
-        self._observe(vs)
+        self._carry_out(self.core.on_health(ev.key, ev.health, self.scheduler.now()))
 
-    def _observe(self, vs: VirtualService) -> None:
-        view, cmds = self.tracker.observe(vs, self.scheduler.health())
-        before = self._views.get(vs.name)
-        self._views[vs.name] = view
-        for c in cmds:
-            self.notifier.command(c.command, c.args, None, c.why)
-        was_on = before.fallback is not None if before is not None else False
-        if (view.fallback is not None) != was_on and vs.fallback is not None and before is not None:
-            fb = vs.fallback
-            where = f"{fb.address}:{fb.port if fb.port is not None else vs.port}"
-            for mail in self.alerts.on_fallback(vs, view.fallback is not None, where):
-                self.notifier.mail(mail)
-        if before != view and self.on_change is not None:
-            try:
-                self.on_change(view)
-            except Exception:
-                log.exception("on_change handler failed for %s", vs.name)
+    def _carry_out(self, actions: list) -> None:
+        for a in actions:
+            if isinstance(a, Apply):
+                if self.on_desired is not None:
+                    try:
+                        self.on_desired(a.desired)
+                    except Exception:
+                        log.exception("on_desired handler failed")
+            elif isinstance(a, RunCommand):
+                self.notifier.command(a.command, a.args, None, a.why)
+            elif isinstance(a, FallbackChanged):
+                vs = self._by_name.get(a.virtual)
+                if vs is not None:
+                    for mail in self.alerts.on_fallback(vs, a.on, a.where):
+                        self.notifier.mail(mail)
+            elif isinstance(a, QuorumChanged):
+                (log.info if a.up else log.warning)(
+                    "virtual %s: %s quorum (weight %d, quorum %d, hysteresis %d)", a.virtual,
+                    ("starting with" if a.starting else "gained") if a.up else
+                    ("starting without" if a.starting else "lost"), a.weight, a.quorum, a.hysteresis)
 
     def _arm_timer(self) -> None:
         if self._loop is None:
@@ -171,10 +149,10 @@ class HealthMonitor:
             self._timer = None
         due = self.alerts.next_deadline()
         if due is not None:
-            self._timer = self._loop.call_later(max(0.0, due - time.monotonic()), self._reminders)
+            self._timer = self._loop.call_later(max(0, due - self.scheduler.now()) / 1000, self._reminders)
 
     def _reminders(self) -> None:
         self._timer = None
-        for mail in self.alerts.on_timer(time.monotonic()):
+        for mail in self.alerts.on_timer(self.scheduler.now()):
             self.notifier.mail(mail)
         self._arm_timer()

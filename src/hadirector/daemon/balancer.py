@@ -1,30 +1,33 @@
-"""The running balancer: configuration + health -> desired state -> data plane, and the supervisor
-that wires the health checks to it.
+"""The running balancer: the desired state -> the data plane, and the supervisor that wires the
+health checks to it.
 
 How it works: the daemon makes one `BalancerSupervisor` for the config's [balancer]. Its
 `BalancerDriver` goes to the `balancer` resource agent (resources/balancer.py) as
-`ctx.services["balancer"]`. Starting the resource opens the data plane and installs the desired state; stopping it closes the data plane
-(removing what it installed). Health checks report with `update_health()`; each change that
-alters the desired state is applied at once (data planes apply deltas, so unchanged services and
-reals keep their connections). A configuration reload calls `reload()`. The control socket's
-`lvs` command answers with `snapshot()`.
+`ctx.services["balancer"]`. Starting the resource opens the data plane and installs the wanted
+desired state; stopping it closes the data plane (removing what it installed). The desired state
+is computed elsewhere, by the one owner of the rules (balancer/state.py `DesiredStateCore`,
+driven by checks/monitor.py): `want(desired)` records the latest one and `sync()` installs it
+(data planes apply deltas, so unchanged services and reals keep their connections); the latest
+wanted state wins, so a late sync never installs an older one. Until the checks have said
+anything the driver wants `build_desired(balancer)` (every real up, unless alpha). The control
+socket's `lvs` command answers with `snapshot()`.
 
 Which data plane (`[balancer] dataplane`) is dataplane/factory.py's choice.
 
-The supervisor runs the health checks (checks.monitor.HealthMonitor) on every node, also where the
-balancer resource is not running, so that a backup has fresh health when it takes over; it feeds
-their results and quorum changes to the driver, removes nftables tables left by a crash at start,
-and answers the `checks` part of `status` and `lvs`.
+The supervisor runs the health checks (checks.monitor.HealthMonitor, which owns the desired
+state's core) on every node, also where the balancer resource is not running, so that a backup
+has a fresh desired state when it takes over; it hands each new desired state to the driver,
+removes nftables tables left by a crash at start, and answers the `checks` part of `status` and
+`lvs`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Mapping
+from typing import Callable
 
-from ..balancer.state import (UNCHECKED, DesiredState, HealthKey, RealHealth, build_desired,
-                              health_key, initial_health)
+from ..balancer.state import DesiredState, build_desired
 from ..config.model import Balancer
 from ..dataplane.base import BalancerStats, DataPlane
 from ..dataplane.factory import choose_dataplane, make_dataplane
@@ -38,10 +41,9 @@ class BalancerDriver:
         self.balancer = balancer
         self.kind = choose_dataplane(dataplane or (balancer.dataplane if balancer else "auto"))
         self._factory = factory or make_dataplane
-        self.health: dict[HealthKey, RealHealth] = initial_health(balancer)
-        self.quorum_lost: set[str] = set()  # service keys whose quorum the checks say is lost
+        self.wanted = build_desired(balancer)  # the state to install (the checks' owner updates it)
         self.dataplane: DataPlane | None = None
-        self.desired = DesiredState()
+        self.desired = DesiredState()  # what the data plane has installed
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
 
@@ -49,8 +51,9 @@ class BalancerDriver:
     def running(self) -> bool:
         return self.dataplane is not None
 
-    def compute(self) -> DesiredState:
-        return build_desired(self.balancer, self.health, self.quorum_lost)
+    def want(self, desired: DesiredState) -> None:
+        """The desired state to install now (the latest call wins); `sync()` installs it."""
+        self.wanted = desired
 
     async def start(self) -> None:
         async with self._lock:
@@ -66,7 +69,7 @@ class BalancerDriver:
                 await dp.close()
 
     async def _apply(self) -> None:
-        desired = self.compute()
+        desired = self.wanted
         try:
             await self.dataplane.apply(desired)
         except Exception as exc:
@@ -75,40 +78,19 @@ class BalancerDriver:
         self.last_error = None
         self.desired = desired
 
-    async def update_health(self, changes: Mapping[HealthKey, RealHealth | bool]) -> bool:
-        """Record check results; apply when the desired state changed. Returns whether it did."""
+    async def sync(self) -> bool:
+        """Install the wanted state when running and it differs. Returns whether it did."""
         async with self._lock:
-            for key, value in changes.items():
-                self.health[key] = RealHealth(up=value) if isinstance(value, bool) else value
-            if self.dataplane is None:
-                return False
-            if self.compute() == self.desired:
+            if self.dataplane is None or self.wanted == self.desired:
                 return False
             await self._apply()
             return True
 
-    async def set_quorum(self, service_key: str, up: bool) -> bool:
-        """The checks say a service's quorum is gained/lost; apply when that changes anything."""
-        async with self._lock:
-            (self.quorum_lost.discard if up else self.quorum_lost.add)(service_key)
-            if self.dataplane is None or self.compute() == self.desired:
-                return False
-            await self._apply()
-            return True
-
-    async def reload(self, balancer: Balancer | None) -> None:
-        """A new configuration: keep the health of reals that are still configured."""
-        async with self._lock:
-            fresh = initial_health(balancer)
-            fixed = {health_key(vs, r) for vs in (balancer.virtual if balancer else ())
-                     if vs.checktype in UNCHECKED for r in vs.reals}
-            for key in fresh:
-                if key in self.health and key not in fixed:
-                    fresh[key] = self.health[key]
-            self.balancer = balancer
-            self.health = fresh
-            if self.dataplane is not None:
-                await self._apply()
+    async def reload(self, balancer: Balancer | None, desired: DesiredState | None = None) -> None:
+        """A new configuration and its desired state (computed by the checks' owner)."""
+        self.balancer = balancer
+        self.want(desired if desired is not None else build_desired(balancer))
+        await self.sync()
 
     def stats(self) -> BalancerStats:
         return self.dataplane.stats() if self.dataplane is not None else BalancerStats()
@@ -144,8 +126,7 @@ class BalancerSupervisor:
         if self.driver.kind == "nft":
             await self._purge_nft()
         from ..checks.monitor import HealthMonitor
-        self.health = HealthMonitor(self.driver.balancer, on_event=self._on_health_event,
-                                    on_change=self._on_service_health)
+        self.health = HealthMonitor(self.driver.balancer, on_desired=self._on_desired)
         await self.health.start()
         self.health.set_daemon_status("running")
 
@@ -173,43 +154,36 @@ class BalancerSupervisor:
             await self.driver.stop()  # normally stopped with its group already
 
     async def reload(self, balancer: Balancer, why: str) -> str:
-        """A new [balancer]: the driver and the checks take the difference. If the driver refuses
-        it, the running configuration is put back and the error raised. Returns the checks'
-        summary of what changed."""
+        """A new [balancer]: the checks and the desired state take the difference, the driver
+        installs it. If the driver refuses it, the running configuration is put back and the
+        error raised. Returns the checks' summary of what changed."""
         old = self.driver.balancer
+        summary = self.health.update(balancer)
         try:
-            await self.driver.reload(balancer)
+            await self.driver.reload(balancer, self.health.desired())
         except Exception as exc:
             self.log.error("reload (%s): the balancer refused the new configuration: %s", why, exc)
             try:
-                await self.driver.reload(old)
+                self.health.update(old)
+                await self.driver.reload(old, self.health.desired())
             except Exception:  # noqa: BLE001
                 self.log.exception("reload (%s): restoring the previous balancer failed", why)
             raise
-        return self.health.update(balancer)
+        return str(summary)
 
-    # ------------------------------------------------------------------ health -> driver
+    # ------------------------------------------------------------------ desired state -> driver
 
-    def _on_health_event(self, ev) -> None:
-        k = ev.key  # the checks module logs the change itself
-        change = {(k.virtual, k.address, k.port): RealHealth(up=ev.up, weight=ev.weight)}
-        self._spawn(self._apply_health(change))
+    def _on_desired(self, desired: DesiredState) -> None:
+        """The desired state's owner has a new state: the driver installs the latest one when
+        it runs (the group holding the balancer is here)."""
+        self.driver.want(desired)
+        self._spawn(self._sync())
 
-    def _on_service_health(self, view) -> None:
-        """keepalived quorum: while a service's up weight is below its quorum the fallback serves."""
-        self._spawn(self._apply_quorum(view.virtual, view.quorum_up))
-
-    async def _apply_quorum(self, service: str, up: bool) -> None:
+    async def _sync(self) -> None:
         try:
-            await self.driver.set_quorum(service, up)
-        except Exception as exc:  # noqa: BLE001
-            self.log.error("balancer: applying quorum of %s failed: %s", service, exc)
-
-    async def _apply_health(self, change) -> None:
-        try:
-            await self.driver.update_health(change)
+            await self.driver.sync()
         except Exception as exc:  # noqa: BLE001 - the data plane refused: keep running, say so
-            self.log.error("balancer: applying a health change failed: %s", exc)
+            self.log.error("balancer: applying the desired state failed: %s", exc)
 
     # ------------------------------------------------------------------ what status and lvs show
 
@@ -217,12 +191,13 @@ class BalancerSupervisor:
         if self.health is None:
             return {}
         out = {}
+        wall = self.health.scheduler.wall  # the checks' clock is int ms; status shows wall time
         for key, h in self.health.health().items():
             out[str(key)] = {"virtual": key.virtual, "address": key.address, "port": key.port,
                              "state": "up" if h.up else "down", "weight": h.weight,
                              "last_result": None if h.last_ok is None else ("ok" if h.last_ok else "failed"),
-                             "reason": h.reason, "last_check": h.last_check, "last_change": h.last_change,
-                             "checktype": h.checktype}
+                             "reason": h.reason, "last_check": wall(h.last_check),
+                             "last_change": wall(h.last_change), "checktype": h.checktype}
         return out
 
     def lvs(self) -> dict:

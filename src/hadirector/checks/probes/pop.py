@@ -6,17 +6,13 @@ ldirectord `check_pop` (Mail::POP3Client): connect (pops: TLS from the start, po
 
 from __future__ import annotations
 
-from .base import CheckTarget, ProbeContext, ProbeResult, register
-from ._wire import close, open_stream, read_line, short
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
+from ._wire import converse, read_line, short
 
 
 @register("pop")
 async def check_pop(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
-    try:
-        reader, writer = await open_stream(target, tls=target.service == "pops")
-    except OSError as e:
-        return ProbeResult(False, f"connect: {e.strerror or e}")
-    try:
+    async def talk(reader, writer) -> ProbeResult:
         line = await read_line(reader)
         if not line.startswith("+OK"):
             return ProbeResult(False, f"POP3 greeting: {short(line)}")
@@ -29,7 +25,4 @@ async def check_pop(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
         writer.write(b"QUIT\r\n")
         await writer.drain()
         return ProbeResult(True, "POP3 +OK" + (" and logged in" if target.login else ""))
-    except (OSError, ConnectionError) as e:
-        return ProbeResult(False, f"POP3: {e}")
-    finally:
-        await close(writer)
+    return await converse(target, "POP3", talk, tls=target.service == "pops")

@@ -10,11 +10,8 @@ Beyond ldirectord, `\\r`, `\\t`, `\\\\` and `\\xHH` escapes are understood too.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-
-from .base import CheckTarget, ProbeContext, ProbeResult, register
-from ._wire import close, open_stream, regex, short, unescape
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
+from ._wire import converse, regex, short, unescape
 
 MAX_READ = 1 << 20
 
@@ -27,12 +24,10 @@ async def check_simpletcp(target: CheckTarget, ctx: ProbeContext) -> ProbeResult
         return ProbeResult(False, str(e))
     payload = unescape(target.request_text).encode("latin-1", "replace")
     if target.protocol == "udp":
-        return await _udp(target, payload, pattern)
-    try:
-        reader, writer = await open_stream(target)
-    except OSError as e:
-        return ProbeResult(False, f"connect: {e.strerror or e}")
-    try:
+        return await converse(target, "UDP", lambda loop, sock: _udp(loop, sock, target, payload, pattern),
+                              udp=True)
+
+    async def talk(reader, writer) -> ProbeResult:
         writer.write(payload)
         await writer.drain()
         if writer.can_write_eof():
@@ -47,30 +42,16 @@ async def check_simpletcp(target: CheckTarget, ctx: ProbeContext) -> ProbeResult
             if pattern.search(last):
                 return ProbeResult(True, f"reply matches: {short(last, 60)!r}")
         return ProbeResult(False, f"no reply line matches {target.receive!r}" + (f"; last {short(last, 60)!r}" if last else ""))
-    except (OSError, ConnectionError, ValueError) as e:
-        return ProbeResult(False, f"simpletcp: {e}")
-    finally:
-        await close(writer)
+    return await converse(target, "simpletcp", talk, bad_reply=(ValueError,))
 
 
-async def _udp(target: CheckTarget, payload: bytes, pattern) -> ProbeResult:
-    loop = asyncio.get_running_loop()
-    sock = socket.socket(socket.AF_INET6 if target.family_v6 else socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        await loop.sock_connect(sock, (target.address, target.port))
-        await loop.sock_sendall(sock, payload)
-        for _ in range(1000):
-            data = await loop.sock_recv(sock, 65535)
-            text = data.decode("latin-1")
-            if pattern.search(text):
-                return ProbeResult(True, f"UDP reply matches: {short(text, 60)!r}")
-        return ProbeResult(False, f"no UDP reply matches {target.receive!r}")
-    except ConnectionRefusedError:
-        return ProbeResult(False, f"UDP port {target.port} unreachable (ICMP)")
-    except OSError as e:
-        return ProbeResult(False, f"UDP: {e.strerror or e}")
-    finally:
-        sock.close()
+async def _udp(loop, sock, target: CheckTarget, payload: bytes, pattern) -> ProbeResult:
+    await loop.sock_sendall(sock, payload)
+    for _ in range(1000):
+        data = await loop.sock_recv(sock, 65535)
+        text = data.decode("latin-1")
+        if pattern.search(text):
+            return ProbeResult(True, f"UDP reply matches: {short(text, 60)!r}")
+    return ProbeResult(False, f"no UDP reply matches {target.receive!r}")
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import re
 
-from .base import CheckTarget, ProbeContext, ProbeResult, register
-from ._wire import close, open_stream, read_reply, regex, short
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
+from ._wire import close, converse, read_reply, regex, short
 
 MAX_FILE = 1 << 20
 _PASV = re.compile(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)")
@@ -35,11 +35,8 @@ async def check_ftp(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
         pattern = regex(target.receive) if target.receive else None
     except ValueError as e:
         return ProbeResult(False, str(e))
-    try:
-        reader, writer = await open_stream(target)
-    except OSError as e:
-        return ProbeResult(False, f"connect: {e.strerror or e}")
-    try:
+
+    async def talk(reader, writer) -> ProbeResult:
         code, text = await read_reply(reader)
         if code != 220:
             return ProbeResult(False, f"FTP greeting: {short(text)}")
@@ -78,7 +75,4 @@ async def check_ftp(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
         if pattern is None or pattern.search(content):
             return ProbeResult(True, f"FTP fetched {path}" + (", content matches" if pattern else ""))
         return ProbeResult(False, f"FTP {path} does not match {target.receive!r}")
-    except (OSError, ConnectionError) as e:
-        return ProbeResult(False, f"FTP: {e}")
-    finally:
-        await close(writer)
+    return await converse(target, "FTP", talk)

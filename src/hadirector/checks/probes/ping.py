@@ -9,8 +9,8 @@ The scheduler bounds the wait with checktimeout.
 
 from __future__ import annotations
 
-from ..net.icmp import checksum, echo_request, exchange  # noqa: F401 (re-exported for tests)
-from .base import CheckTarget, ProbeContext, ProbeResult, register
+from ...net.icmp import checksum, echo_request, exchange  # noqa: F401 (re-exported for tests)
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
 
 
 @register("ping")

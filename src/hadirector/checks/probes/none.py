@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from .base import CheckTarget, ProbeContext, ProbeResult, register
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
 
 _NONE = ProbeResult(True, "service none: not checked")
 _ON = ProbeResult(True, "checktype on: not checked")

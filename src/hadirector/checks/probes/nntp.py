@@ -5,23 +5,16 @@ ldirectord `check_nntp`: connect, read up to 64 bytes, up if they start with "2"
 
 from __future__ import annotations
 
-from .base import CheckTarget, ProbeContext, ProbeResult, register
-from ._wire import close, open_stream, read_line, short
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
+from ._wire import converse, read_line, short
 
 
 @register("nntp")
 async def check_nntp(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
-    try:
-        reader, writer = await open_stream(target)
-    except OSError as e:
-        return ProbeResult(False, f"connect: {e.strerror or e}")
-    try:
+    async def talk(reader, writer) -> ProbeResult:
         line = await read_line(reader)
         if line.startswith("2"):
             writer.write(b"QUIT\r\n")
             return ProbeResult(True, f"NNTP {short(line, 40)}")
         return ProbeResult(False, f"NNTP greeting: {short(line)}")
-    except (OSError, ConnectionError) as e:
-        return ProbeResult(False, f"NNTP: {e}")
-    finally:
-        await close(writer)
+    return await converse(target, "NNTP", talk)

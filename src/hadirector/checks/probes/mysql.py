@@ -17,9 +17,9 @@ import asyncio
 import hashlib
 import struct
 
-from ..errors import HadirectorError
-from .base import CheckTarget, ProbeContext, ProbeResult, register
-from ._wire import close, open_stream
+from ...errors import HadirectorError
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
+from ._wire import converse
 
 CLIENT_LONG_PASSWORD, CLIENT_CONNECT_WITH_DB, CLIENT_PROTOCOL_41 = 0x1, 0x8, 0x200
 CLIENT_SECURE_CONNECTION, CLIENT_PLUGIN_AUTH = 0x8000, 0x80000
@@ -144,30 +144,28 @@ async def query_rows(reader, writer, sql: str) -> int:
 
 @register("mysql")
 async def check_mysql(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
-    try:
-        reader, writer = await open_stream(target)
-    except OSError as e:
-        return ProbeResult(False, f"connect: {e.strerror or e}")
-    try:
-        _, greeting = await read_packet(reader)
-        version, scramble, plugin, _ = parse_greeting(greeting)
-        if not target.login:
-            return ProbeResult(True, f"MySQL greeting, server {version}")
-        await login(reader, writer, target, scramble, plugin)
-        sql = target.request_text
-        if not sql:
-            write_packet(writer, 0, b"\x01")  # COM_QUIT
-            return ProbeResult(True, f"MySQL login as {target.login}")
-        rows = await query_rows(reader, writer, sql)
-        write_packet(writer, 0, b"\x01")
-        if rows > 0:
-            return ProbeResult(True, f"MySQL query returned {rows} row(s)")
-        return ProbeResult(False, "MySQL query returned no rows")
-    except MySQLError as e:
-        return ProbeResult(False, f"MySQL {e}")
-    except (asyncio.IncompleteReadError, ConnectionError) as e:
-        return ProbeResult(False, f"MySQL: connection closed ({e})")
-    except (OSError, ValueError, IndexError, struct.error) as e:
-        return ProbeResult(False, f"MySQL: bad reply ({e})")
-    finally:
-        await close(writer)
+    async def talk(reader, writer) -> ProbeResult:
+        try:
+            return await _session(reader, writer, target)
+        except MySQLError as e:
+            return ProbeResult(False, f"MySQL {e}")
+    return await converse(target, "MySQL", talk, closed=(asyncio.IncompleteReadError, ConnectionError),
+                          bad_reply=(OSError, ValueError, IndexError, struct.error))
+
+
+async def _session(reader, writer, target: CheckTarget) -> ProbeResult:
+    """The handshake, the login (with one) and the query (with one): ldirectord check_mysql."""
+    _, greeting = await read_packet(reader)
+    version, scramble, plugin, _ = parse_greeting(greeting)
+    if not target.login:
+        return ProbeResult(True, f"MySQL greeting, server {version}")
+    await login(reader, writer, target, scramble, plugin)
+    sql = target.request_text
+    if not sql:
+        write_packet(writer, 0, b"\x01")  # COM_QUIT
+        return ProbeResult(True, f"MySQL login as {target.login}")
+    rows = await query_rows(reader, writer, sql)
+    write_packet(writer, 0, b"\x01")
+    if rows > 0:
+        return ProbeResult(True, f"MySQL query returned {rows} row(s)")
+    return ProbeResult(False, "MySQL query returned no rows")

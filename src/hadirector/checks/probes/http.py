@@ -24,8 +24,8 @@ import asyncio
 import re
 from urllib.parse import urljoin, urlsplit
 
-from ..errors import HadirectorError
-from .base import CheckTarget, ProbeContext, ProbeResult, register
+from ...errors import HadirectorError
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
 from ._wire import client_tls, regex, short
 
 MAX_BODY = 1 << 20

@@ -9,12 +9,10 @@ actually used (ldirectord always wrote UDP).
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 
-from .base import CheckTarget, ProbeContext, ProbeResult, register
-from ._wire import close, open_stream, read_line, short
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
+from ._wire import converse, read_line, short
 
 
 def options_request(target: CheckTarget, login: str, local: tuple[str, int], transport: str) -> bytes:
@@ -44,12 +42,9 @@ def _status(line: str) -> int | None:
 async def check_sip(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     login = target.login or f"hadirector@{ctx.hostname}"
     if target.protocol != "udp":
-        return await _tcp(target, login)
-    loop = asyncio.get_running_loop()
-    sock = socket.socket(socket.AF_INET6 if target.family_v6 else socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        await loop.sock_connect(sock, (target.address, target.port))
+        return await converse(target, "SIP", lambda reader, writer: _tcp(reader, writer, target, login))
+
+    async def talk(loop, sock) -> ProbeResult:
         await loop.sock_sendall(sock, options_request(target, login, sock.getsockname()[:2], "UDP"))
         for _ in range(20):
             data = await loop.sock_recv(sock, 65535)
@@ -61,33 +56,19 @@ async def check_sip(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
                 return ProbeResult(True, first)
             return ProbeResult(False, f"SIP reply: {short(first)}")
         return ProbeResult(False, "SIP: only provisional replies")
-    except ConnectionRefusedError:
-        return ProbeResult(False, f"SIP port {target.port} unreachable (ICMP)")
-    except OSError as e:
-        return ProbeResult(False, f"SIP: {e.strerror or e}")
-    finally:
-        sock.close()
+    return await converse(target, "SIP", talk, udp=True)
 
 
-async def _tcp(target: CheckTarget, login: str) -> ProbeResult:
-    try:
-        reader, writer = await open_stream(target)
-    except OSError as e:
-        return ProbeResult(False, f"connect: {e.strerror or e}")
-    try:
-        writer.write(options_request(target, login, writer.get_extra_info("sockname")[:2], "TCP"))
-        for _ in range(20):
-            first = await read_line(reader)
-            code = _status(first)
-            if code is not None and 100 <= code < 200:
-                while await read_line(reader):  # skip the provisional reply's headers
-                    pass
-                continue
-            if code == 200:
-                return ProbeResult(True, first)
-            return ProbeResult(False, f"SIP reply: {short(first)}")
-        return ProbeResult(False, "SIP: only provisional replies")
-    except (OSError, ConnectionError) as e:
-        return ProbeResult(False, f"SIP: {e}")
-    finally:
-        await close(writer)
+async def _tcp(reader, writer, target: CheckTarget, login: str) -> ProbeResult:
+    writer.write(options_request(target, login, writer.get_extra_info("sockname")[:2], "TCP"))
+    for _ in range(20):
+        first = await read_line(reader)
+        code = _status(first)
+        if code is not None and 100 <= code < 200:
+            while await read_line(reader):  # skip the provisional reply's headers
+                pass
+            continue
+        if code == 200:
+            return ProbeResult(True, first)
+        return ProbeResult(False, f"SIP reply: {short(first)}")
+    return ProbeResult(False, "SIP: only provisional replies")

@@ -1,17 +1,22 @@
-"""Helpers shared by the protocol probes: streams (plain or TLS), bounded reads, regexes.
+"""Helpers shared by the protocol probes: the connection frame, streams (plain or TLS), bounded
+reads, regexes.
 
-The scheduler bounds every probe with its timeout; these helpers only bound sizes, so a
-misbehaving server cannot make a probe buffer without limit.
+`converse()` is the one frame every protocol probe runs in: connect, let the probe's own code
+speak the protocol, turn a connection failure into a failed result that names the protocol, and
+always close. The scheduler bounds every probe with its timeout; these helpers only bound sizes,
+so a misbehaving server cannot make a probe buffer without limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 from functools import lru_cache
+from typing import Awaitable, Callable
 
-from .base import CheckTarget
+from ..base import CheckTarget, ProbeResult
 
 MAX_LINE = 8192
 
@@ -34,6 +39,52 @@ async def open_stream(target: CheckTarget, tls: bool = False,
             target.address, target.port, ssl=client_tls(target.tls_verify, sni),
             server_hostname=sni or target.address, limit=MAX_LINE * 4)
     return await asyncio.open_connection(target.address, target.port, limit=MAX_LINE * 4)
+
+
+async def converse(target: CheckTarget, label: str, talk: Callable[..., Awaitable[ProbeResult]], *,
+                   udp: bool = False, tls: bool = False, server_hostname: str | None = None,
+                   closed: tuple[type[BaseException], ...] = (asyncio.IncompleteReadError,),
+                   bad_reply: tuple[type[BaseException], ...] = ()) -> ProbeResult:
+    """Connect to the real's check port and run `talk`, which says up or down.
+
+    TCP (`talk(reader, writer)`, TLS from the start with `tls`): a failed connect is
+    `connect: <why>`; the server closing early (`closed`) is `<label>: connection closed (...)`;
+    a reply the protocol code cannot read (`bad_reply`) is `<label>: bad reply (...)`; any other
+    socket or TLS error `<label>: <error>`.
+    UDP (`udp`, `talk(loop, sock)` on a connected datagram socket): an ICMP port unreachable
+    ends the check at once as `<label> port N unreachable (ICMP)`; other errors `<label>: <error>`.
+    """
+    if udp:
+        return await _converse_udp(target, label, talk)
+    try:
+        reader, writer = await open_stream(target, tls=tls, server_hostname=server_hostname)
+    except OSError as e:
+        return ProbeResult(False, f"connect: {e.strerror or e}")
+    try:
+        return await talk(reader, writer)
+    except closed as e:
+        return ProbeResult(False, f"{label}: connection closed ({e})")
+    except bad_reply as e:
+        return ProbeResult(False, f"{label}: bad reply ({e})")
+    except (OSError, ConnectionError) as e:
+        return ProbeResult(False, f"{label}: {e}")
+    finally:
+        await close(writer)
+
+
+async def _converse_udp(target: CheckTarget, label: str, talk) -> ProbeResult:
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET6 if target.family_v6 else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (target.address, target.port))
+        return await talk(loop, sock)
+    except ConnectionRefusedError:
+        return ProbeResult(False, f"{label} port {target.port} unreachable (ICMP)")
+    except OSError as e:
+        return ProbeResult(False, f"{label}: {e.strerror or e}")
+    finally:
+        sock.close()
 
 
 async def read_line(reader: asyncio.StreamReader) -> str:

@@ -15,7 +15,7 @@ import asyncio
 import shlex
 import signal
 
-from .base import CheckTarget, ProbeContext, ProbeResult, register
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
 
 
 @register("external")

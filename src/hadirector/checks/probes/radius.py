@@ -8,14 +8,13 @@ Response Authenticator is verified, so a wrong shared secret shows as its own re
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import os
-import socket
 import struct
 
-from .base import CheckTarget, ProbeContext, ProbeResult, register
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
+from ._wire import converse
 
 ACCESS_REQUEST, ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_CHALLENGE = 1, 2, 3, 11
 USER_NAME, USER_PASSWORD, NAS_IDENTIFIER, MESSAGE_AUTHENTICATOR = 1, 2, 32, 80
@@ -63,7 +62,6 @@ def verify_reply(reply: bytes, ident: int, authenticator: bytes, secret: bytes) 
 
 @register("radius")
 async def check_radius(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
-    loop = asyncio.get_running_loop()
     secret = target.secret.encode()
     authenticator = os.urandom(16)
     ident = authenticator[0]
@@ -71,10 +69,8 @@ async def check_radius(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
         packet = access_request(ident, target.login, target.passwd, secret, authenticator, ctx.hostname)
     except ValueError as e:
         return ProbeResult(False, str(e))
-    sock = socket.socket(socket.AF_INET6 if target.family_v6 else socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        await loop.sock_connect(sock, (target.address, target.port))
+
+    async def talk(loop, sock) -> ProbeResult:
         await loop.sock_sendall(sock, packet)
         for _ in range(20):
             reply = await loop.sock_recv(sock, 4096)
@@ -90,9 +86,4 @@ async def check_radius(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
             name = {ACCESS_REJECT: "Access-Reject", ACCESS_CHALLENGE: "Access-Challenge"}.get(code, f"code {code}")
             return ProbeResult(False, f"RADIUS {name} for {target.login}")
         return ProbeResult(False, "RADIUS: no valid reply")
-    except ConnectionRefusedError:
-        return ProbeResult(False, f"RADIUS port {target.port} unreachable (ICMP)")
-    except OSError as e:
-        return ProbeResult(False, f"RADIUS: {e.strerror or e}")
-    finally:
-        sock.close()
+    return await converse(target, "RADIUS", talk, udp=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
-from .base import CheckTarget, ProbeContext, ProbeResult, register
-from ._wire import close, open_stream, regex
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
+from ._wire import converse, regex
 
 MAX_MESSAGE = 1 << 20
 RESULT_NAMES = {0: "success", 32: "noSuchObject", 34: "invalidDNSyntax", 48: "inappropriateAuthentication",
@@ -105,11 +105,8 @@ async def check_ldap(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
         pattern = regex(target.receive) if target.receive else None
     except ValueError as e:
         return ProbeResult(False, str(e))
-    try:
-        reader, writer = await open_stream(target, tls=target.service == "ldaps")
-    except OSError as e:
-        return ProbeResult(False, f"connect: {e.strerror or e}")
-    try:
+
+    async def talk(reader, writer) -> ProbeResult:
         dn, pw = (target.login, target.passwd) if target.login and target.passwd else ("", "")
         writer.write(bind_request(1, dn, pw))
         msgid, tag, op = await read_message(reader)
@@ -141,9 +138,5 @@ async def check_ldap(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
         if pattern is not None and not pattern.search(dns[0]):
             return ProbeResult(False, f"LDAP entry {dns[0]!r} does not match {target.receive!r}")
         return ProbeResult(True, f"LDAP bound and found {dns[0] or 'the root DSE'!r}")
-    except (asyncio.IncompleteReadError, ConnectionError) as e:
-        return ProbeResult(False, f"LDAP: connection closed ({e})")
-    except (OSError, ValueError) as e:
-        return ProbeResult(False, f"LDAP: {e}")
-    finally:
-        await close(writer)
+    return await converse(target, "LDAP", talk, tls=target.service == "ldaps",
+                          closed=(asyncio.IncompleteReadError, ConnectionError), bad_reply=(ValueError,))

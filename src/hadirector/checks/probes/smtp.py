@@ -6,17 +6,13 @@ negotiatetimeout. RFC 5321 4.3.2: 220 is the greeting, 250 the reply to EHLO/HEL
 
 from __future__ import annotations
 
-from .base import CheckTarget, ProbeContext, ProbeResult, register
-from ._wire import close, open_stream, read_reply, short
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
+from ._wire import converse, read_reply, short
 
 
 @register("smtp")
 async def check_smtp(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
-    try:
-        reader, writer = await open_stream(target)
-    except OSError as e:
-        return ProbeResult(False, f"connect: {e.strerror or e}")
-    try:
+    async def talk(reader, writer) -> ProbeResult:
         code, text = await read_reply(reader)
         if code != 220:
             return ProbeResult(False, f"SMTP greeting: {short(text)}")
@@ -30,7 +26,4 @@ async def check_smtp(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
         writer.write(b"QUIT\r\n")
         await writer.drain()
         return ProbeResult(True, "SMTP 220 and 250")
-    except (OSError, ConnectionError) as e:
-        return ProbeResult(False, f"SMTP: {e}")
-    finally:
-        await close(writer)
+    return await converse(target, "SMTP", talk)

@@ -19,7 +19,7 @@ import select
 import socket
 import struct
 
-from .base import FAST_PROBES, UP, CheckTarget, ProbeContext, ProbeResult, register
+from ..base import FAST_PROBES, UP, CheckTarget, ProbeContext, ProbeResult, register
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 _STREAM_NB = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC

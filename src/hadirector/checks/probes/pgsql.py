@@ -19,9 +19,9 @@ import hmac
 import os
 import struct
 
-from ..errors import HadirectorError
-from .base import CheckTarget, ProbeContext, ProbeResult, register
-from ._wire import close, open_stream
+from ...errors import HadirectorError
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
+from ._wire import converse
 
 MAX_MESSAGE = 1 << 24
 
@@ -141,31 +141,30 @@ async def query_rows(reader, writer, sql: str) -> int:
 
 @register("pgsql")
 async def check_pgsql(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
-    try:
-        reader, writer = await open_stream(target)
-    except OSError as e:
-        return ProbeResult(False, f"connect: {e.strerror or e}")
-    try:
-        if not target.login:
-            writer.write(struct.pack("!II", 8, 80877103))  # SSLRequest
-            answer = await reader.readexactly(1)
-            if answer in (b"S", b"N"):
-                return ProbeResult(True, f"PostgreSQL answered SSLRequest ({answer.decode()})")
-            return ProbeResult(False, f"PostgreSQL: unexpected answer {answer!r} to SSLRequest")
-        await startup(reader, writer, target)
-        sql = target.request_text
-        rows = await query_rows(reader, writer, sql) if sql else None
-        writer.write(message(b"X", b""))
-        if rows is None:
-            return ProbeResult(True, f"PostgreSQL login as {target.login}")
-        if rows > 0:
-            return ProbeResult(True, f"PostgreSQL query returned {rows} row(s)")
-        return ProbeResult(False, "PostgreSQL query returned no rows")
-    except PgError as e:
-        return ProbeResult(False, f"PostgreSQL {e}")
-    except (asyncio.IncompleteReadError, ConnectionError) as e:
-        return ProbeResult(False, f"PostgreSQL: connection closed ({e})")
-    except (OSError, ValueError, KeyError, struct.error) as e:
-        return ProbeResult(False, f"PostgreSQL: bad reply ({e})")
-    finally:
-        await close(writer)
+    async def talk(reader, writer) -> ProbeResult:
+        try:
+            return await _session(reader, writer, target)
+        except PgError as e:
+            return ProbeResult(False, f"PostgreSQL {e}")
+    return await converse(target, "PostgreSQL", talk, closed=(asyncio.IncompleteReadError, ConnectionError),
+                          bad_reply=(OSError, ValueError, KeyError, struct.error))
+
+
+async def _session(reader, writer, target: CheckTarget) -> ProbeResult:
+    """An SSLRequest without a login; else the startup, the login and the query (with one):
+    ldirectord check_pgsql."""
+    if not target.login:
+        writer.write(struct.pack("!II", 8, 80877103))  # SSLRequest
+        answer = await reader.readexactly(1)
+        if answer in (b"S", b"N"):
+            return ProbeResult(True, f"PostgreSQL answered SSLRequest ({answer.decode()})")
+        return ProbeResult(False, f"PostgreSQL: unexpected answer {answer!r} to SSLRequest")
+    await startup(reader, writer, target)
+    sql = target.request_text
+    rows = await query_rows(reader, writer, sql) if sql else None
+    writer.write(message(b"X", b""))
+    if rows is None:
+        return ProbeResult(True, f"PostgreSQL login as {target.login}")
+    if rows > 0:
+        return ProbeResult(True, f"PostgreSQL query returned {rows} row(s)")
+    return ProbeResult(False, "PostgreSQL query returned no rows")

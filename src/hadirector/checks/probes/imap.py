@@ -6,8 +6,8 @@ when `login` is set, LOGOUT; bounded by negotiatetimeout. RFC 9051 7.1 (greeting
 
 from __future__ import annotations
 
-from .base import CheckTarget, ProbeContext, ProbeResult, register
-from ._wire import close, open_stream, read_line, short
+from ..base import CheckTarget, ProbeContext, ProbeResult, register
+from ._wire import converse, read_line, short
 
 
 def _quote(text: str) -> str:
@@ -24,11 +24,7 @@ async def _tagged(reader, tag: str) -> str:
 
 @register("imap")
 async def check_imap(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
-    try:
-        reader, writer = await open_stream(target, tls=target.service == "imaps")
-    except OSError as e:
-        return ProbeResult(False, f"connect: {e.strerror or e}")
-    try:
+    async def talk(reader, writer) -> ProbeResult:
         line = await read_line(reader)
         if not (line.startswith("* OK") or line.startswith("* PREAUTH")):
             return ProbeResult(False, f"IMAP greeting: {short(line)}")
@@ -40,7 +36,4 @@ async def check_imap(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
         writer.write(b"a2 LOGOUT\r\n")
         await writer.drain()
         return ProbeResult(True, "IMAP OK" + (" and logged in" if target.login else ""))
-    except (OSError, ConnectionError) as e:
-        return ProbeResult(False, f"IMAP: {e}")
-    finally:
-        await close(writer)
+    return await converse(target, "IMAP", talk, tls=target.service == "imaps")

@@ -16,7 +16,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.reversename
 
-from .base import CheckTarget, ProbeContext, ProbeResult, is_ip, register
+from ..base import CheckTarget, ProbeContext, ProbeResult, is_ip, register
 from ._wire import regex
 
 
