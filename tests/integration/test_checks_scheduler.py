@@ -1,5 +1,9 @@
-"""The check scheduler against real loopback servers: spreading, concurrency bound, overruns,
-reload by difference, maintenance files, combined checks, failure detection."""
+"""The check scheduler (the asyncio driver of checks/plan.py) against real loopback servers: it
+really checks every real, bounds concurrency, skips overruns, reloads by difference, honours
+maintenance files, runs combined checks and detects failures. Timing (spreading, exact intervals,
+phases, no catch-up) is the plan's and is tested with a hand-advanced clock in
+tests/unit/test_checks_plan.py; here nothing waits a fixed time: each test waits (bounded) for
+what it expects to happen."""
 
 import asyncio
 import os
@@ -50,6 +54,15 @@ class Listener:
         self.server.close()
 
 
+async def until(pred, timeout=10.0):
+    """Wait until pred() holds (polled every 20 ms, at most `timeout` s); returns pred()."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred() and loop.time() < end:
+        await asyncio.sleep(0.02)
+    return pred()
+
+
 def vs_of(ports, **kw):
     kw.setdefault("checktype", "connect")
     kw.setdefault("checkinterval", "1s")
@@ -57,27 +70,18 @@ def vs_of(ports, **kw):
     return VirtualService(address="198.18.0.100", port=80, reals=[Real(address="127.0.0.1", port=p) for p in ports], **kw)
 
 
-async def test_every_real_checked_each_interval_spread_over_it():
+async def test_every_real_is_checked_against_its_socket():
     ls = [await Listener().start() for _ in range(40)]
-    sched = CheckScheduler([vs_of([l.port for l in ls])], startup_window=1.0)
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
+    sched = CheckScheduler([vs_of([l.port for l in ls], checkinterval="300ms")], startup_window=0.3)
     await sched.start()
     try:
-        await asyncio.sleep(2.6)
+        assert await until(lambda: all(len(l.accepts) >= 2 for l in ls)), [len(l.accepts) for l in ls]
     finally:
         await sched.stop()
         for l in ls:
             await l.close()
-    counts = [len(l.accepts) for l in ls]
-    assert all(2 <= c <= 4 for c in counts), counts  # ~3 turns in 2.6 s at 1 s
-    firsts = sorted(l.accepts[0] - t0 for l in ls)
-    assert firsts[-1] - firsts[0] > 0.5, firsts  # spread over the window, not one burst
-    for l in ls:  # each real keeps its own stable phase: about one interval between checks
-        gaps = [b - a for a, b in zip(l.accepts, l.accepts[1:])]
-        assert all(0.5 < g < 1.8 for g in gaps), gaps
     st = sched.stats()
-    assert st.checks == sum(counts) and st.errors == 0 and st.overruns == 0
+    assert st.checks >= 80 and st.errors == 0 and st.overruns == 0
     assert all(h.up and h.last_ok for h in sched.health().values())
 
 
@@ -92,15 +96,13 @@ async def test_concurrency_bound(held_ports):
     sched = CheckScheduler([vs], concurrency=3, startup_window=0.05)
     await sched.start()
     try:
-        await asyncio.sleep(0.2)
-        assert sched.stats().queued > 0  # the others wait for a free slot
-        await asyncio.sleep(1.3)
+        assert await until(lambda: sched.stats().queued > 0)  # the others wait for a free slot
+        assert await until(lambda: len(l.accepts) >= 9)
     finally:
         await sched.stop()
         for s in servers:
             s.close()
     assert l.max_open == 3, l.max_open
-    assert len(l.accepts) >= 9
 
 
 async def test_overrun_skips_a_turn_never_two_checks_at_once():
@@ -110,12 +112,11 @@ async def test_overrun_skips_a_turn_never_two_checks_at_once():
     sched = CheckScheduler([vs], startup_window=0.01)
     await sched.start()
     try:
-        await asyncio.sleep(2.0)
+        assert await until(lambda: sched.stats().overruns >= 2)
     finally:
         await sched.stop()
         await l.close()
     assert l.max_open == 1
-    assert sched.stats().overruns >= 2
 
 
 async def test_failure_detection_and_recovery_with_failurecount_and_rise():
@@ -127,21 +128,15 @@ async def test_failure_detection_and_recovery_with_failurecount_and_rise():
     loop = asyncio.get_running_loop()
     await sched.start()
     try:
-        await asyncio.sleep(0.3)
+        assert await until(lambda: sched.stats().checks >= 1)  # checked (and up) first
         await l.close()
         await l.server.wait_closed()
         stopped = loop.time()
-        for _ in range(100):
-            if events:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: events, timeout=5)
         assert events and events[0].kind == "down" and "refused" in events[0].reason.lower()
         assert loop.time() - stopped < 0.2 * 2 + 2 + 1.0  # checkinterval x failurecount + checktimeout (+ slack)
         l2 = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
-        for _ in range(100):
-            if len(events) > 1:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: len(events) > 1, timeout=5)
         assert events[1].kind == "up"
         h = sched.health()[events[1].key]
         assert h.up and h.checks >= 4
@@ -157,10 +152,7 @@ async def test_timeout_counts_as_failure():
     sched = CheckScheduler([vs], on_event=events.append, startup_window=0.01)
     await sched.start()
     try:
-        for _ in range(40):
-            if events:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: events, timeout=2)
     finally:
         await sched.stop()
         await l.close()
@@ -175,10 +167,9 @@ async def test_update_applies_only_the_difference(held_ports):
     sched = CheckScheduler([vs1], startup_window=0.01)
     await sched.start()
     try:
-        await asyncio.sleep(0.5)
+        key_dead = next(k for k in sched.health() if k.port == dead)
+        assert await until(lambda: not sched.health()[key_dead].up)
         before = sched.health()
-        key_dead = [k for k in before if k.port == dead][0]
-        assert not before[key_dead].up
         # another service added, real b removed, real a's request changed, dead real unchanged
         vs2 = vs_of([a.port, dead], checkinterval="200ms", checktype="connect", failurecount=1)
         other = VirtualService(address="198.18.0.101", port=81, checktype="connect", checkinterval="200ms",
@@ -187,17 +178,17 @@ async def test_update_applies_only_the_difference(held_ports):
         assert [k.port for k in s.removed] == [b.port] and [k.port for k in s.added] == [c.port]
         assert s.unchanged == 2
         b_seen = len(b.accepts)
-        await asyncio.sleep(0.6)
+        assert await until(lambda: len(c.accepts) >= 3)  # the new real: checked every 200 ms
+        assert await until(lambda: sched.health()[key_dead].checks > before[key_dead].checks)
         after = sched.health()
         assert not after[key_dead].up and after[key_dead].last_change == before[key_dead].last_change  # state kept
-        assert after[key_dead].checks > before[key_dead].checks
         assert len(b.accepts) <= b_seen + 1  # no longer checked (one may have been in flight)
-        assert len(c.accepts) >= 2
-        # a new interval keeps the state and takes effect
+        # a new interval keeps the state and takes effect: while c is checked 3 more times
+        # (>= 400 ms), a, now every 1 s, is checked at most once
         s = sched.update([vs_of([a.port, dead], checkinterval="1s"), other])
         assert len(s.changed) == 2
-        n = len(a.accepts)
-        await asyncio.sleep(0.6)
+        n, m = len(a.accepts), len(c.accepts)
+        assert await until(lambda: len(c.accepts) >= m + 3)
         assert len(a.accepts) - n <= 1
     finally:
         await sched.stop()
@@ -212,18 +203,12 @@ async def test_maintenance_file_forces_down(tmp_path):
     sched = CheckScheduler([vs], on_event=events.append, startup_window=0.01, maintenancedir=str(tmp_path))
     await sched.start()
     try:
-        await asyncio.sleep(0.3)
+        assert await until(lambda: sched.stats().checks >= 1)  # checked (and up) first
         (tmp_path / f"127.0.0.1:{l.port}").write_text("")
-        for _ in range(30):
-            if events:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: events, timeout=1.5)
         assert events[0].kind == "down" and "maintenance" in events[0].reason  # at once, despite failurecount 3
         os.unlink(tmp_path / f"127.0.0.1:{l.port}")
-        for _ in range(30):
-            if len(events) > 1:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: len(events) > 1, timeout=1.5)
         assert events[1].kind == "up"
     finally:
         await sched.stop()
@@ -237,10 +222,7 @@ async def test_combined_checks_n_connects_then_negotiate():
     sched = CheckScheduler([vs], startup_window=0.01)
     await sched.start()
     try:
-        for _ in range(60):
-            if len(l.accepts) >= 7:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: len(l.accepts) >= 7, timeout=3)
     finally:
         await sched.stop()
         await l.close()
@@ -270,10 +252,7 @@ async def test_connect_timeout_on_the_fast_path():
     sched = CheckScheduler([vs], on_event=events.append, startup_window=0.01)
     await sched.start()
     try:
-        for _ in range(40):
-            if events:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: events, timeout=2)
     finally:
         await sched.stop()
         for c in fillers:

@@ -31,6 +31,9 @@ Duration = Annotated[
     BeforeValidator(parse_duration_ms),
     PlainSerializer(format_duration_ms, return_type=str, when_used="json"),
 ]
+# ldirectord: checktimeout, negotiatetimeout and checkinterval must be above 0 ("invalid check
+# interval value"); a 0 would also stop the check plan (checks/plan.py)
+PositiveDuration = Annotated[Duration, Field(gt=0)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 Weight = Annotated[int, Field(ge=0, le=65535)]
 
@@ -350,9 +353,9 @@ class VirtualService(Model):
     passwd: str = ""
     database: str = ""
     secret: str = ""
-    checktimeout: Duration | None = None  # None: ldirectord's default (negotiatetimeout, else 5 s)
-    negotiatetimeout: Duration | None = None  # None: checktimeout, else 30 s
-    checkinterval: Duration = 10_000
+    checktimeout: PositiveDuration | None = None  # None: ldirectord's default (negotiatetimeout, else 5 s)
+    negotiatetimeout: PositiveDuration | None = None  # None: checktimeout, else 30 s
+    checkinterval: PositiveDuration = 10_000
     failurecount: Annotated[int, Field(ge=1)] = 1
     rise: Annotated[int, Field(ge=1)] = 1  # successes to mark a failed real up again
     alpha: bool = False  # reals start down until their first success (keepalived alpha)
@@ -453,9 +456,9 @@ class Balancer(Model):
     """ldirectord.cf: global directives and the virtual services."""
 
     # global defaults, inherited by each virtual that does not set them (INHERITED_KEYS)
-    checktimeout: Duration | None = None
-    negotiatetimeout: Duration | None = None
-    checkinterval: Duration = 10_000
+    checktimeout: PositiveDuration | None = None
+    negotiatetimeout: PositiveDuration | None = None
+    checkinterval: PositiveDuration = 10_000
     failurecount: Annotated[int, Field(ge=1)] = 1
     rise: Annotated[int, Field(ge=1)] = 1
     alpha: bool = False
@@ -567,6 +570,8 @@ def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
                                     f"real {r.address} is not of the virtual service's address family"))
             if vs.netmask is not None and vs.persistent is None:
                 out.append((f"balancer.virtual.{i}.netmask", "netmask needs persistent"))
+        from .check_rules import check_problems
         from .dataplane_rules import dataplane_problems
+        out += check_problems(cfg.balancer)
         out += dataplane_problems(cfg.balancer)
     return out

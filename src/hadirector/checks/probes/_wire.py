@@ -16,6 +16,7 @@ import ssl
 from functools import lru_cache
 from typing import Awaitable, Callable
 
+from ...config.check_rules import receive_pattern
 from ..base import CheckTarget, ProbeResult
 
 MAX_LINE = 8192
@@ -120,11 +121,8 @@ async def close(writer: asyncio.StreamWriter) -> None:
 
 @lru_cache(maxsize=1024)
 def regex(pattern: str) -> re.Pattern[str]:
-    """ldirectord receive strings are Perl regexes; Python's re reads the common subset."""
-    try:
-        return re.compile(pattern)
-    except re.error as e:
-        raise ValueError(f"receive {pattern!r} is not a valid regular expression: {e}") from None
+    """A receive string compiled (config/check_rules.py, which refused a bad one at load)."""
+    return receive_pattern(pattern)
 
 
 def unescape(text: str) -> str:

@@ -24,6 +24,7 @@ import asyncio
 import re
 from urllib.parse import urljoin, urlsplit
 
+from ...config.check_rules import ABSOLUTE_URL, proxy_url
 from ...errors import HadirectorError
 from ..base import CheckTarget, ProbeContext, ProbeResult, register
 from ._wire import client_tls, regex, short
@@ -31,7 +32,7 @@ from ._wire import client_tls, regex, short
 MAX_BODY = 1 << 20
 MAX_HEADERS = 100
 MAX_REDIRECTS = 7  # LWP::UserAgent max_redirect
-_ABSOLUTE = re.compile(r"^https?://", re.I)
+_ABSOLUTE = ABSOLUTE_URL
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
@@ -45,9 +46,7 @@ def build_url(target: CheckTarget) -> tuple[str, str | None]:
     req = target.request
     host = f"[{target.address}]" if target.family_v6 else target.address
     if target.service == "http_proxy":
-        if not _ABSOLUTE.match(req.lstrip("/")):
-            raise ValueError(f"http_proxy needs an absolute URL as request, got {req!r}")
-        return req.lstrip("/"), f"{target.address}:{target.port}"
+        return proxy_url(req), f"{target.address}:{target.port}"
     if _ABSOLUTE.match(req.lstrip("/")):
         return req.lstrip("/"), None
     path = req[1:] if req.startswith("/") else req
