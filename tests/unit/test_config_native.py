@@ -3,6 +3,7 @@ random valid configurations by hypothesis); the shipped example loads."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,7 @@ text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 ipv4 = st.ip_addresses(v=4).map(str)
 ipv6 = st.ip_addresses(v=6).map(str)
 ms = st.integers(min_value=1, max_value=10_000_000).map(lambda n: f"{n}ms")
+pattern = text.map(re.escape)  # a receive string is a regular expression (config/check_rules.py)
 persistent_ms = st.integers(min_value=1000, max_value=10_000_000).map(lambda n: f"{n}ms")  # ipvsadm -p: >= 1 s
 
 
@@ -161,14 +163,14 @@ def virtuals(draw):
              "reals": draw(st.lists(st.fixed_dictionaries(
                  {"address": ipv6 if v6 else ipv4},
                  optional={"port": st.integers(1, 65535), "method": st.sampled_from(["gate", "masq", "ipip"]),
-                           "weight": st.integers(0, 65535), "request": text, "receive": text}),
+                           "weight": st.integers(0, 65535), "request": text, "receive": pattern}),
                  max_size=3))}
         v.update(draw(st.fixed_dictionaries({}, optional={
             "protocol": st.sampled_from(["tcp", "udp"]),
             "scheduler": st.sampled_from(["rr", "wrr", "lc", "wlc", "sh", "mh"]),
             "checktype": st.sampled_from(["connect", "negotiate", "ping", "off"]),
             "service": st.sampled_from(["http", "https", "none", "dns"]),
-            "request": text, "receive": text, "virtualhost": names,
+            "request": text, "receive": pattern, "virtualhost": names,
             "checktimeout": ms, "negotiatetimeout": ms, "checkinterval": ms,
             "failurecount": st.integers(1, 10), "quiescent": st.booleans(),
         })))
