@@ -11,6 +11,8 @@ import os
 from hadirector.checks.scheduler import CheckScheduler
 from hadirector.config.model import Real, VirtualService
 
+from hdtest import async_wait_until
+
 
 class Listener:
     """A TCP server on 127.0.0.1 that records accept times and optionally answers HTTP slowly."""
@@ -54,15 +56,6 @@ class Listener:
         self.server.close()
 
 
-async def until(pred, timeout=10.0):
-    """Wait until pred() holds (polled every 20 ms, at most `timeout` s); returns pred()."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred() and loop.time() < end:
-        await asyncio.sleep(0.02)
-    return pred()
-
-
 def vs_of(ports, **kw):
     kw.setdefault("checktype", "connect")
     kw.setdefault("checkinterval", "1s")
@@ -75,7 +68,7 @@ async def test_every_real_is_checked_against_its_socket():
     sched = CheckScheduler([vs_of([l.port for l in ls], checkinterval="300ms")], startup_window=0.3)
     await sched.start()
     try:
-        assert await until(lambda: all(len(l.accepts) >= 2 for l in ls)), [len(l.accepts) for l in ls]
+        await async_wait_until(lambda: all(len(l.accepts) >= 2 for l in ls), 10, what='two checks of every real')
     finally:
         await sched.stop()
         for l in ls:
@@ -96,8 +89,8 @@ async def test_concurrency_bound(held_ports):
     sched = CheckScheduler([vs], concurrency=3, startup_window=0.05)
     await sched.start()
     try:
-        assert await until(lambda: sched.stats().queued > 0)  # the others wait for a free slot
-        assert await until(lambda: len(l.accepts) >= 9)
+        await async_wait_until(lambda: sched.stats().queued > 0, 10)  # the others wait for a free slot
+        await async_wait_until(lambda: len(l.accepts) >= 9, 10)
     finally:
         await sched.stop()
         for s in servers:
@@ -112,7 +105,7 @@ async def test_overrun_skips_a_turn_never_two_checks_at_once():
     sched = CheckScheduler([vs], startup_window=0.01)
     await sched.start()
     try:
-        assert await until(lambda: sched.stats().overruns >= 2)
+        await async_wait_until(lambda: sched.stats().overruns >= 2, 10)
     finally:
         await sched.stop()
         await l.close()
@@ -128,15 +121,15 @@ async def test_failure_detection_and_recovery_with_failurecount_and_rise():
     loop = asyncio.get_running_loop()
     await sched.start()
     try:
-        assert await until(lambda: sched.stats().checks >= 1)  # checked (and up) first
+        await async_wait_until(lambda: sched.stats().checks >= 1, 10)  # checked (and up) first
         await l.close()
         await l.server.wait_closed()
         stopped = loop.time()
-        await until(lambda: events, timeout=5)
+        await async_wait_until(lambda: events, 5)
         assert events and events[0].kind == "down" and "refused" in events[0].reason.lower()
         assert loop.time() - stopped < 0.2 * 2 + 2 + 1.0  # checkinterval x failurecount + checktimeout (+ slack)
         l2 = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
-        await until(lambda: len(events) > 1, timeout=5)
+        await async_wait_until(lambda: len(events) > 1, 5)
         assert events[1].kind == "up"
         h = sched.health()[events[1].key]
         assert h.up and h.checks >= 4
@@ -152,7 +145,7 @@ async def test_timeout_counts_as_failure():
     sched = CheckScheduler([vs], on_event=events.append, startup_window=0.01)
     await sched.start()
     try:
-        await until(lambda: events, timeout=2)
+        await async_wait_until(lambda: events, 2)
     finally:
         await sched.stop()
         await l.close()
@@ -168,7 +161,7 @@ async def test_update_applies_only_the_difference(held_ports):
     await sched.start()
     try:
         key_dead = next(k for k in sched.health() if k.port == dead)
-        assert await until(lambda: not sched.health()[key_dead].up)
+        await async_wait_until(lambda: not sched.health()[key_dead].up, 10)
         before = sched.health()
         # another service added, real b removed, real a's request changed, dead real unchanged
         vs2 = vs_of([a.port, dead], checkinterval="200ms", checktype="connect", failurecount=1)
@@ -178,8 +171,8 @@ async def test_update_applies_only_the_difference(held_ports):
         assert [k.port for k in s.removed] == [b.port] and [k.port for k in s.added] == [c.port]
         assert s.unchanged == 2
         b_seen = len(b.accepts)
-        assert await until(lambda: len(c.accepts) >= 3)  # the new real: checked every 200 ms
-        assert await until(lambda: sched.health()[key_dead].checks > before[key_dead].checks)
+        await async_wait_until(lambda: len(c.accepts) >= 3, 10)  # the new real: checked every 200 ms
+        await async_wait_until(lambda: sched.health()[key_dead].checks > before[key_dead].checks, 10)
         after = sched.health()
         assert not after[key_dead].up and after[key_dead].last_change == before[key_dead].last_change  # state kept
         assert len(b.accepts) <= b_seen + 1  # no longer checked (one may have been in flight)
@@ -188,7 +181,7 @@ async def test_update_applies_only_the_difference(held_ports):
         s = sched.update([vs_of([a.port, dead], checkinterval="1s"), other])
         assert len(s.changed) == 2
         n, m = len(a.accepts), len(c.accepts)
-        assert await until(lambda: len(c.accepts) >= m + 3)
+        await async_wait_until(lambda: len(c.accepts) >= m + 3, 10)
         assert len(a.accepts) - n <= 1
     finally:
         await sched.stop()
@@ -203,12 +196,12 @@ async def test_maintenance_file_forces_down(tmp_path):
     sched = CheckScheduler([vs], on_event=events.append, startup_window=0.01, maintenancedir=str(tmp_path))
     await sched.start()
     try:
-        assert await until(lambda: sched.stats().checks >= 1)  # checked (and up) first
+        await async_wait_until(lambda: sched.stats().checks >= 1, 10)  # checked (and up) first
         (tmp_path / f"127.0.0.1:{l.port}").write_text("")
-        await until(lambda: events, timeout=1.5)
+        await async_wait_until(lambda: events, 1.5)
         assert events[0].kind == "down" and "maintenance" in events[0].reason  # at once, despite failurecount 3
         os.unlink(tmp_path / f"127.0.0.1:{l.port}")
-        await until(lambda: len(events) > 1, timeout=1.5)
+        await async_wait_until(lambda: len(events) > 1, 1.5)
         assert events[1].kind == "up"
     finally:
         await sched.stop()
@@ -222,7 +215,7 @@ async def test_combined_checks_n_connects_then_negotiate():
     sched = CheckScheduler([vs], startup_window=0.01)
     await sched.start()
     try:
-        await until(lambda: len(l.accepts) >= 7, timeout=3)
+        await async_wait_until(lambda: len(l.accepts) >= 7, 3)
     finally:
         await sched.stop()
         await l.close()
@@ -252,7 +245,7 @@ async def test_connect_timeout_on_the_fast_path():
     sched = CheckScheduler([vs], on_event=events.append, startup_window=0.01)
     await sched.start()
     try:
-        await until(lambda: events, timeout=2)
+        await async_wait_until(lambda: events, 2)
     finally:
         await sched.stop()
         for c in fillers:

@@ -9,7 +9,7 @@ import hadirector
 
 SRC = Path(hadirector.__file__).resolve().parent
 PURE_DIRS = ("cluster", "balancer", "config")
-DRIVERS = {"balancer/driver.py"}  # the balancer supervisor: a driver (moving to daemon/)
+DRIVERS: set[str] = set()  # drivers in these folders (none: the balancer supervisor is daemon/balancer.py)
 PURE_FILES = ("checks/plan.py", "checks/risefall.py", "checks/base.py")
 CLOCKS = {"time", "monotonic", "perf_counter", "time_ns", "monotonic_ns", "perf_counter_ns"}
 
