@@ -175,13 +175,3 @@ def test_next_deadline_and_bounds():
     plan.set(k, 1000, now=0)
     plan.clear()
     assert plan.slots == {} and plan.next_deadline() is None
-
-
-def test_phase_is_stable_and_spread():
-    ks = [RealKey("TCP 198.18.0.100:80", f"198.18.{i // 250}.{i % 250}", 80) for i in range(2000)]
-    phases = [phase_of(k) for k in ks]
-    assert phases == [phase_of(k) for k in ks]
-    buckets = [0] * 10
-    for p in phases:
-        buckets[int(p * 10)] += 1
-    assert min(buckets) > 150  # about 200 per tenth of the interval

@@ -45,13 +45,15 @@ async def open_stream(target: CheckTarget, tls: bool = False,
 async def converse(target: CheckTarget, label: str, talk: Callable[..., Awaitable[ProbeResult]], *,
                    udp: bool = False, tls: bool = False, server_hostname: str | None = None,
                    closed: tuple[type[BaseException], ...] = (asyncio.IncompleteReadError,),
-                   bad_reply: tuple[type[BaseException], ...] = ()) -> ProbeResult:
+                   bad_reply: tuple[type[BaseException], ...] = (),
+                   refused: tuple[type[BaseException], ...] = ()) -> ProbeResult:
     """Connect to the real's check port and run `talk`, which says up or down.
 
     TCP (`talk(reader, writer)`, TLS from the start with `tls`): a failed connect is
     `connect: <why>`; the server closing early (`closed`) is `<label>: connection closed (...)`;
-    a reply the protocol code cannot read (`bad_reply`) is `<label>: bad reply (...)`; any other
-    socket or TLS error `<label>: <error>`.
+    a reply the protocol code cannot read (`bad_reply`) is `<label>: bad reply (...)`; the
+    server's own refusal (`refused`, e.g. an error packet) `<label> <error>`; any other socket or
+    TLS error `<label>: <error>`.
     UDP (`udp`, `talk(loop, sock)` on a connected datagram socket): an ICMP port unreachable
     ends the check at once as `<label> port N unreachable (ICMP)`; other errors `<label>: <error>`.
     """
@@ -63,6 +65,8 @@ async def converse(target: CheckTarget, label: str, talk: Callable[..., Awaitabl
         return ProbeResult(False, f"connect: {e.strerror or e}")
     try:
         return await talk(reader, writer)
+    except refused as e:
+        return ProbeResult(False, f"{label} {e}")
     except closed as e:
         return ProbeResult(False, f"{label}: connection closed ({e})")
     except bad_reply as e:

@@ -144,12 +144,8 @@ async def query_rows(reader, writer, sql: str) -> int:
 
 @register("mysql")
 async def check_mysql(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
-    async def talk(reader, writer) -> ProbeResult:
-        try:
-            return await _session(reader, writer, target)
-        except MySQLError as e:
-            return ProbeResult(False, f"MySQL {e}")
-    return await converse(target, "MySQL", talk, closed=(asyncio.IncompleteReadError, ConnectionError),
+    return await converse(target, "MySQL", lambda reader, writer: _session(reader, writer, target),
+                          refused=(MySQLError,), closed=(asyncio.IncompleteReadError, ConnectionError),
                           bad_reply=(OSError, ValueError, IndexError, struct.error))
 
 

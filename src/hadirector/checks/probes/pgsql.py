@@ -141,12 +141,8 @@ async def query_rows(reader, writer, sql: str) -> int:
 
 @register("pgsql")
 async def check_pgsql(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
-    async def talk(reader, writer) -> ProbeResult:
-        try:
-            return await _session(reader, writer, target)
-        except PgError as e:
-            return ProbeResult(False, f"PostgreSQL {e}")
-    return await converse(target, "PostgreSQL", talk, closed=(asyncio.IncompleteReadError, ConnectionError),
+    return await converse(target, "PostgreSQL", lambda reader, writer: _session(reader, writer, target),
+                          refused=(PgError,), closed=(asyncio.IncompleteReadError, ConnectionError),
                           bad_reply=(OSError, ValueError, KeyError, struct.error))
 
 
