@@ -144,3 +144,17 @@ def test_phase_is_stable_and_spread():
 def test_real_key_str():
     vs = VirtualService(address="198.18.0.100", port=80, reals=[Real(address="198.18.1.11")])
     assert str(vs.real_key(vs.reals[0])) == "198.18.1.11:80 of TCP 198.18.0.100:80"
+
+
+def test_probes_are_discovered_and_every_service_has_one():
+    # checks/probes/: one module a kind, found by the registry (no list to keep by hand)
+    import pkgutil
+    import typing
+
+    from hadirector.checks import base, probes
+    from hadirector.config.model import Service
+    modules = {m.name for m in pkgutil.iter_modules(probes.__path__) if not m.name.startswith("_")}
+    registered = base.load_probes()
+    assert {fn.__module__.rsplit(".", 1)[1] for fn in registered.values()} == modules
+    assert set(typing.get_args(Service)) == set(base.NEGOTIATE_BY_SERVICE)  # each claimed by its probe
+    assert all(name in registered for name in base.NEGOTIATE_BY_SERVICE.values())

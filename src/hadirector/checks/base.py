@@ -126,23 +126,20 @@ PROBES: dict[str, Probe] = {}
 # start(target, ctx, loop, timeout, done(result, timed_out)) -> handle with cancel(), or None when done already
 FAST_PROBES: dict[str, Callable] = {}
 
-# ldirectord _check_real: which negotiate probe serves which service
-NEGOTIATE_BY_SERVICE = {
-    "http": "http", "https": "http", "http_proxy": "http",
-    "pop": "pop", "pops": "pop", "imap": "imap", "imaps": "imap",
-    "smtp": "smtp", "submission": "smtp", "ftp": "ftp", "ldap": "ldap", "ldaps": "ldap",
-    "nntp": "nntp", "dns": "dns", "sip": "sip", "radius": "radius", "mysql": "mysql",
-    "pgsql": "pgsql", "simpletcp": "simpletcp", "none": "none",
-    # oracle: no client here; ldirectord needs DBD::Oracle. We check that the listener accepts.
-    "oracle": "connect",
-}
+# ldirectord _check_real: which negotiate probe serves which service; each probe module says which
+# services it speaks when it registers (`@register("http", services=("http", "https", ...))`)
+NEGOTIATE_BY_SERVICE: dict[str, str] = {}
 
 
-def register(name: str) -> Callable[[Probe], Probe]:
+def register(name: str, services: tuple[str, ...] = ()) -> Callable[[Probe], Probe]:
     def deco(fn: Probe) -> Probe:
         if name in PROBES and PROBES[name] is not fn:
             raise ValueError(f"check kind {name!r} is registered twice")
         PROBES[name] = fn
+        for svc in services:
+            other = NEGOTIATE_BY_SERVICE.setdefault(svc, name)
+            if other != name:
+                raise ValueError(f"service {svc!r} is claimed by the {other} and the {name} checks")
         return fn
     return deco
 
@@ -170,6 +167,7 @@ def load_probes() -> dict[str, Probe]:
 def probe_name(target: CheckTarget, kind: str) -> str:
     """The registered probe for one check of `kind` (connect or negotiate for combined checks)."""
     if kind == "negotiate":
+        load_probes()
         return NEGOTIATE_BY_SERVICE.get(target.service, "none")
     if kind == "connect":
         # ldirectord: a connect check of a UDP service is a ping (_check_real)

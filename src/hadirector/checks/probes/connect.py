@@ -30,7 +30,8 @@ def _wake(fut: asyncio.Future) -> None:
         fut.set_result(None)
 
 
-@register("connect")
+# oracle: no client here (ldirectord needs DBD::Oracle); its check is that the listener accepts
+@register("connect", services=("oracle",))
 async def check_connect(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     sock = socket.socket(socket.AF_INET6 if target.family_v6 else socket.AF_INET, _STREAM_NB)
     try:

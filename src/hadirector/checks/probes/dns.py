@@ -20,7 +20,7 @@ from ..base import CheckTarget, ProbeContext, ProbeResult, is_ip, register
 from ._wire import regex
 
 
-@register("dns")
+@register("dns", services=("dns",))
 async def check_dns(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     name = target.request_text
     if not name:

@@ -26,7 +26,7 @@ async def _cmd(reader, writer, line: str) -> tuple[int, str]:
     return await read_reply(reader)
 
 
-@register("ftp")
+@register("ftp", services=("ftp",))
 async def check_ftp(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     login = target.login or "anonymous"
     passwd = target.passwd or f"hadirector@{ctx.hostname}"

@@ -138,7 +138,7 @@ async def fetch(url: str, method: str, host_header: str | None, *, proxy: str | 
         writer.close()
 
 
-@register("http")
+@register("http", services=("http", "https", "http_proxy"))
 async def check_http(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     try:
         url, proxy = build_url(target)

@@ -22,7 +22,7 @@ async def _tagged(reader, tag: str) -> str:
     raise ConnectionError("no tagged reply")
 
 
-@register("imap")
+@register("imap", services=("imap", "imaps"))
 async def check_imap(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     async def talk(reader, writer) -> ProbeResult:
         line = await read_line(reader)

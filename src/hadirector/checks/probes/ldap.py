@@ -99,7 +99,7 @@ def result_code(op: bytes) -> tuple[int, str]:
     return n, text + (f" ({diag.decode('utf-8', 'replace')})" if diag else "")
 
 
-@register("ldap")
+@register("ldap", services=("ldap", "ldaps"))
 async def check_ldap(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     try:
         pattern = regex(target.receive) if target.receive else None

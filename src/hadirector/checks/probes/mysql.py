@@ -142,7 +142,7 @@ async def query_rows(reader, writer, sql: str) -> int:
     return rows
 
 
-@register("mysql")
+@register("mysql", services=("mysql",))
 async def check_mysql(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     return await converse(target, "MySQL", lambda reader, writer: _session(reader, writer, target),
                           refused=(MySQLError,), closed=(asyncio.IncompleteReadError, ConnectionError),

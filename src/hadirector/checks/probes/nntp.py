@@ -9,7 +9,7 @@ from ..base import CheckTarget, ProbeContext, ProbeResult, register
 from ._wire import converse, read_line, short
 
 
-@register("nntp")
+@register("nntp", services=("nntp",))
 async def check_nntp(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     async def talk(reader, writer) -> ProbeResult:
         line = await read_line(reader)

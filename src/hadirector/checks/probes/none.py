@@ -16,7 +16,7 @@ _ON = ProbeResult(True, "checktype on: not checked")
 _OFF = ProbeResult(False, "checktype off: never activated")
 
 
-@register("none")
+@register("none", services=("none",))
 async def check_none(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     return _NONE
 

@@ -139,7 +139,7 @@ async def query_rows(reader, writer, sql: str) -> int:
     return rows
 
 
-@register("pgsql")
+@register("pgsql", services=("pgsql",))
 async def check_pgsql(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     return await converse(target, "PostgreSQL", lambda reader, writer: _session(reader, writer, target),
                           refused=(PgError,), closed=(asyncio.IncompleteReadError, ConnectionError),

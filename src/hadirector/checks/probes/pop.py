@@ -10,7 +10,7 @@ from ..base import CheckTarget, ProbeContext, ProbeResult, register
 from ._wire import converse, read_line, short
 
 
-@register("pop")
+@register("pop", services=("pop", "pops"))
 async def check_pop(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     async def talk(reader, writer) -> ProbeResult:
         line = await read_line(reader)

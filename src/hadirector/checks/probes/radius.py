@@ -60,7 +60,7 @@ def verify_reply(reply: bytes, ident: int, authenticator: bytes, secret: bytes) 
     return code
 
 
-@register("radius")
+@register("radius", services=("radius",))
 async def check_radius(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     secret = target.secret.encode()
     authenticator = os.urandom(16)

@@ -16,7 +16,7 @@ from ._wire import converse, regex, short, unescape
 MAX_READ = 1 << 20
 
 
-@register("simpletcp")
+@register("simpletcp", services=("simpletcp",))
 async def check_simpletcp(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     try:
         pattern = regex(target.receive)

@@ -38,7 +38,7 @@ def _status(line: str) -> int | None:
     return None
 
 
-@register("sip")
+@register("sip", services=("sip",))
 async def check_sip(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     login = target.login or f"hadirector@{ctx.hostname}"
     if target.protocol != "udp":

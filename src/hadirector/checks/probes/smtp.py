@@ -10,7 +10,7 @@ from ..base import CheckTarget, ProbeContext, ProbeResult, register
 from ._wire import converse, read_reply, short
 
 
-@register("smtp")
+@register("smtp", services=("smtp", "submission"))
 async def check_smtp(target: CheckTarget, ctx: ProbeContext) -> ProbeResult:
     async def talk(reader, writer) -> ProbeResult:
         code, text = await read_reply(reader)
