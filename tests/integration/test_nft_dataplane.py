@@ -286,8 +286,10 @@ async def test_udp_service(lab, method):
     for r in bl.reals:
         r.python("hadirector.lab.httpd", "--port", "8081", "--bind", bind, "--identity", r.name,
                  "--udp-echo", "53")
+    # checktype on: the reals are up and never checked (`off` would install none: ldirectord
+    # _check_real activates no real with it)
     b = Balancer.model_validate({"virtual": [{"address": VIP, "port": 53, "protocol": "udp", "scheduler": "rr",
-                                              "checktype": "off", "reals": [
+                                              "checktype": "on", "reals": [
         {"address": bl.real_addr[f"real{i}"], "method": method} for i in (1, 2, 3)]}]})
     dp = NftDataPlane(netns=bl.director.netns, stats_interval=0)
     try:
