@@ -82,7 +82,7 @@ CASES = [
     ("ok_netmask_without_persistent", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    netmask=255.255.255.0\n"),
     ("ok_ops_on_tcp", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    ops=yes\n"),
     ("ok_scheduler_search", "virtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n    scheduler=Wrr\n"),
-    ("ok_virtual_without_port_is_a_fwmark", "virtual=10.0.0.1\n    real=192.0.2.2:80 gate\n"),
+    ("ok_virtual_without_port_is_a_fwmark", "virtual=10.0.0.1\n    real=192.0.2.2:80 masq\n"),
     ("ok_execute", "execute=other.cf\nvirtual=192.0.2.1:80\n    real=192.0.2.2:80 gate\n"),
     ("ok_execute_empty", "execute=\n"),
     ("ok_emailalertstatus_empty", "emailalertstatus=\n"),
@@ -282,7 +282,8 @@ def test_ops_applies_to_udp_only(tmp_path):
 
 
 def test_virtual_address_without_port_warns_it_is_a_fwmark(tmp_path):
-    loaded = load(make_ha_dir(tmp_path, haresources=HR, ldirectord="virtual=10.0.0.1\n    real=192.0.2.2 gate\n"))
+    # (a masq real: the nft data plane cannot direct-route a fwmark service, test_nft_refusals_name_the_line)
+    loaded = load(make_ha_dir(tmp_path, haresources=HR, ldirectord="virtual=10.0.0.1\n    real=192.0.2.2 masq\n"))
     assert loaded.config.balancer.virtual[0].fwmark == 10
     assert any("ldirectord.cf:1: warning: virtual=10.0.0.1 is read as firewall mark 10" in str(w)
                for w in loaded.warnings)
