@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import pytest
 
+import os
+
 from hadirector.balancer.state import DesiredStateCore, RealHealth, RunCommand, build_desired
-from hadirector.config.errors import Collector
-from hadirector.config.legacy import SourceMap
-from hadirector.config.legacy.ldirectord import parse_ldirectord
+from hadirector.config import load_config
 from hadirector.config.model import Balancer
 
 from ldirectord_util import Hold, Run, need_ldirectord, run_all
@@ -85,18 +85,23 @@ def ldirectord_runs(tmp_path_factory):
         hold.close()
 
 
-def ours(text: str) -> Balancer:
-    col = Collector()
-    data = parse_ldirectord(text, "ldirectord.cf", col, SourceMap("ldirectord.cf"))
-    assert not col.errors, [str(p) for p in col.errors]
-    return Balancer.model_validate(data)
+def ours(run) -> Balancer:
+    """The same ldirectord.cf read by our legacy loader, in a heartbeat directory of its own."""
+    d = run.directory / "ha.d"
+    d.mkdir(exist_ok=True)
+    (d / "ha.cf").write_text("keepalive 1\ndeadtime 10\nucast eth0 198.18.0.2\nnode alpha\nnode beta\n")
+    (d / "authkeys").write_text("auth 1\n1 sha1 s3cret\n")
+    os.chmod(d / "authkeys", 0o600)
+    (d / "haresources").write_text("alpha ldirectord\n")
+    (d / "ldirectord.cf").write_text(run.config)
+    return load_config(ha_dir=d, node="alpha").config.balancer
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_same_table_as_ldirectord(ldirectord_runs, name):
     runs, expect = ldirectord_runs
     text, health, cmdlog = expect[name]
-    b = ours(text)
+    b = ours(runs[name])
     (vs,) = b.virtual
     facts = {vs.real_key(r): RealHealth(health[(r.address, vs.real_port(r))]) for r in vs.reals}
     # the core as the daemon drives it: start (every real unchecked), then the checks' facts
