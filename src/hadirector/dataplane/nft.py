@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping
 
 from ..balancer.schedulers import Dest, make_scheduler, sched_flag_bits
 from ..balancer.state import DesiredState, RealState, ServiceState
-from ..lab.netns import NetnsWorker
+from ..net.netns import NetnsWorker
 from .base import (BalancerStats, Counters, DataPlane, DataPlaneError, RateEstimator, RealStats,
                    ServiceStats)
 from .libnft import Nft, NftError
