@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 from ..balancer.state import (UNCHECKED, DesiredState, HealthKey, RealHealth, build_desired,
                               health_key, initial_health)
 from ..config.model import Balancer
-from ..dataplane.base import BalancerStats, DataPlane
+from ..dataplane.base import BalancerStats, DataPlane, UnservedKind
 from ..dataplane.factory import choose_dataplane, make_dataplane
 
 
@@ -117,8 +117,7 @@ class BalancerDriver:
         """Running, the last apply succeeded, and (proxy) every service it can serve is served."""
         if self.dataplane is None or self.last_error is not None:
             return False
-        unsupported = getattr(self.dataplane, "unsupported", {})
-        return not any("cannot listen" in why for why in unsupported.values())
+        return not any(u.kind is UnservedKind.CANNOT_LISTEN for u in self.dataplane.unserved.values())
 
     def snapshot(self) -> dict:
         """The control socket's answer to `{"cmd": "lvs"}` (without "ok")."""
