@@ -10,7 +10,6 @@ import threading
 
 import pytest
 
-from hadirector.lab.testing import lab  # noqa: F401  (fixture)
 from hadirector.net.netns import NetnsError, NetnsWorker, in_netns, netns_path, netns_socket
 
 
@@ -46,7 +45,7 @@ def test_a_missing_namespace_is_an_error_naming_it_with_its_errno():
     assert err.value.errno == errno.ENOENT
 
 
-def test_socket_belongs_to_the_namespace_and_the_thread_comes_home(lab):  # noqa: F811
+def test_socket_belongs_to_the_namespace_and_the_thread_comes_home(lab):
     a = lab.host("a")
     a.connect(lab.switch("lan"), "198.18.0.2/24")
     home = _ns_inode()
@@ -68,7 +67,7 @@ def test_socket_belongs_to_the_namespace_and_the_thread_comes_home(lab):  # noqa
         here.close()
 
 
-def test_worker_stays_inside(lab):  # noqa: F811
+def test_worker_stays_inside(lab):
     a = lab.host("a")
     home = _ns_inode()
     with NetnsWorker(a.netns) as w:
