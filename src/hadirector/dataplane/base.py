@@ -8,7 +8,6 @@ A data plane makes the running balancer match a `DesiredState` (balancer/state.p
 - `stats()`: counters per service and per real as IPVS keeps them (ipvsadm --stats / --rate and
   the ActiveConn/InActConn columns), as a `BalancerStats`.
 - `await close()`: stop serving and remove everything the data plane installed.
-
 - `capabilities` (a class attribute, readable without making one): what this kind of data plane
   can install, as data (`Capabilities`). The configuration loader can refuse what the chosen data
   plane cannot do from it, before any failover needs it.
