@@ -16,13 +16,14 @@ import logging
 import signal
 import sys
 
+from ..errors import HadirectorError
 from ._common import load_or_report
 
 PROG = "hadirector proxy"
 
 
-class UsageError(Exception):
-    """A bad option value; the message names the option."""
+class UsageError(HadirectorError):
+    """A bad option value; the message names the option (fatal: the same options fail again)."""
 
 
 def register(sub) -> None:
