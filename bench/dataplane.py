@@ -5,7 +5,7 @@
 
 One nginx (a temporary config, `return 200` of a small body) is the real server on 127.0.0.1.
 Each *target* is a way to reach it: `direct`, `proxy` (our userspace proxy, uvloop, in its own
-process via `python -m hadirector.dataplane.proxy`), `haproxy` (TCP mode, one thread, a temporary
+process via `python -m hadirector proxy`), `haproxy` (TCP mode, one thread, a temporary
 config). Every target is measured with keep-alive and with a new connection per request
 (`wrk -H 'Connection: close'`), interleaved over several rounds in one run (the machine is
 shared: interleaving spreads background load evenly; the median is reported). The script prints
@@ -132,7 +132,7 @@ class Proxy:
         port = free_port()
         env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "hadirector.dataplane.proxy", "--service", f"tcp:127.0.0.1:{port}",
+            [PYTHON, "-m", "hadirector", "proxy", "--service", f"tcp:127.0.0.1:{port}",
              "--real", f"{self.real.host}:{self.real.port}", "--scheduler", "wrr"],
             env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.tmp, "proxy.log"), "w"))
         wait_port("127.0.0.1", port, proc=self.proc)

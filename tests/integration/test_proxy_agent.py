@@ -5,8 +5,9 @@ import asyncio
 import pytest
 
 from hadirector.balancer.state import RealHealth, ServiceMemory, build_desired
-from hadirector.config.model import BalancerResource
+from hadirector.config.model import Balancer, BalancerResource
 from hadirector.daemon.balancer import BalancerDriver
+from hadirector.dataplane.base import UnservedKind
 from hadirector.dataplane.factory import choose_dataplane
 from hadirector.dataplane.proxy import ProxyDataPlane
 from hadirector.render.lvs import decode_snapshot, render_lvs
@@ -84,9 +85,42 @@ async def test_agent_without_driver_and_port_in_use():
             await agent.start()
         assert e.value.transient
         assert await agent.monitor() is False
+        key = service_key("127.0.0.12", port)
+        assert [(u.service, u.kind) for u in driver.dataplane.unserved.values()] == [
+            (key, UnservedKind.CANNOT_LISTEN)]
+        assert agent.status()["unserved"][key]["kind"] == "cannot-listen"
         await agent.stop()
     finally:
         blocker.close()
+
+
+async def test_an_unsupported_service_is_reported_but_the_balancer_stays_healthy():
+    """A fwmark service the proxy cannot serve is configuration, the same on every node: it is
+    listed, but the monitor does not fail (that would only move the group to a node that cannot
+    serve it either); a service that cannot listen fails it (above)."""
+    real = await HttpReal("r0", host="127.0.0.2").start()
+    cfg = Balancer(virtual=[
+        {"address": "127.0.0.10", "port": 80, "reals": [{"address": real.host, "port": real.port,
+                                                          "method": "masq"}]},
+        {"fwmark": 3, "reals": [{"address": real.host, "port": real.port}]}])
+    made = []
+
+    def factory(kind):
+        dp = ProxyDataPlane(listen={KEY: ("127.0.0.10", 0)})
+        made.append(dp)
+        return dp
+
+    driver = BalancerDriver(cfg, dataplane="proxy", factory=factory)
+    agent = agent_for(BalancerResource(), AgentContext(services={"balancer": driver}))
+    try:
+        await agent.start()
+        assert await agent.monitor() is True
+        assert agent.status()["unserved"] == {
+            "FWM 3": {"kind": "unsupported", "detail": "fwmark services need the kernel data plane (nft)"}}
+        assert await http_get(*made[0].listen_address(KEY)) == "r0"
+    finally:
+        await driver.stop()
+        await real.stop()
 
 
 def test_choose_dataplane():

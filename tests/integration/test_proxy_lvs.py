@@ -29,7 +29,7 @@ async def test_lvs_shows_a_running_standalone_proxy(tmp_path):
     env = dict(os.environ, PYTHONPATH=SRC)
 
     def proxy(port):
-        return Proc([sys.executable, "-m", "hadirector.dataplane.proxy", "--service", f"tcp:{vip}:{port}",
+        return Proc([sys.executable, "-m", "hadirector", "proxy", "--service", f"tcp:{vip}:{port}",
                      "--real", f"{reals[0].host}:{reals[0].port}:3", "--real", f"{reals[1].host}:{reals[1].port}:1",
                      "--state-dir", state], env=env, stdout=subprocess.PIPE)
 

@@ -266,9 +266,34 @@ async def test_counts_and_apply_is_idempotent(reals, make_dp):
 async def test_fwmark_service_is_reported_unsupported(make_dp):
     from hadirector.balancer.state import build_desired
     from hadirector.config.model import Balancer
+    from hadirector.dataplane.base import Unserved, UnservedKind
     dp = make_dp(listen={})
     await dp.apply(build_desired(Balancer(virtual=[{"fwmark": 3, "reals": [{"address": "127.0.0.2", "port": 1}]}])))
-    assert "FWM 3" in dp.unsupported and dp.stats().services == {}
+    assert dp.unserved == {"FWM 3": Unserved("FWM 3", UnservedKind.UNSUPPORTED,
+                                             "fwmark services need the kernel data plane (nft)")}
+    assert dp.stats().services == {} and "fwm" not in dp.capabilities.protocols
+    await dp.apply(build_desired(Balancer(virtual=[])))  # gone from the desired state: forgotten
+    assert dp.unserved == {}
+
+
+async def test_serves_every_scheduler_and_method_its_capabilities_list(reals, make_dp):
+    """The proxy's `capabilities` are what it does: each scheduler it lists delivers, and each
+    forwarding method it accepts (gate and ipip relayed like masq) reaches the real."""
+    from hadirector.config.model import Balancer
+    caps = make_dp(listen={}).capabilities
+    methods = sorted(caps.methods | caps.relayed_methods)
+    assert caps.relayed_methods == {"gate", "ipip"} and "masq" in methods
+    virtual, listen = [], {}
+    for i, sched in enumerate(sorted(caps.schedulers)):
+        method = [m for m in methods if m != "local"][i % 3]
+        virtual.append({"address": "127.0.0.10", "port": 1000 + i, "scheduler": sched, "reals": [
+            {"address": r.host, "port": r.port, "method": method} for r in reals]})
+        listen[service_key(port=1000 + i)] = ("127.0.0.10", 0)
+    dp = make_dp(listen=listen)
+    await dp.apply(desired_for(Balancer(virtual=virtual)))
+    assert dp.unserved == {}
+    for key in listen:
+        assert await http_get(*dp.listen_address(key)) in {"r0", "r1", "r2"}, key
 
 
 async def test_real_refusing_connections_closes_the_client(make_dp):

@@ -133,3 +133,17 @@ def test_netmask_parsing():
         netmask_prefix("255.0.255.0", False)
     with pytest.raises(ValueError, match="prefix length 0..128"):
         netmask_prefix("129", True)
+
+
+def test_clear_drops_every_template_and_open_connections_still_release(rr):
+    sched, ds = rr
+    table = PersistenceTable(timeout=60, prefix=32)
+    open_one = connect(table, sched, ip("203.0.113.20"), 0.0)[1]
+    for i in range(1, 3):
+        table.release(connect(table, sched, ip("203.0.113.20") + i, 0.0)[1], 0.0)
+    assert len(table) == 3 and sum(d.persist for d in ds) == 3
+    table.clear()
+    assert len(table) == 0 and sum(d.persist for d in ds) == 0
+    assert table.lookup(ip("203.0.113.20"), 1.0) is None
+    table.release(open_one, 2.0)  # the connection made through a cleared template ends later
+    assert open_one.controlled == 0 and len(table) == 0 and sum(d.persist for d in ds) == 0

@@ -22,13 +22,7 @@ RENDER_MAY_NOT = ("daemon", "lab", "commands", "cli")
 
 # Imports that break the rule today, each with the work that removes it. The test fails when one
 # of them is gone too, so the list cannot outlive the fix (remove the entry with it).
-KNOWN = {
-    # the proxy's standalone runner (a command in waiting: issue 8 item 4 moves it to commands/)
-    ("dataplane/proxy.py", "hadirector.daemon.control"),
-    ("dataplane/proxy.py", "hadirector.render.lvs"),
-    # network namespaces implemented twice (issue 8 item 3: one net/netns.py)
-    ("dataplane/nft.py", "hadirector.lab.netns"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:

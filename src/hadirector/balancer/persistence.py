@@ -116,6 +116,12 @@ class PersistenceTable:
         idle = [t.expires for t in self.templates.values() if t.controlled == 0]
         return min(idle) if idle else None
 
+    def clear(self) -> None:
+        """Drop every template (the service's persistence settings changed). Connections made
+        through them keep running and release them later (`release` needs no table entry)."""
+        for t in list(self.templates.values()):
+            self._drop(t)
+
     def drop_dest(self, dest: Dest) -> None:
         """The server left the service: its templates go (they would fail the check anyway)."""
         for t in [t for t in self.templates.values() if t.dest is dest]:

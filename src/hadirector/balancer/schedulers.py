@@ -22,6 +22,8 @@ bits by XOR of its four words where the kernel hashes it, as `ip_vs_*_hashkey` d
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from math import gcd
 from typing import Callable, Iterable, Sequence
 
@@ -35,6 +37,16 @@ def sched_flag_names(scheduler: str, bits: int) -> list[str]:
         names = [f"{scheduler}-fallback", f"{scheduler}-port"]
         return [n for i, n in enumerate(names) if bits & (1 << i)]
     return [f"flag-{i + 1}" for i in range(3) if bits & (1 << i)]
+
+
+def addr_int(address: str) -> int:
+    """An address as the integer the schedulers and persistence templates take (the kernel's
+    __be32 / in6_addr read as one big-endian number); an IPv6 zone (`fe80::1%eth0`) is ignored.
+    IPv4 first, by inet_pton: the proxy calls this for every new client connection."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+    except OSError:
+        return int(ipaddress.ip_address(address.split("%", 1)[0]))
 
 
 def fold_addr(addr: int) -> int:

@@ -29,7 +29,7 @@ from typing import Callable
 
 from ..balancer.state import DesiredState, build_desired
 from ..config.model import Balancer
-from ..dataplane.base import BalancerStats, DataPlane
+from ..dataplane.base import BalancerStats, DataPlane, UnservedKind
 from ..dataplane.factory import choose_dataplane, make_dataplane
 
 
@@ -99,8 +99,7 @@ class BalancerDriver:
         """Running, the last apply succeeded, and (proxy) every service it can serve is served."""
         if self.dataplane is None or self.last_error is not None:
             return False
-        unsupported = getattr(self.dataplane, "unsupported", {})
-        return not any("cannot listen" in why for why in unsupported.values())
+        return not any(u.kind is UnservedKind.CANNOT_LISTEN for u in self.dataplane.unserved.values())
 
     def snapshot(self) -> dict:
         """The control socket's answer to `{"cmd": "lvs"}` (without "ok")."""

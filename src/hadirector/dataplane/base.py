@@ -8,6 +8,13 @@ A data plane makes the running balancer match a `DesiredState` (balancer/state.p
 - `stats()`: counters per service and per real as IPVS keeps them (ipvsadm --stats / --rate and
   the ActiveConn/InActConn columns), as a `BalancerStats`.
 - `await close()`: stop serving and remove everything the data plane installed.
+- `capabilities` (a class attribute, readable without making one): what this kind of data plane
+  can install, as data (`Capabilities`). The configuration loader can refuse what the chosen data
+  plane cannot do from it, before any failover needs it.
+- `unserved`: the services of the last apply that are not served, each an `Unserved` with a
+  typed `kind`: UNSUPPORTED (this data plane cannot do what the service asks: a matter of
+  configuration, the same on every node) or CANNOT_LISTEN (this node could not bind the service's
+  address: the balancer is not doing its job here). Callers test `kind`, never the text.
 
 Counters follow the kernel's meaning (struct ip_vs_kstats): `conns` connections scheduled,
 `inpkts`/`inbytes` client -> real, `outpkts`/`outbytes` real -> client. Rates are estimated the
@@ -17,11 +24,55 @@ way ip_vs_est.c does: a sample every 2 seconds, smoothed with weight 1/4.
 from __future__ import annotations
 
 import abc
+import enum
 from dataclasses import asdict, dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, ClassVar, Mapping
 
-from ..balancer.state import DesiredState
 from ..errors import HadirectorError
+
+if TYPE_CHECKING:
+    from ..balancer.state import DesiredState
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What one kind of data plane can install. Names are the desired state's
+    (balancer/state.py): `ServiceState.protocol`, `.scheduler`, `RealState.method`."""
+
+    kind: str  # the `[balancer] dataplane` name: "nft", "proxy"
+    protocols: frozenset[str]  # the service protocols it serves: tcp, udp, fwm (firewall mark)
+    schedulers: frozenset[str]  # the IPVS schedulers it carries out
+    methods: frozenset[str]  # forwarding methods it carries out as configured
+    relayed_methods: frozenset[str]  # methods it accepts but carries out as masq (a relay)
+    gate_fwmark: bool  # direct routing (gate) reals in a firewall-mark service
+    mixed_gate_nat: bool  # gate and masq reals of one service both taking new connections
+    gate_port_change: bool  # a gate real on another port than its service
+    ops: bool  # one-packet scheduling (ipvsadm -o) as IPVS does it, NAT included
+    proxy_protocol: bool  # can send the PROXY protocol header to the reals
+    needs_root: bool
+
+    def accepts_method(self, method: str) -> bool:
+        return method in self.methods or method in self.relayed_methods
+
+
+class UnservedKind(enum.Enum):
+    UNSUPPORTED = "unsupported"  # the data plane cannot do what the service asks (configuration)
+    CANNOT_LISTEN = "cannot-listen"  # binding the service's address failed on this node
+
+
+@dataclass(frozen=True, slots=True)
+class Unserved:
+    """A service of the desired state that the data plane does not serve, and why."""
+
+    service: str  # the service key, "FWM 3", "TCP 192.0.2.1:80"
+    kind: UnservedKind
+    detail: str  # for people: "fwmark services need the kernel data plane (nft)"
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.detail}"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind.value, "detail": self.detail}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +185,13 @@ class DataPlane(abc.ABC):
     """The interface the daemon drives; see the module text."""
 
     name = "abstract"
+    capabilities: ClassVar[Capabilities]
+
+    @property
+    def unserved(self) -> Mapping[str, Unserved]:
+        """Service key -> why that service of the last apply is not served (none by default:
+        a data plane that cannot install something raises DataPlaneError from apply)."""
+        return {}
 
     @abc.abstractmethod
     async def apply(self, desired: DesiredState) -> None:

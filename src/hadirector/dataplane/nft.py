@@ -35,12 +35,13 @@ from typing import Any, Callable, Mapping
 
 from ..balancer.schedulers import Dest, make_scheduler, sched_flag_bits
 from ..balancer.state import DesiredState, RealState, ServiceState
-from ..lab.netns import NetnsWorker
+from ..net.netns import NetnsWorker
 from .base import (BalancerStats, Counters, DataPlane, DataPlaneError, RateEstimator, RealStats,
                    ServiceStats)
 from .libnft import Nft, NftError
-from .nft_render import (CounterRef, Existing, Link, NftOptions, RenderEnv, RenderError, Rendered,
-                         existing_from_listing, install_commands, is_ours, plan, render)
+from .nft_render import (CAPABILITIES, CounterRef, Existing, Link, NftOptions, RenderEnv,
+                         RenderError, Rendered, existing_from_listing, install_commands, is_ours,
+                         plan, render)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class NftDataPlane(DataPlane):
     """
 
     name = "nft"
+    capabilities = CAPABILITIES
 
     def __init__(self, *, netns: str | None = None, options: NftOptions | None = None,
                  ingress: Mapping[str, str] | None = None, stats_interval: float = 2.0,

@@ -45,12 +45,24 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..balancer import maglev
-from ..balancer.schedulers import (SH_TAB_SIZE, Dest, WeightedRoundRobin, _weighted_buckets,
-                                   weight_gcd)
+from ..balancer.schedulers import (SCHEDULERS, SH_TAB_SIZE, Dest, WeightedRoundRobin,
+                                    _weighted_buckets, addr_int, weight_gcd)
 from ..balancer.state import DesiredState, RealState, ServiceState
 from ..errors import HadirectorError
+from .base import Capabilities
 
 TABLE = "hadirector"
+
+# What the nft data plane can install; `_render_service` refuses the rest from these fields.
+# ipip: no tunnel encapsulation in nftables rules. Direct routing happens at netdev ingress,
+# before prerouting sets a firewall mark, and can rewrite MACs but not the port; a service is
+# scheduled either at ingress (gate) or in nat prerouting (masq), not both. One-packet scheduling
+# cannot be had with NAT: conntrack keeps a UDP flow on its real.
+CAPABILITIES = Capabilities(
+    kind="nft", protocols=frozenset({"tcp", "udp", "fwm"}), schedulers=frozenset(SCHEDULERS),
+    methods=frozenset({"gate", "masq", "local"}), relayed_methods=frozenset(),
+    gate_fwmark=False, mixed_gate_nat=False, gate_port_change=False, ops=False,
+    proxy_protocol=False, needs_root=True)
 
 Json = dict[str, Any]
 
@@ -306,7 +318,7 @@ def schedule_expr(svc: ServiceState, cands: Sequence[tuple[RealState, int]], tar
             key = payload(fam, "daddr")
         if sched == "mh":
             t = maglev.MaglevTable(options.mh_size)
-            servers = [(int(ipaddress.ip_address(r.address)), r.port, w) for r, w in cands]
+            servers = [(addr_int(r.address), r.port, w) for r, w in cands]
             table = t.populate(servers)
         else:
             dests = [Dest(i, 0, 0, w) for i, w in enumerate(weights)]
@@ -383,32 +395,50 @@ def _render_service(out: Rendered, svc: ServiceState, env: RenderEnv, options: N
     by_method: dict[str, list[RealState]] = {"gate": [], "nat": []}
     for r in reals:
         m = _method(r, env)
-        if m == "ipip":
+        if not CAPABILITIES.accepts_method(m):
             raise RenderError(f"{where}: real {r.address}:{r.port} uses ipip (tunnel), which the nft "
                               "data plane cannot do; use gate or masq")
         by_method["gate" if m == "gate" else "nat"].append(r)
     live = {k: [r for r in v if _weight(svc, r, env) > 0] for k, v in by_method.items()}
-    if live["gate"] and live["nat"]:
+    if live["gate"] and live["nat"] and not CAPABILITIES.mixed_gate_nat:
         raise RenderError(f"{where}: mixes gate reals with masq/local reals that take new "
                           "connections; the nft data plane schedules a service in one place")
     if by_method["gate"]:
-        if svc.fwmark is not None:
+        if svc.fwmark is not None and not CAPABILITIES.gate_fwmark:
             raise RenderError(f"{where}: direct routing (gate) of a fwmark service is not possible "
                               "at netdev ingress (the mark is set later, in prerouting); use masq")
         for r in by_method["gate"]:
-            if svc.port is not None and r.port not in (svc.port, 0):
+            if (svc.port is not None and r.port not in (svc.port, 0)
+                    and not CAPABILITIES.gate_port_change):
                 raise RenderError(f"{where}: gate real {r.address}:{r.port} has another port than "
                                   f"the service; direct routing cannot change the port")
         _render_gate(out, svc, by_method["gate"], env, options)
     if by_method["nat"] or not by_method["gate"]:
         _render_nat(out, svc, by_method["nat"], env, options)
-    if svc.ops and by_method["nat"]:
+    if svc.ops and by_method["nat"] and not CAPABILITIES.ops:
         out.warnings.append(f"{where}: one-packet scheduling (ops) is not available with NAT in the "
                             "nft data plane; conntrack keeps each UDP flow on one real")
 
 
 def _cands(svc: ServiceState, reals: Sequence[RealState], env: RenderEnv) -> list[tuple[RealState, int]]:
     return [(r, w) for r in reals if (w := _weight(svc, r, env)) > 0]
+
+
+def _persist_then_schedule(t: Table, svc: ServiceState, svc_chain: str, reals: Sequence[RealState],
+                           chains: Sequence[str], env: RenderEnv, options: NftOptions) -> None:
+    """The end of a service chain: persistence first, then the scheduler; `chains[i]` is where
+    reals[i]'s flows go. A known client network goes back to its real, even one at weight 0
+    (IPVS keeps templates to quiescent servers unless expire_quiescent_template is set)."""
+    if svc.persistent_ms is not None:
+        s = tag(svc.key)
+        for r, chain in zip(reals, chains):
+            t.rule(svc_chain, match(_client_net(svc), f"@persist_{s}_{real_tag(r)}"), goto(chain))
+    cands = _cands(svc, reals, env)
+    idx = {id(r): i for i, r in enumerate(reals)}
+    sched = schedule_expr(svc, cands, [chains[idx[id(r)]] for r, _ in cands], options,
+                          _adaptive(svc, env))
+    if sched:
+        t.rule(svc_chain, *sched)
 
 
 def _render_nat(out: Rendered, svc: ServiceState, reals: list[RealState], env: RenderEnv,
@@ -449,17 +479,7 @@ def _render_nat(out: Rendered, svc: ServiceState, reals: list[RealState], env: R
             else:
                 stmts += [{"dnat": {"addr": r.address}}]
         t.rule(chain, *stmts)
-    # persistence first: a known client network goes back to its real, even one at weight 0
-    # (IPVS keeps templates to quiescent servers unless expire_quiescent_template is set)
-    if svc.persistent_ms is not None:
-        for r, chain in zip(reals, targets):
-            t.rule(svc_chain, match(_client_net(svc), f"@persist_{s}_{real_tag(r)}"), goto(chain))
-    cands = _cands(svc, reals, env)
-    idx = {id(r): i for i, r in enumerate(reals)}
-    sched = schedule_expr(svc, cands, [targets[idx[id(r)]] for r, _ in cands], options,
-                          _adaptive(svc, env))
-    if sched:
-        t.rule(svc_chain, *sched)
+    _persist_then_schedule(t, svc, svc_chain, reals, targets, env, options)
     # statistics: packets and bytes per real, both directions (ip_vs_in/ip_vs_out stats)
     counted = [r for r in reals if _method(r, env) == "masq"]
     if options.count_traffic and counted:
@@ -577,15 +597,7 @@ def _render_gate(out: Rendered, svc: ServiceState, reals: list[RealState], env: 
         # an open flow stays on its real whatever its weight now (IPVS connection table)
         if remember:
             _flow_chains(t, out, svc, svc_chain, f"{s}_{rt}", fset, fkey, forward, options, r)
-    if svc.persistent_ms is not None:
-        for r, chain in zip(reals, new_chains):
-            t.rule(svc_chain, match(_client_net(svc), f"@persist_{s}_{real_tag(r)}"), goto(chain))
-    cands = _cands(svc, reals, env)
-    idx = {id(r): i for i, r in enumerate(reals)}
-    sched = schedule_expr(svc, cands, [new_chains[idx[id(r)]] for r, _ in cands], options,
-                          _adaptive(svc, env))
-    if sched:
-        t.rule(svc_chain, *sched)
+    _persist_then_schedule(t, svc, svc_chain, reals, new_chains, env, options)
     # no real takes the flow: it goes on up the stack (to the NAT table's fallback, or a RST)
 
 

@@ -9,7 +9,7 @@
 pytest: `from hadirector.lab.testing import lab, balancer_lab, director_pair_lab`.
 """
 
-from .netns import NetnsWorker, setns
+from ..net.netns import NetnsWorker, setns
 from .presets import VIP, BalancerLab, DirectorPair, balancer, director_pair
 from .topology import Host, Iface, Lab, LabError, LabProcess, Switch, run_prefix
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from ..errors import HadirectorError
-from .netns import NETNS_RUN_DIR, NetnsWorker
+from ..net.netns import NETNS_RUN_DIR, NetnsWorker
 
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")
 IFNAMSIZ = 15  # usable characters of a Linux interface name
@@ -353,7 +353,7 @@ class Host:
     # ------------------------------------------------------------------ in-process access
     @property
     def worker(self) -> NetnsWorker:
-        """A thread living in this namespace (see netns.NetnsWorker)."""
+        """A thread living in this namespace (see net/netns.py NetnsWorker)."""
         if self._worker is None:
             self._worker = NetnsWorker(self.netns)
         return self._worker

@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import HadirectorError
-from .netlink import NetlinkFailure, netns_socket
+from .netns import NetnsError, netns_socket
 
 ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
@@ -116,8 +116,8 @@ def open_packet_socket(ifname: str, netns: str | None = None) -> tuple[socket.so
     interface's MAC."""
     try:
         sock = netns_socket(netns, socket.AF_PACKET, socket.SOCK_RAW, 0)
-    except NetlinkFailure as e:
-        raise GarpError(str(e)) from None
+    except NetnsError as e:
+        raise GarpError(str(e), errno=e.errno) from None
     except OSError as e:
         raise GarpError(f"raw packet socket: {e.strerror or e} (needs CAP_NET_RAW)", errno=e.errno) from None
     try:

@@ -1,8 +1,9 @@
 """Netlink access (pyroute2) for addresses and links, and network-namespace helpers.
 
 Everything here is async (pyroute2's AsyncIPRoute) and takes an optional `netns`: the name of a
-network namespace under /run/netns. The daemon runs with `netns=None` (its own namespace); the
-tests and the lab pass a namespace so one process can act for several simulated hosts.
+network namespace under /run/netns (net/netns.py). The daemon runs with `netns=None` (its own
+namespace); the tests and the lab pass a namespace so one process can act for several simulated
+hosts.
 
 Errors keep their errno: a pyroute2 `NetlinkError` becomes `NetlinkFailure(op, code)`, sorted into
 transient (worth retrying: EBUSY, EAGAIN, ENOBUFS, ...) and fatal (EPERM, ENODEV, EINVAL, ...) by
@@ -13,19 +14,18 @@ deleting one that is gone) look at `code` (EEXIST, EADDRNOTAVAIL).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import ipaddress
 import os
 import socket
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import HadirectorError
+from .netns import NetnsError, netns_path, netns_socket
 
 IFA_F_NODAD = 0x02  # linux/if_addr.h: skip duplicate address detection (IPv6)
 IFF_UP = 0x1
@@ -75,63 +75,12 @@ class AddrInfo:
         return ipaddress.ip_interface(f"{self.address}/{self.prefixlen}").network
 
 
-# --------------------------------------------------------------------------- namespaces
-
-_libc = None
-
-
-def _netns_path(netns: str) -> str:
-    return netns if "/" in netns else f"/run/netns/{netns}"
-
-
-def _setns(fd: int) -> None:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    if _libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-        code = ctypes.get_errno()
-        raise OSError(code, f"setns: {os.strerror(code)}")
-
-
-@contextlib.contextmanager
-def in_netns(netns: str | None) -> Iterator[None]:
-    """Run the body with the calling thread inside network namespace `netns` (None: no change).
-
-    Only sockets created in the body are affected; they stay in that namespace after it ends. The
-    body must not await (an event loop would run other tasks in the wrong namespace)."""
-    if netns is None:
-        yield
-        return
-    path = _netns_path(netns)
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        target = os.open(path, os.O_RDONLY)
-    except OSError as e:
-        os.close(home)
-        raise NetlinkFailure(f"open namespace {netns}", e.errno or 0) from None
-    try:
-        _setns(target)
-        try:
-            yield
-        finally:
-            _setns(home)
-    finally:
-        os.close(target)
-        os.close(home)
-
-
-def netns_socket(netns: str | None, family: int, type_: int, proto: int = 0) -> socket.socket:
-    """A socket created inside `netns` (None: this process's namespace)."""
-    with in_netns(netns):
-        return socket.socket(family, type_, proto)
-
-
 # --------------------------------------------------------------------------- netlink calls
 
 @contextlib.asynccontextmanager
 async def iproute(netns: str | None = None) -> AsyncIterator[AsyncIPRoute]:
     where = f" in namespace {netns}" if netns else ""
-    if netns is not None and not os.path.exists(_netns_path(netns)):
+    if netns is not None and not os.path.exists(netns_path(netns)):
         raise NetlinkFailure(f"open netlink socket{where}", errno.ENOENT, "no such namespace")
     sock = None
     try:
@@ -147,6 +96,8 @@ async def iproute(netns: str | None = None) -> AsyncIterator[AsyncIPRoute]:
         if sock is not None:
             sock.close()
         raise NetlinkFailure(f"open netlink socket{where}", e.code) from None
+    except NetnsError as e:  # e.g. the namespace went away between the check and the setns
+        raise NetlinkFailure(f"open netlink socket{where}", e.errno or 0, str(e)) from None
     except OSError as e:
         if sock is not None:
             sock.close()

@@ -42,6 +42,7 @@ from typing import Any, Callable
 from ..config.model import Link
 from ..errors import HadirectorError
 from . import netlink
+from .netns import NetnsError, netns_socket
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +171,9 @@ class UdpLink(LinkTransport):
 
 def _udp_socket(netns: str | None, family: int, ifname: str) -> socket.socket:
     try:
-        s = netlink.netns_socket(netns, family, socket.SOCK_DGRAM)
-    except netlink.NetlinkFailure as e:
-        raise TransportError(str(e), e.code) from None
+        s = netns_socket(netns, family, socket.SOCK_DGRAM)
+    except NetnsError as e:
+        raise TransportError(str(e), e.errno or 0) from None
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())

@@ -62,7 +62,6 @@ class BalancerAgent(Agent):
                                "services": len(driver.desired.services)}
         if driver.last_error:
             out["error"] = driver.last_error
-        unsupported = getattr(driver.dataplane, "unsupported", None)
-        if unsupported:
-            out["unsupported"] = dict(unsupported)
+        if driver.dataplane is not None and driver.dataplane.unserved:
+            out["unserved"] = {k: u.to_dict() for k, u in driver.dataplane.unserved.items()}
         return out
