@@ -33,7 +33,8 @@ from legacy_util import make_ha_dir, run_cli
 SRC = Path(hadirector.__file__).resolve().parent
 SCANNED = ["balancer/persistence.py", "balancer/schedulers.py", "balancer/state.py", "balancer/maglev.py",
            "checks/plan.py", "checks/risefall.py", "dataplane/base.py", "dataplane/nft_render.py",
-           "dataplane/nft.py", "dataplane/proxy.py", "dataplane/libnft.py"]
+           "dataplane/nft.py", "dataplane/libnft.py", "dataplane/proxy/plane.py", "dataplane/proxy/table.py",
+           "dataplane/proxy/tcp.py", "dataplane/proxy/udp.py", "dataplane/proxy/proxy_protocol.py"]
 
 VIP = "198.18.0.100"
 KEY = RealKey(f"TCP {VIP}:80", "198.18.0.11", 80)
@@ -61,7 +62,6 @@ def render_state(**real):
 ENVIRONMENT = "the machine: a device, a route, a neighbour, the kernel or libnftables"
 OPTION = "an option the code passes (NftOptions, ProxyDataPlane, CheckPlan), not the configuration"
 INTERNAL = "an internal invariant or lookup: no input reaches it"
-ARGUMENTS = "the standalone proxy runner's command-line arguments, reported as its usage error"
 
 # (file, function, start of the message) -> (bad virtual service, key path, the site firing) or a reason
 RAISES = {
@@ -111,14 +111,10 @@ RAISES = {
     ("dataplane/nft.py", "_vip_dev", ": cannot tell which device VIP "): ENVIRONMENT,
     ("dataplane/nft.py", "_real_dev", ": no route to gate real "): ENVIRONMENT,
     ("dataplane/nft.py", "_real_dev", ": gate real "): ENVIRONMENT,
-    ("dataplane/proxy.py", "proxy_header", "PROXY protocol v1 carries TCP only"): OPTION,
-    ("dataplane/proxy.py", "proxy_header", "unknown PROXY protocol version "): OPTION,
-    ("dataplane/proxy.py", "__init__", "proxy_protocol: expected v1 or v2, got "): OPTION,
-    ("dataplane/proxy.py", "apply", ""): ENVIRONMENT,  # cannot listen on the address
-    ("dataplane/proxy.py", "_parse_hostport", " "): ARGUMENTS,
-    ("dataplane/proxy.py", "standalone_desired", ""): ARGUMENTS,
-    ("dataplane/proxy.py", "standalone_desired", "give -c CONFIG, or --service PROTO:HOST:PORT"): ARGUMENTS,
-    ("dataplane/proxy.py", "standalone_desired", "--service "): ARGUMENTS,
+    ("dataplane/proxy/proxy_protocol.py", "proxy_header", "PROXY protocol v1 carries TCP only"): OPTION,
+    ("dataplane/proxy/proxy_protocol.py", "proxy_header", "unknown PROXY protocol version "): OPTION,
+    ("dataplane/proxy/plane.py", "__init__", "proxy_protocol: expected v1 or v2, got "): OPTION,
+    ("dataplane/proxy/plane.py", "apply", ""): ENVIRONMENT,  # cannot listen on the address
     ("dataplane/libnft.py", "__init__", "neither "): ENVIRONMENT,
     ("dataplane/libnft.py", "_context", "nft_ctx_new failed"): ENVIRONMENT,
     ("dataplane/libnft.py", "run", ""): ENVIRONMENT,
