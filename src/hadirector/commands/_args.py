@@ -23,6 +23,8 @@ import stat
 import sys
 from typing import Any, Callable
 
+from ..errors import HadirectorError
+
 USAGE = 2  # exit status of a usage error (argparse, BSD sysexits' EX_USAGE is 64: we keep argparse's)
 
 
@@ -34,7 +36,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(USAGE, f"{self.prog}: {one} (see `{self.prog} --help`)\n")
 
 
-class Why(ValueError):
+class Why(HadirectorError, ValueError):
     """Raised by a Value's parse to add a reason to "expected X, got 'y'"; other ValueErrors
     (int(), float(), ipaddress) only say what we already say."""
 
