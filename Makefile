@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: test demo venv sysdeps bench clean
+.PHONY: test demo venv sysdeps bench clean man wheel
 
 venv: $(STAMP)
 
@@ -25,5 +25,13 @@ test: venv sysdeps
 demo: venv
 	$(VENV)/bin/hadirector demo
 
+# the manual pages shipped in the package, from the argument parser and docs/ (scripts/manpages.py)
+man: venv
+	$(PY) scripts/manpages.py
+
+# dist/hadirector-*.whl (docs/operations.md: Install)
+wheel: venv
+	$(PY) -m pip wheel --no-deps -w dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info

@@ -71,6 +71,6 @@ def test_several_vips_and_bad_input(lab):
     _hd(h, state, "--vip", "198.18.0.100", "down")
     assert h.get_sysctl("net.ipv4.conf.all.arp_ignore") == "0"
     bad = _hd(h, state, "--vip", "not-an-ip", "up", check=False)
-    assert bad.returncode == 1 and "expected an IPv4 or IPv6 address" in bad.stderr
+    assert bad.returncode == 2 and "expected an IPv4 or IPv6 address" in bad.stderr  # a usage error (issue 13)
     nodev = _hd(h, state, "--vip", "198.18.0.100", "--dev", "nosuchdev", "up", check=False)
     assert nodev.returncode == 1 and "nosuchdev" in nodev.stderr

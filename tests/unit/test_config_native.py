@@ -17,7 +17,7 @@ from hadirector.config.model import Config
 from hadirector.config.native import dump_toml, load_toml_text
 from legacy_util import copy_fixture, load
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cluster.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "hadirector" / "data" / "examples" / "cluster.toml"
 
 MINIMAL = """
 [cluster]

@@ -7,22 +7,27 @@ import os
 import sys
 
 from ..config import ConfigError, Loaded, load_config
+from . import _args
 
 
 def add_config_options(p: argparse.ArgumentParser, node: bool = True) -> None:
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("-c", "--config", metavar="FILE", help="native TOML configuration")
-    src.add_argument("--ha-dir", metavar="DIR",
+    src.add_argument("-c", "--config", metavar="FILE", type=_args.existing_file,
+                     help="native TOML configuration")
+    src.add_argument("--ha-dir", metavar="DIR", type=_args.existing_dir,
                      help="legacy directory with ha.cf, authkeys, haresources and optionally ldirectord.cf")
     if node:
-        p.add_argument("--node", metavar="NAME",
+        p.add_argument("--node", metavar="NAME", type=_args.node_name,
                        help="this node's name (default: uname -n); must be one of the cluster's nodes")
 
 
-def add_state_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--state-dir", metavar="DIR", default=None,
+def add_state_dir(p: argparse.ArgumentParser, client: bool = True) -> None:
+    """--state-dir. `client`: the command talks to the running daemon over its control socket
+    (tests/unit/test_cli_errors.py runs each such command with no daemon and a stale socket)."""
+    p.add_argument("--state-dir", metavar="DIR", default=None, type=_args.dir_path,
                    help="daemon state and control socket (default /run/hadirector as root, "
                         "else $XDG_RUNTIME_DIR/hadirector)")
+    p.set_defaults(control_client=client)
 
 
 def default_state_dir() -> str:
@@ -33,7 +38,7 @@ def default_state_dir() -> str:
 
 
 def add_resource_dirs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--resource-dir", action="append", metavar="DIR",
+    p.add_argument("--resource-dir", action="append", metavar="DIR", type=_args.existing_dir,
                    help="where heartbeat resource scripts live, searched in order (default: "
                         "<ha-dir>/resource.d with --ha-dir, then /etc/ha.d/resource.d, /etc/init.d)")
 

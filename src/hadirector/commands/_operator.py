@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..daemon.control import ControlError, request
+from . import _args
 from ._common import add_state_dir, default_state_dir
 
 WHICH = ("all", "foreign", "local", "failback")
@@ -17,8 +18,8 @@ def register_operator(sub, name: str, help_text: str) -> None:
                        "that auto_failback would move (heartbeat hb_standby/hb_takeover).")
     p.add_argument("which", nargs="?", default="all", choices=WHICH)
     add_state_dir(p)
-    p.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
-                   help="wait this long for the groups to move (0: do not wait)")
+    p.add_argument("--wait", type=_args.seconds(0, 3600), default=30.0, metavar="SECONDS",
+                   help="wait this long for the groups to move, 0 to 3600 (0: do not wait)")
     p.set_defaults(func=lambda args: _run(name, args))
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 
 from ..config.convert import convert_text
+from . import _args
 from ._common import load_or_report
 
 
@@ -15,10 +16,10 @@ def register(sub) -> None:
     p = sub.add_parser("convert", help="convert ha.cf/authkeys/haresources/ldirectord.cf to TOML",
                        description="Read the legacy files in DIR and write the equivalent native TOML: "
                        "loading it gives the same configuration.")
-    p.add_argument("--ha-dir", metavar="DIR", required=True)
-    p.add_argument("--node", metavar="NAME",
+    p.add_argument("--ha-dir", metavar="DIR", required=True, type=_args.existing_dir)
+    p.add_argument("--node", metavar="NAME", type=_args.node_name,
                    help="this node's name (default: uname -n), as for check; ha.cf `autojoin any` adds it")
-    p.add_argument("-o", "--output", metavar="FILE", help="write here (mode 0600: it holds the key) "
+    p.add_argument("-o", "--output", metavar="FILE", type=_args.output_file, help="write here (mode 0600: it holds the key) "
                    "instead of standard output")
     p.set_defaults(func=run, config=None)
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
+
+from . import _args
 
 STATE_DIR = "/run/hadirector-lab"
 
@@ -26,11 +27,14 @@ def register(sub) -> None:
                        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("action", choices=("up", "down", "list", "clean"))
-    p.add_argument("--name", default="lab", help="lab name (default: lab)")
+    p.add_argument("--name", default="lab", type=_args.name(r"[a-z0-9]{1,8}", "1-8 lowercase letters or digits",
+                                                            bad=("", "Lab", "toolongname", "a-b"), example="lab"),
+                   help="lab name (default: lab)")
     p.add_argument("--preset", choices=("balancer", "director-pair"), default="balancer")
     p.add_argument("--layout", choices=("two-arm", "one-arm"), default="two-arm",
                    help="balancer: reals behind the director (two-arm) or on the client LAN")
-    p.add_argument("--reals", type=int, default=3)
+    p.add_argument("--reals", type=_args.integer(1, 32, "a number of real servers"), default=3,
+                   help="balancer: how many real servers (default 3)")
     p.add_argument("--http", choices=("python", "nginx", "none"), default="python",
                    help="HTTP server on each real, answering its name")
     p.add_argument("--hb-link", action="store_true", help="director-pair: a second heartbeat link")
@@ -44,9 +48,6 @@ def _path(name: str) -> str:
 def run(args) -> int:
     if os.geteuid() != 0:
         print("hadirector lab: needs root (network namespaces)", file=sys.stderr)
-        return 1
-    if not re.fullmatch(r"[a-z0-9]{1,8}", args.name):
-        print(f"hadirector lab: --name {args.name!r}: 1-8 lowercase letters or digits", file=sys.stderr)
         return 1
     from ..lab import topology
     if args.action == "list":

@@ -20,6 +20,7 @@ import subprocess
 import sys
 
 from ..errors import HadirectorError
+from . import _args
 from ._common import add_state_dir, default_state_dir
 
 SYSCTLS = ("arp_ignore", "arp_announce")
@@ -36,10 +37,10 @@ def register(sub) -> None:
                        "arp_ignore/arp_announce",
                        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("--vip", action="append", required=True, metavar="IP",
+    p.add_argument("--vip", action="append", required=True, metavar="IP", type=_args.ip_address,
                    help="virtual IP address (repeatable)")
-    p.add_argument("--dev", default="lo", help="device to hold the VIP (default lo)")
-    add_state_dir(p)
+    p.add_argument("--dev", default="lo", type=_args.interface, help="device to hold the VIP (default lo)")
+    add_state_dir(p, client=False)
     p.add_argument("action", choices=("up", "down", "status"))
     p.set_defaults(func=run)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 
+from . import _args
 from ._common import (add_config_options, add_resource_dirs, add_state_dir, default_state_dir, load_or_report,
                       resource_dirs)
 
@@ -12,23 +14,36 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run the director daemon in the foreground",
                        description="Run this node of the cluster: heartbeat links, resource groups, "
                        "balancer and health checks. Logs to stderr and to the configured log "
-                       "file/syslog facility. SIGTERM releases this node's groups, then exits.")
+                       "file/syslog facility. SIGTERM releases this node's groups, then exits. "
+                       "Under systemd (Type=notify) it reports READY, STATUS, WATCHDOG and STOPPING.")
     add_config_options(p)
-    add_state_dir(p)
+    add_state_dir(p, client=False)
+    p.add_argument("--lib-dir", metavar="DIR", type=_args.dir_path, default=None,
+                   help="state kept across reboots, the boot generation (heartbeat's "
+                        "/var/lib/heartbeat; default: the --state-dir; the systemd unit passes "
+                        "/var/lib/hadirector)")
     add_resource_dirs(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..daemon.sdnotify import SystemdNotify
+
+    # taken (and removed from the environment) first, so no child we start inherits it
+    notify = SystemdNotify.from_environ()
     loaded = load_or_report(args, need_node=True)
     if loaded is None:
+        notify.notify(STATUS="cannot start: the configuration has errors")
         return 1
     from ..daemon.logsetup import setup
     from ..daemon.node import Daemon, Options
 
+    # a hang killed by systemd's watchdog (SIGABRT) leaves every thread's Python stack in the log
+    faulthandler.enable()
     log = setup(loaded.config.cluster.logging, verbose=args.verbose)
-    opts = Options(state_dir=args.state_dir or default_state_dir(), resource_dirs=resource_dirs(args))
+    opts = Options(state_dir=args.state_dir or default_state_dir(), resource_dirs=resource_dirs(args),
+                   lib_dir=args.lib_dir, notify=notify)
     from ..daemon.control import ControlError
     from ..net.transports import TransportError
     # The daemon runs on the standard asyncio loop: pyroute2's asyncio netlink sockets do not
@@ -37,4 +52,11 @@ def run(args) -> int:
         return asyncio.run(Daemon(loaded, opts, log).run())
     except (OSError, ValueError, TransportError, ControlError) as exc:
         log.error("cannot start: %s", exc)
+        notify.notify(STATUS=f"cannot start: {exc}")
+        return 1
+    except Exception as exc:  # a bug: one line in the log, the traceback in the debug log
+        log.error("stopped by an internal error: %s: %s (the traceback is logged at debug level; "
+                  "run with -v to see it on stderr)", type(exc).__name__, exc)
+        log.debug("internal error", exc_info=True)
+        notify.notify(STATUS=f"internal error: {type(exc).__name__}: {exc}")
         return 1

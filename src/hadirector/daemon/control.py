@@ -125,6 +125,8 @@ def request(state_dir: str, cmd: str, timeout: float = 10.0, **args: Any) -> dic
                                "start one with `hadirector run`, or pass --state-dir)") from None
         except PermissionError:
             raise ControlError(f"permission denied on {path} (the socket is mode 0600: run as its owner)") from None
+        except OSError as exc:  # e.g. a path too long for a socket, a state dir that is a file
+            raise ControlError(f"cannot reach the daemon at {path}: {exc.strerror or exc}") from None
         s.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
         buf = b""
         while not buf.endswith(b"\n"):
@@ -136,9 +138,16 @@ def request(state_dir: str, cmd: str, timeout: float = 10.0, **args: Any) -> dic
                 raise ControlError("reply too long")
     except socket.timeout:
         raise ControlError(f"the daemon did not answer within {timeout:g}s") from None
+    except OSError as exc:  # the daemon went away mid-request
+        raise ControlError(f"lost the connection to the daemon at {path}: {exc.strerror or exc}") from None
     finally:
         s.close()
-    reply = json.loads(buf)
+    try:
+        reply = json.loads(buf)
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        raise ControlError(f"the reply from {path} is not a JSON object (is that a hadirector daemon?)")
     if not reply.get("ok"):
         raise ControlError(reply.get("error", "the daemon refused the request"))
     return reply

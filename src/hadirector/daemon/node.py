@@ -18,6 +18,12 @@ words them, naming the node/group.
 The rest of the daemon lives beside this module, one concern each: balancer.py (the balancer
 driver and its health checks), handlers.py (the control socket's commands and the status reply),
 reload.py (SIGHUP, `reload`, ldirectord's autoreload), control.py (the socket itself).
+
+Under systemd (Type=notify) the daemon reports through $NOTIFY_SOCKET (sdnotify.py): READY=1 once
+the core has started with every link open, STATUS= whenever what this node holds changes
+(render/cluster.py service_status), STOPPING=1 when it leaves, and, when the unit sets
+WatchdogSec, WATCHDOG=1 from a timer on this loop every half of it, only while the loop and the
+cluster timer are on time (`watchdog_ok`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from ..config.load import Loaded
 from ..net import icmp
 from ..net.transports import LinkTransport, open_link
 from ..ratelimit import RateLimited
+from ..render.cluster import service_status
 from ..resources.base import AgentContext
 from ..resources.manager import GroupFailure, ResourceManager
 from . import statedir
@@ -43,6 +50,7 @@ from .clock import now_ms
 from .control import ControlServer
 from .handlers import ControlHandlers
 from .reload import Reloader
+from .sdnotify import SystemdNotify
 
 
 @dataclass
@@ -51,6 +59,15 @@ class Options:
     netns: str | None = None  # run links and agents inside this network namespace (tests, lab)
     resource_dirs: tuple[str, ...] | None = None
     services: dict = field(default_factory=dict)  # extra agent services (the balancer driver)
+    lib_dir: str | None = None  # kept across reboots: the boot generation (default: state_dir)
+    notify: SystemdNotify | None = None  # systemd's socket (default: from the environment)
+
+
+def watchdog_ok(late: float, core_overdue: float, interval: float) -> bool:
+    """Whether to tell systemd we are alive: the watchdog timer ran less than one interval late
+    and the cluster core's timer is not overdue by more than one interval (a core whose timer was
+    not re-armed sends no heartbeats, however alive the loop is). Seconds."""
+    return late <= interval and core_overdue <= interval
 
 
 class Daemon:
@@ -86,12 +103,18 @@ class Daemon:
         self.stopping = False
         self.running = False  # core.start() has run
         self.started_at = time.time()
+        self.sd = opts.notify or SystemdNotify.from_environ()
+        self._sd_status: str | None = None  # the last STATUS sent; None: READY not sent yet
+        self._watchdog: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> int:
         statedir.prepare(self.opts.state_dir)
-        generation = statedir.next_generation(self.opts.state_dir)
+        lib_dir = self.opts.lib_dir or self.opts.state_dir
+        if lib_dir != self.opts.state_dir:
+            statedir.prepare(lib_dir)
+        generation = statedir.next_generation(lib_dir)
         t0 = now_ms()
         self.core = NodeCore(self.config, self.loaded.node, generation, t0)
         c = self.config.cluster
@@ -120,6 +143,9 @@ class Daemon:
             self.running = True
             self.handle(self.core.start(now_ms()))
             loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reloader.reload("SIGHUP")))
+            self._sd_send(READY=1, STATUS=self._service_status())
+            if self.sd.watchdog_interval:
+                self._arm_watchdog(loop.time() + self.sd.watchdog_interval)
             await self._done.wait()
         finally:
             await self._close()
@@ -133,17 +159,22 @@ class Daemon:
         self.log.info("node %s leaving: releasing its groups", self.core.node)
         if self.balancer is not None:
             self.balancer.set_daemon_status("stopping")
-        self.handle(self.core.shutdown(now_ms()))
         # bound the leave: a stuck stop must not keep the daemon forever
         # the longest a complete stop of every group may take: each resource is tried
         # 1 + retries times, each try bounded by stop_timeout, with a pause in between
         grace = 10.0 + sum(len(g.resources) * (1 + g.retries) * (g.stop_timeout / 1000 + 1.0)
                            for g in self.config.groups)
+        # systemd waits TimeoutStopSec, then kills: tell it how long the ordered release may take
+        self._sd_send(STOPPING=1, EXTEND_TIMEOUT_USEC=int((grace + 5) * 1_000_000))
+        self.handle(self.core.shutdown(now_ms()))
         asyncio.get_running_loop().call_later(grace, self._done.set)
 
     async def _close(self) -> None:
         if self._timer:
             self._timer.cancel()
+        if self._watchdog:
+            self._watchdog.cancel()
+            self._watchdog = None
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             _, late = await asyncio.wait(pending, timeout=5)
@@ -157,6 +188,7 @@ class Daemon:
             link.close()
         if self.control:
             await self.control.close()
+        self.sd.close()
 
     # ------------------------------------------------------------------ inputs
 
@@ -201,6 +233,8 @@ class Daemon:
             except Exception:  # one bad action must not take the node down
                 self.log.exception("node %s: failed to carry out %r", self.core.node, a)
         self._rearm()
+        if self._sd_status is not None:
+            self._sd_update()
 
     def _rearm(self) -> None:
         if self.core.left or self._done.is_set():
@@ -211,6 +245,45 @@ class Daemon:
             self._timer.cancel()
         delay = max(0.0, (when - now_ms()) / 1000)
         self._timer = loop.call_later(delay, self._on_timer)
+
+    # ------------------------------------------------------------------ systemd
+
+    def _service_status(self) -> str:
+        return service_status(self.core.node, self.core.arbiter.snapshot(), self.stopping)
+
+    def _sd_update(self) -> None:
+        """STATUS= when the one-line summary changed (checked after every input: cheap)."""
+        if not self.sd.enabled:
+            return
+        text = self._service_status()
+        if text != self._sd_status:
+            self._sd_send(STATUS=text)
+
+    def _sd_send(self, **fields) -> None:
+        if "STATUS" in fields:
+            self._sd_status = fields["STATUS"]
+        err = self.sd.notify(**fields)
+        if err is not None:
+            self.limited.warning("sd_notify", time.monotonic(), f"systemd notification failed: {err}")
+
+    def _arm_watchdog(self, due: float) -> None:
+        self._watchdog = asyncio.get_running_loop().call_at(due, self._watchdog_tick, due)
+
+    def _watchdog_tick(self, due: float) -> None:
+        interval = self.sd.watchdog_interval
+        now = asyncio.get_running_loop().time()
+        late = max(0.0, now - due)
+        overdue = 0.0
+        if self.running and not self.stopping and not self.core.left:
+            overdue = max(0.0, (now_ms() - self.core.next_deadline()) / 1000)
+        if watchdog_ok(late, overdue, interval):
+            self._sd_send(WATCHDOG=1)
+        else:
+            self.log.warning("node %s: watchdog: not telling systemd we are alive: the loop ran %.0f ms "
+                             "late, the cluster timer is %.0f ms overdue (allowed %.0f ms)",
+                             self.core.node, late * 1000, overdue * 1000, interval * 1000)
+        nxt = due + interval
+        self._arm_watchdog(nxt if nxt > now else now + interval)
 
     def _spawn(self, coro) -> None:
         t = asyncio.get_running_loop().create_task(coro)

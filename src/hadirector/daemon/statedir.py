@@ -1,12 +1,19 @@
 """The daemon's state directory: the control socket and the boot generation counter.
 
 The generation is heartbeat's "hbgeneration": a counter bumped at every start and kept on disk,
-so peers tell a restarted node from a replay of its old packets."""
+so peers tell a restarted node from a replay of its old packets. Peers drop packets of a lower
+generation than they saw last, so the counter must never go back: heartbeat keeps it in
+/var/lib/heartbeat/hb_generation and, when that file is missing, starts from the time of day
+(heartbeat.c IncrGeneration, GetTimeBasedGeneration). We do both: `run --lib-dir` (the systemd
+unit's StateDirectory, /var/lib/hadirector) keeps it across reboots, and a missing counter
+starts at the current Unix time, so a state directory on tmpfs (/run) still counts upwards after
+a reboot."""
 
 from __future__ import annotations
 
 import os
 import stat
+import time
 
 GENERATION_FILE = "generation"
 
@@ -33,7 +40,7 @@ def next_generation(state_dir: str) -> int:
         with open(path, encoding="ascii") as f:
             current = int(f.read().strip() or 0)
     except FileNotFoundError:
-        current = 0
+        current = int(time.time())  # heartbeat GetTimeBasedGeneration
     except ValueError:
         raise ValueError(f"{path}: expected a number (the boot generation counter)") from None
     new = current + 1

@@ -27,3 +27,30 @@ def render_status(st: dict) -> str:
         out.append("")
         out.append("dropped packets: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
     return "\n".join(out) + "\n"
+
+
+def service_status(node: str, snap: dict, stopping: bool = False) -> str:
+    """One line for systemd's STATUS= (`systemctl status hadirector`), from the arbiter's snapshot
+    (cluster/arbiter.py `snapshot()`): what this node is and does, e.g.
+    "active, holding lb, web", "backup (lb held by alpha)", "starting (waiting for peers)"."""
+    groups = snap.get("groups", {})
+    by_state: dict[str, list[str]] = {}
+    for g, st in sorted(groups.items()):
+        by_state.setdefault(st.get("state", "none"), []).append(g)
+    doing = []
+    for state, word in (("held", "holding"), ("starting", "starting"), ("claim", "claiming"),
+                        ("stopping", "stopping")):
+        if by_state.get(state):
+            doing.append(f"{word} {', '.join(by_state[state])}")
+    status = snap.get("status", "starting")
+    if stopping or status == "leaving":
+        return "leaving" + (f": {'; '.join(doing)}" if doing else "")
+    if status == "starting":
+        return "starting (waiting for peers)" + (f": {'; '.join(doing)}" if doing else "")
+    if doing:
+        return f"{status}, " + "; ".join(doing)
+    elsewhere = []
+    for g, st in sorted(groups.items()):
+        holders = [h for h in st.get("holders", []) if h != node]
+        elsewhere.append(f"{g} held by {', '.join(holders)}" if holders else f"{g} not held")
+    return "backup" + (f" ({'; '.join(elsewhere)})" if elsewhere else "")
