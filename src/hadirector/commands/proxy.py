@@ -17,6 +17,7 @@ import signal
 import sys
 
 from ..errors import HadirectorError
+from . import _args
 from ._common import load_or_report
 
 PROG = "hadirector proxy"
@@ -32,17 +33,18 @@ def register(sub) -> None:
                        "every real taken as up: the [balancer] of a configuration, or one service "
                        "from --service and --real. Prints where each service listens.")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("-c", "--config", metavar="FILE", help="native TOML configuration: serve its [balancer]")
-    src.add_argument("--ha-dir", metavar="DIR", help="legacy directory: serve its ldirectord.cf")
-    p.add_argument("--service", metavar="PROTO:HOST:PORT", help="e.g. tcp:127.0.0.1:8080 or udp:[::1]:53")
+    src.add_argument("-c", "--config", metavar="FILE", type=_args.existing_file, help="native TOML configuration: serve its [balancer]")
+    src.add_argument("--ha-dir", metavar="DIR", type=_args.existing_dir, help="legacy directory: serve its ldirectord.cf")
+    p.add_argument("--service", metavar="PROTO:HOST:PORT", type=_args.text("PROTO:HOST:PORT"), help="e.g. tcp:127.0.0.1:8080 or udp:[::1]:53")
     p.add_argument("--real", action="append", default=[], metavar="HOST:PORT[:WEIGHT]",
+                   type=_args.text("HOST:PORT[:WEIGHT]"),
                    help="a real server of --service (repeat); IPv6 in brackets")
-    p.add_argument("--scheduler", default="wrr", help="IPVS scheduler of --service (default wrr)")
-    p.add_argument("--persistent", type=int, default=0, metavar="SECONDS",
+    p.add_argument("--scheduler", default="wrr", type=_args.text("an IPVS scheduler name"), help="IPVS scheduler of --service (default wrr)")
+    p.add_argument("--persistent", type=_args.integer(0, 31 * 86400, "seconds (0 = not persistent)"), default=0, metavar="SECONDS",
                    help="persistence timeout of --service")
     p.add_argument("--proxy-protocol", choices=("v1", "v2"), default=None,
                    help="send the PROXY protocol header to the reals")
-    p.add_argument("--state-dir", metavar="DIR",
+    p.add_argument("--state-dir", metavar="DIR", type=_args.dir_path,
                    help="serve `hadirector lvs --state-dir DIR` from here")
     p.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
     p.set_defaults(func=run)
