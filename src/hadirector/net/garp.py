@@ -86,6 +86,37 @@ def arp_frame(op: int, mac: str | bytes, address: str) -> bytes:
     return eth + arp
 
 
+@dataclass(frozen=True)
+class ArpPacket:
+    """The fields of an Ethernet/IPv4 ARP packet that matter here (RFC 826)."""
+
+    op: int
+    sha: bytes  # sender hardware address
+    spa: str  # sender protocol address ("0.0.0.0" in an RFC 5227 probe)
+    tha: bytes
+    tpa: str
+
+
+def arp_packet(op: int, sha: str | bytes, spa: str, tha: str | bytes, tpa: str,
+               dst: str | bytes = BROADCAST_MAC) -> bytes:
+    """Any Ethernet ARP frame: `op` from (sha, spa) about (tha, tpa), sent to `dst`."""
+    src = mac_bytes(sha)
+    eth = mac_bytes(dst) + src + struct.pack("!H", ETH_P_ARP)
+    return eth + struct.pack("!HHBBH", ARPHRD_ETHER, ETH_P_IP, 6, 4, op) + src \
+        + ipaddress.IPv4Address(spa).packed + mac_bytes(tha) + ipaddress.IPv4Address(tpa).packed
+
+
+def parse_arp(frame: bytes) -> ArpPacket | None:
+    """The ARP packet in an Ethernet frame, or None when it is not Ethernet/IPv4 ARP."""
+    if len(frame) < 42 or frame[12:14] != b"\x08\x06":
+        return None
+    htype, ptype, hlen, plen, op = struct.unpack_from("!HHBBH", frame, 14)
+    if (htype, ptype, hlen, plen) != (ARPHRD_ETHER, ETH_P_IP, 6, 4):
+        return None
+    return ArpPacket(op, frame[22:28], str(ipaddress.IPv4Address(frame[28:32])), frame[32:38],
+                     str(ipaddress.IPv4Address(frame[38:42])))
+
+
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\x00"
