@@ -87,7 +87,10 @@ def test_every_reason_is_counted():
     assert c.decode(good).seq == 10
     assert reason_of(c, good[:5]) == "truncated"
     assert reason_of(c, good[:-1]) == "truncated"
-    assert reason_of(c, good + b"\x00") == "malformed"
+    # bytes appended to a genuine message: the MAC (the last bytes) no longer matches, a forgery
+    assert reason_of(c, good + b"\x00") == "bad_auth"
+    signed = good[:-AUTH.mac_length] + b"\x00"  # a sender that signs more than it announces
+    assert reason_of(c, signed + AUTH.sign(signed)) == "malformed"
     assert reason_of(c, b"\x00" * 201) == "oversized"
     assert reason_of(c, b"XX" + good[2:]) == "bad_version"
     assert reason_of(c, good[:2] + b"\x02" + good[3:]) == "bad_version"

@@ -157,6 +157,7 @@ class ChaosLab:
         """The switch drops `percent` % of the frames entering on `ports` (nftables, bridge family,
         random per frame), or only UDP to `udp_port`; carriers stay up."""
         t = {"family": "bridge", "name": "hdchaos"}
+        c = {"family": "bridge", "table": "hdchaos"}
         expr: list[dict] = [{"match": {"op": "==", "left": {"meta": {"key": "iifname"}},
                                        "right": {"set": list(ports)}}}]
         if udp_port is not None:
@@ -168,11 +169,11 @@ class ChaosLab:
         expr.append({"drop": None})
         self._switch_nft([
             {"add": {"table": t}},
-            {"add": {"chain": {**t, "name": "fwd", "type": "filter", "hook": "forward", "prio": 0,
+            {"add": {"chain": {**c, "name": "fwd", "type": "filter", "hook": "forward", "prio": 0,
                                "policy": "accept"}}},
-            {"add": {"rule": {**t, "chain": "fwd", "expr": expr}}}])
+            {"add": {"rule": {**c, "chain": "fwd", "expr": expr}}}])
         # prove the fault is in place: the rule is there
-        rules = [o for o in self._switch_nft([{"list": {"chain": {**t, "name": "fwd"}}}]) if "rule" in o]
+        rules = [o for o in self._switch_nft([{"list": {"chain": {**c, "name": "fwd"}}}]) if "rule" in o]
         if not rules:
             raise RuntimeError("switch drop rule did not load")
 
