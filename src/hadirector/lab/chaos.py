@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .hacluster import HaCluster
-from .netns import NetnsWorker
+from ..net.netns import NetnsWorker
 from .presets import director_pair
 from .topology import Lab
 

@@ -19,7 +19,10 @@ unsolicited NA only with accept_untracked_na; with the defaults, a host that nev
 simply resolves it later by ordinary ARP/ND and gets the new holder's answer.
 
 Frames are built by pure functions (`arp_frame`, `na_frame`) and sent on an AF_PACKET socket bound
-to the interface, so no external tool (arping, send_arp) is needed.
+to the interface, so no external tool (arping, send_arp) is needed. The probes of address conflict
+detection (net/acd.py) are built here too: `probe_frame` (RFC 5227 2.1.1: an ARP request with
+sender address 0.0.0.0) and `dad_frame` (RFC 4862 5.4.2: a neighbour solicitation from :: to the
+target's solicited-node group); `parse_arp` and `parse_nd` read what comes back.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ BROADCAST_MAC = b"\xff" * 6
 ZERO_MAC = b"\x00" * 6
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
 ALL_NODES_MAC = b"\x33\x33\x00\x00\x00\x01"  # RFC 2464 section 7: 33:33 + low 32 bits of ff02::1
+ICMPV6_NS = 135
 ICMPV6_NA = 136
 NA_FLAG_OVERRIDE = 0x20000000  # RFC 4861 4.4: R=0x80000000, S=0x40000000, O=0x20000000
 ND_OPT_TARGET_LLADDR = 2
@@ -140,6 +144,58 @@ def na_frame(mac: str | bytes, address: str) -> bytes:
     ip6 = struct.pack("!IHBB", 6 << 28, len(icmp), 58, 255) + target.packed + ALL_NODES.packed
     eth = ALL_NODES_MAC + src_mac + struct.pack("!H", ETH_P_IPV6)
     return eth + ip6 + icmp
+
+
+def probe_frame(mac: str | bytes, address: str) -> bytes:
+    """RFC 5227 2.1.1 ARP Probe for `address`: a broadcast ARP request with our hardware address,
+    sender IP address all zeroes (so no host updates its cache from it), target hardware address
+    zero, target IP address the probed one."""
+    return arp_packet(ARPOP_REQUEST, mac, "0.0.0.0", ZERO_MAC, address)
+
+
+def solicited_node(address: str) -> ipaddress.IPv6Address:
+    """RFC 4291 2.7.1: ff02::1:ff00:0/104 plus the low 24 bits of the address."""
+    low = int(ipaddress.IPv6Address(address)) & 0xFFFFFF
+    return ipaddress.IPv6Address(int(ipaddress.IPv6Address("ff02::1:ff00:0")) | low)
+
+
+def dad_frame(mac: str | bytes, address: str) -> bytes:
+    """RFC 4862 5.4.2 duplicate address detection: a Neighbor Solicitation for `address` from the
+    unspecified address to its solicited-node group, without a source link-layer option (RFC
+    4861 4.3 forbids one from ::), hop limit 255."""
+    src_mac = mac_bytes(mac)
+    target = ipaddress.IPv6Address(address)
+    dst = solicited_node(address)
+    unspec = ipaddress.IPv6Address("::")
+    icmp_wo_sum = struct.pack("!BBHI", ICMPV6_NS, 0, 0, 0) + target.packed
+    pseudo = unspec.packed + dst.packed + struct.pack("!I3xB", len(icmp_wo_sum), 58)
+    csum = _checksum(pseudo + icmp_wo_sum)
+    icmp = icmp_wo_sum[:2] + struct.pack("!H", csum) + icmp_wo_sum[4:]
+    ip6 = struct.pack("!IHBB", 6 << 28, len(icmp), 58, 255) + unspec.packed + dst.packed
+    eth = b"\x33\x33" + dst.packed[-4:] + src_mac + struct.pack("!H", ETH_P_IPV6)  # RFC 2464 7
+    return eth + ip6 + icmp
+
+
+@dataclass(frozen=True)
+class NdPacket:
+    """A neighbour solicitation (135) or advertisement (136) as far as conflicts go."""
+
+    type: int
+    src_mac: bytes  # the Ethernet source
+    src: str  # IPv6 source ("::" for duplicate address detection)
+    target: str
+
+
+def parse_nd(frame: bytes) -> NdPacket | None:
+    """The NS/NA in an Ethernet frame (no extension headers: RFC 4861 7.1.1 forbids none, but
+    ND is sent without them), or None."""
+    if len(frame) < 14 + 40 + 24 or frame[12:14] != b"\x86\xdd" or frame[20] != 58:
+        return None
+    t = frame[54]
+    if t not in (ICMPV6_NS, ICMPV6_NA) or frame[21] != 255:  # RFC 4861 7.1: hop limit 255
+        return None
+    return NdPacket(t, frame[6:12], str(ipaddress.IPv6Address(frame[22:38])),
+                    str(ipaddress.IPv6Address(frame[62:78])))
 
 
 def open_packet_socket(ifname: str, netns: str | None = None) -> tuple[socket.socket, bytes]:
