@@ -234,3 +234,14 @@ def test_crc_garbage_with_a_valid_checksum_raises_only_bad_message(body):
         decode(head + body + crc.sign(head + body), crc)
     except BadMessage:
         pass
+
+
+def test_group_flags_carry_failed_and_yields():
+    a = Codec("prod", "alpha", 3, NODES, AUTH)
+    groups = (GroupEntry("web", GroupState.HELD, 0, "", False, True),
+              GroupEntry("db", GroupState.STARTING, 0, "", True, True),
+              GroupEntry("mx", GroupState.HELD, 0, "", True, False))
+    data = a.encode(Kind.HEARTBEAT, Announcement(groups=groups))
+    assert codec().decode(data).announcement.groups == groups
+    # name, state, then the flags byte: bit 0 failed, bit 1 yields
+    assert b"\x03web\x03\x02" in data and b"\x02db\x02\x03" in data and b"\x02mx\x03\x01" in data

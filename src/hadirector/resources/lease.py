@@ -91,6 +91,19 @@ def device_commands(dev: str) -> list[dict]:
     return out
 
 
+def _local_addresses() -> set[str] | None:
+    """The addresses of this (the calling thread's) namespace; None when they cannot be read."""
+    import json
+    import subprocess
+    try:
+        cp = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, timeout=10)
+        links = json.loads(cp.stdout or "[]")
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    return {str(ipaddress.ip_address(a["local"])) for link in links for a in link.get("addr_info", [])
+            if a.get("local")}
+
+
 def renew_text(address: str, ms: int) -> str:
     """The transaction that gives `address` a lease of `ms` from now, whether or not it had one."""
     s = f"{FAMILY} {TABLE} lease{_fam(address)}"
@@ -127,7 +140,8 @@ class LeaseTable:
         except NftError as exc:
             raise LeaseError(f"VIP leases: {exc}") from None
         # a table left by a crashed run stays: its elements keep stale addresses silent until
-        # the start-up clean-up has removed them; we adopt what it guards
+        # the start-up clean-up has removed them (vip stop unguards); we adopt what it guards.
+        # Guards of addresses no interface has any more protect nothing: dropped now.
         try:
             items = self._nft.list({"table": {"family": FAMILY, "name": TABLE}}, terse=False)
         except NftError:
@@ -140,6 +154,9 @@ class LeaseTable:
             ch = it.get("chain")
             if ch and ch.get("dev"):
                 self._devices.add(ch["dev"])
+        present = _local_addresses()
+        for a in [a for a in self.guarded if present is not None and a not in present]:
+            self._unguard(a)
 
     def _guard(self, address: str, dev: str) -> None:
         assert self._nft is not None
