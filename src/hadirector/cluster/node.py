@@ -39,6 +39,10 @@ from .membership import UP, Membership
 from .messages import DEFAULT_MAX_SIZE, BadMessage, Codec, Kind
 
 LEAVE_COPIES = 2  # LEAVE is sent this many times per link: a lost one costs the peer a deadtime
+# An episode of ICMP port unreachable ends after this long without one. Linux sends about one
+# ICMP error a second per destination (net.ipv4.icmp_ratelimit, 1000 ms), so a deadtime of quiet
+# proves nothing.
+UNREACHABLE_EPISODE = 10_000
 
 
 def group_addresses(groups) -> dict[str, tuple[str, ...]]:
@@ -179,9 +183,9 @@ class NodeCore:
     def on_timer(self, now: int) -> list:
         if self.left:
             return []
-        deadtime = self.membership.deadtime
+        quiet = max(UNREACHABLE_EPISODE, 2 * self.membership.deadtime)
         for per in self.unreachable.values():
-            for key in [k for k, u in per.items() if now - u["last"] >= deadtime]:
+            for key in [k for k, u in per.items() if now - u["last"] >= quiet]:
                 del per[key]  # the episode is over: a new one is reported again
         out = self.connectivity.on_timer(now)
         out += self._after_membership(self.membership.on_timer(now), now, {})

@@ -166,6 +166,7 @@ class ChaosLab:
         if percent < 100:
             expr.append({"match": {"op": "<", "left": {"numgen": {"mode": "random", "mod": 100, "offset": 0}},
                                    "right": percent}})
+        expr.append({"counter": None})
         expr.append({"drop": None})
         self._switch_nft([
             {"add": {"table": t}},
@@ -176,6 +177,16 @@ class ChaosLab:
         rules = [o for o in self._switch_nft([{"list": {"chain": {**c, "name": "fwd"}}}]) if "rule" in o]
         if not rules:
             raise RuntimeError("switch drop rule did not load")
+
+    def switch_dropped(self) -> int:
+        """Frames the switch's drop rules have dropped so far (proof that a fault took effect)."""
+        items = self._switch_nft([{"list": {"table": {"family": "bridge", "name": "hdchaos"}}}])
+        n = 0
+        for o in items:
+            for e in (o.get("rule") or {}).get("expr", []):
+                if "counter" in e:
+                    n += e["counter"].get("packets", 0)
+        return n
 
     def switch_heal(self) -> None:
         self._switch_nft([{"delete": {"table": {"family": "bridge", "name": "hdchaos"}}}])
@@ -221,8 +232,9 @@ class ChaosLab:
         port = self.port(host, "eth1")
 
         def sniff() -> list[bytes]:
-            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-            s.bind((port, 0x0800))
+            # ETH_P_ALL: a tap sees a bridge port's frames before the bridge takes them
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+            s.bind((port, 0x0003))
             s.settimeout(0.1)
             out: list[bytes] = []
             t_end = time.monotonic() + seconds
@@ -233,7 +245,7 @@ class ChaosLab:
                     except socket.timeout:
                         continue
                     ip = frame[14:]
-                    if len(ip) < 28 or ip[9] != 17:
+                    if frame[12:14] != b"\x08\x00" or len(ip) < 28 or ip[9] != 17:
                         continue
                     ihl = (ip[0] & 0x0F) * 4
                     dport = struct.unpack_from("!H", ip, ihl + 2)[0]
@@ -277,6 +289,7 @@ def _sigstop(cl: ChaosLab) -> None:
 def _hb_switch_dead(cl: ChaosLab) -> None:
     cl.switch_drop(cl.hb_ports())
     time.sleep(5.0)
+    cl.dropped = cl.switch_dropped()  # type: ignore[attr-defined]
     cl.switch_heal()
 
 
@@ -284,6 +297,7 @@ def _hb_loss(percent: int) -> Callable[[ChaosLab], None]:
     def fault(cl: ChaosLab) -> None:
         cl.switch_drop(cl.hb_ports(), percent=percent)
         time.sleep(30.0)
+        cl.dropped = cl.switch_dropped()  # type: ignore[attr-defined]
         cl.switch_heal()
     return fault
 
@@ -293,7 +307,12 @@ def _partition_heal(cl: ChaosLab) -> None:
     cl.switch_drop(cl.hb_ports())
     cl.switch_drop([cl.port(h.name, "eth0") for h in cl.pair.directors], udp_port=694)
     time.sleep(5.0)
+    cl.dropped = cl.switch_dropped()  # type: ignore[attr-defined]
     cl.switch_heal()
+
+
+def _nothing(cl: ChaosLab) -> None:
+    time.sleep(5.0)
 
 
 def _public_nic_down(cl: ChaosLab) -> None:
@@ -325,6 +344,7 @@ def _flood(cl: ChaosLab) -> None:
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("baseline", "no fault (the measurement's own noise)", _nothing, observe=1.0),
     Scenario("kill9_links_down", "holder killed -9, links down (power loss)", _kill9_links_down),
     Scenario("kill9_links_up", "holder's daemon killed -9, links up", _kill9_links_up),
     Scenario("sigstop_2s", "holder's daemon SIGSTOP 2 s, then SIGCONT", _sigstop),
@@ -343,7 +363,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              _flood, lab={"attacker": True}),
 )}
 
-FAULT_SECONDS = {"kill9_links_down": 0, "kill9_links_up": 0, "sigstop_2s": 2, "hb_switch_dead_5s": 5,
+FAULT_SECONDS = {"baseline": 5, "kill9_links_down": 0, "kill9_links_up": 0, "sigstop_2s": 2, "hb_switch_dead_5s": 5,
                  "hb_loss_30": 30, "hb_loss_50": 30, "partition_heal": 5, "public_nic_down": 5,
                  "authkeys_differ": 0, "udpport_differ": 0, "flood": 12}
 
@@ -375,7 +395,7 @@ def run(name: str, workdir: str | None = None, baseline: float = 1.0) -> Measure
             m = analyse(arp, traffic, cl.macs, t0, t1, name, cold_start=scn.cold_start)
             m.status = status
             m.logs = {n: cl.cluster.log(n) for n in ("dir-a", "dir-b")}
-            for k in ("flood_result", "flood_replays"):
+            for k in ("flood_result", "flood_replays", "dropped"):
                 if hasattr(cl, k):
                     m.extra[k] = getattr(cl, k)
             return m

@@ -57,7 +57,8 @@ def flood(targets: list[tuple[str, int]], rate: float, seconds: float, replays: 
                 kind = table[n % len(table)]
                 data = _datagram(kind, rng, replays)
                 try:
-                    s.sendto(data, targets[n % len(targets)])
+                    # each target gets whole blocks of the mix, so every kind reaches every target
+                    s.sendto(data, targets[(n // len(table)) % len(targets)])
                     sent[kind] += 1
                 except OSError:
                     errors += 1

@@ -32,7 +32,7 @@ from .garp import (ETH_P_ARP, ETH_P_IPV6, ICMPV6_NA, ICMPV6_NS, GarpError, dad_f
                    parse_nd, probe_frame)
 from .netns import NetnsError, netns_socket
 
-log = logging.getLogger("hadirector.net.acd")
+log = logging.getLogger(__name__)
 
 CLAIM, PROBE = "claim", "probe"
 SO_ATTACH_FILTER = 26  # asm-generic/socket.h

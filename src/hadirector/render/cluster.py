@@ -26,4 +26,27 @@ def render_status(st: dict) -> str:
     if dropped:
         out.append("")
         out.append("dropped packets: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+    notes = link_notes(st.get("links", {}))
+    if notes:
+        out.append("")
+        out += notes
     return "\n".join(out) + "\n"
+
+
+def link_notes(links: dict) -> list[str]:
+    """Per heartbeat link: what it dropped, the last bad MAC's source, and where nothing listens."""
+    out = []
+    for name, ln in sorted(links.items()):
+        parts = []
+        drops = {k: v for k, v in (ln.get("dropped") or {}).items() if v}
+        if drops:
+            parts.append("dropped " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
+        bad = ln.get("last_bad_auth")
+        if bad:
+            parts.append(f"last bad MAC from {bad.get('source') or '?'}: {bad.get('detail', '')}")
+        for u in ln.get("unreachable") or []:
+            parts.append(f"nothing listens on {u['address']}:{u['port']} (udpport or ucast differs?), "
+                         f"{u['count']} ICMP port unreachable")
+        if parts:
+            out.append(f"link {name}: " + "; ".join(parts))
+    return out

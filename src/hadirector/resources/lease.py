@@ -36,7 +36,7 @@ from typing import Callable, Iterable
 from ..dataplane.libnft import Nft, NftError
 from ..net.netns import NetnsWorker
 
-log = logging.getLogger("hadirector.resources.lease")
+log = logging.getLogger(__name__)
 
 TABLE = "hdlease"
 FAMILY = "netdev"
