@@ -57,7 +57,7 @@ _TEXT: dict[type, Callable[..., LogLine | None]] = {
     A.LeaveComplete: lambda a, me: LogLine(INFO, f"node {me}: every group released, peers told"),
     A.PacketDropped: lambda a, me: LogLine(
         WARNING, f"link {a.link}: dropped packet{f' from {a.source}' if a.source else ''} ({a.reason}): "
-                 f"{a.detail}", limit_key=f"dropped:{a.link}:{a.reason}:{a.source}"),
+                 f"{a.detail}", limit_key=f"dropped:{a.link}:{a.reason}"),
     A.Lease: lambda a, me: None,
     A.ProbeAddress: lambda a, me: None,
     A.HeldElsewhere: _held_elsewhere,

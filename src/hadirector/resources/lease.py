@@ -34,6 +34,7 @@ import time
 from typing import Callable, Iterable
 
 from ..dataplane.libnft import Nft, NftError
+from ..errors import HadirectorError
 from ..net.netns import NetnsWorker
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ FAMILY = "netdev"
 PRIORITY = -500
 
 
-class LeaseError(RuntimeError):
+class LeaseError(HadirectorError):
     """nftables refused a lease change (or is missing); the message says which."""
 
 
