@@ -17,7 +17,8 @@ real system: signals to the daemon, `ip link set down`, nftables rules in the br
 
 Each run gives a `Measurement`:
   double_ms  total time two or more MACs answered one ARP request for the VIP (10 ms windows)
-  outage_ms  the longest gap between two answers the client got (and from the fault to the first)
+  outage_ms  the longest run of the client's requests that got no answer (from the sending of the
+             first of them to the sending of the next answered one; lab.traffic)
   moves      how often the single MAC answering ARP changed
   silent_ms  total time nobody answered ARP
 """
@@ -71,6 +72,25 @@ class Measurement:
         return f"{self.row()}\nfinal ARP answerers: {self.final}\nclient answers: {self.answered_by}\n{tail}"
 
 
+def longest_outage(requests: list, t0: float, t1: float, cold_start: bool = False) -> float:
+    """The longest run of unanswered requests, from the sending of its first to the sending of the
+    next answered one (or t1), over requests sent in [t0, t1]. With `cold_start` runs before the
+    first answer do not count (nothing was up yet). Pure."""
+    reqs = sorted((t, who) for t, done, who in requests if done is not None and t0 <= t <= t1)
+    worst, start, seen_answer = 0.0, None, False
+    for t, who in reqs:
+        if who is None:
+            if start is None:
+                start = t
+        else:
+            if start is not None and (seen_answer or not cold_start):
+                worst = max(worst, t - start)
+            start, seen_answer = None, True
+    if start is not None and (seen_answer or not cold_start):
+        worst = max(worst, t1 - start)
+    return worst
+
+
 def analyse(arp: dict, traffic: dict, names: dict[str, str], t0: float, t1: float,
             scenario: str = "", cold_start: bool = False) -> Measurement:
     """Turn the raw samples into figures over [t0, t1]. `names` maps MAC -> director. With
@@ -86,9 +106,7 @@ def analyse(arp: dict, traffic: dict, names: dict[str, str], t0: float, t1: floa
             holders.append(w[0])
     tail = [w for t, w in windows if t >= t1 - 0.5]
     final = tuple(sorted({n for w in tail for n in w}))
-    times = [t for t, _ in traffic["answers"] if t0 <= t <= t1]
-    edges = ([] if cold_start and times else [t0]) + times + [t1]
-    outage = max(b - a for a, b in zip(edges, edges[1:]))
+    outage = longest_outage(traffic["requests"], t0, t1, cold_start)
     by: dict[str, int] = {}
     for t, who in traffic["answers"]:
         if t0 <= t <= t1:
