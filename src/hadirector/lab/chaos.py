@@ -108,8 +108,8 @@ def analyse(arp: dict, traffic: dict, names: dict[str, str], t0: float, t1: floa
     final = tuple(sorted({n for w in tail for n in w}))
     outage = longest_outage(traffic["requests"], t0, t1, cold_start)
     by: dict[str, int] = {}
-    for t, who in traffic["answers"]:
-        if t0 <= t <= t1:
+    for t, _, who in traffic["requests"]:
+        if who is not None and t0 <= t <= t1:
             by[who] = by.get(who, 0) + 1
     return Measurement(scenario, double, round(outage * 1000), max(0, len(holders) - 1), silent,
                        holders, final, by)
