@@ -42,6 +42,7 @@ class VipGuard:
         self.where: dict[str, str] = {}  # address -> interface
         self.lease_error: str | None = None
         self._locating: set[str] = set()
+        self._unplaced: set[str] = set()  # told once that its interface is unknown
         self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
@@ -61,9 +62,12 @@ class VipGuard:
         try:
             p = await locate(self.vips[address], ctx)
         except Exception as exc:  # noqa: BLE001 - AgentError: no interface (yet)
-            log.warning("VIP %s: cannot tell its interface (%s); probing and watching it later",
-                        address, exc)
+            if address not in self._unplaced:
+                self._unplaced.add(address)
+                log.warning("VIP %s: cannot tell its interface (%s); probing and watching it later",
+                            address, exc)
             return None
+        self._unplaced.discard(address)
         self.where[address] = p.ifname
         watch = self.watches.get(p.ifname)
         if watch is None:
@@ -71,7 +75,9 @@ class VipGuard:
             try:
                 watch.open()
             except GarpError as exc:
-                log.warning("VIP %s: cannot watch %s for address conflicts: %s", address, p.ifname, exc)
+                if address not in self._unplaced:
+                    self._unplaced.add(address)
+                    log.warning("VIP %s: cannot watch %s for address conflicts: %s", address, p.ifname, exc)
                 return None
             self.watches[p.ifname] = watch
         else:

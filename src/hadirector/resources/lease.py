@@ -138,6 +138,7 @@ class LeaseTable:
     def _open(self) -> None:
         try:
             self._nft = Nft()
+            self._nft.tables()  # needs CAP_NET_ADMIN: fail here, not at the first VIP's start
         except NftError as exc:
             raise LeaseError(f"VIP leases: {exc}") from None
         # a table left by a crashed run stays: its elements keep stale addresses silent until
@@ -197,7 +198,8 @@ class LeaseTable:
 
     def _unguard(self, address: str) -> None:
         assert self._nft is not None
-        self._until.pop(address, None)
+        # the lease's end is kept: a monitor's restart of the VIP (stop, start) guards it again
+        # at once with what the core granted, instead of leaving it silent until the next renewal
         had = address in self.guarded
         self.guarded.pop(address, None)
         if not had:
