@@ -15,7 +15,10 @@ a rival that may win (2.1.1, the simultaneous-probe rule). The wire is *clear* o
 (PROBE_NUM, 3) probes in a row went unanswered and one more probe interval passed after the last
 (RFC 5227's ANNOUNCE_WAIT after the last probe). RFC 5227 section 2.2 allows shorter timeouts
 than its 1-2 s on suitable networks; ours follow keepalive, and probing starts at warntime, so
-the wire is known to be clear by deadtime.
+the wire is known to be clear by deadtime. Red Hat's initscripts do the same check before they add
+an address (ifup-eth: `arping -q -c 2 -w 3 -D`, "Error, some other host already uses address");
+heartbeat's IPaddr/IPaddr2 and keepalived do not, which is how their split brains end up with two
+hosts answering for one VIP.
 
 The lease (the VIP's answers are allowed by an nftables set element with a timeout, resources/
 lease.py): `lease` ms from each renewal, renewed every `renew` ms while the arbiter finds this
