@@ -187,7 +187,7 @@ class Membership:
             raise ValueError(f"packet from {msg.node!r}, which is not a peer of {self.local!r}")
         if link not in node.links:
             raise ValueError(f"packet on unknown link {link!r}; links are {', '.join(self.links)}")
-        out: list = self._note_input(now)
+        out: list = self.note_input(now)
         if node.generation is not None and msg.generation > node.generation:
             out.append(PeerRestarted(msg.node, node.generation, msg.generation))
             node.seq = -1
@@ -226,7 +226,7 @@ class Membership:
         return out
 
     def on_timer(self, now: int) -> list:
-        out: list = self._note_input(now)
+        out: list = self.note_input(now)
         if now >= self._next_send:
             out += [Send(link) for link in self.links]
             self._next_send += self.keepalive
@@ -281,9 +281,10 @@ class Membership:
 
     # ------------------------------------------------------------------ internals
 
-    def _note_input(self, now: int) -> list:
-        """Every input first: were we fed nothing for more than two keepalives? The timer fires
-        at least every keepalive while we run, so a longer gap means we did not run."""
+    def note_input(self, now: int) -> list:
+        """Every input first (NodeCore calls it for inputs that are not packets or the timer too):
+        were we fed nothing for more than two keepalives? The timer fires at least every
+        keepalive while we run, so a longer gap means we did not run."""
         gap = now - self._last_input
         self._last_input = max(self._last_input, now)
         return self._overslept(now, gap) if gap > 2 * self.keepalive else []

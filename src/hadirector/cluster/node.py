@@ -193,50 +193,70 @@ class NodeCore:
         return self._finish(out, now)
 
     def probe_reply(self, address: str, now: int) -> list:
-        return self._finish(self.connectivity.on_reply(address, now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.connectivity.on_reply(address, now), now)
 
     def address_seen(self, address: str, kind: str, mac: str, own_mac: str, where: str,
                      now: int) -> list:
         """Another MAC used ("claim") or probed for ("probe") one of our groups' addresses."""
-        return self._finish(self.arbiter.address_seen(address, kind, mac, own_mac, where, now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.address_seen(address, kind, mac, own_mac, where, now), now)
 
     def link_unreachable(self, link: str, address: str, port: int, now: int) -> list:
         """Our datagram on `link` to address:port drew ICMP port unreachable. Reported
         (NothingListens) once per episode while no peer is heard on that link; an episode ends
-        after deadtime without such errors."""
+        after UNREACHABLE_EPISODE (or twice deadtime, if longer) without such errors."""
         if link not in self.unreachable:
             raise ValueError(f"unknown link {link!r}; links are {', '.join(self.links)}")
+        pre = self._begin(now)
+        out = self._finish(pre, now) if pre else []
         u = self.unreachable[link].setdefault((address, port), {"count": 0, "first": now,
                                                                "last": now, "reported": False})
         u["count"] += 1
         u["last"] = now
         heard = any(self.membership.link_state(n, link) == UP for n in self.membership.peers)
         if u["reported"] or heard:
-            return []
+            return out
         u["reported"] = True
-        return [NothingListens(link, address, port, u["count"])]
+        return out + [NothingListens(link, address, port, u["count"])]
 
     def group_started(self, group: str, now: int) -> list:
-        return self._finish(self.arbiter.group_started(group, now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.group_started(group, now), now)
 
     def group_failed(self, group: str, now: int, detail: str = "") -> list:
-        return self._finish(self.arbiter.group_failed(group, now, detail), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.group_failed(group, now, detail), now)
 
     def group_stopped(self, group: str, now: int) -> list:
         """ReleaseDone: the group's resources are fully stopped here."""
-        return self._finish(self.arbiter.group_stopped(group, now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.group_stopped(group, now), now)
 
     def standby(self, which: str, now: int) -> list:
-        return self._finish(self.arbiter.standby(which, now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.standby(which, now), now)
 
     def takeover(self, which: str, now: int) -> list:
-        return self._finish(self.arbiter.takeover(which, now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.takeover(which, now), now)
 
     def shutdown(self, now: int) -> list:
         """Release every group; once all are stopped, tell the peers and return LeaveComplete."""
-        return self._finish(self.arbiter.shutdown(now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.shutdown(now), now)
 
     # ------------------------------------------------------------------ internals
+
+    def _begin(self, now: int) -> list:
+        """Every input first: did this node stall since the last one? Whichever input comes first
+        after a resume (a buffered datagram, an ARP frame that waited in the address watch, a
+        resource report, the timer) must see it before anything is decided, or a node that lost
+        its lease renews it before it knows it may have lost the group too."""
+        if self.left:
+            return []
+        events = self.membership.note_input(now)
+        return self._after_membership(events, now, {}) if events else []
 
     def _after_membership(self, events: list, now: int, news: dict) -> list:
         restarted = [e.node for e in events if isinstance(e, PeerRestarted)]

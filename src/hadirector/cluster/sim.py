@@ -187,20 +187,30 @@ class Sim:
         resumes it."""
         self.nodes[name].frozen = True
 
-    def thaw(self, name: str, packets_first: bool = False) -> None:
+    def thaw(self, name: str, packets_first: bool = False, arp_first: bool = False) -> None:
         """Resume a frozen node. By default its overdue timer fires first, then the queued
         packets arrive; `packets_first` delivers the queued packets before any timer runs (what
-        asyncio does: ready socket callbacks run before due timers)."""
+        asyncio does: ready socket callbacks run before due timers); `arp_first` also puts the
+        queued ARP frames (address_seen) before the datagrams (the packet socket came first)."""
         node = self.nodes[name]
         node.frozen = False
         inbox, node.inbox = node.inbox, []
+        if arp_first:
+            inbox = [i for i in inbox if i[0] == "seen"] + [i for i in inbox if i[0] != "seen"]
+            packets_first = True
         if packets_first:
-            for link, data in inbox:
-                self._deliver(name, link, data)
+            for item in inbox:
+                self._redeliver(name, item)
             self.check()
             return
-        for link, data in inbox:
-            self._at(self.now + 1, lambda l=link, d=data: self._deliver(name, l, d))
+        for item in inbox:
+            self._at(self.now + 1, lambda i=item: self._redeliver(name, i))
+
+    def _redeliver(self, name: str, item: tuple) -> None:
+        if item[0] == "seen":  # an ARP frame that waited in the address watch's socket
+            self._seen(name, *item[1:])
+        else:
+            self._deliver(name, *item)
 
     def restart(self, name: str) -> None:
         node = self.nodes[name]
@@ -296,7 +306,11 @@ class Sim:
 
     def _seen(self, name: str, address: str, kind: str, mac: str) -> None:
         node = self.nodes.get(name)
-        if node is None or not node.up or node.frozen:
+        if node is None or not node.up:
+            return
+        if node.frozen:  # it waits in the packet socket, like a datagram
+            if len(node.inbox) < 64:
+                node.inbox.append(("seen", address, kind, mac))
             return
         self._handle(node, node.core.address_seen(address, kind, mac, node.mac, "eth0", self.now))
 

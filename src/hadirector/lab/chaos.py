@@ -111,8 +111,10 @@ def analyse(arp: dict, traffic: dict, names: dict[str, str], t0: float, t1: floa
     for t, _, who in traffic["requests"]:
         if who is not None and t0 <= t <= t1:
             by[who] = by.get(who, 0) + 1
-    return Measurement(scenario, double, round(outage * 1000), max(0, len(holders) - 1), silent,
-                       holders, final, by)
+    m = Measurement(scenario, double, round(outage * 1000), max(0, len(holders) - 1), silent,
+                    holders, final, by)
+    m.extra["double_at"] = [round(t - t0, 3) for t, w in windows if len(w) > 1][:50]
+    return m
 
 
 # ------------------------------------------------------------------------------- the lab
