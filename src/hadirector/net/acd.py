@@ -28,9 +28,8 @@ import socket
 import struct
 from typing import Callable, Iterable
 
-from .garp import (ETH_P_ARP, ETH_P_IPV6, ICMPV6_NA, ICMPV6_NS, GarpError, dad_frame, parse_arp,
-                   parse_nd, probe_frame)
-from .netns import NetnsError, netns_socket
+from .garp import (ETH_P_ARP, ETH_P_IPV6, ICMPV6_NA, ICMPV6_NS, GarpError, dad_frame,
+                   open_packet_socket, parse_arp, parse_nd, probe_frame)
 
 log = logging.getLogger(__name__)
 
@@ -86,27 +85,7 @@ def _attach_nd_filter(sock: socket.socket) -> None:
 
 
 def _open(ifname: str, proto: int, netns: str | None) -> tuple[socket.socket, bytes]:
-    try:
-        sock = netns_socket(netns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
-    except NetnsError as e:
-        raise GarpError(str(e)) from None
-    except OSError as e:
-        raise GarpError(f"raw packet socket: {e.strerror or e} (needs CAP_NET_RAW)") from None
-    try:
-        if proto == ETH_P_IPV6:
-            _attach_nd_filter(sock)
-        sock.bind((ifname, proto))
-        mac = sock.getsockname()[4]
-        if len(mac) != 6:
-            raise GarpError(f"interface {ifname} has no Ethernet address")
-        sock.setblocking(False)
-        return sock, mac
-    except OSError as e:
-        sock.close()
-        raise GarpError(f"packet socket on {ifname}: {e.strerror or e}") from None
-    except GarpError:
-        sock.close()
-        raise
+    return open_packet_socket(ifname, netns, proto, _attach_nd_filter if proto == ETH_P_IPV6 else None)
 
 
 class AddressWatch:

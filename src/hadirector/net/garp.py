@@ -198,17 +198,21 @@ def parse_nd(frame: bytes) -> NdPacket | None:
                     str(ipaddress.IPv6Address(frame[62:78])))
 
 
-def open_packet_socket(ifname: str, netns: str | None = None) -> tuple[socket.socket, bytes]:
-    """A non-blocking AF_PACKET socket bound to `ifname` that receives nothing (protocol 0), and the
-    interface's MAC."""
+def open_packet_socket(ifname: str, netns: str | None = None, proto: int = 0,
+                       setup=None) -> tuple[socket.socket, bytes]:
+    """A non-blocking AF_PACKET socket bound to `ifname`, and the interface's MAC. Protocol 0 (the
+    default) receives nothing: a socket to send on; net/acd.py asks for ARP or IPv6 and passes a
+    `setup(sock)` that attaches its socket filter before the bind."""
     try:
-        sock = netns_socket(netns, socket.AF_PACKET, socket.SOCK_RAW, 0)
+        sock = netns_socket(netns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
     except NetnsError as e:
         raise GarpError(str(e), errno=e.errno) from None
     except OSError as e:
         raise GarpError(f"raw packet socket: {e.strerror or e} (needs CAP_NET_RAW)", errno=e.errno) from None
     try:
-        sock.bind((ifname, 0))
+        if setup is not None:
+            setup(sock)
+        sock.bind((ifname, proto))
         name = sock.getsockname()
         mac = name[4] if len(name) > 4 else b""
         if len(mac) != 6:
