@@ -161,3 +161,35 @@ async def test_open_errors_name_the_problem(pair):
     with pytest.raises(TransportError) as err:
         await open_link(Link(kind="bcast", interface="eth0"), Inbox(), netns="hdt-no-such-namespace")
     assert "no such namespace" in str(err.value)
+
+
+async def test_port_unreachable_is_read_from_the_error_queue(pair):
+    """a sends to b's 694, where nothing listens (b's node uses another udpport): a hears of it
+    through ICMP port unreachable (IP_RECVERR), per destination, and the link keeps working."""
+    import errno
+    lab, a, b = pair
+    errors = []
+    ia = Inbox()
+    ta = await open_link(Link(kind="ucast", interface="eth0", peers=("198.18.0.3",)), ia, netns=a.netns,
+                         on_unreachable=lambda name, dest, err: errors.append((name, dest, err)))
+    tb = await open_link(Link(kind="ucast", interface="eth0", peers=("198.18.0.2",), port=695), Inbox(),
+                         netns=b.netns)
+    try:
+        for _ in range(3):
+            ta.send(b"anyone?")
+            await asyncio.sleep(0.05)
+        for _ in range(40):
+            if len(errors) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert errors and errors[0] == ("ucast:eth0", ("198.18.0.3", 694), errno.ECONNREFUSED)
+        assert ta.unreachable[("198.18.0.3", 694)] == len(errors) and ta.stats.icmp_errors == len(errors)
+        # still delivering: a datagram from a peer on the right port arrives
+        tc = await open_link(Link(kind="ucast", interface="eth0", peers=("198.18.0.2",)), Inbox(),
+                             netns=b.netns)
+        tc.send(b"here")
+        assert (await ia.get())[1] == b"here"
+        tc.close()
+    finally:
+        ta.close()
+        tb.close()

@@ -54,7 +54,8 @@ def hold(arb, g, peers_grant: dict[str, Announcement] | None = None):
         base = arb.peers[p]
         claim = arb.local_groups[g].claim
         peer(arb, p, Announcement(base.status, base.score, 0, base.groups,
-                                  base.grants + (Grant(arb.local, g, claim),), base.requests))
+                                  base.grants + (Grant(arb.local, g, claim),), base.requests,
+                                  base.heard))
     assert state(arb, g) == STARTING
     arb.group_started(g, 0)
     assert state(arb, g) == HELD
@@ -362,10 +363,13 @@ def test_heard_list_and_a_holder_that_cannot_hear_us():
     # b stops hearing a (a firewall), declares it dead and starts web itself
     out = peer(a, "b", ann(groups=[("web", HELD)], heard=()), now=500)
     assert acts(out, ReleaseGroup) == []  # not yet deaf_after: the keeper rule holds (a keeps)
-    out = a.on_timer(1000)
+    # the omission counts from the first announcement that left us out (500), not from when b
+    # became alive (0): one stale announcement of a peer that wrongly declared us dead is no proof
+    assert acts(a.on_timer(1000), NotHeardBy) == []
+    out = a.on_timer(1500)
     assert acts(out, NotHeardBy) == [NotHeardBy("b", 1000)]
     assert acts(out, ReleaseGroup) == [ReleaseGroup("web", "split brain: b runs it and cannot hear us")]
-    assert acts(a.on_timer(1100), NotHeardBy) == []  # once per episode
+    assert acts(a.on_timer(1600), NotHeardBy) == []  # once per episode
     # after our own stall, b not hearing us is no evidence for another deaf_after
     a.stalled(2000)
     assert "b" not in a._deaf
@@ -393,3 +397,38 @@ def test_a_failed_start_that_was_not_released_marks_the_failure():
     out = a.group_failed("db", 0, "vip: address in use")
     assert acts(out, ReleaseGroup) == [ReleaseGroup("db", "failed: vip: address in use")]
     assert not acts(out, StartCancelled) and a.local_groups["db"].failed is True
+
+
+def test_an_omission_that_ends_is_forgotten():
+    a = Arbiter("a", ("a", "b"), GROUPS, "on", deaf_after=1000)
+    a.start(0)
+    for g in GROUPS:
+        a.group_stopped(g, 0)
+    a.set_alive({"b"}, 0, {"b": ann(heard=("a",))})
+    a.settle(0)
+    hold(a, "web")
+    peer(a, "b", ann(groups=[("web", HELD)], heard=()), now=2000)  # b wrongly declared a dead
+    peer(a, "b", ann(groups=[("web", HELD)], heard=("a",)), now=2100)  # and hears it again
+    peer(a, "b", ann(groups=[("web", HELD)], heard=()), now=2900)
+    out = a.on_timer(3500)  # 600 ms into the second omission: not deaf; a keeps (preferred)
+    assert acts(out, NotHeardBy) == [] and acts(out, ReleaseGroup) == []
+
+
+def test_a_node_that_stalled_yields_in_a_split_brain_and_says_so():
+    from hadirector.cluster.messages import GroupEntry as GE
+    a = ready(peers={"b": ann(heard=("a",))}, deaf_after=500)
+    hold(a, "web")
+    a.stalled(1000)  # a was not running; b took web meanwhile
+    assert a.announcement().group("web").yields
+    out = peer(a, "b", ann(groups=[("web", HELD)], heard=("a",)), now=1001)
+    assert acts(out, ReleaseGroup) == [ReleaseGroup("web", "split brain: this node stalled; b kept it running")]
+    # seen from b (the preferred node would normally keep it): a yields, b keeps and re-announces
+    b = ready(local="b", deaf_after=500)  # alone: a was declared dead, b took everything
+    for g in GROUPS:
+        b.group_started(g, 5)
+    out = peer(b, "a", ann(groups=[GE("web", HELD, yields=True)], heard=("b",)), now=10)
+    assert acts(out, ReleaseGroup) == [] and acts(out, Reannounce) == [Reannounce("web")]
+    # the yield ends after stall_yield (2 x deaf_after by default)
+    assert a.next_deadline() == 2000
+    a.on_timer(2000)
+    assert not a._yielding

@@ -39,3 +39,19 @@ def test_what_the_driver_carries_out_silently_and_what_it_does_not_know():
     assert describe(A.Probe("198.18.0.1"), "alpha") is None
     line = describe(A.AnnounceNow(), "alpha")
     assert (line.level, line.text) == (logging.DEBUG, "node alpha: AnnounceNow()")
+
+
+def test_misconfiguration_lines_say_where_to_look():
+    line = describe(A.PacketDropped("ucast:eth1", "bad_auth", "MAC does not match sha1 key 1 (another secret "
+                                    "under authkeys index 1, or a forged or corrupted packet)", "198.18.1.3"),
+                    "alpha")
+    assert line.text.startswith("link ucast:eth1: dropped packet from 198.18.1.3 (bad_auth): ")
+    assert "authkeys index 1" in line.text and line.limit_key == "dropped:ucast:eth1:bad_auth"
+    assert describe(A.NothingListens("ucast:eth1", "198.18.1.3", 694, 1), "alpha").text.startswith(
+        "link ucast:eth1: nothing listens on 198.18.1.3:694 (udpport or ucast differs?)")
+    line = describe(A.HeldElsewhere("web", "198.18.0.100", "02:00:00:00:00:01", "eth0", ("d1",)), "d2")
+    assert line.level == logging.WARNING and line.text == (
+        "group web: peer d1 is silent on every heartbeat link but answers for 198.18.0.100 on eth0: "
+        "heartbeat links down, not taking over (02:00:00:00:00:01 answers)")
+    assert describe(A.Lease("web", ("198.18.0.100",), 500), "d2") is None
+    assert describe(A.ProbeAddress("198.18.0.100"), "d2") is None

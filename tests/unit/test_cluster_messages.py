@@ -87,7 +87,10 @@ def test_every_reason_is_counted():
     assert c.decode(good).seq == 10
     assert reason_of(c, good[:5]) == "truncated"
     assert reason_of(c, good[:-1]) == "truncated"
-    assert reason_of(c, good + b"\x00") == "malformed"
+    # bytes appended to a genuine message: the MAC (the last bytes) no longer matches, a forgery
+    assert reason_of(c, good + b"\x00") == "bad_auth"
+    signed = good[:-AUTH.mac_length] + b"\x00"  # a sender that signs more than it announces
+    assert reason_of(c, signed + AUTH.sign(signed)) == "malformed"
     assert reason_of(c, b"\x00" * 201) == "oversized"
     assert reason_of(c, b"XX" + good[2:]) == "bad_version"
     assert reason_of(c, good[:2] + b"\x02" + good[3:]) == "bad_version"
@@ -231,3 +234,14 @@ def test_crc_garbage_with_a_valid_checksum_raises_only_bad_message(body):
         decode(head + body + crc.sign(head + body), crc)
     except BadMessage:
         pass
+
+
+def test_group_flags_carry_failed_and_yields():
+    a = Codec("prod", "alpha", 3, NODES, AUTH)
+    groups = (GroupEntry("web", GroupState.HELD, 0, "", False, True),
+              GroupEntry("db", GroupState.STARTING, 0, "", True, True),
+              GroupEntry("mx", GroupState.HELD, 0, "", True, False))
+    data = a.encode(Kind.HEARTBEAT, Announcement(groups=groups))
+    assert codec().decode(data).announcement.groups == groups
+    # name, state, then the flags byte: bit 0 failed, bit 1 yields
+    assert b"\x03web\x03\x02" in data and b"\x02db\x02\x03" in data and b"\x02mx\x03\x01" in data

@@ -86,3 +86,34 @@ def test_neighbour_advertisement_layout_and_checksum():
     assert icmp[24:] == b"\x02\x01" + bytes.fromhex("02005e100001")  # target link-layer address
     pseudo = ip6[8:40] + struct.pack("!I3xB", len(icmp), 58)
     assert _checksum(pseudo + icmp) == 0  # a correct checksum sums to zero
+
+
+def test_rfc5227_probe_and_dad_frames_and_what_classify_makes_of_them():
+    from hadirector.net.acd import CLAIM, PROBE, classify
+    from hadirector.net.garp import (arp_packet, dad_frame, na_frame, parse_arp, parse_nd,
+                                     probe_frame, solicited_node)
+    me, other = bytes.fromhex("02000000000a"), bytes.fromhex("02000000000b")
+    watched = {"198.18.0.100", "2001:2::100"}
+    p = parse_arp(probe_frame(other, "198.18.0.100"))
+    # RFC 5227 2.1.1: sender IP all zero, target hardware address zero, broadcast
+    assert (p.op, p.spa, p.tpa, p.tha) == (ARPOP_REQUEST, "0.0.0.0", "198.18.0.100", b"\0" * 6)
+    assert classify(probe_frame(other, "198.18.0.100"), me, watched) == ("198.18.0.100", PROBE, other.hex(":"))
+    assert classify(probe_frame(me, "198.18.0.100"), me, watched) is None  # our own
+    reply = arp_packet(ARPOP_REPLY, other, "198.18.0.100", me, "0.0.0.0", dst=me)
+    assert classify(reply, me, watched) == ("198.18.0.100", CLAIM, other.hex(":"))
+    assert classify(arp_frame(ARPOP_REQUEST, other, "198.18.0.100"), me, watched)[1] == CLAIM  # an announcement
+    assert classify(arp_frame(ARPOP_REQUEST, other, "198.18.0.7"), me, watched) is None
+    ns = dad_frame(other, "2001:2::100")
+    nd = parse_nd(ns)
+    assert (nd.type, nd.src, nd.target) == (135, "::", "2001:2::100")
+    assert ns[:6] == b"\x33\x33" + solicited_node("2001:2::100").packed[-4:]
+    assert str(solicited_node("2001:2::100")) == "ff02::1:ff00:100"
+    # RFC 4861 checksum over the pseudo-header: summing it all again gives 0
+    assert _checksum(nd_pseudo(ns) + ns[54:]) == 0
+    assert classify(ns, me, watched) == ("2001:2::100", PROBE, other.hex(":"))
+    assert classify(na_frame(other, "2001:2::100"), me, watched) == ("2001:2::100", CLAIM, other.hex(":"))
+
+
+def nd_pseudo(frame: bytes) -> bytes:
+    import struct
+    return frame[22:38] + frame[38:54] + struct.pack("!I3xB", len(frame) - 54, 58)

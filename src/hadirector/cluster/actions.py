@@ -7,11 +7,13 @@ frozen dataclasses, returned in a list from each input method. Grouped by who pr
                   TimingMismatch, Stalled, Settled
 * connectivity.py Probe, PingChanged, ScoreChanged
 * arbiter.py      AcquireGroup, ReleaseGroup, StopStale, Reannounce, SplitBrain, NotHeardBy,
-                  RequestResult, AnnounceNow, StartCancelled
-* node.py         Transmit, PacketDropped, LeaveComplete (and everything above, passed through)
+                  RequestResult, AnnounceNow, StartCancelled, Lease, HeldElsewhere, AddressConflict
+* guard.py        ProbeAddress
+* node.py         Transmit, PacketDropped, LeaveComplete, NothingListens (and everything above)
 
-Actions (the driver must do something): Send/Transmit, Probe, AcquireGroup, ReleaseGroup, StopStale,
-Reannounce. Everything else is an event to log or show in `hadirector status`.
+Actions (the driver must do something): Send/Transmit, Probe, ProbeAddress, AcquireGroup,
+ReleaseGroup, StopStale, Reannounce, Lease. Everything else is an event to log or show in
+`hadirector status`.
 """
 
 from __future__ import annotations
@@ -96,6 +98,15 @@ class Settled:
 
 
 @dataclass(frozen=True)
+class ProbeAddress:
+    """Ask the wire whether anybody answers for `address`: one RFC 5227 ARP probe (IPv6: a
+    duplicate address detection neighbour solicitation) on the address's interface. Report what
+    comes back with NodeCore.address_seen."""
+
+    address: str
+
+
+@dataclass(frozen=True)
 class Probe:
     """Send one ICMP echo request (or any liveness probe) to `address` now."""
 
@@ -170,6 +181,42 @@ class NotHeardBy:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """Let the kernel answer for these addresses until `until` (ms, the clock the core is fed):
+    renew the VIP lease (resources/lease.py). Renewed every few hundred ms while this node is fit
+    to hold the group; a lease that is not renewed runs out by itself in the kernel."""
+
+    group: str
+    addresses: tuple[str, ...]
+    until: int
+
+
+@dataclass(frozen=True)
+class HeldElsewhere:
+    """We would take `group` (its holder went silent on every heartbeat link) but another MAC
+    still answers for `address` on `where`: the heartbeat links are down, not the holder; we do
+    not take over. `nodes`: the silent peers that may be the one answering."""
+
+    group: str
+    address: str
+    mac: str
+    where: str
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AddressConflict:
+    """While we hold `group`, another MAC claimed `address` on `where` (RFC 5227 2.4). We defended
+    it once (Reannounce); `keeper` keeps the group by the keeper rule (if not us, we release)."""
+
+    group: str
+    address: str
+    mac: str
+    where: str
+    keeper: str
+
+
+@dataclass(frozen=True)
 class RequestResult:
     """The outcome of an operator standby/takeover for one group (or the whole request)."""
 
@@ -207,11 +254,25 @@ class Transmit:
 
 @dataclass(frozen=True)
 class PacketDropped:
-    """A datagram failed a check (`reason`, see messages.REASONS). Log rate-limited."""
+    """A datagram failed a check (`reason`, see messages.REASONS). Log rate-limited. `source` is
+    the sender's address as the driver saw it ("" when unknown)."""
 
     link: str
     reason: str
     detail: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class NothingListens:
+    """Our datagrams to `address`:`port` on `link` draw ICMP port unreachable while no peer is
+    heard on that link: nothing listens there (udpport or the ucast address differs?). Once per
+    episode; `count` errors so far."""
+
+    link: str
+    address: str
+    port: int
+    count: int
 
 
 @dataclass(frozen=True)

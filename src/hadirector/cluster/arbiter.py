@@ -31,11 +31,26 @@ peer starts only after the stop: release before acquire. A dead peer's announcem
 so its groups become unheld and are claimed without its grant, i.e. after deadtime.
 
 Split brain (a healed partition: several live nodes announce STARTING/HELD for one group): the
-keeper is the holder with the best score, then the group's preferred node, then the lowest name.
-The others release; the keeper emits Reannounce(g) (gratuitous ARP) at once and again when each
-loser has stopped. Exception: a holder that does not hear us (it has not listed us among the nodes
-it hears for deaf_after ms although we hear it: a one-way link, typically a firewall) would never
-learn that it should let go, so we do, whatever the rule says (event NotHeardBy).
+keeper is the holder that did not just stall (a node that knows it was not running, see
+`stalled`, announces `yields` on its groups for stall_yield ms and gives way to the node that kept
+serving), then the best score, then the group's preferred node, then the lowest name. The others
+release; the keeper emits Reannounce(g) (gratuitous ARP) at once and again when each loser has
+stopped; other reasons to move the group wait until the split brain is over. Exception: a holder
+that does not hear us (its announcements have left us out for deaf_after ms, counted from the
+first one that did, and we have heard it that long: a one-way link, typically a firewall) would
+never learn that it should let go, so we do, whatever the rule says (event NotHeardBy). One
+announcement that leaves us out proves nothing: a peer that wrongly declared us dead sends one
+before it hears us again.
+
+Addresses (cluster/guard.py): a group with VIPs is taken without every node's grant only after
+its addresses were probed on the wire (RFC 5227) and nobody answered: a peer that is silent on
+every heartbeat link may still be alive and serving on the public side. Probing starts when a
+peer that runs the group is late (warntime), so a real failover is not delayed; while another MAC
+answers, the claim waits (event HeldElsewhere, once). A holder that sees another MAC use its
+address defends it once (Reannounce, RFC 5227 2.4) and applies the keeper rule among itself and
+the unaccounted peers (AddressConflict). While a group with VIPs starts or runs here and this node
+is fit to hold it, Lease(g) renews the kernel's permission to answer for its addresses; after a
+stall in which the lease ran out, nothing is renewed until the wire is probed clear again.
 
 auto_failback (ha.cf), read from heartbeat's hb_resource.c and ha.cf(5):
   on      when a group's preferred node comes (back) up, restarts, or regains the best score while
@@ -69,8 +84,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from .actions import (AcquireGroup, AnnounceNow, NotHeardBy, Reannounce, ReleaseGroup, RequestResult,
-                      SplitBrain, StartCancelled, StopStale)
+from .actions import (AcquireGroup, AddressConflict, AnnounceNow, HeldElsewhere, Lease, NotHeardBy,
+                      Reannounce, ReleaseGroup, RequestResult, SplitBrain, StartCancelled, StopStale)
+from .guard import CLAIM as SEEN_CLAIM, PROBE as SEEN_PROBE, AddressGuard, GuardTiming, Seen
 from .membership import TransitionError
 from .messages import Announcement, GroupEntry, GroupState, Grant, Status
 
@@ -123,7 +139,9 @@ class Arbiter:
     """
 
     def __init__(self, local: str, nodes: Iterable[str], groups, auto_failback: str = "legacy", *,
-                 request_timeout: int = DEFAULT_REQUEST_TIMEOUT, deaf_after: int = 30_000):
+                 request_timeout: int = DEFAULT_REQUEST_TIMEOUT, deaf_after: int = 30_000,
+                 addresses: Mapping[str, Iterable[str]] | None = None,
+                 guard_timing: GuardTiming | None = None, stall_yield: int | None = None):
         self.local = local
         self.nodes = tuple(nodes)
         if local not in self.nodes:
@@ -141,8 +159,18 @@ class Arbiter:
         self.legacy_warning = auto_failback == "legacy"
         self.request_timeout = request_timeout
         self.deaf_after = deaf_after
+        self.stall_yield = stall_yield if stall_yield is not None else 2 * deaf_after
         self._alive_since: dict[str, int] = {}
+        self._omitted_since: dict[str, int] = {}  # peer -> first announcement (in a row) leaving us out
         self._deaf: set[str] = set()  # peers reported as not hearing us
+        self._stalled_at: int | None = None
+        self._yielding = False  # stalled within stall_yield: announce `yields` on running groups
+        self.unaccounted: set[str] = set()  # peers that may run what we do not know (membership)
+        self._late: set[str] = set()  # live peers silent for warntime
+        timing = guard_timing or GuardTiming.derive(1000, 30_000)
+        self.guards: dict[str, AddressGuard] = {
+            g: AddressGuard(tuple(a), timing) for g, a in (addresses or {}).items() if tuple(a)}
+        self._unverified: set[str] = set()  # held groups whose lease ran out while we stalled
         self.status = Status.STARTING
         self.score = 0
         self.score_max = 0
@@ -158,7 +186,8 @@ class Arbiter:
 
     def announcement(self) -> Announcement:
         groups = tuple(
-            GroupEntry(g, st.state, st.claim if st.state == CLAIM else 0, st.to, st.failed)
+            GroupEntry(g, st.state, st.claim if st.state == CLAIM else 0, st.to, st.failed,
+                       self._yielding and st.state in RUNNING)
             for g, st in self.local_groups.items()
             if st.state != NONE or st.to or st.failed)
         grants = []
@@ -197,8 +226,28 @@ class Arbiter:
         return {"status": self.status.name.lower(), "score": self.score,
                 "groups": {g: {"state": st.state.name.lower(), "preferred": self.preferred[g],
                                "holders": self.holders(g), "failed_here": st.failed,
-                               "handed_to": st.to or None}
+                               "handed_to": st.to or None, **self._guard_snapshot(g)}
                            for g, st in self.local_groups.items()}}
+
+    def _guard_snapshot(self, g: str) -> dict:
+        gd = self.guards.get(g)
+        if gd is None:
+            return {}
+        out: dict = {"addresses": list(gd.addresses), "probing": gd.probing,
+                     "lease_until": gd.lease_until, "verified": g not in self._unverified}
+        if gd.blocked() and gd.answer is not None:
+            out["answered_by"] = {"mac": gd.answer.mac, "on": gd.answer.where, "at": gd.answer.at}
+        return out
+
+    def answering_elsewhere(self) -> dict[str, str]:
+        """Silent peers that may be the one still answering for a group's address: node -> the
+        interface the answer came on ("heartbeat lost, alive on eth0")."""
+        out: dict[str, str] = {}
+        for g, gd in self.guards.items():
+            if gd.blocked() and gd.answer is not None:
+                for n in self.unaccounted:
+                    out.setdefault(n, gd.answer.where)
+        return out
 
     # ------------------------------------------------------------------ inputs
 
@@ -221,26 +270,102 @@ class Arbiter:
 
     def set_alive(self, alive: Iterable[str], now: int,
                   news: Mapping[str, Announcement] | None = None,
-                  restarted: Iterable[str] = ()) -> list:
+                  restarted: Iterable[str] = (), unaccounted: Iterable[str] | None = None) -> list:
         """The peers membership considers up or active (others' announcements are forgotten),
-        with the newest announcements that came in the same packets (`news`) and the peers that
-        came back with a new generation (`restarted`, see peer_restarted)."""
+        with the newest announcements that came in the same packets (`news`), the peers that
+        came back with a new generation (`restarted`, see peer_restarted) and the peers that may
+        run something we do not know of (`unaccounted`: never heard, or silent, not left)."""
         self.alive = set(alive) - {self.local}
+        if unaccounted is not None:
+            self.unaccounted = set(unaccounted) - {self.local}
         for p in list(self.peers):
             if p not in self.alive:
                 del self.peers[p]
-        for p in list(self._alive_since):
-            if p not in self.alive:
-                del self._alive_since[p]
+        for d in (self._alive_since, self._omitted_since):
+            for p in list(d):
+                if p not in self.alive:
+                    del d[p]
+        self._late &= self.alive
         for p in self.alive:
             self._alive_since.setdefault(p, now)
         for node in restarted:
             self._forget(node)
             self._alive_since[node] = now
+            self._omitted_since.pop(node, None)
         for node, ann in (news or {}).items():
             if node in self.alive:
-                self.peers[node] = ann
+                self._news(node, ann, now)
         return self._evaluate(now)
+
+    def _news(self, node: str, ann: Announcement, now: int) -> None:
+        self.peers[node] = ann
+        self._late.discard(node)
+        if self.local in ann.heard:
+            self._omitted_since.pop(node, None)
+        else:
+            self._omitted_since.setdefault(node, now)
+
+    def peer_late(self, node: str, now: int) -> list:
+        """membership's LateHeartbeat: a live peer has been silent for warntime. If it runs a
+        group with addresses, start probing them now, so that the wire is known to be clear (or
+        not) by the time deadtime strikes."""
+        if node in self.alive:
+            self._late.add(node)
+        return self._evaluate(now)
+
+    def address_seen(self, address: str, kind: str, mac: str, own_mac: str, where: str,
+                     now: int) -> list:
+        """The driver saw another MAC (`mac`; ours is `own_mac`) on `where` use `address` (kind
+        "claim": an ARP reply, announcement or request with it as sender; IPv6 likewise) or probe
+        for it ("probe": an RFC 5227 probe, a DAD solicitation)."""
+        if kind not in (SEEN_CLAIM, SEEN_PROBE):
+            raise ValueError(f"address_seen: kind must be {SEEN_CLAIM} or {SEEN_PROBE}, got {kind!r}")
+        if mac == own_mac:
+            return []
+        out: list = []
+        seen = Seen(now, address, mac, where)
+        for g, gd in self.guards.items():
+            if address not in gd.addresses:
+                continue
+            st = self.local_groups[g]
+            if st.state in RUNNING:
+                if kind == SEEN_CLAIM:
+                    out += self._conflict(g, st, seen, now)
+            elif gd.probing:
+                if kind == SEEN_CLAIM:
+                    gd.seen_use(seen)
+                elif self._rival_wins(g, mac, own_mac):
+                    gd.seen_rival()
+        return out + self._evaluate(now)
+
+    def _rival_wins(self, g: str, mac: str, own_mac: str) -> bool:
+        """Two nodes probe for one address at once (neither hears the other): the group's
+        preferred node goes on; if we are not it and it is silent, the rival may be it; else
+        the lower MAC goes on (RFC 5227 2.1.1 makes both back off; we need one to win)."""
+        p = self.preferred[g]
+        if p == self.local:
+            return False
+        if p in self.unaccounted:
+            return True
+        return mac < own_mac
+
+    def _conflict(self, g: str, st: _Local, seen: Seen, now: int) -> list:
+        """Another MAC claims an address of a group running here."""
+        if any(self.peers[p].group(g).state in RUNNING for p in self.peers):
+            return []  # a split brain among live peers: the keeper rule there decides
+        gd = self.guards[g]
+        out: list = []
+        if gd.may_defend(now):
+            out.append(Reannounce(g))  # RFC 5227 2.4 (b): defend once
+        cands = [self.local] + sorted(self.unaccounted)
+        keeper = min(cands, key=lambda n: (n == self.local and self._yielding,
+                                           n != self.preferred[g], n))
+        out.append(AddressConflict(g, seen.address, seen.mac, seen.where, keeper))
+        if keeper != self.local and st.state in RUNNING:
+            self._unverified.discard(g)
+            out += self._release(g, st, f"address conflict: {seen.mac} answers for {seen.address} "
+                                        f"on {seen.where}; {keeper} keeps it", keeper)
+        return out
 
     def peer_restarted(self, node: str, now: int) -> list:
         """A peer came back with a new generation: what it announced before is void."""
@@ -249,9 +374,19 @@ class Arbiter:
 
     def stalled(self, now: int) -> list:
         """This node was not running for a while (membership's Stalled): peers may have lost us
-        meanwhile, so their not hearing us is not a one-way link until deaf_after passes again."""
+        meanwhile, so their not hearing us is not a one-way link until deaf_after passes again;
+        a peer that took over a group meanwhile keeps it (we announce `yields` for stall_yield
+        ms); and a group whose lease ran out during the stall is renewed only after its
+        addresses were probed clear (someone else may have taken them)."""
         for p in self._alive_since:
             self._alive_since[p] = now
+        for p in self._omitted_since:
+            self._omitted_since[p] = now
+        self._stalled_at = now
+        for g, gd in self.guards.items():
+            if self.local_groups[g].state in RUNNING and not gd.lease_valid(now, gd.timing.probe):
+                self._unverified.add(g)
+                gd.drop_lease()
         return self._evaluate(now)
 
     def _forget(self, node: str) -> None:
@@ -265,7 +400,7 @@ class Arbiter:
         if node == self.local or node not in self.nodes:
             raise ValueError(f"announcement from {node!r}, which is not a peer")
         if node in self.alive:
-            self.peers[node] = ann
+            self._news(node, ann, now)
         return self._evaluate(now)
 
     def set_score(self, score: int, score_max: int, now: int) -> list:
@@ -358,7 +493,14 @@ class Arbiter:
         return self._evaluate(now)
 
     def next_deadline(self) -> int | None:
-        return min(self.requests.values()) if self.requests else None
+        times = list(self.requests.values())
+        if self._yielding and self._stalled_at is not None:
+            times.append(self._stalled_at + self.stall_yield)
+        for gd in self.guards.values():
+            t = gd.next_deadline()
+            if t is not None:
+                times.append(t)
+        return min(times) if times else None
 
     # ------------------------------------------------------------------ the rules
 
@@ -387,6 +529,12 @@ class Arbiter:
             st = self.local_groups[group]
             return GroupEntry(group, st.state, st.claim, st.to, st.failed)
         return self.peers[node].group(group)
+
+    def _yields(self, node: str, group: str) -> bool:
+        """Does `node` give way in a split brain over `group` (it stalled just now)?"""
+        if node == self.local:
+            return self._yielding
+        return self.peers[node].group(group).yields
 
     def _rank(self, group: str, node: str) -> tuple:
         """Sort key, best first: better score, the preferred node, then the lowest name."""
@@ -444,22 +592,31 @@ class Arbiter:
                  event: str = "release") -> list:
         self._move(group, st, event, reason)
         st.to = to or ""
+        self._unverified.discard(group)
+        if group in self.guards:
+            self.guards[group].drop_lease()
         return [ReleaseGroup(group, reason)]
 
     def _deaf_to_us(self, node: str, now: int) -> bool:
-        """We have heard `node` for deaf_after ms, yet it does not list us among the nodes it
-        hears: the link works one way only (typically a firewall dropping our heartbeats)."""
+        """We have heard `node` for deaf_after ms, yet its announcements have left us out for
+        deaf_after ms, counted from the first that did: the link works one way only (typically a
+        firewall dropping our heartbeats). One stale announcement is no proof: a peer that wrongly
+        declared us dead sends one before it hears us again."""
         ann = self.peers.get(node)
         return ann is not None and self.local not in ann.heard \
-            and now - self._alive_since.get(node, now) >= self.deaf_after
+            and now - self._alive_since.get(node, now) >= self.deaf_after \
+            and now - self._omitted_since.get(node, now) >= self.deaf_after
 
     def _evaluate(self, now: int) -> list:
         out: list = []
+        self._yielding = self._stalled_at is not None and now < self._stalled_at + self.stall_yield
         deaf = {p for p in self.peers if self._deaf_to_us(p, now)}
-        out += [NotHeardBy(p, now - self._alive_since[p]) for p in sorted(deaf - self._deaf)]
+        out += [NotHeardBy(p, now - self._omitted_since[p]) for p in sorted(deaf - self._deaf)]
         self._deaf = deaf
         for g, st in self.local_groups.items():
             out += self._evaluate_group(g, st, now)
+            if g in self.guards:
+                out += self._guard_group(g, st, self.guards[g], now)
         out += self._expire_requests(now)
         ann = self.announcement()
         if ann != self._last_announcement:
@@ -490,12 +647,45 @@ class Arbiter:
             del self.requests[g]
         for _ in range(3):  # NONE -> CLAIM -> STARTING can happen in one go (no peer to ask)
             before = st.state
-            out += self._step_group(g, st, peers_running)
+            out += self._step_group(g, st, peers_running, now)
             if st.state == before:
                 break
         return out
 
-    def _step_group(self, g: str, st: _Local, peers_running: list[str]) -> list:
+    def _wire_clear(self, g: str, now: int) -> bool:
+        """May a claim of g start without every node's grant? Groups without addresses, and
+        clusters where every node is alive or left cleanly, need nothing more than the grants;
+        otherwise the group's addresses must have been probed clear (guard.py)."""
+        gd = self.guards.get(g)
+        return gd is None or not self.unaccounted or gd.clear(now)
+
+    def _guard_group(self, g: str, st: _Local, gd: AddressGuard, now: int) -> list:
+        """Probe, report and renew for one group with addresses (after its state was stepped)."""
+        out: list = []
+        if g in self._unverified and st.state in RUNNING and gd.clear(now) \
+                and not any(self.peers[p].group(g).state in RUNNING for p in self.peers):
+            self._unverified.discard(g)  # probed clear after the stall: ours again
+        late_holder = any(self.peers[p].group(g).state in (STARTING, HELD, STOPPING)
+                          for p in self._late if p in self.peers)
+        want = (st.state == CLAIM and bool(self.unaccounted)) \
+            or (st.state in RUNNING and g in self._unverified) \
+            or (st.state == NONE and late_holder)
+        if not want:
+            if gd.probing:
+                gd.stop()
+        else:
+            gd.want(now)
+            if st.state == CLAIM and gd.blocked() and not gd.reported and gd.answer is not None:
+                gd.reported = True
+                a = gd.answer
+                out.append(HeldElsewhere(g, a.address, a.mac, a.where, tuple(sorted(self.unaccounted))))
+            out += gd.tick(now)
+        if st.state in RUNNING and g not in self._unverified \
+                and (gd.next_renew is None or now >= gd.next_renew):
+            out.append(Lease(g, gd.addresses, gd.renew(now)))
+        return out
+
+    def _step_group(self, g: str, st: _Local, peers_running: list[str], now: int) -> list:
         out: list = []
         if st.state == NONE:
             if self.status == Status.ACTIVE and not st.failed and not peers_running \
@@ -510,8 +700,11 @@ class Arbiter:
                     or self.desired_owner(g) != self.local or not self._claim_wins(g):
                 self._move(g, st, "withdraw", "not chosen any more")
             elif all(Grant(self.local, g, st.claim) in self.peers[p].grants for p in self.alive
-                     if p in self.peers) and self.alive <= set(self.peers):
+                     if p in self.peers) and self.alive <= set(self.peers) and self._wire_clear(g, now):
                 self._move(g, st, "granted", "every live peer granted")
+                if g in self.guards:
+                    self.guards[g].stop()
+                    out.append(Lease(g, self.guards[g].addresses, self.guards[g].renew(now)))
                 out.append(AcquireGroup(g))
         elif st.state in RUNNING:
             out += self._evaluate_running(g, st, peers_running)
@@ -538,15 +731,18 @@ class Arbiter:
                 self._release(g, st, f"split brain: {deaf[0]} runs it and cannot hear us", deaf[0])
         if peers_running:
             holders = [self.local] + peers_running
-            keeper = min(holders, key=lambda n: self._rank(g, n))
+            keeper = min(holders, key=lambda n: (self._yields(n, g), self._rank(g, n)))
             if keeper != self.local:
+                why = (f"split brain: this node stalled; {keeper} kept it running" if self._yielding
+                       else f"split brain: {keeper} keeps it")
                 return [SplitBrain(g, tuple(sorted(holders)), keeper)] + \
-                    self._release(g, st, f"split brain: {keeper} keeps it", keeper)
+                    self._release(g, st, why, keeper)
             new = frozenset(peers_running) - st.losers
             if new:
                 st.losers |= new
                 out.append(SplitBrain(g, tuple(sorted(holders)), keeper))
                 out.append(Reannounce(g))
+            return out  # other moves wait until the losers have let go
         if st.state != HELD:
             return out  # a start in progress is not interrupted by the rules below
         if self.status == Status.LEAVING:

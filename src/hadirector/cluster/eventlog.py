@@ -33,6 +33,13 @@ def _node_changed(a: A.NodeChanged, me: str) -> LogLine:
     return LogLine(WARNING if a.new == "dead" else INFO, f"node {a.node}: {a.old} -> {a.new} ({a.reason})")
 
 
+def _held_elsewhere(a: A.HeldElsewhere, me: str) -> LogLine:
+    who = f"peer {a.nodes[0]} is" if len(a.nodes) == 1 else f"peers {', '.join(a.nodes)} are"
+    return LogLine(WARNING, f"group {a.group}: {who} silent on every heartbeat link but answers for "
+                            f"{a.address} on {a.where}: heartbeat links down, not taking over "
+                            f"({a.mac} answers)")
+
+
 def _request(a: A.RequestResult, me: str) -> LogLine:
     return LogLine(INFO, f"{a.request}{f' group {a.group}' if a.group else ''}: {a.detail}")
 
@@ -49,8 +56,17 @@ _TEXT: dict[type, Callable[..., LogLine | None]] = {
         WARNING, f"group {a.group}: kept after split brain; announcing its addresses again"),
     A.LeaveComplete: lambda a, me: LogLine(INFO, f"node {me}: every group released, peers told"),
     A.PacketDropped: lambda a, me: LogLine(
-        WARNING, f"link {a.link}: dropped packet ({a.reason}): {a.detail}",
-        limit_key=f"dropped:{a.link}:{a.reason}"),
+        WARNING, f"link {a.link}: dropped packet{f' from {a.source}' if a.source else ''} ({a.reason}): "
+                 f"{a.detail}", limit_key=f"dropped:{a.link}:{a.reason}"),
+    A.Lease: lambda a, me: None,
+    A.ProbeAddress: lambda a, me: None,
+    A.HeldElsewhere: _held_elsewhere,
+    A.AddressConflict: lambda a, me: LogLine(
+        WARNING, f"group {a.group}: {a.mac} also answers for {a.address} on {a.where}: address "
+                 f"conflict (RFC 5227); {a.keeper} keeps the group"),
+    A.NothingListens: lambda a, me: LogLine(
+        WARNING, f"link {a.link}: nothing listens on {a.address}:{a.port} (udpport or ucast differs?): "
+                 f"our heartbeats there draw ICMP port unreachable"),
     A.NodeChanged: _node_changed,
     A.LinkDown: lambda a, me: LogLine(WARNING, f"link {a.link} to {a.node}: dead ({a.reason})"),
     A.LinkUp: lambda a, me: LogLine(INFO, f"link {a.link} to {a.node}: up"),

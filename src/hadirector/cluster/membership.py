@@ -23,9 +23,11 @@ Timers (ha.cf names, milliseconds):
     deadtime   a peer (or one of its links) silent this long is declared dead
     initdead   at start-up, a peer never heard is declared dead only after this long
 
-If on_timer finds it was not called for more than two keepalives (our own loop stalled), it
-reports `Stalled` and gives live peers two keepalives of grace instead of declaring them dead for
-a silence nobody watched.
+If an input (a packet or the timer, whichever comes first) finds that nothing was fed to us for
+more than two keepalives (our own loop stalled: SIGSTOP, a paused VM, an overloaded machine),
+it reports `Stalled` and gives live peers two keepalives of grace instead of declaring them dead
+for a silence nobody watched. Both inputs check: asyncio runs socket callbacks before due timers,
+so a resumed daemon usually reads the datagrams that waited in its socket buffer first.
 
 Start-up is "settled" (event `Settled`) once every peer was heard or initdead passed; the arbiter
 acquires nothing before. A packet with a higher generation than the last one from that peer means
@@ -115,6 +117,7 @@ class _Node:
     warned: bool = False
     timing_checked: bool = False
     heard_since_start: bool = False
+    left: bool = False  # its last word was LEAVE: it stopped everything before it went
 
 
 class Membership:
@@ -162,6 +165,11 @@ class Membership:
     def generation(self, node: str) -> int | None:
         return self.peers[node].generation
 
+    def unaccounted(self) -> set[str]:
+        """Peers that may run something we do not know of: never heard, or gone silent (dead by
+        deadtime or initdead), but not those whose last word was a clean LEAVE."""
+        return {n for n, p in self.peers.items() if p.state in (INIT, DEAD) and not p.left}
+
     def snapshot(self, now: int) -> dict:
         """Plain data for `hadirector status`."""
         return {n: {"state": p.state,
@@ -179,8 +187,7 @@ class Membership:
             raise ValueError(f"packet from {msg.node!r}, which is not a peer of {self.local!r}")
         if link not in node.links:
             raise ValueError(f"packet on unknown link {link!r}; links are {', '.join(self.links)}")
-        self._last_input = max(self._last_input, now)
-        out: list = []
+        out: list = self.note_input(now)
         if node.generation is not None and msg.generation > node.generation:
             out.append(PeerRestarted(msg.node, node.generation, msg.generation))
             node.seq = -1
@@ -196,10 +203,12 @@ class Membership:
         node.heard_since_start = True
         if msg.kind == Kind.LEAVE:
             if newest:
+                node.left = True
                 out += self._leave(msg.node, node)
             return out + self._check_settled(now)
         if not newest and node.state == DEAD:
             return out + self._check_settled(now)  # a late copy of an old packet: no sign of life
+        node.left = False
         if not node.timing_checked:
             node.timing_checked = True
             if (msg.keepalive_ms, msg.deadtime_ms) != (self.keepalive, self.deadtime):
@@ -217,11 +226,7 @@ class Membership:
         return out
 
     def on_timer(self, now: int) -> list:
-        out: list = []
-        gap = now - self._last_input
-        self._last_input = max(self._last_input, now)
-        if gap > 2 * self.keepalive:
-            out += self._overslept(now, gap)
+        out: list = self.note_input(now)
         if now >= self._next_send:
             out += [Send(link) for link in self.links]
             self._next_send += self.keepalive
@@ -275,6 +280,14 @@ class Membership:
         return min(times)
 
     # ------------------------------------------------------------------ internals
+
+    def note_input(self, now: int) -> list:
+        """Every input first (NodeCore calls it for inputs that are not packets or the timer too):
+        were we fed nothing for more than two keepalives? The timer fires at least every
+        keepalive while we run, so a longer gap means we did not run."""
+        gap = now - self._last_input
+        self._last_input = max(self._last_input, now)
+        return self._overslept(now, gap) if gap > 2 * self.keepalive else []
 
     def _overslept(self, now: int, gap: int) -> list:
         """We were not running for `gap` ms (a stalled loop, SIGSTOP, a suspended VM): the

@@ -16,7 +16,8 @@ Newer snapshots replace older ones, so a lost packet costs nothing but time. Lay
 
     body:  str cluster, str node, u64 generation, u64 seq, u8 status, u16 score, u16 score_max,
            u32 keepalive_ms, u32 deadtime_ms,
-           u16 n, n x group    (str name, u8 state, u8 flags (bit 0: failed here), u32 claim, str to)
+           u16 n, n x group    (str name, u8 state, u8 flags, u32 claim, str to)
+                               flags: bit 0 failed here, bit 1 yields (the sender stalled)
            u16 n, n x grant    (str claimant, str group, u32 claim)
            u16 n, n x request  (str group)          -- takeover requests by the sender
            u16 n, n x heard    (str node)           -- peers the sender hears (its live set)
@@ -81,6 +82,7 @@ class GroupEntry:
     claim: int = 0  # claim number while state is CLAIM (grants quote it)
     to: str = ""  # after a release: the node the group was handed to ("" = none)
     failed: bool = False  # the group failed here; this node is not a candidate for it
+    yields: bool = False  # the sender stalled just now: in a split brain it gives way (arbiter)
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ def encode_body(msg: Message) -> bytes:
     _count(out, a.groups, "groups")
     for g in a.groups:
         _str(out, g.name, "group name")
-        out += struct.pack(">BBI", int(g.state), 1 if g.failed else 0, g.claim)
+        out += struct.pack(">BBI", int(g.state), (1 if g.failed else 0) | (2 if g.yields else 0), g.claim)
         _str(out, g.to, "node name")
     _count(out, a.grants, "grants")
     for gr in a.grants:
@@ -283,11 +285,17 @@ def decode(data: bytes, auth: Authenticator, max_size: int = DEFAULT_MAX_SIZE) -
     expected = HEADER.size + blen + auth.mac_length
     if len(data) < expected:
         raise Truncated(f"{len(data)} bytes, header announces {expected}")
-    if len(data) > expected:
-        raise Malformed(f"{len(data) - expected} bytes after the MAC")
-    signed, mac = data[:HEADER.size + blen], data[HEADER.size + blen:]
+    # The MAC is the last bytes of the datagram and covers all before it (auth.py): bytes added
+    # after a genuine message make it fail like any forgery (bad_auth, not malformed: malformed
+    # means authentic but unparseable, which only a sender bug produces).
+    signed, mac = data[:-auth.mac_length], data[-auth.mac_length:]
     if not auth.verify(signed, mac):
-        raise BadAuth("MAC does not match (wrong key or forged/corrupted packet)")
+        extra = f"; {len(data) - expected} bytes more than the header announces" if len(data) > expected else ""
+        raise BadAuth(f"MAC does not match {auth.method} key {auth.index} (another secret under "
+                      f"authkeys index {index}, or a forged or corrupted packet){extra}")
+    if len(data) > expected:
+        raise Malformed(f"{len(data) - expected} authenticated bytes after the body the header announces")
+    signed = data[:HEADER.size + blen]
     # authenticated from here on
     r = _Reader(signed[HEADER.size:])
     kind_v = r.enum(Kind, kind)
@@ -299,7 +307,8 @@ def decode(data: bytes, auth: Authenticator, max_size: int = DEFAULT_MAX_SIZE) -
     for _ in range(r.unpack(">H")[0]):
         name = r.str()
         state, flags, claim = r.unpack(">BBI")
-        groups.append(GroupEntry(name, r.enum(GroupState, state), claim, r.str(), bool(flags & 1)))
+        groups.append(GroupEntry(name, r.enum(GroupState, state), claim, r.str(), bool(flags & 1),
+                                 bool(flags & 2)))
     grants = []
     for _ in range(r.unpack(">H")[0]):
         who, grp = r.str(), r.str()

@@ -11,13 +11,16 @@ This is what the daemon drives. It owns no socket, no clock and no resource; eve
         group start ok/fail  -> handle(core.group_started(g, ms()) / core.group_failed(g, ms(), why))
         group fully stopped  -> handle(core.group_stopped(g, ms()))        (ReleaseDone)
         ping reply from A    -> handle(core.probe_reply(A, ms()))
+        ARP/ND about a VIP   -> handle(core.address_seen(addr, "claim"|"probe", mac, own_mac, ifname, ms()))
+        port unreachable     -> handle(core.link_unreachable(L, addr, port, ms()))   (ICMP errors)
         operator             -> handle(core.standby(which, ms()) / core.takeover(which, ms()))
         SIGTERM              -> handle(core.shutdown(ms())); exit on LeaveComplete
         re-arm one timer at core.next_deadline()
 
     handle(actions): Transmit(link, data) -> send data to the link's peers; Probe(addr) -> ICMP
-    echo; AcquireGroup/ReleaseGroup/StopStale -> resource manager; Reannounce -> gratuitous ARP
-    for the group's addresses; everything else -> log (PacketDropped rate-limited).
+    echo; ProbeAddress(addr) -> RFC 5227 ARP probe / DAD solicitation; Lease(g, addrs, until) ->
+    renew the VIP lease; AcquireGroup/ReleaseGroup/StopStale -> resource manager; Reannounce ->
+    gratuitous ARP for the group's addresses; everything else -> log (PacketDropped rate-limited).
 
 Links are named by `Link.name` ("ucast:eth0", "serial:/dev/ttyS0"); when two links share a name
 the later ones get "#2", "#3"... `core.links` maps each name to its config.model.Link.
@@ -26,15 +29,26 @@ If `authenticated` is False (authkeys crc) the driver should log a loud warning 
 
 from __future__ import annotations
 
-from .actions import (AnnounceNow, LeaveComplete, NodeChanged, PacketDropped, PeerRestarted,
-                      ScoreChanged, Send, Settled, Stalled, Transmit)
+from .actions import (AnnounceNow, LateHeartbeat, LeaveComplete, NodeChanged, NothingListens,
+                      PacketDropped, PeerRestarted, ScoreChanged, Send, Settled, Stalled, Transmit)
 from .arbiter import Arbiter, DEFAULT_REQUEST_TIMEOUT
 from .auth import Authenticator
 from .connectivity import Connectivity
-from .membership import Membership
+from .guard import GuardTiming
+from .membership import UP, Membership
 from .messages import DEFAULT_MAX_SIZE, BadMessage, Codec, Kind
 
 LEAVE_COPIES = 2  # LEAVE is sent this many times per link: a lost one costs the peer a deadtime
+# An episode of ICMP port unreachable ends after this long without one. Linux sends about one
+# ICMP error a second per destination (net.ipv4.icmp_ratelimit, 1000 ms), so a deadtime of quiet
+# proves nothing.
+UNREACHABLE_EPISODE = 10_000
+
+
+def group_addresses(groups) -> dict[str, tuple[str, ...]]:
+    """The VIP addresses of each group (config.model.Group), in haresources order."""
+    return {g.name: tuple(str(r.address) for r in g.resources if getattr(r, "kind", "") == "vip")
+            for g in groups}
 
 
 def link_names(links) -> list[str]:
@@ -74,12 +88,20 @@ class NodeCore:
         self.membership = Membership(node, c.nodes, list(self.links), t, now)
         self.connectivity = Connectivity(c.ping, c.ping_groups, interval=t.keepalive,
                                          deadping=deadping or t.deadtime, now=now)
+        self.guard_timing = GuardTiming.derive(t.keepalive, t.deadtime)
         self.arbiter = Arbiter(node, c.nodes, config.groups, c.auto_failback,
-                               request_timeout=request_timeout, deaf_after=t.deadtime)
+                               request_timeout=request_timeout, deaf_after=t.deadtime,
+                               addresses=group_addresses(config.groups),
+                               guard_timing=self.guard_timing)
+        self.arbiter.unaccounted = self.membership.unaccounted()
         self.arbiter.score = self.connectivity.score
         self.arbiter.score_max = self.connectivity.score_max
         self.left = False
         self._newest: dict[str, tuple[int, int]] = {}
+        # per link: drops by reason, the last bad-MAC sender, ICMP errors per destination
+        self.link_drops: dict[str, dict[str, int]] = {n: {} for n in self.links}
+        self.last_bad_auth: dict[str, dict] = {}
+        self.unreachable: dict[str, dict[tuple[str, int], dict]] = {n: {} for n in self.links}
         self._started = False
         self._check_size()
 
@@ -97,11 +119,24 @@ class NodeCore:
 
     def status(self, now: int) -> dict:
         """Plain data for `hadirector status` (JSON-serialisable)."""
+        peers = self.membership.snapshot(now)
+        for n, where in self.arbiter.answering_elsewhere().items():
+            if n in peers:
+                peers[n]["alive_on"] = where  # "heartbeat lost, alive on eth0"
+        links = {}
+        for name in self.links:
+            links[name] = {"dropped": dict(self.link_drops[name])}
+            if name in self.last_bad_auth:
+                links[name]["last_bad_auth"] = dict(self.last_bad_auth[name])
+            links[name]["unreachable"] = [
+                {"address": a, "port": p, "count": u["count"], "silent_ms": now - u["last"],
+                 "reported": u["reported"]} for (a, p), u in self.unreachable[name].items()]
         return {"node": self.node, "generation": self.generation,
                 "settled": self.membership.settled, "left": self.left,
-                "peers": self.membership.snapshot(now),
+                "peers": peers, "links": links,
                 "connectivity": self.connectivity.snapshot(now),
                 **self.arbiter.snapshot(),
+                "lease_ms": self.guard_timing.lease,
                 "packets": dict(self.codec.counters)}
 
     def next_deadline(self) -> int:
@@ -125,13 +160,18 @@ class NodeCore:
             out += self.arbiter.settle(now)
         return self._finish(out, now)
 
-    def on_datagram(self, link: str, data: bytes, now: int) -> list:
+    def on_datagram(self, link: str, data: bytes, now: int, source: str = "") -> list:
+        """One datagram from `link`; `source` is the sender's address (for messages only)."""
         if self.left:
             return []
         try:
             msg = self.codec.decode(data)
         except BadMessage as exc:
-            return [PacketDropped(link, exc.reason, exc.detail)]
+            drops = self.link_drops.setdefault(link, {})
+            drops[exc.reason] = drops.get(exc.reason, 0) + 1
+            if exc.reason == "bad_auth":
+                self.last_bad_auth[link] = {"source": source, "detail": exc.detail, "at": now}
+            return [PacketDropped(link, exc.reason, exc.detail, source)]
         key = (msg.generation, msg.seq)
         newest = key > self._newest.get(msg.node, (-1, -1))
         if newest:
@@ -143,35 +183,80 @@ class NodeCore:
     def on_timer(self, now: int) -> list:
         if self.left:
             return []
+        quiet = max(UNREACHABLE_EPISODE, 2 * self.membership.deadtime)
+        for per in self.unreachable.values():
+            for key in [k for k, u in per.items() if now - u["last"] >= quiet]:
+                del per[key]  # the episode is over: a new one is reported again
         out = self.connectivity.on_timer(now)
         out += self._after_membership(self.membership.on_timer(now), now, {})
         out += self.arbiter.on_timer(now)
         return self._finish(out, now)
 
     def probe_reply(self, address: str, now: int) -> list:
-        return self._finish(self.connectivity.on_reply(address, now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.connectivity.on_reply(address, now), now)
+
+    def address_seen(self, address: str, kind: str, mac: str, own_mac: str, where: str,
+                     now: int) -> list:
+        """Another MAC used ("claim") or probed for ("probe") one of our groups' addresses."""
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.address_seen(address, kind, mac, own_mac, where, now), now)
+
+    def link_unreachable(self, link: str, address: str, port: int, now: int) -> list:
+        """Our datagram on `link` to address:port drew ICMP port unreachable. Reported
+        (NothingListens) once per episode while no peer is heard on that link; an episode ends
+        after UNREACHABLE_EPISODE (or twice deadtime, if longer) without such errors."""
+        if link not in self.unreachable:
+            raise ValueError(f"unknown link {link!r}; links are {', '.join(self.links)}")
+        pre = self._begin(now)
+        out = self._finish(pre, now) if pre else []
+        u = self.unreachable[link].setdefault((address, port), {"count": 0, "first": now,
+                                                               "last": now, "reported": False})
+        u["count"] += 1
+        u["last"] = now
+        heard = any(self.membership.link_state(n, link) == UP for n in self.membership.peers)
+        if u["reported"] or heard:
+            return out
+        u["reported"] = True
+        return out + [NothingListens(link, address, port, u["count"])]
 
     def group_started(self, group: str, now: int) -> list:
-        return self._finish(self.arbiter.group_started(group, now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.group_started(group, now), now)
 
     def group_failed(self, group: str, now: int, detail: str = "") -> list:
-        return self._finish(self.arbiter.group_failed(group, now, detail), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.group_failed(group, now, detail), now)
 
     def group_stopped(self, group: str, now: int) -> list:
         """ReleaseDone: the group's resources are fully stopped here."""
-        return self._finish(self.arbiter.group_stopped(group, now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.group_stopped(group, now), now)
 
     def standby(self, which: str, now: int) -> list:
-        return self._finish(self.arbiter.standby(which, now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.standby(which, now), now)
 
     def takeover(self, which: str, now: int) -> list:
-        return self._finish(self.arbiter.takeover(which, now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.takeover(which, now), now)
 
     def shutdown(self, now: int) -> list:
         """Release every group; once all are stopped, tell the peers and return LeaveComplete."""
-        return self._finish(self.arbiter.shutdown(now), now)
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.shutdown(now), now)
 
     # ------------------------------------------------------------------ internals
+
+    def _begin(self, now: int) -> list:
+        """Every input first: did this node stall since the last one? Whichever input comes first
+        after a resume (a buffered datagram, an ARP frame that waited in the address watch, a
+        resource report, the timer) must see it before anything is decided, or a node that lost
+        its lease renews it before it knows it may have lost the group too."""
+        if self.left:
+            return []
+        events = self.membership.note_input(now)
+        return self._after_membership(events, now, {}) if events else []
 
     def _after_membership(self, events: list, now: int, news: dict) -> list:
         restarted = [e.node for e in events if isinstance(e, PeerRestarted)]
@@ -180,7 +265,11 @@ class NodeCore:
         if any(isinstance(e, Stalled) for e in events):
             out += self.arbiter.stalled(now)
         if changed or news:
-            out += self.arbiter.set_alive(self.membership.alive(), now, news, restarted)
+            out += self.arbiter.set_alive(self.membership.alive(), now, news, restarted,
+                                          unaccounted=self.membership.unaccounted())
+        for e in events:
+            if isinstance(e, LateHeartbeat):
+                out += self.arbiter.peer_late(e.node, now)
         if any(isinstance(e, Settled) for e in events):
             out += self.arbiter.settle(now)
         # a peer that (re)appears learns our state at once instead of at the next keepalive

@@ -14,10 +14,18 @@ same run exactly. It models:
 * ping nodes: a Probe is answered after 1 ms when the test says the address is reachable from
   that node;
 * power loss (`crash`: resources gone, node silent), daemon kill (`kill`: resources stay, node
-  silent) and restart with the next generation (`restart`).
+  silent) and restart with the next generation (`restart`);
+* the public LAN, for groups with VIPs (`cluster_config(vips=...)`): each node has a MAC; a node's
+  kernel *answers* for a group's address while the group runs there and (with `leases`, the
+  default) its last `Lease` has not run out, even while its daemon is frozen or killed. A
+  `ProbeAddress` is answered (address_seen "claim", 1 ms later) by every node whose kernel answers
+  and reaches the prober (`cut_lan`), and seen as a rival probe by the other daemons; a group that
+  starts is announced (gratuitous ARP) to the daemons on the LAN, as is a Reannounce.
 
 After every step `check()` records every moment two nodes run the same group; tests read
-`violations` (or `overlaps_outside` to ignore windows where they made a partition).
+`violations` (or `overlaps_outside` to ignore windows where they made a partition). For groups
+with VIPs it also records `answer_violations`: moments two kernels answer for one address, which
+is what a client sees.
 """
 
 from __future__ import annotations
@@ -27,18 +35,23 @@ import itertools
 import random
 from dataclasses import dataclass, field
 
-from ..config.model import (Auth, Cluster, Config, Group, Link, PingGroup, ScriptResource, Timing)
-from .actions import (AcquireGroup, LeaveComplete, Probe, Reannounce, ReleaseGroup, StopStale,
-                      Transmit)
-from .node import NodeCore
+from ..config.model import (Auth, Cluster, Config, Group, Link, PingGroup, ScriptResource, Timing,
+                            VipResource)
+from .actions import (AcquireGroup, Lease, LeaveComplete, Probe, ProbeAddress, Reannounce,
+                      ReleaseGroup, StopStale, Transmit)
+from .node import NodeCore, group_addresses
 
 
 def cluster_config(nodes=("alpha", "beta"), groups=None, *, links: int = 2, auto_failback="on",
                    keepalive=100, deadtime=500, warntime=300, initdead=1000, method="sha256",
-                   key="sim-key", ping=(), ping_groups=(), name="sim") -> Config:
+                   key="sim-key", ping=(), ping_groups=(), name="sim", vips=None) -> Config:
     """A small valid Config for simulations: `links` ucast links (eth0, eth1, ...) and
-    `groups` = {name: preferred node} (default: one group per node, "g-<node>"). Times in ms."""
+    `groups` = {name: preferred node} (default: one group per node, "g-<node>"); `vips` = {group:
+    address} gives those groups a VIP (first resource), True gives each group one. Times in ms."""
     groups = groups if groups is not None else {f"g-{n}": n for n in nodes}
+    if vips is True:
+        vips = {g: f"198.18.0.{100 + i}" for i, g in enumerate(groups)}
+    vips = vips or {}
     return Config(
         cluster=Cluster(
             name=name, nodes=tuple(nodes),
@@ -49,8 +62,9 @@ def cluster_config(nodes=("alpha", "beta"), groups=None, *, links: int = 2, auto
             auth=Auth(method=method, key=key if method != "crc" else ""),
             auto_failback=auto_failback, ping=tuple(ping),
             ping_groups=tuple(PingGroup(name=n, addresses=tuple(a)) for n, a in ping_groups)),
-        groups=tuple(Group(name=g, preferred_node=p, resources=(ScriptResource(name=f"svc-{g}"),))
-                     for g, p in groups.items()))
+        groups=tuple(Group(name=g, preferred_node=p, resources=(
+            *((VipResource(address=vips[g]),) if g in vips else ()), ScriptResource(name=f"svc-{g}")))
+            for g, p in groups.items()))
 
 
 @dataclass
@@ -72,11 +86,14 @@ class SimNode:
     running: set[str] = field(default_factory=set)  # groups whose resources may be up here
     starting: dict[str, int] = field(default_factory=dict)  # group -> start token
     actions: list = field(default_factory=list)  # (time, action) of everything the core returned
+    mac: str = ""
+    lease: dict[str, int] = field(default_factory=dict)  # group -> lease end (kernel)
 
 
 class Sim:
     def __init__(self, config: Config, *, seed: int = 1, start_delay=(20, 60), stop_delay=(20, 60),
-                 link: LinkModel | None = None, start: bool = True, stagger: int = 0):
+                 link: LinkModel | None = None, start: bool = True, stagger: int = 0,
+                 leases: bool = True):
         self.config = config
         self.rng = random.Random(seed)
         self.now = 0
@@ -91,6 +108,12 @@ class Sim:
         self._tie = itertools.count()
         self._token = itertools.count(1)
         self.violations: list[tuple[int, str, tuple[str, ...]]] = []
+        self.answer_violations: list[tuple[int, str, tuple[str, ...]]] = []
+        self.leases = leases
+        self.lan_cuts: set[frozenset[str]] = set()
+        self.addresses = group_addresses(config.groups)
+        self.group_of = {a: g for g, addrs in self.addresses.items() for a in addrs}
+        self.macs = {n: f"02:00:00:00:00:{i + 1:02x}" for i, n in enumerate(config.cluster.nodes)}
         self.delivered = 0
         if start:
             for i, n in enumerate(config.cluster.nodes):
@@ -114,17 +137,29 @@ class Sim:
                                                   and (a is None or a in c[1:])
                                                   and (b is None or b in c[1:]))}
 
-    def partition(self, *sides: tuple[str, ...]) -> None:
+    def partition(self, *sides: tuple[str, ...], lan: bool = True) -> None:
+        """Nobody on one side hears anybody on another: every heartbeat link, and (`lan`) the
+        public LAN too, so address probes do not cross either."""
         for x, y in itertools.combinations(sides, 2):
             for a in x:
                 for b in y:
                     self.cut(None, a, b)
+                    if lan:
+                        self.cut_lan(a, b)
+
+    def cut_lan(self, a: str, b: str) -> None:
+        """a and b no longer see each other's ARP on the public LAN (clients still see both)."""
+        self.lan_cuts.add(frozenset((a, b)))
+
+    def heal_lan(self) -> None:
+        self.lan_cuts.clear()
 
     def boot(self, name: str, generation: int, at: int | None = None) -> None:
         def go():
             core = NodeCore(self.config, name, generation, self.now)
             old = self.nodes.get(name)
-            node = SimNode(name, core, generation, running=set(old.running) if old else set())
+            node = SimNode(name, core, generation, running=set(old.running) if old else set(),
+                           mac=self.macs[name], lease=dict(old.lease) if old else {})
             self.nodes[name] = node
             self._handle(node, core.start(self.now))
         if at is None or at <= self.now:
@@ -138,6 +173,7 @@ class Sim:
         node.up = False
         node.running.clear()
         node.starting.clear()
+        node.lease.clear()
 
     def kill(self, name: str) -> None:
         """kill -9 of the daemon: resources stay up, nobody manages them."""
@@ -148,15 +184,33 @@ class Sim:
     def freeze(self, name: str) -> None:
         """SIGSTOP (or a machine too busy to run the daemon): resources stay up, its timers do
         not run, resource results wait, packets to it queue (up to 64, a socket buffer). `thaw`
-        resumes it: its overdue timer fires first, then the queued packets arrive."""
+        resumes it."""
         self.nodes[name].frozen = True
 
-    def thaw(self, name: str) -> None:
+    def thaw(self, name: str, packets_first: bool = False, arp_first: bool = False) -> None:
+        """Resume a frozen node. By default its overdue timer fires first, then the queued
+        packets arrive; `packets_first` delivers the queued packets before any timer runs (what
+        asyncio does: ready socket callbacks run before due timers); `arp_first` also puts the
+        queued ARP frames (address_seen) before the datagrams (the packet socket came first)."""
         node = self.nodes[name]
         node.frozen = False
         inbox, node.inbox = node.inbox, []
-        for link, data in inbox:
-            self._at(self.now + 1, lambda l=link, d=data: self._deliver(name, l, d))
+        if arp_first:
+            inbox = [i for i in inbox if i[0] == "seen"] + [i for i in inbox if i[0] != "seen"]
+            packets_first = True
+        if packets_first:
+            for item in inbox:
+                self._redeliver(name, item)
+            self.check()
+            return
+        for item in inbox:
+            self._at(self.now + 1, lambda i=item: self._redeliver(name, i))
+
+    def _redeliver(self, name: str, item: tuple) -> None:
+        if item[0] == "seen":  # an ARP frame that waited in the address watch's socket
+            self._seen(name, *item[1:])
+        else:
+            self._deliver(name, *item)
 
     def restart(self, name: str) -> None:
         node = self.nodes[name]
@@ -231,8 +285,53 @@ class Sim:
                              self._reply(n.name, g, ad))
             elif isinstance(a, LeaveComplete):
                 node.up = False
+            elif isinstance(a, Lease):
+                node.lease[a.group] = a.until
+            elif isinstance(a, ProbeAddress):
+                self._probe(node, a.address)
             elif isinstance(a, Reannounce):
-                pass  # gratuitous ARP: nothing to model
+                self._announce(node, a.group)
+
+    # ------------------------------------------------------------------ the public LAN
+
+    def answers(self, name: str, group: str) -> bool:
+        """Does `name`'s kernel answer for `group`'s addresses now?"""
+        node = self.nodes[name]
+        if not self.addresses.get(group) or group not in node.running:
+            return False
+        return not self.leases or node.lease.get(group, -1) > self.now
+
+    def _lan(self, a: str, b: str) -> bool:
+        return frozenset((a, b)) not in self.lan_cuts
+
+    def _seen(self, name: str, address: str, kind: str, mac: str) -> None:
+        node = self.nodes.get(name)
+        if node is None or not node.up:
+            return
+        if node.frozen:  # it waits in the packet socket, like a datagram
+            if len(node.inbox) < 64:
+                node.inbox.append(("seen", address, kind, mac))
+            return
+        self._handle(node, node.core.address_seen(address, kind, mac, node.mac, "eth0", self.now))
+
+    def _probe(self, prober: SimNode, address: str) -> None:
+        group = self.group_of.get(address)
+        for other in self.nodes.values():
+            if other.name == prober.name or not self._lan(prober.name, other.name):
+                continue
+            if group is not None and self.answers(other.name, group):
+                self._at(self.now + 1, lambda p=prober.name, m=other.mac:
+                         self._seen(p, address, "claim", m))
+            self._at(self.now + 1, lambda o=other.name, m=prober.mac: self._seen(o, address, "probe", m))
+
+    def _announce(self, node: SimNode, group: str) -> None:
+        if not self.answers(node.name, group):
+            return  # a gratuitous ARP the lease guard drops, or nothing up
+        for a in self.addresses.get(group, ()):
+            for other in self.nodes.values():
+                if other.name != node.name and self._lan(node.name, other.name):
+                    self._at(self.now + 1, lambda o=other.name, m=node.mac, ad=a:
+                             self._seen(o, ad, "claim", m))
 
     def _reply(self, name: str, generation: int, address: str) -> None:
         node = self.nodes[name]
@@ -287,6 +386,7 @@ class Sim:
             if fail:
                 self._handle(node, node.core.group_failed(group, self.now, "simulated failure"))
             else:
+                self._announce(node, group)
                 self._handle(node, node.core.group_started(group, self.now))
         self._at(self.now + self.rng.randint(*self.start_delay), done)
 
@@ -314,6 +414,11 @@ class Sim:
                 if not self.violations or self.violations[-1][1:] != (g.name, where) \
                         or self.violations[-1][0] != self.now:
                     self.violations.append((self.now, g.name, where))
+            if self.addresses.get(g.name):
+                who = tuple(sorted(n for n in self.nodes if self.answers(n, g.name)))
+                if len(who) > 1 and (not self.answer_violations
+                                     or self.answer_violations[-1] != (self.now, g.name, who)):
+                    self.answer_violations.append((self.now, g.name, who))
 
     def overlaps_outside(self, *windows: tuple[int, int]) -> list:
         return [v for v in self.violations if not any(a <= v[0] <= b for a, b in windows)]

@@ -107,7 +107,8 @@ def status_reply(d) -> dict:
                   {"name": n, "status": "up" if getattr(l, "up", True) else "down"}
                   for n, l in d.links.items()]}]
     for name, p in st["peers"].items():
-        nodes.append({"name": name, "status": p["state"], "generation": p["generation"],
+        status = f"heartbeat lost, alive on {p['alive_on']}" if p.get("alive_on") else p["state"]
+        nodes.append({"name": name, "status": status, "generation": p["generation"],
                       "silent_ms": p["silent_ms"],
                       "links": [{"name": ln, "status": s} for ln, s in p["links"].items()]})
     groups = []
@@ -125,7 +126,8 @@ def status_reply(d) -> dict:
             ("running" if st["settled"] else "starting (initdead)"),
             "nodes": nodes, "groups": groups, "dropped": dropped,
             "packets_ok": st["packets"].get("ok", 0), "connectivity": st["connectivity"],
-            "links": {n: l.stats.as_dict() for n, l in d.links.items()},
+            "links": {n: {**l.stats.as_dict(), **st["links"].get(n, {})} for n, l in d.links.items()},
+            "vip_guard": d.vipguard.status(), "lease_ms": st["lease_ms"],
             "balancer": None if d.balancer is None else d.balancer.summary(),
             "checks": {} if d.balancer is None else d.balancer.checks(),
             "uptime_s": round(time.time() - d.started_at, 1)}

@@ -9,6 +9,8 @@ The core decides; this module only carries out its actions and feeds it inputs:
     monitor failure      -> core.group_failed         ReleaseGroup -> manager.stop_group
     control: standby ... -> core.standby/takeover     StopStale    -> manager.stop_stale
     SIGTERM              -> core.shutdown             Reannounce   -> gratuitous ARP again
+    ARP/ND about a VIP   -> core.address_seen         Lease        -> VIP lease renewal (vipguard.py)
+    ICMP port unreachable-> core.link_unreachable     ProbeAddress -> RFC 5227 probe (vipguard.py)
                                                       LeaveComplete-> exit
 
 After every input the single timer is re-armed at `core.next_deadline()` (DESIGN convention 3).
@@ -16,7 +18,8 @@ Events (node up/dead, link down, late heartbeat, split brain) are logged as clus
 words them, naming the node/group.
 
 The rest of the daemon lives beside this module, one concern each: balancer.py (the balancer
-driver and its health checks), handlers.py (the control socket's commands and the status reply),
+driver and its health checks), vipguard.py (VIP leases, address conflict probes and watches),
+handlers.py (the control socket's commands and the status reply),
 reload.py (SIGHUP, `reload`, ldirectord's autoreload), control.py (the socket itself).
 
 Under systemd (Type=notify) the daemon reports through $NOTIFY_SOCKET (sdnotify.py): READY=1 once
@@ -29,6 +32,7 @@ cluster timer are on time (`watchdog_ok`).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 import time
@@ -51,6 +55,7 @@ from .control import ControlServer
 from .handlers import ControlHandlers
 from .reload import Reloader
 from .sdnotify import SystemdNotify
+from .vipguard import VipGuard
 
 
 @dataclass
@@ -97,6 +102,7 @@ class Daemon:
             ctx_kw["resource_dirs"] = opts.resource_dirs
         self.manager = ResourceManager(AgentContext(**ctx_kw), on_failure=self._on_monitor_failure)
         self.control: ControlServer | None = None
+        self.vipguard = VipGuard(self.config, opts.netns, self._on_address_seen)
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
         self._done = asyncio.Event()
@@ -136,8 +142,12 @@ class Daemon:
                 await self.balancer.start()
                 if self.config.balancer.autoreload:
                     self._spawn(self.reloader.autoreload())
+            await self.vipguard.start()
+            if self.vipguard.leases is not None:
+                self.opts.services["leases"] = self.vipguard.leases  # the vip agents' guard
             for name, link in self.core.links.items():
-                self.links[name] = await open_link(link, self._datagram_for(name), netns=self.opts.netns)
+                self.links[name] = await open_link(link, self._datagram_for(name), netns=self.opts.netns,
+                                                   on_unreachable=self._on_unreachable)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
             self.running = True
@@ -181,6 +191,9 @@ class Daemon:
             for t in late:
                 t.cancel()
         await self.manager.close()
+        for address in await self.vipguard.close():
+            self.log.error("VIP %s: still guarded at exit (its stop did not finish): its kernel "
+                           "stays silent for it until the next start removes it", address)
         await self.notifier.drain(5)
         if self.balancer is not None:
             await self.balancer.stop()
@@ -197,8 +210,18 @@ class Daemon:
             # nothing is fed to the core before start() ran with every link open: a peer's
             # packet in between would start the arbiter early (its next one comes a keepalive later)
             if self.running:
-                self.handle(self.core.on_datagram(name, data, now_ms()))
+                source = addr[0] if isinstance(addr, tuple) else str(addr or "")
+                self.handle(self.core.on_datagram(name, data, now_ms(), source))
         return on_datagram
+
+    def _on_unreachable(self, link_name: str, dest: tuple, err: int) -> None:
+        if self.running and err == errno.ECONNREFUSED:  # ICMP port unreachable: nothing listens
+            name = next((n for n, lk in self.links.items() if lk.name == link_name), link_name)
+            self._feed("link_unreachable", name, dest[0], dest[1], now_ms())
+
+    def _on_address_seen(self, address: str, kind: str, mac: str, own_mac: str, ifname: str) -> None:
+        if self.running:
+            self._feed("address_seen", address, kind, mac, own_mac, ifname, now_ms())
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -315,6 +338,10 @@ class Daemon:
             self._spawn(self._stop_stale(a.group))
         elif isinstance(a, A.Reannounce):
             self._spawn(self._reannounce(a.group))
+        elif isinstance(a, A.Lease):
+            self.vipguard.lease(a.group, a.addresses, a.until)
+        elif isinstance(a, A.ProbeAddress):
+            self.vipguard.probe(a.address)
         elif isinstance(a, A.LeaveComplete):
             self._done.set()
 

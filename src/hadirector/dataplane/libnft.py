@@ -104,6 +104,22 @@ class Nft:
             raise NftError(_first_error(err) or f"nft failed (exit {rc})", commands)
         return _objects(out)
 
+    def run_text(self, text: str) -> None:
+        """One batch in nft's own syntax. Only for what the JSON API cannot say: its set element
+        timeouts are whole seconds (libnftables json.c), and VIP leases need milliseconds."""
+        if self._lib is not None:
+            lib = self._lib.lib
+            ctx = self._context()
+            lib.nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON)
+            # libnftables tries the JSON parser first and falls back to nft syntax on EINVAL
+            rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
+            err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
+        else:
+            cp = subprocess.run(["nft", "-f", "-"], input=text, capture_output=True, text=True, timeout=60)
+            rc, err = cp.returncode, cp.stderr
+        if rc != 0:
+            raise NftError(_first_error(err) or f"nft failed (exit {rc})", text)
+
     def list(self, what: dict, terse: bool = True) -> list[dict]:
         """`list` one thing, e.g. {"table": {"family": "ip", "name": "hadirector"}}."""
         return self.run([{"list": what}], terse=terse)

@@ -30,16 +30,19 @@ def write_ha_dir(path: str, *, nodes: list[str], lan_addrs: list[str], vip: str,
                  auto_failback: str = "on", keepalive: int = 100, deadtime: int = 500,
                  warntime: int | None = None, initdead: int | None = None,
                  hb_addrs: list[str] | None = None, key: str = "lab-secret",
-                 extra_resources: str = "", ldirectord_cf: str | None = None) -> None:
+                 extra_resources: str = "", ldirectord_cf: str | None = None,
+                 lan_heartbeat: bool = True, udpport: int = 694, ping: tuple[str, ...] = ()) -> None:
     """Write ha.cf, authkeys (mode 0600) and haresources, as a heartbeat user would have them:
-    every node's address on each ucast line, so one file serves both nodes."""
+    every node's address on each ucast line, so one file serves both nodes. `lan_heartbeat`
+    False: heartbeats only on the hb link (eth1), none on the public LAN; `ping`: ping nodes."""
     os.makedirs(path, exist_ok=True)
     warntime = warntime if warntime is not None else max(keepalive, deadtime // 2)
     initdead = initdead if initdead is not None else 2 * deadtime
     lines = [f"keepalive {keepalive}ms", f"warntime {warntime}ms", f"deadtime {deadtime}ms",
-             f"initdead {initdead}ms", "udpport 694"]
-    lines += [f"ucast eth0 {a}" for a in lan_addrs]
+             f"initdead {initdead}ms", f"udpport {udpport}"]
+    lines += [f"ucast eth0 {a}" for a in lan_addrs] if lan_heartbeat else []
     lines += [f"ucast eth1 {a}" for a in (hb_addrs or [])]
+    lines += [f"ping {a}" for a in ping]
     lines += [f"auto_failback {auto_failback}"] + [f"node {n}" for n in nodes]
     with open(os.path.join(path, "ha.cf"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -78,7 +81,11 @@ class Sample:
 class HaCluster:
     def __init__(self, pair: DirectorPair, workdir: str, *, keepalive: int = 100, deadtime: int = 500,
                  warntime: int | None = None, initdead: int | None = None, auto_failback: str = "on",
-                 two_links: bool = True, extra_resources: str = "", ldirectord_cf: str | None = None):
+                 two_links: bool = True, extra_resources: str = "", ldirectord_cf: str | None = None,
+                 lan_heartbeat: bool = True, ping: tuple[str, ...] = (),
+                 overrides: dict[str, dict] | None = None):
+        """`lan_heartbeat` False puts the heartbeat on the hb link only; `overrides` gives one
+        node other write_ha_dir arguments (a misconfiguration: {"dir-b": {"key": "other"}})."""
         self.pair = pair
         self.workdir = workdir
         self.vip = pair.vip
@@ -88,10 +95,12 @@ class HaCluster:
         self.preferred = names[0]
         hb = [pair.hb_addr[n] for n in names] if two_links and pair.hb is not None else None
         for n in names:
-            write_ha_dir(self.ha_dir(n), nodes=names, lan_addrs=[pair.addr[x] for x in names],
-                         vip=self.vip, preferred=self.preferred, auto_failback=auto_failback,
-                         keepalive=keepalive, deadtime=deadtime, warntime=warntime, initdead=initdead,
-                         hb_addrs=hb, extra_resources=extra_resources, ldirectord_cf=ldirectord_cf)
+            write_ha_dir(self.ha_dir(n), **{
+                "nodes": names, "lan_addrs": [pair.addr[x] for x in names], "vip": self.vip,
+                "preferred": self.preferred, "auto_failback": auto_failback, "keepalive": keepalive,
+                "deadtime": deadtime, "warntime": warntime, "initdead": initdead, "hb_addrs": hb,
+                "extra_resources": extra_resources, "ldirectord_cf": ldirectord_cf,
+                "lan_heartbeat": lan_heartbeat, "ping": ping, **(overrides or {}).get(n, {})})
         self.off: set[str] = set()  # hosts whose power is off (links down, daemon killed)
         self.samples: list[Sample] = []
         self._sampling = threading.Event()

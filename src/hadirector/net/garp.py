@@ -19,7 +19,10 @@ unsolicited NA only with accept_untracked_na; with the defaults, a host that nev
 simply resolves it later by ordinary ARP/ND and gets the new holder's answer.
 
 Frames are built by pure functions (`arp_frame`, `na_frame`) and sent on an AF_PACKET socket bound
-to the interface, so no external tool (arping, send_arp) is needed.
+to the interface, so no external tool (arping, send_arp) is needed. The probes of address conflict
+detection (net/acd.py) are built here too: `probe_frame` (RFC 5227 2.1.1: an ARP request with
+sender address 0.0.0.0) and `dad_frame` (RFC 4862 5.4.2: a neighbour solicitation from :: to the
+target's solicited-node group); `parse_arp` and `parse_nd` read what comes back.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ BROADCAST_MAC = b"\xff" * 6
 ZERO_MAC = b"\x00" * 6
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
 ALL_NODES_MAC = b"\x33\x33\x00\x00\x00\x01"  # RFC 2464 section 7: 33:33 + low 32 bits of ff02::1
+ICMPV6_NS = 135
 ICMPV6_NA = 136
 NA_FLAG_OVERRIDE = 0x20000000  # RFC 4861 4.4: R=0x80000000, S=0x40000000, O=0x20000000
 ND_OPT_TARGET_LLADDR = 2
@@ -86,6 +90,37 @@ def arp_frame(op: int, mac: str | bytes, address: str) -> bytes:
     return eth + arp
 
 
+@dataclass(frozen=True)
+class ArpPacket:
+    """The fields of an Ethernet/IPv4 ARP packet that matter here (RFC 826)."""
+
+    op: int
+    sha: bytes  # sender hardware address
+    spa: str  # sender protocol address ("0.0.0.0" in an RFC 5227 probe)
+    tha: bytes
+    tpa: str
+
+
+def arp_packet(op: int, sha: str | bytes, spa: str, tha: str | bytes, tpa: str,
+               dst: str | bytes = BROADCAST_MAC) -> bytes:
+    """Any Ethernet ARP frame: `op` from (sha, spa) about (tha, tpa), sent to `dst`."""
+    src = mac_bytes(sha)
+    eth = mac_bytes(dst) + src + struct.pack("!H", ETH_P_ARP)
+    return eth + struct.pack("!HHBBH", ARPHRD_ETHER, ETH_P_IP, 6, 4, op) + src \
+        + ipaddress.IPv4Address(spa).packed + mac_bytes(tha) + ipaddress.IPv4Address(tpa).packed
+
+
+def parse_arp(frame: bytes) -> ArpPacket | None:
+    """The ARP packet in an Ethernet frame, or None when it is not Ethernet/IPv4 ARP."""
+    if len(frame) < 42 or frame[12:14] != b"\x08\x06":
+        return None
+    htype, ptype, hlen, plen, op = struct.unpack_from("!HHBBH", frame, 14)
+    if (htype, ptype, hlen, plen) != (ARPHRD_ETHER, ETH_P_IP, 6, 4):
+        return None
+    return ArpPacket(op, frame[22:28], str(ipaddress.IPv4Address(frame[28:32])), frame[32:38],
+                     str(ipaddress.IPv4Address(frame[38:42])))
+
+
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\x00"
@@ -111,17 +146,73 @@ def na_frame(mac: str | bytes, address: str) -> bytes:
     return eth + ip6 + icmp
 
 
-def open_packet_socket(ifname: str, netns: str | None = None) -> tuple[socket.socket, bytes]:
-    """A non-blocking AF_PACKET socket bound to `ifname` that receives nothing (protocol 0), and the
-    interface's MAC."""
+def probe_frame(mac: str | bytes, address: str) -> bytes:
+    """RFC 5227 2.1.1 ARP Probe for `address`: a broadcast ARP request with our hardware address,
+    sender IP address all zeroes (so no host updates its cache from it), target hardware address
+    zero, target IP address the probed one."""
+    return arp_packet(ARPOP_REQUEST, mac, "0.0.0.0", ZERO_MAC, address)
+
+
+def solicited_node(address: str) -> ipaddress.IPv6Address:
+    """RFC 4291 2.7.1: ff02::1:ff00:0/104 plus the low 24 bits of the address."""
+    low = int(ipaddress.IPv6Address(address)) & 0xFFFFFF
+    return ipaddress.IPv6Address(int(ipaddress.IPv6Address("ff02::1:ff00:0")) | low)
+
+
+def dad_frame(mac: str | bytes, address: str) -> bytes:
+    """RFC 4862 5.4.2 duplicate address detection: a Neighbor Solicitation for `address` from the
+    unspecified address to its solicited-node group, without a source link-layer option (RFC
+    4861 4.3 forbids one from ::), hop limit 255."""
+    src_mac = mac_bytes(mac)
+    target = ipaddress.IPv6Address(address)
+    dst = solicited_node(address)
+    unspec = ipaddress.IPv6Address("::")
+    icmp_wo_sum = struct.pack("!BBHI", ICMPV6_NS, 0, 0, 0) + target.packed
+    pseudo = unspec.packed + dst.packed + struct.pack("!I3xB", len(icmp_wo_sum), 58)
+    csum = _checksum(pseudo + icmp_wo_sum)
+    icmp = icmp_wo_sum[:2] + struct.pack("!H", csum) + icmp_wo_sum[4:]
+    ip6 = struct.pack("!IHBB", 6 << 28, len(icmp), 58, 255) + unspec.packed + dst.packed
+    eth = b"\x33\x33" + dst.packed[-4:] + src_mac + struct.pack("!H", ETH_P_IPV6)  # RFC 2464 7
+    return eth + ip6 + icmp
+
+
+@dataclass(frozen=True)
+class NdPacket:
+    """A neighbour solicitation (135) or advertisement (136) as far as conflicts go."""
+
+    type: int
+    src_mac: bytes  # the Ethernet source
+    src: str  # IPv6 source ("::" for duplicate address detection)
+    target: str
+
+
+def parse_nd(frame: bytes) -> NdPacket | None:
+    """The NS/NA in an Ethernet frame (no extension headers: RFC 4861 7.1.1 forbids none, but
+    ND is sent without them), or None."""
+    if len(frame) < 14 + 40 + 24 or frame[12:14] != b"\x86\xdd" or frame[20] != 58:
+        return None
+    t = frame[54]
+    if t not in (ICMPV6_NS, ICMPV6_NA) or frame[21] != 255:  # RFC 4861 7.1: hop limit 255
+        return None
+    return NdPacket(t, frame[6:12], str(ipaddress.IPv6Address(frame[22:38])),
+                    str(ipaddress.IPv6Address(frame[62:78])))
+
+
+def open_packet_socket(ifname: str, netns: str | None = None, proto: int = 0,
+                       setup=None) -> tuple[socket.socket, bytes]:
+    """A non-blocking AF_PACKET socket bound to `ifname`, and the interface's MAC. Protocol 0 (the
+    default) receives nothing: a socket to send on; net/acd.py asks for ARP or IPv6 and passes a
+    `setup(sock)` that attaches its socket filter before the bind."""
     try:
-        sock = netns_socket(netns, socket.AF_PACKET, socket.SOCK_RAW, 0)
+        sock = netns_socket(netns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
     except NetnsError as e:
         raise GarpError(str(e), errno=e.errno) from None
     except OSError as e:
         raise GarpError(f"raw packet socket: {e.strerror or e} (needs CAP_NET_RAW)", errno=e.errno) from None
     try:
-        sock.bind((ifname, 0))
+        if setup is not None:
+            setup(sock)
+        sock.bind((ifname, proto))
         name = sock.getsockname()
         mac = name[4] if len(name) > 4 else b""
         if len(mac) != 6:

@@ -17,7 +17,9 @@ UDP links follow ha.cf:
 Every UDP socket is bound to its interface with SO_BINDTODEVICE, so a link only hears what arrives
 on its own interface and sends out of it whatever the routing table says. Datagrams that come from
 one of the node's own addresses on the link's port (our broadcasts, multicast loop) are dropped and
-counted as `own`.
+counted as `own`. ICMP errors our datagrams draw (IP_RECVERR / IPV6_RECVERR, ip(7)) are read from
+the socket's error queue: port unreachable ("nothing listens there") and host unreachable are
+counted per destination and handed to `on_unreachable(link_name, (address, port), errno)`.
 
 Serial links carry datagrams over a byte stream framed with SLIP (RFC 1055) around the payload and
 a CRC-32 of it, so a frame cut by line noise is detected and dropped (counted in `bad_frames`) and
@@ -47,6 +49,11 @@ from .netns import NetnsError, netns_socket
 log = logging.getLogger(__name__)
 
 OnDatagram = Callable[[str, bytes, Any], None]
+OnUnreachable = Callable[[str, tuple, int], None]
+IP_RECVERR = 11  # linux/in.h
+IPV6_RECVERR = 25  # linux/in6.h
+SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6 = 2, 3
+SOCK_EXTENDED_ERR = struct.Struct("=IBBBBII")  # ee_errno, origin, type, code, pad, info, data
 MAX_DATAGRAM = 65535
 RECV_BATCH = 64  # datagrams read per wake-up, so one busy link cannot starve the loop
 SERIAL_MAX_PENDING = 64 * 1024  # bytes queued for a slow line before new datagrams are dropped
@@ -70,6 +77,7 @@ class LinkStats:
     own: int = 0  # our own datagrams heard back, dropped
     bad_frames: int = 0  # serial: CRC or framing errors, dropped
     callback_errors: int = 0
+    icmp_errors: int = 0  # ICMP errors our datagrams drew (port/host unreachable...)
     last_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -79,10 +87,12 @@ class LinkStats:
 class LinkTransport:
     """One open link. Subclasses implement `send` and `close`."""
 
-    def __init__(self, link: Link, on_datagram: OnDatagram):
+    def __init__(self, link: Link, on_datagram: OnDatagram, on_unreachable: OnUnreachable | None = None):
         self.link = link
         self.name = link.name
         self.on_datagram = on_datagram
+        self.on_unreachable = on_unreachable
+        self.unreachable: dict[tuple, int] = {}  # (address, port) -> ICMP errors drawn
         self.stats = LinkStats()
         self.closed = False
 
@@ -109,8 +119,8 @@ class LinkTransport:
 
 class UdpLink(LinkTransport):
     def __init__(self, link: Link, on_datagram: OnDatagram, socks: list[socket.socket],
-                 destinations: list[tuple], local: set[str]):
-        super().__init__(link, on_datagram)
+                 destinations: list[tuple], local: set[str], on_unreachable: OnUnreachable | None = None):
+        super().__init__(link, on_datagram, on_unreachable)
         self.socks = socks
         self.destinations = destinations
         self.local = local
@@ -146,16 +156,45 @@ class UdpLink(LinkTransport):
             try:
                 data, addr = sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:  # e.g. a queued ICMP error; counted
+                break
+            except OSError as e:  # the socket's pending ICMP error (IP_RECVERR): details below
                 self.stats.recv_errors += 1
                 self.stats.last_error = e.strerror or str(e)
-                return
+                continue
             host = addr[0].split("%", 1)[0]
             if host in self.local and addr[1] == self.link.port:
                 self.stats.own += 1
                 continue
             self._deliver(data, (host, addr[1]))
+        self._read_errors(sock)
+
+    def _read_errors(self, sock: socket.socket) -> None:
+        """Drain the error queue (an unread one keeps the socket signalling EPOLLERR)."""
+        for _ in range(RECV_BATCH):
+            try:
+                _, ancdata, _, addr = sock.recvmsg(512, 512, socket.MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            for level, kind, blob in ancdata:
+                if (level, kind) not in ((socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)):
+                    continue
+                if len(blob) < SOCK_EXTENDED_ERR.size:
+                    continue
+                err, origin, _type, _code, _, _, _ = SOCK_EXTENDED_ERR.unpack_from(blob)
+                if origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6) or not addr:
+                    continue
+                dest = (addr[0].split("%", 1)[0], addr[1])
+                self.stats.icmp_errors += 1
+                self.unreachable[dest] = self.unreachable.get(dest, 0) + 1
+                self.stats.last_error = f"{dest[0]}:{dest[1]}: {os.strerror(err)}"
+                if self.on_unreachable is not None:
+                    try:
+                        self.on_unreachable(self.name, dest, err)
+                    except Exception:  # noqa: BLE001
+                        self.stats.callback_errors += 1
+                        log.exception("link %s: unreachable handler raised", self.name)
 
     def close(self) -> None:
         if self.closed:
@@ -179,6 +218,9 @@ def _udp_socket(netns: str | None, family: int, ifname: str) -> socket.socket:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
         if family == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+        else:
+            s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
         s.setblocking(False)
     except OSError as e:
         s.close()
@@ -195,7 +237,8 @@ def _bind(s: socket.socket, addr: tuple, what: str) -> None:
                              e.errno or 0) from None
 
 
-async def _open_udp(link: Link, on_datagram: OnDatagram, netns: str | None) -> UdpLink:
+async def _open_udp(link: Link, on_datagram: OnDatagram, netns: str | None,
+                    on_unreachable: OnUnreachable | None = None) -> UdpLink:
     ifname = link.interface or ""
     try:
         info = await netlink.link_by_name(ifname, netns)
@@ -266,7 +309,7 @@ async def _open_udp(link: Link, on_datagram: OnDatagram, netns: str | None) -> U
         for s in socks:
             s.close()
         raise TransportError(f"link {link.name}: {e.strerror or e}", e.errno or 0) from None
-    return UdpLink(link, on_datagram, socks, dests, local)
+    return UdpLink(link, on_datagram, socks, dests, local, on_unreachable)
 
 
 # --------------------------------------------------------------------------- serial framing
@@ -479,8 +522,10 @@ def _serial_opener(link: Link) -> Callable[[], tuple[Any, int]]:
 
 # --------------------------------------------------------------------------- entry point
 
-async def open_link(link: Link, on_datagram: OnDatagram, *, netns: str | None = None) -> LinkTransport:
-    """Open one heartbeat link. Raises TransportError when it cannot be opened."""
+async def open_link(link: Link, on_datagram: OnDatagram, *, netns: str | None = None,
+                    on_unreachable: OnUnreachable | None = None) -> LinkTransport:
+    """Open one heartbeat link. Raises TransportError when it cannot be opened. `on_unreachable`
+    hears of ICMP errors drawn by our datagrams (UDP links)."""
     if link.kind == "serial":
         return SerialLink(link, on_datagram, opener=_serial_opener(link))
-    return await _open_udp(link, on_datagram, netns)
+    return await _open_udp(link, on_datagram, netns, on_unreachable)

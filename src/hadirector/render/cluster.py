@@ -26,6 +26,10 @@ def render_status(st: dict) -> str:
     if dropped:
         out.append("")
         out.append("dropped packets: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+    notes = link_notes(st.get("links", {}))
+    if notes:
+        out.append("")
+        out += notes
     return "\n".join(out) + "\n"
 
 
@@ -54,3 +58,22 @@ def service_status(node: str, snap: dict, stopping: bool = False) -> str:
         holders = [h for h in st.get("holders", []) if h != node]
         elsewhere.append(f"{g} held by {', '.join(holders)}" if holders else f"{g} not held")
     return "backup" + (f" ({'; '.join(elsewhere)})" if elsewhere else "")
+
+
+def link_notes(links: dict) -> list[str]:
+    """Per heartbeat link: what it dropped, the last bad MAC's source, and where nothing listens."""
+    out = []
+    for name, ln in sorted(links.items()):
+        parts = []
+        drops = {k: v for k, v in (ln.get("dropped") or {}).items() if v}
+        if drops:
+            parts.append("dropped " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
+        bad = ln.get("last_bad_auth")
+        if bad:
+            parts.append(f"last bad MAC from {bad.get('source') or '?'}: {bad.get('detail', '')}")
+        for u in ln.get("unreachable") or []:
+            parts.append(f"nothing listens on {u['address']}:{u['port']} (udpport or ucast differs?), "
+                         f"{u['count']} ICMP port unreachable")
+        if parts:
+            out.append(f"link {name}: " + "; ".join(parts))
+    return out

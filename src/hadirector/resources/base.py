@@ -102,7 +102,7 @@ class Agent:
 
 REGISTRY: dict[str, type[Agent]] = {}
 _loaded = False
-_NOT_AGENTS = {"base", "manager"}
+_NOT_AGENTS = {"base", "manager", "lease"}
 
 
 def register(cls: type[Agent]) -> type[Agent]:

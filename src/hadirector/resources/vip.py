@@ -16,6 +16,13 @@ Where the address goes:
 
 stop: delete the address from every interface that has it (stop also cleans up a VIP a crash left
 behind, whatever its prefix). monitor: is the address present (on the interface it was put on)?
+
+Leases (resources/lease.py, when the daemon hands the agent a `leases` service): start guards the
+address in the kernel *before* adding it, so from its first moment the kernel answers for it only
+under a lease the cluster core keeps renewing; stop removes the address first and the guard
+after. A daemon that stops renewing (frozen, hung, killed) leaves an address whose kernel is
+silent. `locate(model, ctx)` tells where a VIP goes without adding it (for the probes a node sends
+before it takes a VIP over, net/acd.py).
 """
 
 from __future__ import annotations
@@ -113,6 +120,16 @@ def choose_placement(model: VipResource, links: list[netlink.LinkInfo],
     return Placement(link.index, link.name, prefixlen, label, broadcast)
 
 
+async def locate(model: VipResource, ctx: AgentContext) -> Placement:
+    """Where the VIP goes (or is): interface, prefix, label, broadcast. Adds nothing."""
+    try:
+        links = await netlink.links(ctx.netns)
+        addrs = await netlink.addresses(ctx.netns)
+    except netlink.NetlinkFailure as e:
+        raise _agent_error(e) from None
+    return choose_placement(model, links, addrs)
+
+
 @register
 class VipAgent(Agent):
     kind = "vip"
@@ -129,15 +146,19 @@ class VipAgent(Agent):
         return f"vip {self.model.address}"
 
     async def _resolve(self) -> Placement:
-        try:
-            links = await netlink.links(self.ctx.netns)
-            addrs = await netlink.addresses(self.ctx.netns)
-        except netlink.NetlinkFailure as e:
-            raise _agent_error(e) from None
-        return choose_placement(self.model, links, addrs)
+        return await locate(self.model, self.ctx)
+
+    @property
+    def leases(self):
+        return self.ctx.services.get("leases")
 
     async def start(self) -> None:
         p = await self._resolve()
+        if self.leases is not None:
+            try:
+                await self.leases.guard(str(self.model.address), p.ifname)
+            except Exception as e:  # noqa: BLE001 - LeaseError: refuse rather than run unguarded
+                raise AgentError(f"{self.name}: {e}", transient=True) from None
         try:
             added = await netlink.add_address(p.index, self.model.address, p.prefixlen, label=p.label,
                                               broadcast=p.broadcast, netns=self.ctx.netns)
@@ -204,6 +225,11 @@ class VipAgent(Agent):
         except netlink.NetlinkFailure as e:
             raise _agent_error(e) from None
         self.placement = None
+        if self.leases is not None:  # only now: until the address is gone, the guard keeps it quiet
+            try:
+                await self.leases.unguard(str(self.model.address))
+            except Exception as e:  # noqa: BLE001 - the address is gone; a stale element is harmless
+                log.warning("%s: removing its lease guard failed: %s", self.name, e)
 
     async def monitor(self) -> bool:
         vip = ipaddress.ip_address(self.model.address)
@@ -222,6 +248,8 @@ class VipAgent(Agent):
             out.update(interface=p.ifname, prefixlen=p.prefixlen, label=p.label)
         if self.garp.last_error:
             out["garp_last_error"] = self.garp.last_error
+        if self.leases is not None:
+            out["leased"] = str(self.model.address) in self.leases.guarded
         return out
 
     async def close(self) -> None:
