@@ -45,12 +45,13 @@ def run(args) -> int:
     opts = Options(state_dir=args.state_dir or default_state_dir(), resource_dirs=resource_dirs(args),
                    lib_dir=args.lib_dir, notify=notify)
     from ..daemon.control import ControlError
+    from ..daemon.statedir import AlreadyRunning
     from ..net.transports import TransportError
     # The daemon runs on the standard asyncio loop: pyroute2's asyncio netlink sockets do not
     # work on uvloop ("cannot open a UDP handle, invalid family 16").
     try:
         return asyncio.run(Daemon(loaded, opts, log).run())
-    except (OSError, ValueError, TransportError, ControlError) as exc:
+    except (OSError, ValueError, TransportError, ControlError, AlreadyRunning) as exc:
         log.error("cannot start: %s", exc)
         notify.notify(STATUS=f"cannot start: {exc}")
         return 1

@@ -43,7 +43,7 @@ from ..cluster.eventlog import describe
 from ..cluster.node import NodeCore
 from ..config.load import Loaded
 from ..net import icmp
-from ..net.transports import LinkTransport, open_link
+from ..net.transports import LinkTransport, SharedPorts, open_link
 from ..ratelimit import RateLimited
 from ..render.cluster import service_status
 from ..resources.base import AgentContext
@@ -117,6 +117,15 @@ class Daemon:
 
     async def run(self) -> int:
         statedir.prepare(self.opts.state_dir)
+        # one daemon per node: before anything of this run touches the generation, the control
+        # socket, the kernel or a heartbeat port (AlreadyRunning names the holder's pid)
+        self.lock = statedir.lock(self.opts.state_dir)
+        try:
+            return await self._run()
+        finally:
+            self.lock.release()
+
+    async def _run(self) -> int:
         lib_dir = self.opts.lib_dir or self.opts.state_dir
         if lib_dir != self.opts.state_dir:
             statedir.prepare(lib_dir)
@@ -145,9 +154,10 @@ class Daemon:
             await self.vipguard.start()
             if self.vipguard.leases is not None:
                 self.opts.services["leases"] = self.vipguard.leases  # the vip agents' guard
+            shared = SharedPorts()
             for name, link in self.core.links.items():
                 self.links[name] = await open_link(link, self._datagram_for(name), netns=self.opts.netns,
-                                                   on_unreachable=self._on_unreachable)
+                                                   on_unreachable=self._on_unreachable, shared=shared)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
             self.running = True

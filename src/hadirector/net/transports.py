@@ -15,7 +15,17 @@ UDP links follow ha.cf:
 - bcast: sent to the interface's broadcast address (255.255.255.255 when it has none) with
   SO_BROADCAST (ha.cf `bcast dev`).
 Every UDP socket is bound to its interface with SO_BINDTODEVICE, so a link only hears what arrives
-on its own interface and sends out of it whatever the routing table says. Datagrams that come from
+on its own interface and sends out of it whatever the routing table says. No socket sets
+SO_REUSEADDR: with it on both sides a second process (a second `hadirector run` for the node)
+binds the same port and the kernel hands it the unicast heartbeats, so the first node goes deaf
+and its peer declares it dead. Without it that second bind fails (EADDRINUSE) while ours lives,
+and a restart needs no such option (UDP has no TIME_WAIT). heartbeat sets SO_REUSEADDR
+(ucast.c ucast_make_receive_sock, bcast.c bcast_make_receive_sock, mcast.c) so that one process
+can bind a reader per interface; SO_BINDTODEVICE before bind() already lets sockets on different
+interfaces share a port (the kernel's UDP bind conflict test skips sockets bound to another
+device). The one case left, two links of this node on the same interface and port (say ucast
+and bcast on eth0), shares the port between those two sockets only: `open_link(shared=...)`
+sets SO_REUSEADDR on both, and logs that another process could then bind it too. Datagrams that come from
 one of the node's own addresses on the link's port (our broadcasts, multicast loop) are dropped and
 counted as `own`. ICMP errors our datagrams draw (IP_RECVERR / IPV6_RECVERR, ip(7)) are read from
 the socket's error queue: port unreachable ("nothing listens there") and host unreachable are
@@ -208,13 +218,35 @@ class UdpLink(LinkTransport):
             s.close()
 
 
+class SharedPorts:
+    """The UDP ports this daemon's links have bound, by (family, interface, port), so that two of
+    its own links on one interface and port can share it (see the module text)."""
+
+    def __init__(self) -> None:
+        self.bound: dict[tuple[int, str, int], list[socket.socket]] = {}
+
+    def add(self, s: socket.socket, ifname: str, port: int) -> None:
+        self.bound.setdefault((s.family, ifname, port), []).append(s)
+
+    def share(self, s: socket.socket, ifname: str, port: int) -> bool:
+        """After EADDRINUSE: if our own socket holds the port, let `s` share it. True when set."""
+        ours = [o for o in self.bound.get((s.family, ifname, port), []) if o.fileno() != -1]
+        if not ours:
+            return False
+        for o in ours + [s]:
+            o.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        log.warning("two heartbeat links of this node listen on port %d of %s: SO_REUSEADDR is set "
+                    "on both so they can share it, which lets another process bind it too; give the "
+                    "links different ports to avoid this", port, ifname)
+        return True
+
+
 def _udp_socket(netns: str | None, family: int, ifname: str) -> socket.socket:
     try:
         s = netns_socket(netns, family, socket.SOCK_DGRAM)
     except NetnsError as e:
         raise TransportError(str(e), e.errno or 0) from None
     try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
         if family == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -228,17 +260,28 @@ def _udp_socket(netns: str | None, family: int, ifname: str) -> socket.socket:
     return s
 
 
-def _bind(s: socket.socket, addr: tuple, what: str) -> None:
+def _bind(s: socket.socket, addr: tuple, what: str, ifname: str = "",
+          shared: SharedPorts | None = None) -> None:
     try:
-        s.bind(addr)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE or shared is None or not shared.share(s, ifname, addr[1]):
+                raise
+            s.bind(addr)
     except OSError as e:
         s.close()
-        raise TransportError(f"{what}: bind {addr[0]} port {addr[1]}: {e.strerror or e}",
-                             e.errno or 0) from None
+        hint = (f" (another process has it: a second hadirector for this node? "
+                f"`ss -ulpn 'sport = :{addr[1]}'` names it)" if e.errno == errno.EADDRINUSE else "")
+        raise TransportError(f"{what}: bind {addr[0]} port {addr[1]} on {ifname or 'any interface'}: "
+                             f"{e.strerror or e}{hint}", e.errno or 0) from None
+    if shared is not None:
+        shared.add(s, ifname, addr[1])
 
 
 async def _open_udp(link: Link, on_datagram: OnDatagram, netns: str | None,
-                    on_unreachable: OnUnreachable | None = None) -> UdpLink:
+                    on_unreachable: OnUnreachable | None = None,
+                    shared: SharedPorts | None = None) -> UdpLink:
     ifname = link.interface or ""
     try:
         info = await netlink.link_by_name(ifname, netns)
@@ -265,12 +308,12 @@ async def _open_udp(link: Link, on_datagram: OnDatagram, netns: str | None,
             for fam in sorted(families):
                 s = _udp_socket(netns, fam, ifname)
                 any_addr = "::" if fam == socket.AF_INET6 else "0.0.0.0"
-                _bind(s, (link.source or any_addr, link.port), link.name)
+                _bind(s, (link.source or any_addr, link.port), link.name, ifname, shared)
                 socks.append(s)
         elif link.kind == "bcast":
             s = _udp_socket(netns, socket.AF_INET, ifname)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-            _bind(s, ("0.0.0.0", link.port), link.name)
+            _bind(s, ("0.0.0.0", link.port), link.name, ifname, shared)
             socks.append(s)
             brd = next((a.broadcast for a in addrs if a.index == info.index and a.broadcast
                         and a.family == socket.AF_INET), None)
@@ -279,7 +322,7 @@ async def _open_udp(link: Link, on_datagram: OnDatagram, netns: str | None,
             group = ipaddress.ip_address(link.group)
             if group.version == 4:
                 s = _udp_socket(netns, socket.AF_INET, ifname)
-                _bind(s, (str(group), link.port), link.name)
+                _bind(s, (str(group), link.port), link.name, ifname, shared)
                 socks.append(s)
                 mreqn = group.packed + b"\x00" * 4 + struct.pack("@i", info.index)
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
@@ -291,7 +334,7 @@ async def _open_udp(link: Link, on_datagram: OnDatagram, netns: str | None,
                 dests = [(str(group), link.port)]
             else:
                 s = _udp_socket(netns, socket.AF_INET6, ifname)
-                _bind(s, ("::", link.port), link.name)
+                _bind(s, ("::", link.port), link.name, ifname, shared)
                 socks.append(s)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
                              group.packed + struct.pack("@I", info.index))
@@ -523,9 +566,11 @@ def _serial_opener(link: Link) -> Callable[[], tuple[Any, int]]:
 # --------------------------------------------------------------------------- entry point
 
 async def open_link(link: Link, on_datagram: OnDatagram, *, netns: str | None = None,
-                    on_unreachable: OnUnreachable | None = None) -> LinkTransport:
+                    on_unreachable: OnUnreachable | None = None,
+                    shared: SharedPorts | None = None) -> LinkTransport:
     """Open one heartbeat link. Raises TransportError when it cannot be opened. `on_unreachable`
-    hears of ICMP errors drawn by our datagrams (UDP links)."""
+    hears of ICMP errors drawn by our datagrams (UDP links); `shared`: the ports this daemon's
+    other links hold (one SharedPorts for all of a node's links)."""
     if link.kind == "serial":
         return SerialLink(link, on_datagram, opener=_serial_opener(link))
-    return await _open_udp(link, on_datagram, netns, on_unreachable)
+    return await _open_udp(link, on_datagram, netns, on_unreachable, shared)
