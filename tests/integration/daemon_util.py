@@ -53,3 +53,56 @@ def declared_dead(log: str, node: str) -> bool:
 
 def pid_file(c: HaCluster, node: str) -> str:
     return os.path.join(c.state_dir(node), "hadirector.pid")
+
+
+# ----------------------------------------------------------------------------- one node alone
+
+SOLO_CLUSTER = """
+[cluster]
+name = "solo"
+nodes = ["solo"]
+[cluster.timing]
+keepalive = "100ms"
+deadtime = "500ms"
+initdead = "500ms"
+[cluster.auth]
+key = "test"
+[[cluster.links]]
+kind = "ucast"
+interface = "lo"
+peers = ["127.0.0.1"]
+port = 694
+"""
+
+
+class Solo:
+    """One node in a namespace of its own (a host of `lab`), running `hadirector run -c FILE`."""
+
+    def __init__(self, lab, tmp_path, config: str, name: str = "solo"):
+        self.host = lab.host(name)
+        self.dir = tmp_path
+        self.cfg = tmp_path / "solo.toml"
+        self.state = str(tmp_path / "state")
+        self.write(config)
+        self.proc = None
+
+    def write(self, config: str) -> None:
+        self.cfg.write_text(config)
+
+    def start(self, *extra: str, env: dict | None = None):
+        self.proc = self.host.spawn([sys.executable, "-m", "hadirector", "run", "-c", str(self.cfg),
+                                     "--node", "solo", "--state-dir", self.state, *extra],
+                                    name="hadirector", env=env)
+        return self.proc
+
+    def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return self.host.run([sys.executable, "-m", "hadirector", *args, "--state-dir", self.state],
+                             check=False, timeout=timeout)
+
+    def log(self) -> str:
+        return self.proc.output() if self.proc else ""
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        from hdtest import wait_until
+        wait_until(lambda: self.ctl("status").returncode == 0, timeout, 0.1,
+                   lambda: "the daemon to answer\n" + self.log()[-3000:])

@@ -64,3 +64,18 @@ async def test_second_server_refused_while_first_alive(tmp_path):
             await _serve(tmp_path, {})
     finally:
         await first.close()
+
+
+async def test_the_peer_is_the_kernels_word_not_the_clients(tmp_path):
+    seen = {}
+
+    async def who(req):
+        seen.update(req["_peer"])
+        return {}
+
+    server = await _serve(tmp_path, {"who": who})
+    try:
+        await asyncio.to_thread(request, str(tmp_path), "who", _peer={"uid": 12345, "pid": 1, "gid": 1})
+    finally:
+        await server.close()
+    assert seen == {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}

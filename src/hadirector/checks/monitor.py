@@ -24,6 +24,7 @@ from typing import Callable
 
 from ..balancer.state import Apply, DesiredState, DesiredStateCore, FallbackChanged, QuorumChanged, RunCommand
 from ..config.model import Balancer, RealKey, VirtualService
+from ..loglevel import NOTICE
 from .alerts import AlertTracker, Notifier
 from .scheduler import CheckScheduler, CheckStatus, HealthEvent, SchedulerStats, UpdateSummary
 
@@ -113,6 +114,9 @@ class HealthMonitor:
             except Exception:
                 log.exception("on_event handler failed for %s", ev.key)
         if ev.kind in ("up", "down"):
+            log.log(NOTICE if ev.up else logging.WARNING, "real %s: %s (%s)", ev.key, ev.kind, ev.reason,
+                    extra={"fields": {"EVENT": f"real-{ev.kind}", "VIRTUAL": ev.key.virtual,
+                                      "REAL": f"{ev.key.address}:{ev.key.port}"}})
             detail = "" if ev.up else ("quiescent, weight 0" if vs.quiescent else "removed")
             for mail in self.alerts.on_real(vs, ev.key, ev.up, detail, ev.reason, self.scheduler.now()):
                 self.notifier.mail(mail)

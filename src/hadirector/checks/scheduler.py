@@ -368,8 +368,8 @@ class CheckScheduler:
     def _emit(self, transitions: list[Transition]) -> None:
         for t in transitions:
             ev = HealthEvent(t.key, RealHealth(t.up, t.weight, t.reason, t.at), t.kind)
-            if t.kind != "weight":
-                log.info("real %s: %s (%s)", t.key, "up" if t.up else "down", t.reason)
+            if t.kind != "weight":  # the monitor (checks/monitor.py) logs it at NOTICE/WARNING
+                log.debug("real %s: %s (%s)", t.key, "up" if t.up else "down", t.reason)
             if self.on_event is not None:
                 try:
                     self.on_event(ev)

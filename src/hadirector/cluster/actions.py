@@ -9,6 +9,7 @@ frozen dataclasses, returned in a list from each input method. Grouped by who pr
 * arbiter.py      AcquireGroup, ReleaseGroup, StopStale, Reannounce, SplitBrain, NotHeardBy,
                   RequestResult, AnnounceNow, StartCancelled, Lease, HeldElsewhere, AddressConflict
 * guard.py        ProbeAddress
+* ownership.py    OwnerChanged
 * node.py         Transmit, PacketDropped, LeaveComplete, NothingListens (and everything above)
 
 Actions (the driver must do something): Send/Transmit, Probe, ProbeAddress, AcquireGroup,
@@ -239,6 +240,20 @@ class StartCancelled:
 @dataclass(frozen=True)
 class AnnounceNow:
     """The arbiter's announcement changed: send an update to the peers without waiting."""
+
+
+# --------------------------------------------------------------------------- ownership
+
+
+@dataclass(frozen=True)
+class OwnerChanged:
+    """The nodes running `group` changed (ownership.py): `old` -> `new` (None: nobody; several
+    holders joined by "+"), and why."""
+
+    group: str
+    old: str | None
+    new: str | None
+    reason: str
 
 
 # --------------------------------------------------------------------------- node core

@@ -9,14 +9,22 @@ line. Every line starts with the thing it is about and its name, then the event:
     link ucast:eth1 to beta: dead (silent 500 ms)
 
 `node` is this node's name, for the lines about this node. Pure: no logging, no clock.
+
+Each line also names its event (`event`: the item's class in kebab case, "owner-changed") and
+carries the journal fields of the instance it is about (`fields`: GROUP, PEER for another node,
+LINK), which the daemon passes to the log (daemon/logsetup.py: journal fields, with NODE = this
+node). Levels: NOTICE (loglevel.py) for a group taking a new owner, WARNING
+for a group losing its owner, a node dying, a link failing; INFO for the steps in between.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Callable
 
+from ..loglevel import NOTICE
 from . import actions as A
 
 INFO, WARNING, DEBUG = logging.INFO, logging.WARNING, logging.DEBUG
@@ -27,6 +35,30 @@ class LogLine:
     level: int
     text: str
     limit_key: str | None = None  # log rate-limited under this key (a flood of bad packets)
+    event: str = ""  # "owner-changed", "node-changed", ...
+    fields: dict = field(default_factory=dict, compare=False, hash=False)  # journal fields
+
+
+def event_name(item) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", type(item).__name__).lower()
+
+
+_FIELD_OF = {"group": "GROUP", "node": "PEER", "link": "LINK"}
+
+
+def fields_of(item, me: str) -> dict:
+    """The journal fields of an item: its group, the node it is about (unless this one), its link."""
+    out = {}
+    for attr, key in _FIELD_OF.items():
+        value = getattr(item, attr, None)
+        if isinstance(value, str) and value and not (attr == "node" and value == me):
+            out[key] = value
+    return out
+
+
+def _owner(a: A.OwnerChanged, me: str) -> LogLine:
+    return LogLine(WARNING if a.new is None else NOTICE,
+                   f"group {a.group}: owner {a.old or 'none'} -> {a.new or 'none'} ({a.reason})")
 
 
 def _node_changed(a: A.NodeChanged, me: str) -> LogLine:
@@ -92,6 +124,7 @@ _TEXT: dict[type, Callable[..., LogLine | None]] = {
     A.Settled: lambda a, me: LogLine(INFO, f"node {me}: start-up settled ({a.reason})"),
     A.PingChanged: lambda a, me: LogLine(WARNING, f"ping node {a.name}: {'up' if a.up else 'down'}"),
     A.ScoreChanged: lambda a, me: LogLine(INFO, f"connectivity score {a.old} -> {a.new}"),
+    A.OwnerChanged: _owner,
 }
 
 
@@ -99,6 +132,8 @@ def describe(item, node: str) -> LogLine | None:
     """The line to log for one item of a core's output, or None when there is nothing to log.
     An item this table does not know is logged at debug level, as its repr."""
     text = _TEXT.get(type(item))
-    if text is None:
-        return LogLine(DEBUG, f"node {node}: {item!r}")
-    return text(item, node)
+    line = LogLine(DEBUG, f"node {node}: {item!r}") if text is None else text(item, node)
+    if line is None:
+        return None
+    return LogLine(line.level, line.text, line.limit_key, event_name(item),
+                   {"EVENT": event_name(item), **fields_of(item, node)})

@@ -37,6 +37,7 @@ from .connectivity import Connectivity
 from .guard import GuardTiming
 from .membership import UP, Membership
 from .messages import DEFAULT_MAX_SIZE, BadMessage, Codec, Kind
+from .ownership import Ownership
 
 LEAVE_COPIES = 2  # LEAVE is sent this many times per link: a lost one costs the peer a deadtime
 # An episode of ICMP port unreachable ends after this long without one. Linux sends about one
@@ -96,6 +97,7 @@ class NodeCore:
         self.arbiter.unaccounted = self.membership.unaccounted()
         self.arbiter.score = self.connectivity.score
         self.arbiter.score_max = self.connectivity.score_max
+        self.ownership = Ownership(self.arbiter.local_groups, now)
         self.left = False
         self._newest: dict[str, tuple[int, int]] = {}
         # per link: drops by reason, the last bad-MAC sender, ICMP errors per destination
@@ -289,6 +291,8 @@ class NodeCore:
                 pending += self.arbiter.set_score(a.new, self.connectivity.score_max, now)
             else:
                 out.append(a)
+        out += self.ownership.update({g: self.arbiter.holders(g) for g in self.arbiter.local_groups},
+                                     out, now, self.arbiter.peers, self.node)
         announce = any(isinstance(a, AnnounceNow) for a in out)
         sends = [a.link for a in out if isinstance(a, Send)]
         out = [a for a in out if not isinstance(a, (AnnounceNow, Send))]

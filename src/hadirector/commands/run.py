@@ -36,14 +36,15 @@ def run(args) -> int:
     if loaded is None:
         notify.notify(STATUS="cannot start: the configuration has errors")
         return 1
-    from ..daemon.logsetup import setup
+    from ..daemon.logsetup import DaemonLog
     from ..daemon.node import Daemon, Options
 
     # a hang killed by systemd's watchdog (SIGABRT) leaves every thread's Python stack in the log
     faulthandler.enable()
-    log = setup(loaded.config.cluster.logging, verbose=args.verbose)
+    logs = DaemonLog(loaded.config.cluster.logging, verbose=args.verbose)
+    log = logs.log
     opts = Options(state_dir=args.state_dir or default_state_dir(), resource_dirs=resource_dirs(args),
-                   lib_dir=args.lib_dir, notify=notify)
+                   lib_dir=args.lib_dir, notify=notify, logs=logs)
     from ..daemon.control import ControlError
     from ..daemon.statedir import AlreadyRunning
     from ..net.transports import TransportError

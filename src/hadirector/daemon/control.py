@@ -1,7 +1,9 @@
 """The control socket: `<state-dir>/control.sock`, mode 0600, one JSON object per line each way.
 
 A request is `{"cmd": "status", ...args}`; the reply is `{"ok": true, ...}` or
-`{"ok": false, "error": "..."}`. The daemon registers one async handler per command; the client
+`{"ok": false, "error": "..."}`. The server adds `"_peer": {"pid", "uid", "gid"}` to each
+request, the client's credentials as the kernel gives them (SO_PEERCRED, unix(7)); a `_peer`
+sent by the client is replaced, so a handler can trust it (who put a real in maintenance). The daemon registers one async handler per command; the client
 side (`request`) is plain blocking sockets so CLI commands need no event loop.
 """
 
@@ -11,6 +13,7 @@ import asyncio
 import json
 import os
 import socket
+import struct
 from typing import Any, Awaitable, Callable
 
 from ..errors import HadirectorError
@@ -30,10 +33,12 @@ def socket_path(state_dir: str) -> str:
 
 
 class ControlServer:
-    def __init__(self, state_dir: str, handlers: dict[str, Handler], log: Callable[[str], None] | None = None):
+    def __init__(self, state_dir: str, handlers: dict[str, Handler], log: Callable[[str], None] | None = None,
+                 debug: Callable[[str], None] | None = None):
         self.path = socket_path(state_dir)
         self.handlers = handlers
         self.log = log or (lambda msg: None)
+        self.debug = debug or (lambda msg: None)
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -60,6 +65,7 @@ class ControlServer:
             pass
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = _peer_of(writer)
         try:
             while True:
                 try:
@@ -69,19 +75,22 @@ class ControlServer:
                     break
                 if not line:
                     break
-                await self._reply(writer, await self._dispatch(line))
+                await self._reply(writer, await self._dispatch(line, peer))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
 
-    async def _dispatch(self, line: bytes) -> dict:
+    async def _dispatch(self, line: bytes, peer: dict | None = None) -> dict:
         try:
             req = json.loads(line)
             if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
                 raise ValueError("expected a JSON object with a string 'cmd'")
         except ValueError as exc:
             return {"ok": False, "error": f"bad request: {exc}"}
+        req["_peer"] = peer
+        who = f" (pid {peer['pid']}, uid {peer['uid']})" if peer else ""
+        self.debug(f"control: {req['cmd']} requested{who}")
         handler = self.handlers.get(req["cmd"])
         if handler is None:
             return {"ok": False, "error": f"unknown command {req['cmd']!r}; known: {', '.join(sorted(self.handlers))}"}
@@ -98,6 +107,17 @@ class ControlServer:
     async def _reply(writer: asyncio.StreamWriter, obj: dict) -> None:
         writer.write(json.dumps(obj, default=str).encode() + b"\n")
         await writer.drain()
+
+
+def _peer_of(writer: asyncio.StreamWriter) -> dict | None:
+    """The connected client's pid, uid and gid (SO_PEERCRED: struct ucred, three ints)."""
+    sock = writer.get_extra_info("socket")
+    try:
+        pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                            struct.calcsize("3i")))
+    except (OSError, AttributeError, struct.error):
+        return None
+    return {"pid": pid, "uid": uid, "gid": gid}
 
 
 def _alive(path: str) -> bool:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
 
@@ -48,11 +47,12 @@ from ..ratelimit import RateLimited
 from ..render.cluster import service_status
 from ..resources.base import AgentContext
 from ..resources.manager import GroupFailure, ResourceManager
-from . import statedir
+from . import signals, statedir
 from .balancer import BalancerSupervisor
 from .clock import now_ms
 from .control import ControlServer
 from .handlers import ControlHandlers
+from ..loglevel import NOTICE
 from .reload import Reloader
 from .sdnotify import SystemdNotify
 from .vipguard import VipGuard
@@ -66,6 +66,7 @@ class Options:
     services: dict = field(default_factory=dict)  # extra agent services (the balancer driver)
     lib_dir: str | None = None  # kept across reboots: the boot generation (default: state_dir)
     notify: SystemdNotify | None = None  # systemd's socket (default: from the environment)
+    logs: object | None = None  # logsetup.DaemonLog: reopened on SIGHUP, debug level on SIGUSR1/2
 
 
 def watchdog_ok(late: float, core_overdue: float, interval: float) -> bool:
@@ -82,7 +83,8 @@ class Daemon:
         self.loaded = loaded
         self.config = loaded.config
         self.opts = opts
-        self.log = log or logging.getLogger(__name__)
+        self.logs = opts.logs
+        self.log = log or (self.logs.log if self.logs is not None else logging.getLogger(__name__))
         self.limited = RateLimited(self.log)
         self.groups = {g.name: g for g in self.config.groups}
         # the balancer: one driver, started/stopped by the `balancer` resource of a group; its
@@ -120,9 +122,21 @@ class Daemon:
         # one daemon per node: before anything of this run touches the generation, the control
         # socket, the kernel or a heartbeat port (AlreadyRunning names the holder's pid)
         self.lock = statedir.lock(self.opts.state_dir)
+        loop = asyncio.get_running_loop()
+        if self.logs is not None:
+            self.logs.set_node(self.loaded.node)
+            for problem in self.logs.problems:
+                self.log.error("node %s: %s", self.loaded.node, problem)
+        # every signal's meaning from the first moment (a default action would kill the node)
+        signals.install(loop, {signals.LEAVE: lambda sig: self.request_stop(signals.name(sig)),
+                               signals.RELOAD: lambda sig: self._spawn(self._sighup()),
+                               signals.DEBUG_UP: lambda sig: self._debug(+1, sig),
+                               signals.DEBUG_DOWN: lambda sig: self._debug(-1, sig),
+                               signals.LOGGED: self._other_signal})
         try:
             return await self._run()
         finally:
+            signals.uninstall(loop)
             self.lock.release()
 
     async def _run(self) -> int:
@@ -142,7 +156,8 @@ class Daemon:
         if not self.core.authenticated:
             self.log.warning("authkeys method crc: heartbeat messages are NOT authenticated; anybody "
                              "on a heartbeat link can forge them (use sha1, or sha256 natively)")
-        control = ControlServer(self.opts.state_dir, ControlHandlers(self).table(), log=self.log.warning)
+        control = ControlServer(self.opts.state_dir, ControlHandlers(self).table(), log=self.log.warning,
+                                debug=self.log.debug)
         await control.start()
         self.control = control  # only now: a failed start must not remove another daemon's socket
         try:
@@ -158,11 +173,10 @@ class Daemon:
             for name, link in self.core.links.items():
                 self.links[name] = await open_link(link, self._datagram_for(name), netns=self.opts.netns,
                                                    on_unreachable=self._on_unreachable, shared=shared)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.request_stop)
+            if self.stopping:  # SIGTERM during start-up: nothing was acquired, leave now
+                return 0
             self.running = True
             self.handle(self.core.start(now_ms()))
-            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reloader.reload("SIGHUP")))
             self._sd_send(READY=1, STATUS=self._service_status())
             if self.sd.watchdog_interval:
                 self._arm_watchdog(loop.time() + self.sd.watchdog_interval)
@@ -172,10 +186,13 @@ class Daemon:
         self.log.info("node %s stopped", self.core.node)
         return 0
 
-    def request_stop(self) -> None:
+    def request_stop(self, why: str = "SIGTERM") -> None:
         if self.stopping:
             return
         self.stopping = True
+        if not self.running:  # start-up not done: nothing acquired yet; run() returns after it
+            self.log.info("node %s: %s during start-up: leaving", self.loaded.node, why)
+            return
         self.log.info("node %s leaving: releasing its groups", self.core.node)
         if self.balancer is not None:
             self.balancer.set_daemon_status("stopping")
@@ -188,6 +205,30 @@ class Daemon:
         self._sd_send(STOPPING=1, EXTEND_TIMEOUT_USEC=int((grace + 5) * 1_000_000))
         self.handle(self.core.shutdown(now_ms()))
         asyncio.get_running_loop().call_later(grace, self._done.set)
+
+    # ------------------------------------------------------------------ signals
+
+    async def _sighup(self) -> None:
+        """SIGHUP: reopen the log files (logrotate moved them), then reload."""
+        if self.logs is not None:
+            for problem in self.logs.reopen():
+                self.log.error("node %s: SIGHUP: %s", self.loaded.node, problem)
+            self.log.log(NOTICE, "node %s: SIGHUP: log files reopened", self.loaded.node)
+        if self.running and not self.stopping:
+            await self.reloader.reload("SIGHUP")
+
+    def _debug(self, step: int, sig: int) -> None:
+        if self.logs is None:
+            return
+        old, new = self.logs.change_debug(step)
+        # heartbeat logs "debug now set to N" at debug level; NOTICE, so that lowering it to 0 shows
+        self.log.log(NOTICE, "node %s: debug level %d -> %d (%s)", self.loaded.node, old, new,
+                     signals.name(sig))
+
+    def _other_signal(self, sig: int) -> None:
+        name = signals.name(sig)
+        self.limited.warning(f"signal {name}", time.monotonic(),
+                             f"node {self.loaded.node}: {name} received: {signals.TABLE[sig][1]}")
 
     async def _close(self) -> None:
         if self._timer:
@@ -333,9 +374,10 @@ class Daemon:
         line = describe(a, self.core.node)
         if line is not None:
             if line.limit_key is not None:
-                self.limited.warning(line.limit_key, time.monotonic(), line.text)
+                if self.limited.allow(line.limit_key, time.monotonic()):
+                    self.log.warning("%s", line.text, extra={"fields": line.fields})
             else:
-                self.log.log(line.level, "%s", line.text)
+                self.log.log(line.level, "%s", line.text, extra={"fields": line.fields})
         if isinstance(a, A.Transmit):
             self.links[a.link].send(a.data)
         elif isinstance(a, A.Probe):
