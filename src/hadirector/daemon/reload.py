@@ -2,15 +2,19 @@
 
 SIGHUP, the control command `reload` and ldirectord's `autoreload` (the files are looked at every
 checkinterval) come here. A configuration with errors is refused with each error logged, and the
-running one stays. The balancer's services and checks are diffed (daemon/balancer.py); unchanged
-ones keep running. Cluster and group changes are reported as needing a restart: a running
-cluster's membership and ownership are not changed under it.
+running one stays. What changed is said in words (config/diff.py), one line each in the log and
+in the reply; the balancer's services and checks take the difference (daemon/balancer.py:
+unchanged ones keep running), the logging settings are set up again, and each change that needs
+a restart (the rest of the cluster settings, the groups) is named with its setting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+
+from ..config.diff import applied, changes
+from ..loglevel import NOTICE
 
 
 def file_stamp(files) -> tuple:
@@ -25,11 +29,6 @@ def file_stamp(files) -> tuple:
     return tuple(out)
 
 
-def with_balancer_of(old, new):
-    """After a reload only the balancer part takes effect at once; cluster and groups stay."""
-    return old.model_copy(update={"balancer": new.balancer})
-
-
 class Reloader:
     """Reloads of one `Daemon` (daemon/node.py): it replaces the daemon's `loaded` and `config`."""
 
@@ -38,7 +37,9 @@ class Reloader:
         self._file_stamp = file_stamp(daemon.loaded.files)
 
     async def reload(self, why: str) -> dict:
-        """The reply of the control command `reload`: {"applied": bool, "notes"|"errors": [...]}"""
+        """The reply of the control command `reload`: {"applied": bool, "changes": [...] (applied,
+        in words), "restart": [...] (not applied: needs a restart, naming the setting),
+        "errors": [...] (why it was refused)}."""
         from ..config import ConfigError, load_config
         d = self.d
         log = d.log
@@ -48,29 +49,37 @@ class Reloader:
                               ha_dir=src.source if src.legacy else None, node=d.core.node)
         except ConfigError as exc:
             for p in exc.problems:
-                log.error("reload (%s): %s", why, p)
-            return {"applied": False, "errors": [str(p) for p in exc.problems]}
+                log.error("reload (%s): refused: %s", why, p)
+            log.error("reload (%s): refused, the running configuration stays", why)
+            return {"applied": False, "errors": [str(p) for p in exc.problems], "changes": [], "restart": []}
         self._file_stamp = file_stamp(new.files)
-        notes = []
-        if new.config.cluster != d.config.cluster or new.config.groups != d.config.groups:
-            notes.append("cluster or resource group settings changed: restart the daemon to apply them")
-            log.warning("reload (%s): %s", why, notes[-1])
-        if new.config.balancer != d.config.balancer:
-            if d.balancer is None or new.config.balancer is None:
-                notes.append("adding or removing the whole [balancer] needs a restart")
-                log.warning("reload (%s): %s", why, notes[-1])
-            else:
-                try:
-                    summary = await d.balancer.reload(new.config.balancer, why)
-                except Exception as exc:  # noqa: BLE001 - logged there; the running one stays
-                    return {"applied": False, "errors": [str(exc)]}
-                notes.append(f"balancer: {summary}")
-                log.info("reload (%s): balancer updated: %s", why, summary)
-        else:
-            notes.append("balancer: unchanged")
+        found = changes(d.config, new.config)
+        live = [c for c in found if c.live]
+        restart = [c for c in found if not c.live]
+        new_b = new.config.balancer
+        if d.balancer is not None and new_b is not None and any(
+                c.where == "balancer" or c.where.startswith("virtual ") for c in live):
+            try:
+                await d.balancer.reload(applied(d.config, new.config).balancer, why)
+            except Exception as exc:  # noqa: BLE001 - logged there; the running one stays
+                log.error("reload (%s): refused, the running configuration stays", why)
+                return {"applied": False, "errors": [f"the balancer refused it: {exc}"], "changes": [],
+                        "restart": []}
+        if new.config.cluster.logging != d.config.cluster.logging and d.logs is not None:
+            d.logs.configure(new.config.cluster.logging)
+            for problem in d.logs.problems:
+                log.error("reload (%s): %s", why, problem)
+        for c in live:
+            log.log(NOTICE, "reload (%s): %s", why, c, extra={"fields": {"EVENT": "reload"}})
+        for c in restart:
+            log.warning("reload (%s): not applied, needs a restart: %s", why, c,
+                        extra={"fields": {"EVENT": "reload"}})
+        if not found:
+            log.info("reload (%s): no changes", why)
         d.loaded = new
-        d.config = with_balancer_of(d.config, new.config)
-        return {"applied": True, "notes": notes}
+        d.config = applied(d.config, new.config)
+        return {"applied": True, "changes": [str(c) for c in live], "restart": [str(c) for c in restart],
+                "errors": []}
 
     async def autoreload(self) -> None:
         """ldirectord autoreload: look at the configuration files every checkinterval."""
