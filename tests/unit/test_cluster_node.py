@@ -67,7 +67,7 @@ def test_status_is_plain_json():
     st = json.loads(json.dumps(core.status(50)))
     assert st["node"] == "alpha" and st["peers"]["beta"]["state"] == "init"
     assert st["groups"]["g-alpha"] == {"state": "stopping", "preferred": "alpha", "holders": [],
-                                       "failed_here": False, "handed_to": None}
+                                       "failed_here": False, "handed_to": None, "owner_age_ms": 50}
     assert st["connectivity"]["score_max"] == 1
 
 

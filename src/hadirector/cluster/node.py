@@ -29,8 +29,9 @@ If `authenticated` is False (authkeys crc) the driver should log a loud warning 
 
 from __future__ import annotations
 
-from .actions import (AnnounceNow, LateHeartbeat, LeaveComplete, NodeChanged, NothingListens,
-                      PacketDropped, PeerRestarted, ScoreChanged, Send, Settled, Stalled, Transmit)
+from .actions import (AnnounceNow, LateHeartbeat, LeaveComplete, LinkDown, LinkUp, NodeChanged,
+                      NothingListens, PacketDropped, PeerRestarted, ScoreChanged, Send, Settled, Stalled,
+                      Transmit)
 from .arbiter import Arbiter, DEFAULT_REQUEST_TIMEOUT
 from .auth import Authenticator
 from .connectivity import Connectivity
@@ -98,6 +99,8 @@ class NodeCore:
         self.arbiter.score = self.connectivity.score
         self.arbiter.score_max = self.connectivity.score_max
         self.ownership = Ownership(self.arbiter.local_groups, now)
+        # when each node's state and each link's state last changed (ms), for `status`
+        self.changed: dict[tuple[str, ...], int] = {("node", node): now}
         self.left = False
         self._newest: dict[str, tuple[int, int]] = {}
         # per link: drops by reason, the last bad-MAC sender, ICMP errors per destination
@@ -120,11 +123,20 @@ class NodeCore:
         return self.codec.counters
 
     def status(self, now: int) -> dict:
-        """Plain data for `hadirector status` (JSON-serialisable)."""
+        """Plain data for `hadirector status` (JSON-serialisable). Times of the last changes are
+        ages in ms (`*_age_ms`: how long ago), so the driver can show wall-clock times."""
         peers = self.membership.snapshot(now)
         for n, where in self.arbiter.answering_elsewhere().items():
             if n in peers:
                 peers[n]["alive_on"] = where  # "heartbeat lost, alive on eth0"
+        for name, p in peers.items():
+            p["changed_age_ms"] = now - self.changed[("node", name)] if ("node", name) in self.changed else None
+            p["links_changed_age_ms"] = {ln: now - self.changed[("link", name, ln)]
+                                         for ln in p["links"] if ("link", name, ln) in self.changed}
+            ann = self.arbiter.peers.get(name)
+            p["score"] = None if ann is None else ann.score
+            p["score_max"] = None if ann is None else ann.score_max
+            p["failed_groups"] = [] if ann is None else sorted(e.name for e in ann.groups if e.failed)
         links = {}
         for name in self.links:
             links[name] = {"dropped": dict(self.link_drops[name])}
@@ -133,11 +145,16 @@ class NodeCore:
             links[name]["unreachable"] = [
                 {"address": a, "port": p, "count": u["count"], "silent_ms": now - u["last"],
                  "reported": u["reported"]} for (a, p), u in self.unreachable[name].items()]
+        arb = self.arbiter.snapshot()
+        for g, info in arb["groups"].items():
+            info["owner_age_ms"] = now - self.ownership.since(g)
         return {"node": self.node, "generation": self.generation,
                 "settled": self.membership.settled, "left": self.left,
+                "changed_age_ms": now - self.changed[("node", self.node)],
+                "score_max": self.connectivity.score_max,
                 "peers": peers, "links": links,
                 "connectivity": self.connectivity.snapshot(now),
-                **self.arbiter.snapshot(),
+                **arb,
                 "lease_ms": self.guard_timing.lease,
                 "packets": dict(self.codec.counters)}
 
@@ -293,6 +310,13 @@ class NodeCore:
                 out.append(a)
         out += self.ownership.update({g: self.arbiter.holders(g) for g in self.arbiter.local_groups},
                                      out, now, self.arbiter.peers, self.node)
+        for a in out:
+            if isinstance(a, (NodeChanged, PeerRestarted)):
+                self.changed[("node", a.node)] = now
+            elif isinstance(a, (LinkUp, LinkDown)):
+                self.changed[("link", a.node, a.link)] = now
+            elif isinstance(a, (Settled, LeaveComplete)):
+                self.changed[("node", self.node)] = now
         announce = any(isinstance(a, AnnounceNow) for a in out)
         sends = [a.link for a in out if isinstance(a, Send)]
         out = [a for a in out if not isinstance(a, (AnnounceNow, Send))]

@@ -26,29 +26,49 @@ def register(sub) -> None:
     p.add_argument("--exact", action="store_true", help="exact numbers instead of K/M/G rounding")
     p.add_argument("--json", action="store_true",
                    help="the same table as JSON, with each real's health check state")
+    p.add_argument("--would", action="store_true",
+                   help="on a node where the balancer is not active: the table it would install "
+                        "now, from its own health checks (what it installs when it takes over)")
     p.add_argument("--checks", action="store_true",
                    help="after the table, each real's health check: state, last result, last "
                         "change and failure reason (the table itself stays ipvsadm's, for scripts)")
     p.set_defaults(func=run)
 
 
-def fetch_lvs(state_dir: str, timeout: float = 10.0) -> dict:
+def fetch_lvs(state_dir: str, timeout: float = 10.0, would: bool = False) -> dict:
     """Ask the daemon at `<state_dir>/control.sock` for `{"cmd": "lvs"}`; its reply
     (`render.lvs.lvs_snapshot`). Raises ControlError with a message fit for the user."""
-    return request(state_dir, "lvs", timeout=timeout)
+    return request(state_dir, "lvs", timeout=timeout, would=would)
+
+
+def inactive_note(reply: dict) -> str | None:
+    """What to say when the balancer does not run on this node."""
+    if reply.get("active", True):
+        return None
+    held = reply.get("held_by") or []
+    where = f"held by {', '.join(held)}" if held else "held by no node"
+    return f"balancer not active on this node ({where})"
 
 
 def run(args) -> int:
     state_dir = args.state_dir or default_state_dir()
     try:
-        reply = fetch_lvs(state_dir)
+        reply = fetch_lvs(state_dir, would=args.would)
         desired, stats = decode_snapshot(reply)
     except (ControlError, ValueError) as exc:
         print(f"hadirector lvs: {exc}", file=sys.stderr)
         return 1
     checks = reply.get("checks") or {}
+    note = inactive_note(reply)
+    if note and not args.json:
+        # on standard error: standard output stays ipvsadm's table (empty here, as ipvsadm's is)
+        print(f"hadirector lvs: {note}" + ("; the table it would install:" if args.would else
+                                           " (--would: the table it would install)"), file=sys.stderr)
     if args.json:
         out = lvs_json(desired, stats)
+        out["active"] = reply.get("active", True)
+        out["held_by"] = reply.get("held_by", [])
+        out["would"] = bool(args.would)
         for svc in out["services"]:
             for real in svc["reals"]:
                 real["check"] = _check_for(checks, svc["key"], real["address"], real["port"])

@@ -199,9 +199,16 @@ class BalancerSupervisor:
                              "last_change": wall(h.last_change), "checktype": h.checktype}
         return out
 
-    def lvs(self) -> dict:
-        """The control socket's answer to `lvs`: the table and the checks."""
-        snap = self.driver.snapshot()
+    def lvs(self, would: bool = False) -> dict:
+        """The control socket's answer to `lvs`: the table installed here (empty where the balancer
+        does not run) and the checks; `would`: the table this node would install now, from its
+        own checks (what a backup installs when it takes over)."""
+        if would and self.health is not None:
+            from ..render.lvs import lvs_snapshot
+            snap = lvs_snapshot(self.health.desired(), BalancerStats(), self.driver.kind)
+        else:
+            snap = self.driver.snapshot()
+        snap["active"] = self.driver.running
         snap["checks"] = self.checks()
         return snap
 

@@ -38,7 +38,9 @@ class ControlHandlers:
     async def lvs(self, req: dict) -> dict:
         if self.d.balancer is None:
             raise ControlError("this configuration has no [balancer]")
-        return self.d.balancer.lvs()
+        reply = self.d.balancer.lvs(would=bool(req.get("would")))
+        reply["held_by"] = balancer_holders(self.d)
+        return reply
 
     async def reload(self, req: dict) -> dict:
         if not self.d.running:
@@ -97,34 +99,60 @@ class ControlHandlers:
         return msgs
 
 
+def balancer_holders(d) -> list[str]:
+    """The nodes running a group that holds the balancer (haresources' ldirectord)."""
+    if d.core is None:
+        return []
+    st = d.core.arbiter
+    out: list[str] = []
+    for g in d.config.groups:
+        if any(r.kind == "balancer" for r in g.resources):
+            out += [n for n in st.holders(g.name) if n not in out]
+    return out
+
+
+def _wall(age_ms: int | None, now_wall: float) -> float | None:
+    return None if age_ms is None else round(now_wall - age_ms / 1000, 3)
+
+
 def status_reply(d) -> dict:
-    """The `status` reply of daemon `d`: plain, JSON-able data."""
+    """The `status` reply of daemon `d`: plain, JSON-able data. Times (`since`, failed actions'
+    `time`) are wall-clock seconds."""
     now = now_ms()
+    wall = time.time()
     st = d.core.status(now)
     res = d.manager.snapshot()
     nodes = [{"name": d.core.node, "local": True, "status": st["status"], "score": st["score"],
-              "generation": d.core.generation, "links": [
+              "score_max": st["score_max"], "generation": d.core.generation,
+              "since": _wall(st["changed_age_ms"], wall), "links": [
                   {"name": n, "status": "up" if getattr(l, "up", True) else "down"}
                   for n, l in d.links.items()]}]
     for name, p in st["peers"].items():
         status = f"heartbeat lost, alive on {p['alive_on']}" if p.get("alive_on") else p["state"]
         nodes.append({"name": name, "status": status, "generation": p["generation"],
-                      "silent_ms": p["silent_ms"],
-                      "links": [{"name": ln, "status": s} for ln, s in p["links"].items()]})
+                      "score": p["score"], "score_max": p["score_max"],
+                      "silent_ms": p["silent_ms"], "since": _wall(p["changed_age_ms"], wall),
+                      "failed_groups": p["failed_groups"],
+                      "links": [{"name": ln, "status": s,
+                                 "since": _wall(p["links_changed_age_ms"].get(ln), wall)}
+                                for ln, s in p["links"].items()]})
     groups = []
     for name, g in st["groups"].items():
         holders = g["holders"]
         groups.append({"name": name, "preferred": g["preferred"],
                        "owner": ", ".join(holders) if holders else None,
-                       "state": g["state"], "holders": holders,
+                       "state": g["state"], "holders": holders, "since": _wall(g["owner_age_ms"], wall),
+                       "failed_here": g["failed_here"],
                        "resources": [r["name"] for r in res.get(name, {}).get("resources", [])]
                        or [r.kind for r in d.groups[name].resources],
                        "local": res.get(name)})
+    failed = [{**f, "node": d.core.node} for f in d.manager.failed_actions]
     dropped = {k: v for k, v in st["packets"].items() if k != "ok"}
     return {"cluster": d.config.cluster.name, "node": d.core.node,
             "generation": d.core.generation, "phase": "leaving" if d.stopping else
             ("running" if st["settled"] else "starting (initdead)"),
-            "nodes": nodes, "groups": groups, "dropped": dropped,
+            "now": wall, "nodes": nodes, "groups": groups, "failed_actions": failed,
+            "dropped": dropped,
             "packets_ok": st["packets"].get("ok", 0), "connectivity": st["connectivity"],
             "links": {n: {**l.stats.as_dict(), **st["links"].get(n, {})} for n, l in d.links.items()},
             "vip_guard": d.vipguard.status(), "lease_ms": st["lease_ms"],

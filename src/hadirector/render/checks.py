@@ -6,14 +6,7 @@ from __future__ import annotations
 
 import time
 
-from .table import table
-
-
-def _ago(t: float | None, now: float) -> str:
-    if not t:
-        return "-"
-    d = max(0, int(now - t))
-    return f"{d}s ago" if d < 120 else f"{d // 60}m ago" if d < 7200 else f"{d // 3600}h ago"
+from .table import ago as _ago, table
 
 
 def render_checks(checks: dict, now: float | None = None) -> str:

@@ -1,27 +1,49 @@
 """Render the daemon's status reply (a JSON-able dict) as the text `hadirector status` prints.
-Pure: the daemon builds the dict (daemon/handlers.py), this only lays it out."""
+Pure: the daemon builds the dict (daemon/handlers.py), this only lays it out, as crm_mon does:
+each node, link and group with when it last changed, every node's connectivity score, then the
+failed actions with their reason and time, and the reals in maintenance."""
 
 from __future__ import annotations
 
-from .table import table
+import time
+
+from .table import ago, table, when
+
+
+def _score(n: dict) -> str:
+    score, top = n.get("score"), n.get("score_max")
+    if score is None:
+        return "-"
+    return f"{score}/{top}" if top else str(score)
+
+
+def _link(l: dict, now: float) -> str:
+    since = l.get("since")
+    return f"{l['name']} {l['status']}" + (f" ({ago(since, now)})" if since else "")
 
 
 def render_status(st: dict) -> str:
+    now = st.get("now") or time.time()
     out = [f"cluster {st['cluster']}: node {st['node']} (generation {st['generation']}), "
            f"{st.get('phase', 'running')}"]
-    rows = [["NODE", "STATUS", "SCORE", "LINKS"]]
+    rows = [["NODE", "STATUS", "SCORE", "SINCE", "LINKS"]]
     for n in st["nodes"]:
-        links = ", ".join(f"{l['name']} {l['status']}" for l in n.get("links", [])) or "-"
+        links = ", ".join(_link(l, now) for l in n.get("links", [])) or "-"
         name = n["name"] + (" (this node)" if n.get("local") else "")
-        rows.append([name, n["status"], str(n.get("score", "-")), links])
+        rows.append([name, n["status"], _score(n), when(n.get("since"), now), links])
     out += table(rows)
     if st.get("groups"):
         out.append("")
-        rows = [["GROUP", "PREFERRED", "OWNER", "STATE", "RESOURCES"]]
+        rows = [["GROUP", "PREFERRED", "OWNER", "STATE", "SINCE", "RESOURCES"]]
         for g in st["groups"]:
             rows.append([g["name"], g["preferred"], g.get("owner") or "-", g.get("state", "-"),
-                         ", ".join(g.get("resources", []))])
+                         when(g.get("since"), now), ", ".join(g.get("resources", []))])
         out += table(rows)
+    failed = _failed(st, now)
+    if failed:
+        out.append("")
+        out.append("Failed actions:")
+        out += failed
     dropped = {k: v for k, v in st.get("dropped", {}).items() if v}
     if dropped:
         out.append("")
@@ -76,4 +98,21 @@ def link_notes(links: dict) -> list[str]:
                          f"{u['count']} ICMP port unreachable")
         if parts:
             out.append(f"link {name}: " + "; ".join(parts))
+    return out
+
+
+def _failed(st: dict, now: float) -> list[str]:
+    """crm_mon's "Failed Resource Actions": this node's failed starts, stops and monitors, newest
+    first, and the groups marked failed on a node (not a candidate until a takeover)."""
+    out = []
+    for f in reversed(st.get("failed_actions") or []):
+        out.append(f"* group {f['group']}: {f['resource']} {f['action']} on {f['node']} failed "
+                   f"{when(f.get('time'), now)}: {f['reason']}")
+    for g in st.get("groups", []):
+        if g.get("failed_here"):
+            out.append(f"* group {g['name']}: failed on {st['node']} (not a candidate for it until "
+                       f"`takeover`)")
+    for n in st.get("nodes", []):
+        for g in n.get("failed_groups") or []:
+            out.append(f"* group {g}: failed on {n['name']} (not a candidate for it until `takeover`)")
     return out

@@ -40,15 +40,19 @@ Rules (heartbeat's ResourceManager where it has one):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ..config.model import Group
 from ..errors import is_transient
 from .base import Agent, AgentContext, AgentError, agent_for, call_with_timeout
+
+FAILED_KEPT = 50  # failed actions kept for `hadirector status`
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +111,13 @@ class ResourceManager:
         self.monitor_timeout_ms = monitor_timeout_ms
         self.failures: asyncio.Queue[GroupFailure] = asyncio.Queue()
         self._runs: dict[str, _Run] = {}
+        # the last failed actions, newest last (crm_mon's "Failed Resource Actions"): group,
+        # resource, action (start, stop, monitor), reason, time (wall clock, for display)
+        self.failed_actions: collections.deque[dict[str, Any]] = collections.deque(maxlen=FAILED_KEPT)
+
+    def _failed(self, group: Group, agent: Agent, action: str, reason: str) -> None:
+        self.failed_actions.append({"group": group.name, "resource": agent.name, "action": action,
+                                    "reason": reason, "time": time.time()})
 
     # ----------------------------------------------------------------------------- public API
 
@@ -271,6 +282,7 @@ class ResourceManager:
                 return True
             except Exception as e:  # noqa: BLE001
                 err = _as_agent_error(e)
+                self._failed(group, agent, "stop", str(err))
                 log.warning("group %s: %s stop failed (attempt %d of %d): %s", group.name, agent.name,
                             attempt + 1, 1 + group.retries, err)
         try:
@@ -304,6 +316,7 @@ class ResourceManager:
                     attempt += 1
                     run.failcounts[i] += 1
                     run.errors[i] = run.last_error = str(e)
+                    self._failed(group, agent, "start", str(e))
                     log.warning("group %s: %s start failed (attempt %d of %d): %s", group.name,
                                 agent.name, attempt, 1 + group.retries, e)
                     if not e.transient or attempt > group.retries:
@@ -391,6 +404,7 @@ class ResourceManager:
             run.failcounts[i] += 1
             run.last_failure[i] = loop.time()
             run.errors[i] = reason
+            self._failed(group, agent, "monitor", reason)
             if run.failcounts[i] > group.retries:
                 return False
             log.warning("group %s: %s; restarting it (failure %d, %d allowed)", group.name, reason,
