@@ -302,3 +302,80 @@ def test_vs_real_port_and_key_are_the_one_key():
                                                                 {"address": "198.18.1.2", "port": 81}])
     assert [vs.real_port(r) for r in vs.reals] == [80, 81]
     assert str(vs.real_key(vs.reals[0])) == "198.18.1.1:80 of TCP 198.18.0.10:80"
+
+
+# --------------------------------------------------------------------------- maintenance
+
+def test_drain_keeps_weight_zero_disable_removes_enable_hands_back():
+    # HAProxy set server state drain | maint | ready
+    core = DesiredStateCore(balancer(quiescent=False))
+    core.start(0)
+    out = core.set_maintenance({R1: "drain"}, 10)
+    s = out[0].desired.service(KEY)
+    assert isinstance(out[0], Apply) and statuses(s)[0] == ("198.18.1.1", "quiescent", 0)
+    assert [r.address for r in s.installed] == ["198.18.1.1", "198.18.1.2"]
+    s = core.set_maintenance({R1: "disabled"}, 20)[0].desired.service(KEY)
+    assert statuses(s)[0][1] == "down" and [r.address for r in s.installed] == ["198.18.1.2"]
+    s = core.set_maintenance({}, 30)[0].desired.service(KEY)
+    assert statuses(s)[0] == ("198.18.1.1", "up", 3)
+    assert core.set_maintenance({}, 40) == []  # nothing changed, nothing to apply
+
+
+def test_drain_of_a_failed_real_follows_its_check():
+    core = DesiredStateCore(balancer(quiescent=False))
+    core.start(0)
+    core.on_health(R1, RealHealth(False, reason="refused"), 5)
+    core.set_maintenance({R1: "drain"}, 10)
+    assert statuses(core.desired.service(KEY))[0][1] == "down"
+    core.on_health(R1, RealHealth(True), 20)
+    assert statuses(core.desired.service(KEY))[0] == ("198.18.1.1", "quiescent", 0)
+
+
+def test_every_real_in_maintenance_brings_the_sorry_server_and_its_command():
+    # a real in maintenance is not up for the fallback (as ldirectord's maintenancedir forces it
+    # down) nor for the fallbackcommand
+    core = DesiredStateCore(balancer(fallbackcommand="/bin/sorry"))
+    core.start(0)
+    out = core.set_maintenance({R1: "drain", R2: "disabled"}, 10)
+    s = core.desired.service(KEY)
+    assert s.fallback is not None
+    assert any(isinstance(a, RunCommand) and a.args[0] == "start" for a in out), out
+    assert any(isinstance(a, FallbackChanged) and a.on for a in out), out
+    out = core.set_maintenance({R1: "drain"}, 20)
+    assert core.desired.service(KEY).fallback is None
+    assert any(isinstance(a, RunCommand) and a.args[0] == "stop" for a in out), out
+
+
+def test_maintenance_is_kept_across_reload():
+    core = DesiredStateCore(balancer())
+    core.start(0)
+    core.set_maintenance({R2: "disabled"}, 10)
+    core.reload(balancer(scheduler="rr"), 20)
+    assert statuses(core.desired.service(KEY))[1][1] == "down"
+    assert core.maintenance == {R2: "disabled"}
+
+
+def test_quorum_weight_leaves_out_reals_in_maintenance():
+    core = DesiredStateCore(balancer(quorum=4, quorum_down="/bin/qdown", quorum_up="/bin/qup"))
+    core.start(0)
+    out = core.set_maintenance({R1: "drain"}, 10)  # 1 of 4 left
+    assert any(isinstance(a, QuorumChanged) and not a.up and a.weight == 1 for a in out), out
+    assert any(isinstance(a, RunCommand) and a.command == "/bin/qdown" for a in out), out
+
+
+# --------------------------------------------------------------------------- who runs the commands
+
+def test_an_inactive_node_runs_no_command_and_takes_over_with_the_current_state():
+    core = DesiredStateCore(balancer(fallbackcommand="/bin/sorry", quorum=4, quorum_down="/bin/qdown"),
+                            active=False)
+    start = core.start(0)
+    assert not any(isinstance(a, RunCommand) for a in start), start
+    out = core.on_health_many({R1: False, R2: False}, 10)
+    assert not any(isinstance(a, RunCommand) for a in out), out
+    assert core.desired.service(KEY).fallback is not None  # the table follows all the same
+    took = core.set_active(True, 20)
+    assert [(a.command, a.args[:1]) for a in took] == [("/bin/qdown", ()), ("/bin/sorry", ("start",))], took
+    assert core.set_active(True, 30) == []  # once
+    # active now: the next change runs its command
+    out = core.on_health(R1, True, 40)
+    assert any(isinstance(a, RunCommand) and a.args[0] == "stop" for a in out), out

@@ -72,6 +72,8 @@ RAISES = {
     ("balancer/schedulers.py", "schedule", ""): INTERNAL,  # abstract method
     ("balancer/schedulers.py", "_oh", ""): INTERNAL,  # abstract method
     ("balancer/state.py", "service", ""): INTERNAL,  # DesiredState.service(key): KeyError for an unknown key
+    # the modes come from the cluster's maintenance map, whose decoder refuses any other state
+    ("balancer/state.py", "set_maintenance", "maintenance mode must be one of "): INTERNAL,
     ("checks/plan.py", "__init__", "concurrency must be at least 1"): OPTION,
     ("checks/plan.py", "__init__", "startup_window must not be negative"): OPTION,
     ("checks/plan.py", "set", ": check interval must be at least 1 ms"):

@@ -35,8 +35,24 @@ that turns them into the table is below, each citing the program it follows:
   the first comes back, only on a change, and once at start for the current state (ldirectord
   `do_fallback_command` remembers the last status it ran per virtual).
 
+- maintenance (`hadirector real drain|disable|enable`; HAProxy's `set server state
+  ready|drain|maint`): a real put in `drain` stays in the table at weight 0 while its check says
+  up (its open connections, and persistent clients (IPVS keeps a template to a weight-0
+  destination), go on; no new ones), and is as its check says when down; `disabled` is removed
+  from the table whatever its check says; `enable` hands it back to its check. A real in
+  maintenance is not "up" for the fallback, the quorum's weight sum or the fallbackcommand: with
+  every real in maintenance the sorry server answers, as it does when ldirectord's maintenancedir
+  forces every real down (_check_real_for_maintenance). The marks come from the cluster
+  (cluster/maintenance.py, replicated to every node), so a backup's table has them too.
+- only the node that holds the balancer runs the commands (`active`; the health checks and this
+  core run on every node, so a backup's state is fresh): while inactive no RunCommand is returned
+  (the memory still follows), and `set_active(True)` returns the commands ldirectord's start runs
+  for the current state (the fallbackcommand once per service, quorum_down when the quorum is
+  lost), as heartbeat starting ldirectord on the new holder would.
+
 `DesiredStateCore` holds the configuration, the latest fact of every real and that memory; each
-input (`start`, `on_health`, `reload`, `removed`) returns actions for the driver: `Apply` a new
+input (`start`, `on_health`, `reload`, `removed`, `set_maintenance`, `set_active`) returns
+actions for the driver: `Apply` a new
 desired state, `RunCommand`, `FallbackChanged` (the alert mail), `QuorumChanged` (the log).
 `build_desired()` is the same rules without memory, for tests and one-shot tools.
 
@@ -170,6 +186,8 @@ class DesiredState:
 
 
 HealthMap = Mapping[RealKey, "RealHealth | bool"]
+MaintenanceMap = Mapping[RealKey, str]  # RealKey -> "drain" | "disabled"
+MAINTENANCE_MODES = ("drain", "disabled")
 
 
 def service_key(vs: VirtualService) -> str:
@@ -206,12 +224,19 @@ def real_health(vs: VirtualService, key: RealKey, health: HealthMap) -> RealHeal
     return RealHealth(h) if isinstance(h, bool) else h
 
 
-def weight_sum(vs: VirtualService, health: HealthMap) -> int:
+def counts_up(vs: VirtualService, key: RealKey, health: HealthMap, maintenance: MaintenanceMap | None) -> bool:
+    """Up for the service's rules (fallback, quorum, fallbackcommand): its check says up and it
+    is not in maintenance."""
+    return real_health(vs, key, health).up and not (maintenance and key in maintenance)
+
+
+def weight_sum(vs: VirtualService, health: HealthMap, maintenance: MaintenanceMap | None = None) -> int:
     """keepalived weigh_live_realservers: the weights of the reals that are up."""
     total = 0
     for r in vs.reals:
-        h = real_health(vs, vs.real_key(r), health)
-        if h.up:
+        key = vs.real_key(r)
+        h = real_health(vs, key, health)
+        if counts_up(vs, key, health, maintenance):
             total += r.weight if h.weight is None else h.weight
     return total
 
@@ -230,11 +255,13 @@ def next_quorum(vs: VirtualService, total: int, was_up: bool | None) -> bool:
 
 
 def build_service(vs: VirtualService, health: HealthMap | None = None,
-                  memory: ServiceMemory | None = None) -> ServiceState:
+                  memory: ServiceMemory | None = None, maintenance: MaintenanceMap | None = None) -> ServiceState:
     """The desired state of one virtual service. `memory` None: as at start (quorum as
     set_quorum_states computes it, every real in the table)."""
     health = health or {}
-    quorum_up = memory.quorum_up if memory is not None else next_quorum(vs, weight_sum(vs, health), None)
+    maintenance = maintenance or {}
+    quorum_up = memory.quorum_up if memory is not None else next_quorum(
+        vs, weight_sum(vs, health, maintenance), None)
     withdraw = not quorum_up and vs.fallback is not None
     reals: list[RealState] = []
     any_up = False
@@ -242,9 +269,16 @@ def build_service(vs: VirtualService, health: HealthMap | None = None,
         key = vs.real_key(r)
         h = real_health(vs, key, health)
         weight = r.weight if h.weight is None else h.weight
-        any_up = any_up or h.up
+        mode = maintenance.get(key)
+        any_up = any_up or (h.up and mode is None)
         if memory is not None and memory.absent and memory.is_absent(key):
             status = "down"
+        elif mode == "disabled":
+            status = "down"  # HAProxy maint: out of the table
+        elif mode == "drain" and (h.up or vs.quiescent):
+            status, weight = "quiescent", 0  # HAProxy drain: weight 0, connections go on
+        elif mode == "drain":
+            status = "down"  # down by its check and not quiescent: removed, as without the drain
         elif h.up and not withdraw:
             status: RealStatus = "up"
         elif vs.quiescent:
@@ -269,12 +303,13 @@ def build_service(vs: VirtualService, health: HealthMap | None = None,
 
 
 def build_desired(balancer: Balancer | None, health: HealthMap | None = None,
-                  memory: Mapping[str, ServiceMemory] | None = None) -> DesiredState:
+                  memory: Mapping[str, ServiceMemory] | None = None,
+                  maintenance: MaintenanceMap | None = None) -> DesiredState:
     """The whole balancer's desired state (see build_service)."""
     if balancer is None:
         return DesiredState()
     memory = memory or {}
-    return DesiredState(services=tuple(build_service(vs, health, memory.get(vs.name))
+    return DesiredState(services=tuple(build_service(vs, health, memory.get(vs.name), maintenance)
                                        for vs in balancer.virtual))
 
 
@@ -323,13 +358,17 @@ class DesiredStateCore:
         actions = core.start(now)                  # Apply + the commands ldirectord runs at start
         actions = core.on_health(key, fact, now)   # a check's fact (RealHealth)
         actions = core.reload(new_balancer, now)   # unchanged reals keep their health
-        core.desired, core.health, core.memory
+        actions = core.set_maintenance(marks, now) # {RealKey: "drain" | "disabled"}: all of them
+        actions = core.set_active(True, now)       # this node holds the balancer now
+        core.desired, core.health, core.memory, core.maintenance
     """
 
-    def __init__(self, balancer: Balancer | None) -> None:
+    def __init__(self, balancer: Balancer | None, active: bool = True) -> None:
         self.balancer = balancer
         self.health: dict[RealKey, RealHealth] = {}
         self.memory: dict[str, ServiceMemory] = {}
+        self.maintenance: dict[RealKey, str] = {}
+        self.active = active
         self.desired = DesiredState()
         self._by_name = {vs.name: vs for vs in (balancer.virtual if balancer else ())}
         self.started = False
@@ -367,6 +406,40 @@ class DesiredStateCore:
         up = real_health(vs, key, self.health).up
         self.memory[vs.name] = replace(mem, absent=frozenset(a for a in mem.absent if a[0] != key) | {(key, up)})
         return self._evaluate((vs,), now)
+
+    def set_maintenance(self, marks: MaintenanceMap, now: int) -> list:
+        """The reals in maintenance now (every one: a real missing from `marks` is enabled)."""
+        for mode in marks.values():
+            if mode not in MAINTENANCE_MODES:
+                raise ValueError(f"maintenance mode must be one of {', '.join(MAINTENANCE_MODES)}, got {mode!r}")
+        new = dict(marks)
+        touched = {k.virtual for k in set(new) ^ set(self.maintenance)}
+        touched |= {k.virtual for k in new if self.maintenance.get(k) not in (None, new[k])}
+        self.maintenance = new
+        services = tuple(self._by_name[v] for v in touched if v in self._by_name)
+        return self._evaluate(services, now) if self.started else []
+
+    def set_active(self, active: bool, now: int) -> list:
+        """This node holds the balancer (or no longer does). Becoming active returns the commands
+        for the current state that ldirectord runs when it starts (see the module text)."""
+        was, self.active = self.active, active
+        if not active or was or not self.started:
+            return []
+        out: list = []
+        for vs in self._by_name.values():
+            mem = self.memory.get(vs.name) or ServiceMemory()
+            total = weight_sum(vs, self.health, self.maintenance)
+            if vs.quorum > 0 and not mem.quorum_up and vs.fallback is not None and vs.quorum_down:
+                out.append(RunCommand(vs.quorum_down, (), f"{vs.name}: taking over with quorum down "
+                                      f"(weight {total}, quorum {vs.quorum}, hysteresis {vs.hysteresis})"))
+            if vs.fallbackcommand and mem.fallback_cmd is not None:
+                out.append(self._fallback_command(vs, mem.fallback_cmd))
+        return out
+
+    def _fallback_command(self, vs: VirtualService, wanted: str) -> RunCommand:
+        where = f"{vs.address}:{vs.port}" if vs.fwmark is None else str(vs.fwmark)
+        why = "no real server is up" if wanted == "start" else "a real server is up"
+        return RunCommand(vs.fallbackcommand, (wanted, where, vs.protocol), f"{vs.name}: {why}")
 
     def reload(self, balancer: Balancer | None, now: int) -> list:
         """A new configuration (ldirectord reload runs ld_start again): reals still configured
@@ -411,30 +484,28 @@ class DesiredStateCore:
         first = mem is None
         if first:
             mem = ServiceMemory()
-        total = weight_sum(vs, self.health)
+        total = weight_sum(vs, self.health, self.maintenance)
         quorum = next_quorum(vs, total, None if first else mem.quorum_up)
         if first:
             if vs.quorum > 0 and not quorum and vs.fallback is not None:
                 # keepalived update_quorum_state(init): "Starting with quorum down"
                 out.append(QuorumChanged(vs.name, False, total, vs.quorum, vs.hysteresis, starting=True))
-                if vs.quorum_down:
+                if vs.quorum_down and self.active:
                     out.append(RunCommand(vs.quorum_down, (), f"{vs.name}: starting with quorum down "
                                           f"(weight {total}, quorum {vs.quorum}, hysteresis {vs.hysteresis})"))
         elif quorum != mem.quorum_up:
             out.append(QuorumChanged(vs.name, quorum, total, vs.quorum, vs.hysteresis))
             cmd = vs.quorum_up if quorum else vs.quorum_down
-            if cmd:
+            if cmd and self.active:
                 out.append(RunCommand(cmd, (), f"{vs.name}: quorum {'gained' if quorum else 'lost'} "
                                       f"(weight {total}, quorum {vs.quorum}, hysteresis {vs.hysteresis})"))
         mem = replace(mem, quorum_up=quorum, absent=self._absent_after(vs, mem))
-        state = build_service(vs, self.health, mem)
-        any_up = any(real_health(vs, vs.real_key(r), self.health).up for r in vs.reals)
+        state = build_service(vs, self.health, mem, self.maintenance)
+        any_up = any(counts_up(vs, vs.real_key(r), self.health, self.maintenance) for r in vs.reals)
         wanted = "stop" if any_up else "start"
         if wanted != mem.fallback_cmd:
-            if vs.fallbackcommand:
-                where = f"{vs.address}:{vs.port}" if vs.fwmark is None else str(vs.fwmark)
-                why = "no real server is up" if wanted == "start" else "a real server is up"
-                out.append(RunCommand(vs.fallbackcommand, (wanted, where, vs.protocol), f"{vs.name}: {why}"))
+            if vs.fallbackcommand and self.active:
+                out.append(self._fallback_command(vs, wanted))
             mem = replace(mem, fallback_cmd=wanted)
         was_on = before is not None and before.fallback is not None
         if before is not None and not starting and (state.fallback is not None) != was_on:

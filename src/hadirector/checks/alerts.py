@@ -37,6 +37,14 @@ from ..config.model import Alerts, RealKey, VirtualService
 log = logging.getLogger(__name__)
 
 DAEMON_STATES = ("starting", "running", "stopping", "reloading")
+HOLD_MS = 60_000  # held alerts kept this long beyond their virtual's detection time
+
+
+def detection_ms(vs: VirtualService) -> int:
+    """How long a check may take to see a change: its failure (or rise) count of intervals, plus
+    the longest timeout of one check."""
+    return (max(vs.failurecount, vs.rise) * vs.checkinterval
+            + max(vs.effective_checktimeout(), vs.effective_negotiatetimeout()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,16 @@ def real_name(key: RealKey) -> str:
     return f"real {host}:{key.port}"
 
 
+@dataclass(frozen=True, slots=True)
+class RealNotify:
+    """Run the virtual's notify_up / notify_down for a real (keepalived real_server notify)."""
+
+    vs: VirtualService
+    key: RealKey
+    up: bool
+    reason: str
+
+
 @dataclass
 class _Reminder:
     vs: VirtualService
@@ -86,11 +104,16 @@ class _Reminder:
 
 @dataclass
 class AlertTracker:
-    """Pure: fed transitions and `now` (int ms), returns the mails to send."""
+    """Pure: fed transitions and `now` (int ms), returns the mails (and RealNotify) to send."""
 
     host: str = field(default_factory=socket.gethostname)
     daemon_status: str = "starting"
+    active: bool = True
     _reminders: dict[RealKey, _Reminder] = field(default_factory=dict)
+    _held: list[tuple[int, int, object]] = field(default_factory=list)  # (at, detection ms, item)
+    _maintenance: set[RealKey] = field(default_factory=set)
+    _alerted: dict[RealKey, bool] = field(default_factory=dict)  # the state last alerted (absent: up)
+    _state: dict[RealKey, tuple[VirtualService, bool, str, str]] = field(default_factory=dict)
 
     def set_daemon_status(self, status: str) -> None:
         if status not in DAEMON_STATES:
@@ -103,31 +126,80 @@ class AlertTracker:
             return []
         return [Mail(tuple(a.to), a.sender, a.smtp, subject, body_for(vs, subject, reason, self.daemon_status, self.host))]
 
-    def on_real(self, vs: VirtualService, key: RealKey, up: bool, detail: str, reason: str, now: int) -> list[Mail]:
+    def _out(self, vs: VirtualService, items: list, now: int) -> list:
+        """Hand the items out when active, else hold them (see the module text)."""
+        if self.active or not items:
+            return items
+        self._held = [h for h in self._held if h[0] + h[1] + HOLD_MS > now]
+        self._held += [(now, detection_ms(vs), item) for item in items]
+        return []
+
+    def on_real(self, vs: VirtualService, key: RealKey, up: bool, detail: str, reason: str, now: int) -> list:
         """A real went up or down. `detail`: e.g. "quiescent, weight 0" or "removed"."""
+        self._state[key] = (vs, up, detail, reason)
+        if key in self._maintenance:
+            return []  # not a failure: said when it leaves maintenance, if it differs then
+        return self._alert(vs, key, up, detail, reason, now)
+
+    def _alert(self, vs: VirtualService, key: RealKey, up: bool, detail: str, reason: str, now: int) -> list:
+        self._alerted[key] = up
         if up:
             self._reminders.pop(key, None)
         elif vs.alerts.freq > 0:
             self._reminders[key] = _Reminder(vs, key, detail, now + vs.alerts.freq * 1000)
         else:
             self._reminders.pop(key, None)
-        return self._mail(vs, subject_for(vs, real_name(key), "up" if up else "down", detail), reason)
+        items: list = self._mail(vs, subject_for(vs, real_name(key), "up" if up else "down", detail), reason)
+        if vs.notify_up if up else vs.notify_down:
+            items.append(RealNotify(vs, key, up, reason))
+        return self._out(vs, items, now)
 
-    def on_fallback(self, vs: VirtualService, on: bool, where: str) -> list[Mail]:
-        return self._mail(vs, subject_for(vs, f"fallback {where}", "on" if on else "off"),
-                          "no real server is up" if on else "a real server is up again")
+    def on_fallback(self, vs: VirtualService, on: bool, where: str, now: int = 0) -> list[Mail]:
+        return self._out(vs, self._mail(vs, subject_for(vs, f"fallback {where}", "on" if on else "off"),
+                                        "no real server is up" if on else "a real server is up again"), now)
+
+    def set_maintenance(self, keys, now: int) -> list:
+        """The reals in maintenance now (all of them). A real leaving it whose state differs from
+        the one last alerted is alerted now."""
+        keys = set(keys)
+        left = self._maintenance - keys
+        for key in keys - self._maintenance:
+            self._reminders.pop(key, None)
+        self._maintenance = keys
+        out: list = []
+        for key in sorted(left):
+            st = self._state.get(key)
+            if st is not None and st[1] != self._alerted.get(key, True):
+                vs, up, detail, reason = st
+                out += self._alert(vs, key, up, detail, reason, now)
+        return out
+
+    def set_active(self, active: bool, now: int, previous_seen: int | None = None) -> list:
+        """This node holds the balancer (True) or not. On becoming active: the held items newer
+        than `previous_seen` (ms: when the previous holder was last known to hold it alive; None:
+        there was none) less their detection time."""
+        was, self.active = self.active, active
+        if not active or was:
+            return []
+        held, self._held = self._held, []
+        return [item for at, slack, item in held if previous_seen is None or at > previous_seen - slack]
 
     def forget(self, key: RealKey) -> None:
         self._reminders.pop(key, None)
+        self._alerted.pop(key, None)
+        self._state.pop(key, None)
+        self._maintenance.discard(key)
 
     def on_timer(self, now: int) -> list[Mail]:
-        """ld_emailalert_resend: a reminder for every real still down for emailalertfreq seconds."""
+        """ld_emailalert_resend: a reminder for every real still down for emailalertfreq seconds
+        (only the active node mails them; every node keeps the schedule)."""
         out: list[Mail] = []
         for r in self._reminders.values():
             if r.due <= now:
                 r.due = now + r.vs.alerts.freq * 1000
-                out += self._mail(r.vs, subject_for(r.vs, real_name(r.key), "still down", r.detail),
-                                  f"inaccessible since the last alert {r.vs.alerts.freq} s ago")
+                if self.active:
+                    out += self._mail(r.vs, subject_for(r.vs, real_name(r.key), "still down", r.detail),
+                                      f"inaccessible since the last alert {r.vs.alerts.freq} s ago")
         return out
 
     def next_deadline(self) -> int | None:

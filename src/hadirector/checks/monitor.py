@@ -5,13 +5,17 @@ to the `DesiredStateCore` (balancer/state.py: the one owner of the service rules
 core's actions are carried out here: `Apply` -> `on_desired(desired)` (the daemon installs it),
 `RunCommand` -> the `Notifier` (fallbackcommand, quorum_up/down), `FallbackChanged` -> the
 `AlertTracker`'s mails; a real going up or down also mails and runs notify_up/notify_down. One
-timer handles emailalertfreq reminders. Nothing here touches the data plane or decides a rule.
+timer handles emailalertfreq reminders. Nothing here touches the data plane or decides a rule:
+who sends (`set_active`: only the node holding the balancer) and what maintenance silences
+(`set_maintenance`) are the core's and the tracker's rules.
 
     mon = HealthMonitor(cfg.balancer, on_desired=lambda desired: ..., on_event=lambda ev: ...)
     await mon.start()             # first checks within 1 s; on_desired once at start
     mon.desired()                 # the DesiredState now
     mon.health()                  # {RealKey: CheckStatus} (state, last result, reason, times)
     mon.update(new_cfg.balancer)  # reload: only the difference
+    mon.set_maintenance({key: "drain"})       # every real in maintenance now
+    mon.set_active(True, previous_seen=ms)    # this node holds the balancer now
     mon.set_daemon_status("running")
     await mon.stop()
 """
@@ -25,7 +29,7 @@ from typing import Callable
 from ..balancer.state import Apply, DesiredState, DesiredStateCore, FallbackChanged, QuorumChanged, RunCommand
 from ..config.model import Balancer, RealKey, VirtualService
 from ..loglevel import NOTICE
-from .alerts import AlertTracker, Notifier
+from .alerts import AlertTracker, Mail, Notifier, RealNotify
 from .scheduler import CheckScheduler, CheckStatus, HealthEvent, SchedulerStats, UpdateSummary
 
 log = logging.getLogger(__name__)
@@ -36,12 +40,12 @@ class HealthMonitor:
                  on_desired: Callable[[DesiredState], None] | None = None,
                  on_event: Callable[[HealthEvent], None] | None = None,
                  concurrency: int = 1024, startup_window: float = 1.0,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, active: bool = True) -> None:
         self.balancer = balancer
         self.on_desired = on_desired
         self.on_event = on_event
-        self.core = DesiredStateCore(balancer)
-        self.alerts = AlertTracker()
+        self.core = DesiredStateCore(balancer, active=active)
+        self.alerts = AlertTracker(active=active)
         self.notifier = notifier or Notifier()
         self.scheduler = CheckScheduler(balancer.virtual, on_event=self._event, concurrency=concurrency,
                                         startup_window=startup_window, maintenancedir=balancer.maintenancedir)
@@ -76,6 +80,27 @@ class HealthMonitor:
 
     def set_daemon_status(self, status: str) -> None:
         self.alerts.set_daemon_status(status)
+
+    def set_maintenance(self, marks: dict[RealKey, str]) -> None:
+        """Every real in maintenance now ("drain" or "disabled"); the rest are enabled."""
+        now = self.scheduler.now()
+        self._carry_out(self.core.set_maintenance(marks, now))
+        self._send(self.alerts.set_maintenance(set(marks), now))
+
+    def set_active(self, active: bool, previous_seen: int | None = None) -> None:
+        """This node holds the balancer now (True) or no longer. `previous_seen`: when the
+        previous holder was last known alive and holding it (this clock, ms), None if none."""
+        now = self.scheduler.now()
+        self._carry_out(self.core.set_active(active, now))
+        self._send(self.alerts.set_active(active, now, previous_seen))
+
+    def _send(self, items: list) -> None:
+        for item in items:
+            if isinstance(item, Mail):
+                self.notifier.mail(item)
+            elif isinstance(item, RealNotify):
+                self.notifier.real_notify(item.vs, item.key, item.up, item.reason)
+        self._arm_timer()
 
     def update(self, balancer: Balancer) -> UpdateSummary:
         """Reload: apply the new balancer config; unchanged reals keep their check state."""
@@ -114,14 +139,17 @@ class HealthMonitor:
             except Exception:
                 log.exception("on_event handler failed for %s", ev.key)
         if ev.kind in ("up", "down"):
-            log.log(NOTICE if ev.up else logging.WARNING, "real %s: %s (%s)", ev.key, ev.kind, ev.reason,
-                    extra={"fields": {"EVENT": f"real-{ev.kind}", "VIRTUAL": ev.key.virtual,
-                                      "REAL": f"{ev.key.address}:{ev.key.port}"}})
+            mode = self.core.maintenance.get(ev.key)
+            fields = {"EVENT": f"real-{ev.kind}", "VIRTUAL": ev.key.virtual,
+                      "REAL": f"{ev.key.address}:{ev.key.port}"}
+            if mode is None:
+                log.log(NOTICE if ev.up else logging.WARNING, "real %s: %s (%s)", ev.key, ev.kind,
+                        ev.reason, extra={"fields": fields})
+            else:  # not a failure: the operator took it out
+                log.info("real %s: %s (%s), in maintenance (%s)", ev.key, ev.kind, ev.reason, mode,
+                         extra={"fields": fields})
             detail = "" if ev.up else ("quiescent, weight 0" if vs.quiescent else "removed")
-            for mail in self.alerts.on_real(vs, ev.key, ev.up, detail, ev.reason, self.scheduler.now()):
-                self.notifier.mail(mail)
-            self.notifier.real_notify(vs, ev.key, ev.up, ev.reason)
-            self._arm_timer()
+            self._send(self.alerts.on_real(vs, ev.key, ev.up, detail, ev.reason, self.scheduler.now()))
         self._carry_out(self.core.on_health(ev.key, ev.health, self.scheduler.now()))
 
     def _carry_out(self, actions: list) -> None:
@@ -137,8 +165,7 @@ class HealthMonitor:
             elif isinstance(a, FallbackChanged):
                 vs = self._by_name.get(a.virtual)
                 if vs is not None:
-                    for mail in self.alerts.on_fallback(vs, a.on, a.where):
-                        self.notifier.mail(mail)
+                    self._send(self.alerts.on_fallback(vs, a.on, a.where, self.scheduler.now()))
             elif isinstance(a, QuorumChanged):
                 (log.info if a.up else log.warning)(
                     "virtual %s: %s quorum (weight %d, quorum %d, hysteresis %d)", a.virtual,

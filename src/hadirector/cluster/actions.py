@@ -10,7 +10,8 @@ frozen dataclasses, returned in a list from each input method. Grouped by who pr
                   RequestResult, AnnounceNow, StartCancelled, Lease, HeldElsewhere, AddressConflict
 * guard.py        ProbeAddress
 * ownership.py    OwnerChanged
-* node.py         Transmit, PacketDropped, LeaveComplete, NothingListens (and everything above)
+* node.py         Transmit, PacketDropped, LeaveComplete, NothingListens, MaintenanceChanged
+                  (maintenance.py's map, set here or merged from a peer), and everything above
 
 Actions (the driver must do something): Send/Transmit, Probe, ProbeAddress, AcquireGroup,
 ReleaseGroup, StopStale, Reannounce, Lease. Everything else is an event to log or show in
@@ -254,6 +255,18 @@ class OwnerChanged:
     old: str | None
     new: str | None
     reason: str
+
+
+# --------------------------------------------------------------------------- maintenance
+
+
+@dataclass(frozen=True)
+class MaintenanceChanged:
+    """The maintenance map changed (maintenance.py): by an operator here, or merged from a peer.
+    The driver persists the map and hands its active marks to the balancer."""
+
+    marks: tuple  # messages.Mark: the marks that changed
+    local: bool = False  # set on this node (else learnt from a peer)
 
 
 # --------------------------------------------------------------------------- node core

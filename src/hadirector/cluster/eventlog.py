@@ -56,6 +56,20 @@ def fields_of(item, me: str) -> dict:
     return out
 
 
+def mark_text(m) -> str:
+    """One maintenance mark in words (messages.Mark)."""
+    what = "maintenance ended" if m.state == "enabled" else f"maintenance {m.state}"
+    by = f"by {m.by}" if m.by else "by ?"
+    return f"real {m.real} of {m.virtual}: {what} ({by}, set on {m.origin})"
+
+
+def _maintenance(a: A.MaintenanceChanged, me: str) -> LogLine:
+    first = a.marks[0] if a.marks else None
+    fields = {} if first is None else {"VIRTUAL": first.virtual, "REAL": first.real}
+    return LogLine(NOTICE, "; ".join(mark_text(m) for m in a.marks) or "maintenance: no change",
+                   fields=fields)
+
+
 def _owner(a: A.OwnerChanged, me: str) -> LogLine:
     return LogLine(WARNING if a.new is None else NOTICE,
                    f"group {a.group}: owner {a.old or 'none'} -> {a.new or 'none'} ({a.reason})")
@@ -125,6 +139,7 @@ _TEXT: dict[type, Callable[..., LogLine | None]] = {
     A.PingChanged: lambda a, me: LogLine(WARNING, f"ping node {a.name}: {'up' if a.up else 'down'}"),
     A.ScoreChanged: lambda a, me: LogLine(INFO, f"connectivity score {a.old} -> {a.new}"),
     A.OwnerChanged: _owner,
+    A.MaintenanceChanged: _maintenance,
 }
 
 
@@ -136,4 +151,4 @@ def describe(item, node: str) -> LogLine | None:
     if line is None:
         return None
     return LogLine(line.level, line.text, line.limit_key, event_name(item),
-                   {"EVENT": event_name(item), **fields_of(item, node)})
+                   {"EVENT": event_name(item), **fields_of(item, node), **line.fields})

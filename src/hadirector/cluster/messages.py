@@ -21,7 +21,13 @@ Newer snapshots replace older ones, so a lost packet costs nothing but time. Lay
            u16 n, n x grant    (str claimant, str group, u32 claim)
            u16 n, n x request  (str group)          -- takeover requests by the sender
            u16 n, n x heard    (str node)           -- peers the sender hears (its live set)
+           optional, to the end of the body: the maintenance section (cluster/maintenance.py)
+           8 bytes digest of the sender's maintenance map,
+           u16 n, n x mark     (str virtual, str real, u8 state (1 drain, 2 disabled, 3 enabled),
+                                u64 counter, str origin, str by, u64 since)
     str = u8 length + UTF-8 bytes.  Groups in state NONE with no handoff and no failure are left out.
+    A sender whose maintenance map is empty leaves the section out, so its messages are the
+    same bytes an older version sends (a rolling upgrade works until somebody uses maintenance).
 
 `generation` is the sender's boot counter (kept by the driver in the state dir, bumped at every
 start; heartbeat's hbgeneration) and `seq` counts every packet the sender emits in that generation,
@@ -94,6 +100,31 @@ class Grant:
     claim: int
 
 
+MARK_STATES = {"drain": 1, "disabled": 2, "enabled": 3}
+MARK_NAMES = {v: k for k, v in MARK_STATES.items()}
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One real's maintenance mark (cluster/maintenance.py): last writer wins by (counter, origin)."""
+
+    virtual: str  # "TCP 198.18.0.1:80"
+    real: str  # "198.18.1.4:80"
+    state: str  # drain, disabled, enabled (the mark that ends a maintenance)
+    counter: int  # Lamport counter: greater than every counter its origin had seen
+    origin: str  # the node where it was set
+    by: str = ""  # who set it: "root@alpha"
+    since: int = 0  # when, Unix seconds (for display only: clocks may differ between nodes)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.virtual, self.real)
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (self.counter, self.origin)
+
+
 @dataclass(frozen=True)
 class Announcement:
     """A node's state as the arbiter sees it: what goes in every message."""
@@ -105,6 +136,8 @@ class Announcement:
     grants: tuple[Grant, ...] = ()
     requests: tuple[str, ...] = ()  # groups the sender asks to take over
     heard: tuple[str, ...] = ()  # peers the sender hears: lets a peer spot a one-way link
+    maint_digest: bytes = b""  # digest of the sender's maintenance map (b"": empty)
+    marks: tuple[Mark, ...] = ()  # the map itself, when a peer's digest differs
 
     def group(self, name: str) -> GroupEntry:
         for g in self.groups:
@@ -222,7 +255,35 @@ def encode_body(msg: Message) -> bytes:
     _count(out, a.heard, "heard nodes")
     for n in a.heard:
         _str(out, n, "node name")
+    if a.maint_digest:
+        out += encode_marks(a.maint_digest, a.marks)
     return bytes(out)
+
+
+def encode_mark(m: Mark) -> bytes:
+    out = bytearray()
+    _str(out, m.virtual, "virtual service")
+    _str(out, m.real, "real server")
+    out += struct.pack(">BQ", MARK_STATES[m.state], m.counter)
+    _str(out, m.origin, "node name")
+    _str(out, m.by, "maintenance author")
+    out += struct.pack(">Q", max(0, m.since))
+    return bytes(out)
+
+
+def encode_marks(digest: bytes, marks: tuple[Mark, ...]) -> bytes:
+    if len(digest) != 8:
+        raise ValueError(f"maintenance digest must be 8 bytes, got {len(digest)}")
+    out = bytearray(digest)
+    _count(out, marks, "maintenance marks")
+    for m in marks:
+        out += encode_mark(m)
+    return bytes(out)
+
+
+def encoded_size(msg: Message, auth: Authenticator) -> int:
+    """The datagram size of `msg`, without the size check."""
+    return HEADER.size + len(encode_body(msg)) + auth.mac_length
 
 
 def encode(msg: Message, auth: Authenticator, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
@@ -315,9 +376,20 @@ def decode(data: bytes, auth: Authenticator, max_size: int = DEFAULT_MAX_SIZE) -
         grants.append(Grant(who, grp, r.unpack(">I")[0]))
     requests = tuple(r.str() for _ in range(r.unpack(">H")[0]))
     heard = tuple(r.str() for _ in range(r.unpack(">H")[0]))
+    digest, marks = b"", []
+    if r.pos != len(r.data):  # the maintenance section
+        digest = r.take(8)
+        for _ in range(r.unpack(">H")[0]):
+            virtual, real = r.str(), r.str()
+            state, counter = r.unpack(">BQ")
+            if state not in MARK_NAMES:
+                raise Malformed(f"unknown maintenance state {state}")
+            origin, by = r.str(), r.str()
+            marks.append(Mark(virtual, real, MARK_NAMES[state], counter, origin, by, r.unpack(">Q")[0]))
     if r.pos != len(r.data):
         raise Malformed(f"{len(r.data) - r.pos} unread bytes at the end of the body")
-    ann = Announcement(status_v, score, score_max, tuple(groups), tuple(grants), requests, heard)
+    ann = Announcement(status_v, score, score_max, tuple(groups), tuple(grants), requests, heard,
+                       digest, tuple(marks))
     return Message(kind_v, cluster, node, generation, seq, keepalive, deadtime, ann)
 
 

@@ -29,15 +29,18 @@ If `authenticated` is False (authkeys crc) the driver should log a loud warning 
 
 from __future__ import annotations
 
-from .actions import (AnnounceNow, LateHeartbeat, LeaveComplete, LinkDown, LinkUp, NodeChanged,
-                      NothingListens, PacketDropped, PeerRestarted, ScoreChanged, Send, Settled, Stalled,
-                      Transmit)
+from dataclasses import replace
+
+from .actions import (AnnounceNow, LateHeartbeat, LeaveComplete, LinkDown, LinkUp, MaintenanceChanged,
+                      NodeChanged, NothingListens, PacketDropped, PeerRestarted, ScoreChanged, Send,
+                      Settled, Stalled, Transmit)
 from .arbiter import Arbiter, DEFAULT_REQUEST_TIMEOUT
 from .auth import Authenticator
 from .connectivity import Connectivity
 from .guard import GuardTiming
+from .maintenance import MaintenanceMap
 from .membership import UP, Membership
-from .messages import DEFAULT_MAX_SIZE, BadMessage, Codec, Kind
+from .messages import DEFAULT_MAX_SIZE, BadMessage, Codec, Kind, Message, encode_mark, encoded_size
 from .ownership import Ownership
 
 LEAVE_COPIES = 2  # LEAVE is sent this many times per link: a lost one costs the peer a deadtime
@@ -76,7 +79,8 @@ class NodeCore:
     """
 
     def __init__(self, config, node: str, generation: int, now: int, *, deadping: int | None = None,
-                 max_size: int = DEFAULT_MAX_SIZE, request_timeout: int = DEFAULT_REQUEST_TIMEOUT):
+                 max_size: int = DEFAULT_MAX_SIZE, request_timeout: int = DEFAULT_REQUEST_TIMEOUT,
+                 maintenance: MaintenanceMap | None = None):
         c = config.cluster
         if node not in c.nodes:
             raise ValueError(f"node {node!r} is not in the cluster; nodes are {', '.join(c.nodes)}")
@@ -99,6 +103,9 @@ class NodeCore:
         self.arbiter.score = self.connectivity.score
         self.arbiter.score_max = self.connectivity.score_max
         self.ownership = Ownership(self.arbiter.local_groups, now)
+        # real servers in maintenance, the same on every node (maintenance.py); peers' digests
+        self.maintenance = maintenance if maintenance is not None else MaintenanceMap()
+        self._peer_digest: dict[str, bytes] = {}
         # when each node's state and each link's state last changed (ms), for `status`
         self.changed: dict[tuple[str, ...], int] = {("node", node): now}
         self.left = False
@@ -197,7 +204,14 @@ class NodeCore:
             self._newest[msg.node] = key
         events = self.membership.on_packet(link, msg, now)
         news = {msg.node: msg.announcement} if newest and msg.kind != Kind.LEAVE else {}
-        return self._finish(self._after_membership(events, now, news), now)
+        out = self._after_membership(events, now, news)
+        if newest:
+            self._peer_digest[msg.node] = msg.announcement.maint_digest
+        if msg.announcement.marks:
+            changed = self.maintenance.merge(msg.announcement.marks)
+            if changed:
+                out += [MaintenanceChanged(tuple(changed)), AnnounceNow()]
+        return self._finish(out, now)
 
     def on_timer(self, now: int) -> list:
         if self.left:
@@ -259,6 +273,22 @@ class NodeCore:
     def takeover(self, which: str, now: int) -> list:
         pre = self._begin(now)
         return self._finish(pre + self.arbiter.takeover(which, now), now)
+
+    def set_maintenance(self, virtual: str, real: str, state: str, now: int, by: str = "",
+                        since: int = 0) -> list:
+        """An operator's maintenance mark (drain, disabled, enabled) for one real, set here and
+        sent to the peers. ValueError when the map would no longer fit in a message."""
+        trial = MaintenanceMap(self.maintenance.marks.values(), self.maintenance.counter)
+        mark = trial.set(virtual, real, state, self.node, by, since)
+        if len(trial.marks) > len(self.maintenance.marks):
+            room = self._mark_room()
+            need = sum(len(encode_mark(m)) for m in trial.marks.values())
+            if need > room:
+                raise ValueError(f"{len(trial.marks)} maintenance marks would not fit in a heartbeat "
+                                 f"message ({need} bytes, {room} free): enable some reals first")
+        pre = self._begin(now)
+        self.maintenance.merge([mark])
+        return self._finish(pre + [MaintenanceChanged((mark,), local=True), AnnounceNow()], now)
 
     def shutdown(self, now: int) -> list:
         """Release every group; once all are stopped, tell the peers and return LeaveComplete."""
@@ -323,7 +353,7 @@ class NodeCore:
         if self.left:
             return out
         if self.arbiter.leave_complete:
-            ann = self.arbiter.announcement()
+            ann = self._announcement(now)
             for link in self.links:
                 for _ in range(LEAVE_COPIES):
                     out.append(Transmit(link, self.codec.encode(Kind.LEAVE, ann)))
@@ -336,10 +366,45 @@ class NodeCore:
         else:
             kind = Kind.HEARTBEAT
         if sends:
-            ann = self.arbiter.announcement()
+            ann = self._announcement(now)
             for link in dict.fromkeys(sends):
                 out.append(Transmit(link, self.codec.encode(kind, ann)))
         return out
+
+    def _announcement(self, now: int):
+        """The arbiter's announcement with our maintenance digest, and our marks while a live
+        peer's digest differs from ours (newest first, as many as fit)."""
+        ann = self.arbiter.announcement()
+        digest = self.maintenance.digest()
+        if not digest:
+            return ann
+        alive = self.membership.alive() - {self.node}
+        marks: tuple = ()
+        if any(self._peer_digest.get(p) != digest for p in alive):
+            room, used, keep = self._mark_room(ann), 0, []
+            for m in self.maintenance.ordered():
+                used += len(encode_mark(m))
+                if used > room:
+                    break
+                keep.append(m)
+            marks = tuple(keep)
+        return replace(ann, maint_digest=digest, marks=marks)
+
+    def _mark_room(self, ann=None) -> int:
+        """Bytes left for maintenance marks in a message (besides the digest and the count)."""
+        from .messages import Announcement, GroupEntry, GroupState, Grant, Status
+        if ann is None:  # the worst case, as _check_size
+            groups = list(self.arbiter.local_groups)
+            peers = [n for n in self.arbiter.nodes if n != self.node]
+            longest = max(self.arbiter.nodes, key=lambda n: len(n.encode()))
+            ann = Announcement(Status.ACTIVE, 0xFFFF, 0xFFFF,
+                               tuple(GroupEntry(g, GroupState.CLAIM, 1, longest, True) for g in groups),
+                               tuple(Grant(p, g, 1) for p in peers for g in groups), tuple(groups),
+                               tuple(self.arbiter.nodes))
+        c = self.codec
+        msg = Message(Kind.UPDATE, c.cluster, c.node, c.generation, 1 << 63, c.keepalive_ms, c.deadtime_ms,
+                      replace(ann, maint_digest=b"", marks=()))
+        return c.max_size - encoded_size(msg, c.auth) - 8 - 2
 
     def _check_size(self) -> None:
         """Fail at start, not at the first busy moment, if the worst-case message is too big."""

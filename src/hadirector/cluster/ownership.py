@@ -12,7 +12,9 @@ same actions and the peers' announcements:
 The reason given when a group loses its owner is kept and repeated when the next owner takes
 it, so the line that names the new owner says why the group moved. Several holders (a healed
 partition) are listed together ("alpha+beta"); the split-brain rule then releases all but one.
-`since(group)` is when the owner last changed (ms, the core's clock), for `hadirector status`.
+`since(group)` is when the owner last changed (ms, the core's clock), for `hadirector status`;
+`previous[group]` the owner before the current one (the balancer's new holder asks when that
+one was last heard, to know which alerts it may not have sent: checks/alerts.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Ownership:
         self.holders: dict[str, tuple[str, ...]] = {g: () for g in groups}
         self.last: dict[str, str | None] = {g: None for g in self.holders}  # the last owner seen
         self.why: dict[str, str] = {}  # why the last owner lost the group (until a new one has it)
+        self.previous: dict[str, str | None] = {g: None for g in self.holders}  # the owner before this one
         self._since: dict[str, int] = {g: now for g in self.holders}
 
     def since(self, group: str) -> int:
@@ -57,7 +60,9 @@ class Ownership:
                 why = self._why_lost(g, gone, actions, peers, local) if gone else "split brain healed"
             else:
                 why = self.why.pop(g, "start")
-            out.append(OwnerChanged(g, _name(old) or self.last.get(g), _name(new), why))
+            before = _name(old) or self.last.get(g)
+            out.append(OwnerChanged(g, before, _name(new), why))
+            self.previous[g] = before
             self.last[g] = _name(new)
         return out
 

@@ -39,6 +39,7 @@ from ..config.model import (Auth, Cluster, Config, Group, Link, PingGroup, Scrip
                             VipResource)
 from .actions import (AcquireGroup, Lease, LeaveComplete, Probe, ProbeAddress, Reannounce,
                       ReleaseGroup, StopStale, Transmit)
+from .maintenance import MaintenanceMap
 from .node import NodeCore, group_addresses
 
 
@@ -156,8 +157,11 @@ class Sim:
 
     def boot(self, name: str, generation: int, at: int | None = None) -> None:
         def go():
-            core = NodeCore(self.config, name, generation, self.now)
             old = self.nodes.get(name)
+            # the maintenance map outlives a restart (the daemon keeps it in its state directory)
+            kept = None if old is None else MaintenanceMap(old.core.maintenance.marks.values(),
+                                                           old.core.maintenance.counter)
+            core = NodeCore(self.config, name, generation, self.now, maintenance=kept)
             node = SimNode(name, core, generation, running=set(old.running) if old else set(),
                            mac=self.macs[name], lease=dict(old.lease) if old else {})
             self.nodes[name] = node

@@ -18,7 +18,10 @@ The supervisor runs the health checks (checks.monitor.HealthMonitor, which owns 
 state's core) on every node, also where the balancer resource is not running, so that a backup
 has a fresh desired state when it takes over; it hands each new desired state to the driver,
 removes nftables tables left by a crash at start, and answers the `checks` part of `status` and
-`lvs`.
+`lvs`. It tells the health monitor whether this node holds the balancer (the driver runs): only
+then are alerts sent and commands run (checks/alerts.py, balancer/state.py), and on taking over
+it says when the previous holder was last seen (`previous_seen`, from the daemon). The reals in
+maintenance come from the cluster's map (`set_maintenance`), the same on every node.
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ class BalancerDriver:
     """See the module text. `factory(kind)` builds the data plane (tests pass options through it)."""
 
     def __init__(self, balancer: Balancer | None, *, dataplane: str | None = None,
-                 factory: Callable[[str], DataPlane] | None = None) -> None:
+                 factory: Callable[[str], DataPlane] | None = None,
+                 on_running: Callable[[bool], None] | None = None) -> None:
         self.balancer = balancer
+        self.on_running = on_running  # told when the data plane starts (True) and stops
         self.kind = choose_dataplane(dataplane or (balancer.dataplane if balancer else "auto"))
         self._factory = factory or make_dataplane
         self.wanted = build_desired(balancer)  # the state to install (the checks' owner updates it)
@@ -57,9 +62,12 @@ class BalancerDriver:
 
     async def start(self) -> None:
         async with self._lock:
-            if self.dataplane is None:
+            started = self.dataplane is None
+            if started:
                 self.dataplane = self._factory(self.kind)
             await self._apply()
+        if started and self.on_running is not None:
+            self.on_running(True)
 
     async def stop(self) -> None:
         async with self._lock:
@@ -67,6 +75,8 @@ class BalancerDriver:
             self.desired = DesiredState()
             if dp is not None:
                 await dp.close()
+        if dp is not None and self.on_running is not None:
+            self.on_running(False)
 
     async def _apply(self) -> None:
         desired = self.wanted
@@ -113,21 +123,49 @@ class BalancerSupervisor:
     a task on the daemon's loop (the daemon waits for its tasks at shutdown)."""
 
     def __init__(self, balancer: Balancer, *, netns: str | None, log: logging.Logger,
-                 spawn: Callable) -> None:
-        self.driver = BalancerDriver(balancer)
+                 spawn: Callable, previous_seen: Callable[[], int | None] = lambda: None) -> None:
+        self.driver = BalancerDriver(balancer, on_running=self._running)
         self.health = None  # checks.monitor.HealthMonitor, from start()
         self.netns = netns
         self.log = log
         self._spawn = spawn
+        self._previous_seen = previous_seen
+        self.marks: dict = {}  # RealKey -> messages.Mark: the reals in maintenance
 
     async def start(self) -> None:
         """Start-up: clean the kernel of an earlier run, then start the health checks."""
         if self.driver.kind == "nft":
             await self._purge_nft()
         from ..checks.monitor import HealthMonitor
-        self.health = HealthMonitor(self.driver.balancer, on_desired=self._on_desired)
+        # inactive until the balancer resource starts here: checks run, alerts wait (alerts.py)
+        self.health = HealthMonitor(self.driver.balancer, on_desired=self._on_desired,
+                                    active=self.driver.running)
         await self.health.start()
         self.health.set_daemon_status("running")
+        if self.marks:
+            self.health.set_maintenance({k: m.state for k, m in self.marks.items()})
+
+    def _running(self, running: bool) -> None:
+        """The data plane started (this node holds the balancer now) or stopped."""
+        if self.health is None:
+            return
+        seen = self._previous_seen() if running else None
+        self.health.set_active(running, seen)
+        self.log.info("balancer: %s", "active here: alerts and commands from this node" if running
+                      else "no longer active here")
+
+    def set_maintenance(self, marks: dict) -> None:
+        """The reals in maintenance now: {(virtual, "addr:port"): Mark} from the cluster's map.
+        Marks of reals this configuration does not have are kept by the map, ignored here."""
+        from ..config.model import RealKey
+        out = {}
+        for (virtual, real), m in marks.items():
+            host, _, port = real.rpartition(":")
+            if host and port.isdigit():
+                out[RealKey(virtual, host.strip("[]"), int(port))] = m
+        self.marks = out
+        if self.health is not None:
+            self.health.set_maintenance({k: m.state for k, m in out.items()})
 
     async def _purge_nft(self) -> None:
         # start-up clean-up of the kernel data plane: nothing of this run is installed yet,
@@ -192,11 +230,14 @@ class BalancerSupervisor:
         out = {}
         wall = self.health.scheduler.wall  # the checks' clock is int ms; status shows wall time
         for key, h in self.health.health().items():
+            m = self.marks.get(key)
             out[str(key)] = {"virtual": key.virtual, "address": key.address, "port": key.port,
                              "state": "up" if h.up else "down", "weight": h.weight,
                              "last_result": None if h.last_ok is None else ("ok" if h.last_ok else "failed"),
                              "reason": h.reason, "last_check": wall(h.last_check),
-                             "last_change": wall(h.last_change), "checktype": h.checktype}
+                             "last_change": wall(h.last_change), "checktype": h.checktype,
+                             "maintenance": None if m is None else {"state": m.state, "by": m.by,
+                                                                    "since": m.since, "origin": m.origin}}
         return out
 
     def lvs(self, would: bool = False) -> dict:

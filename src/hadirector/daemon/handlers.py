@@ -6,6 +6,8 @@
                            (bounded) until the groups have moved and says where they went
     lvs                    the balancer's table and checks (render/lvs.py prints it)
     reload                 re-read the configuration (daemon/reload.py)
+    real                   put a real server in maintenance (drain, disable) or back (enable):
+                           a mark in the cluster's maintenance map (cluster/maintenance.py)
 
 A request that cannot be served raises ControlError, whose text the client prints.
 """
@@ -13,9 +15,12 @@ A request that cannot be served raises ControlError, whose text the client print
 from __future__ import annotations
 
 import asyncio
+import pwd
 import time
 
 from ..cluster import actions as A
+from ..cluster.eventlog import mark_text
+from ..config.names import BadName, find_real, find_virtual, real_text
 from .clock import now_ms
 from .control import ControlError
 
@@ -30,7 +35,7 @@ class ControlHandlers:
     def table(self) -> dict:
         """{command: async handler(request) -> reply} for ControlServer."""
         return {"status": self.status, "standby": self.standby, "takeover": self.takeover,
-                "lvs": self.lvs, "reload": self.reload}
+                "lvs": self.lvs, "reload": self.reload, "real": self.real}
 
     async def status(self, req: dict) -> dict:
         return status_reply(self.d)
@@ -46,6 +51,35 @@ class ControlHandlers:
         if not self.d.running:
             raise ControlError("reload: the daemon is starting")
         return await self.d.reloader.reload("control")
+
+    async def real(self, req: dict) -> dict:
+        """{"action": drain|disable|enable, "virtual": name, "real": name}: HAProxy's `set server
+        state drain|maint|ready`, as a mark every node gets."""
+        d = self.d
+        if not d.running:
+            raise ControlError("real: the daemon is starting")
+        if d.balancer is None:
+            raise ControlError("real: this configuration has no [balancer]")
+        action = req.get("action")
+        state = {"drain": "drain", "disable": "disabled", "enable": "enabled"}.get(action)
+        if state is None:
+            raise ControlError(f"real: expected drain, disable or enable, got {action!r}")
+        try:
+            vs = find_virtual(d.config.balancer, str(req.get("virtual", "")))
+            key = find_real(vs, str(req.get("real", "")))
+        except BadName as exc:
+            raise ControlError(f"real: {exc}") from None
+        by = _who(req.get("_peer"), d.core.node)
+        try:
+            actions = d.core.set_maintenance(vs.name, real_text(key), state, now_ms(), by=by,
+                                             since=int(time.time()))
+        except ValueError as exc:
+            raise ControlError(f"real: {exc}") from None
+        d.handle(actions)
+        mark = d.core.maintenance.marks[(vs.name, real_text(key))]
+        peers = sorted(d.core.membership.alive() - {d.core.node})
+        told = f"; sent to {', '.join(peers)}" if peers else "; no peer is up: they get it when they are heard"
+        return {"message": mark_text(mark) + told, "state": state}
 
     async def standby(self, req: dict) -> dict:
         return await self._operator("standby", req)
@@ -97,6 +131,17 @@ class ControlHandlers:
         for g in sorted(pending):
             msgs.append(f"group {g}: not moved within {wait:g}s")
         return msgs
+
+
+def _who(peer: dict | None, node: str) -> str:
+    """user@node of the control client (SO_PEERCRED), for the maintenance mark's `by`."""
+    if not peer:
+        return f"?@{node}"
+    try:
+        user = pwd.getpwuid(peer["uid"]).pw_name
+    except (KeyError, TypeError):
+        user = f"uid {peer.get('uid')}"
+    return f"{user}@{node}"
 
 
 def balancer_holders(d) -> list[str]:
@@ -152,6 +197,9 @@ def status_reply(d) -> dict:
             "generation": d.core.generation, "phase": "leaving" if d.stopping else
             ("running" if st["settled"] else "starting (initdead)"),
             "now": wall, "nodes": nodes, "groups": groups, "failed_actions": failed,
+            "maintenance": [{"virtual": m.virtual, "real": m.real, "state": m.state, "by": m.by,
+                             "since": m.since, "origin": m.origin}
+                            for m in sorted(d.core.maintenance.active().values(), key=lambda m: m.key)],
             "dropped": dropped,
             "packets_ok": st["packets"].get("ok", 0), "connectivity": st["connectivity"],
             "links": {n: {**l.stats.as_dict(), **st["links"].get(n, {})} for n, l in d.links.items()},

@@ -92,7 +92,7 @@ class Daemon:
         self.balancer = None
         if self.config.balancer is not None:
             self.balancer = BalancerSupervisor(self.config.balancer, netns=opts.netns, log=self.log,
-                                               spawn=self._spawn)
+                                               spawn=self._spawn, previous_seen=self._balancer_previous_seen)
             opts.services.setdefault("balancer", self.balancer.driver)
         self.reloader = Reloader(self)
         from ..checks.alerts import Notifier
@@ -143,9 +143,11 @@ class Daemon:
         lib_dir = self.opts.lib_dir or self.opts.state_dir
         if lib_dir != self.opts.state_dir:
             statedir.prepare(lib_dir)
+        # the maintenance map is kept with the generation (a restart of the service empties /run)
+        maintenance = statedir.load_maintenance(lib_dir)
         generation = statedir.next_generation(lib_dir)
         t0 = now_ms()
-        self.core = NodeCore(self.config, self.loaded.node, generation, t0)
+        self.core = NodeCore(self.config, self.loaded.node, generation, t0, maintenance=maintenance)
         c = self.config.cluster
         self.log.info("node %s starting: cluster %s, generation %d, keepalive %d ms, deadtime %d ms, "
                       "initdead %d ms", self.core.node, c.name, generation, c.timing.keepalive,
@@ -163,6 +165,7 @@ class Daemon:
         try:
             loop = asyncio.get_running_loop()
             if self.balancer is not None:
+                self.balancer.set_maintenance(self.core.maintenance.active())
                 await self.balancer.start()
                 if self.config.balancer.autoreload:
                     self._spawn(self.reloader.autoreload())
@@ -394,8 +397,41 @@ class Daemon:
             self.vipguard.lease(a.group, a.addresses, a.until)
         elif isinstance(a, A.ProbeAddress):
             self.vipguard.probe(a.address)
+        elif isinstance(a, A.MaintenanceChanged):
+            self._maintenance_changed()
         elif isinstance(a, A.LeaveComplete):
             self._done.set()
+
+    def _maintenance_changed(self) -> None:
+        """Keep the map on disk (a restart keeps it) and give the balancer its marks."""
+        try:
+            statedir.save_maintenance(self.opts.state_dir, self.core.maintenance)
+        except OSError as exc:
+            self.log.error("node %s: cannot save the maintenance map in %s: %s (the peers keep a copy)",
+                           self.core.node, self.opts.state_dir, exc.strerror or exc)
+        if self.balancer is not None:
+            self.balancer.set_maintenance(self.core.maintenance.active())
+
+    def _balancer_previous_seen(self) -> int | None:
+        """When the node that held the balancer before us was last known to hold it alive (ms, the
+        monotonic clock): now if it handed over alive, its last heartbeat if it died, None when
+        nobody held it before (alerts.py: what a new holder sends)."""
+        if self.core is None:
+            return None
+        now = now_ms()
+        peers = self.core.membership.snapshot(now)
+        alive = self.core.membership.alive()
+        seen = []
+        for g in self.config.groups:
+            if not any(r.kind == "balancer" for r in g.resources):
+                continue
+            prev = self.core.ownership.previous.get(g.name)
+            for n in (prev.split("+") if prev else []):
+                if n == self.core.node or n in alive:
+                    seen.append(now)
+                elif n in peers and peers[n]["silent_ms"] is not None:
+                    seen.append(now - peers[n]["silent_ms"])
+        return max(seen) if seen else None
 
     async def _probe(self, address: str) -> None:
         timeout = max(0.2, self.config.cluster.timing.keepalive / 1000)

@@ -94,6 +94,8 @@ class Reloader:
                 except Exception:  # noqa: BLE001 - autoreload must keep running
                     d.log.exception("autoreload failed")
                     continue
-                if result.get("applied") and d.config.balancer.callback:
+                # only the node that holds the balancer runs it (alerts once: checks/alerts.py)
+                if result.get("applied") and d.config.balancer.callback and d.balancer is not None \
+                        and d.balancer.driver.running:
                     # ldirectord callback: `cmd <configuration file>` after the file changed
                     d.notifier.callback(d.config.balancer.callback, d.loaded.source)

@@ -33,6 +33,7 @@ from ..errors import HadirectorError
 
 GENERATION_FILE = "generation"
 LOCK_FILE = "hadirector.pid"
+MAINTENANCE_FILE = "maintenance.json"  # the maintenance map (cluster/maintenance.py)
 
 
 class AlreadyRunning(HadirectorError):
@@ -116,3 +117,34 @@ def next_generation(state_dir: str) -> int:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return new
+
+
+def load_maintenance(state_dir: str):
+    """The maintenance map saved by the last run (empty when there is none). ValueError names
+    the file and what is wrong with it."""
+    import json
+
+    from ..cluster.maintenance import MaintenanceMap
+    path = os.path.join(state_dir, MAINTENANCE_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return MaintenanceMap.from_json(data)
+    except FileNotFoundError:
+        return MaintenanceMap()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a maintenance map ({exc}); the peers have a copy: move the "
+                         f"file away to start with theirs") from None
+
+
+def save_maintenance(state_dir: str, maintenance) -> None:
+    """Write the map durably (a new file renamed over the old)."""
+    import json
+    path = os.path.join(state_dir, MAINTENANCE_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(maintenance.to_json(), f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from .checks import maintenance_text
 from .table import ago, table, when
 
 
@@ -44,6 +45,11 @@ def render_status(st: dict) -> str:
         out.append("")
         out.append("Failed actions:")
         out += failed
+    marks = st.get("maintenance") or []
+    if marks:
+        out.append("")
+        out.append("Maintenance:")
+        out += [f"* real {m['real']} of {m['virtual']}: {maintenance_text(m, now)}" for m in marks]
     dropped = {k: v for k, v in st.get("dropped", {}).items() if v}
     if dropped:
         out.append("")
