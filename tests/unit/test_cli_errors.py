@@ -141,9 +141,17 @@ def test_bad_argument_is_one_line_exit_2(cmd, dest, text, paths, capsys):
     p = COMMANDS[cmd]
     a = next(x for x in _valued(p) if x.dest == dest)
     value = paths.resolve(text)
-    argv = [cmd] + _required_except(p, a, paths)
-    # --opt=VALUE: a value such as -inf must not read as an option
-    argv += [f"{a.option_strings[-1]}={value}"] if a.option_strings else ["--", value]
+    if a.option_strings:
+        # --opt=VALUE: a value such as -inf must not read as an option
+        argv = [cmd] + _required_except(p, a, paths) + [f"{a.option_strings[-1]}={value}"]
+    else:
+        # a positional: the others keep their places (`real drain VIRTUAL REAL`), after "--"
+        positionals = [x for x in _valued(p) if not x.option_strings and (x is a or x.nargs not in ("?", "*"))]
+        options = _required_except(p, a, paths)
+        for x in positionals:
+            if x is not a:
+                options.remove(_good(x, paths)[0])
+        argv = [cmd] + options + ["--"] + [value if x is a else _good(x, paths)[0] for x in positionals]
     with pytest.raises(SystemExit) as e:
         cli.build_parser().parse_args(argv)  # parse only: nothing runs
     assert e.value.code == 2, argv

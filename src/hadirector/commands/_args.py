@@ -135,6 +135,33 @@ node_name = Value("a node name (uname -n: no spaces or '/')", _node, bad=("", "t
                   example="alpha")
 
 
+def _virtual(text: str) -> str:
+    from ..config.names import BadName, parse_virtual
+    try:
+        parse_virtual(text)
+    except BadName as exc:
+        raise Why(str(exc)) from None
+    return text
+
+
+def _real(text: str) -> str:
+    from ..config.names import BadName, host_port
+    try:
+        host_port(text, "real server", port_optional=True)
+    except BadName as exc:
+        raise Why(str(exc)) from None
+    return text
+
+
+# config/names.py: how an operator names a virtual service and a real server
+virtual_service = Value("a virtual service (\"TCP 198.18.0.1:80\", tcp:ADDR:PORT, udp:ADDR:PORT, "
+                        "fwm:MARK or ADDR:PORT)", _virtual,
+                        bad=("", "198.18.0.1", "198.18.0.1:99999", "sctp:198.18.0.1:80", "fwm:0", "x:80"),
+                        example="198.18.0.1:80")
+real_server = Value("a real server (ADDR:PORT, or ADDR)", _real,
+                    bad=("", "198.18.1.4:0", "not-an-ip", "198.18.1.4:http"), example="198.18.1.4:80")
+
+
 def name(pattern: str, what: str, bad: tuple[str, ...], example: str) -> Value:
     rx = re.compile(pattern)
     return Value(what, lambda t: t if rx.fullmatch(t) else _raise(), bad=bad, example=example)

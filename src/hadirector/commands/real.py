@@ -3,28 +3,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from ..config.names import BadName, host_port, parse_virtual
 from ..daemon.control import ControlError, request
+from . import _args
 from ._common import add_state_dir, default_state_dir
-
-
-def _virtual(text: str) -> str:
-    try:
-        parse_virtual(text)
-    except BadName as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _real(text: str) -> str:
-    try:
-        host_port(text, "real server", port_optional=True)
-    except BadName as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def register(sub) -> None:
@@ -37,8 +20,8 @@ def register(sub) -> None:
         "failure, and no alert is mailed for it. VIRTUAL: \"TCP 198.18.0.1:80\", tcp:ADDR:PORT, "
         "udp:ADDR:PORT, fwm:MARK or ADDR:PORT; REAL: ADDR:PORT, or ADDR when unique.")
     p.add_argument("action", choices=("drain", "disable", "enable"))
-    p.add_argument("virtual", metavar="VIRTUAL", type=_virtual)
-    p.add_argument("real", metavar="REAL", type=_real)
+    p.add_argument("virtual", metavar="VIRTUAL", type=_args.virtual_service)
+    p.add_argument("real", metavar="REAL", type=_args.real_server)
     add_state_dir(p)
     p.set_defaults(func=run)
 
