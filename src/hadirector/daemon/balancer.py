@@ -123,13 +123,17 @@ class BalancerSupervisor:
     a task on the daemon's loop (the daemon waits for its tasks at shutdown)."""
 
     def __init__(self, balancer: Balancer, *, netns: str | None, log: logging.Logger,
-                 spawn: Callable, previous_seen: Callable[[], int | None] = lambda: None) -> None:
+                 spawn: Callable, previous_seen: Callable[[], int | None] = lambda: None,
+                 held: bool = True) -> None:
         self.driver = BalancerDriver(balancer, on_running=self._running)
         self.health = None  # checks.monitor.HealthMonitor, from start()
         self.netns = netns
         self.log = log
         self._spawn = spawn
         self._previous_seen = previous_seen
+        # no group holds the balancer (a [balancer] for its checks and alerts only): every node
+        # alerts, as before there were holders
+        self.always_active = not held
         self.marks: dict = {}  # RealKey -> messages.Mark: the reals in maintenance
 
     async def start(self) -> None:
@@ -139,7 +143,7 @@ class BalancerSupervisor:
         from ..checks.monitor import HealthMonitor
         # inactive until the balancer resource starts here: checks run, alerts wait (alerts.py)
         self.health = HealthMonitor(self.driver.balancer, on_desired=self._on_desired,
-                                    active=self.driver.running)
+                                    active=self.driver.running or self.always_active)
         await self.health.start()
         self.health.set_daemon_status("running")
         if self.marks:
@@ -147,7 +151,7 @@ class BalancerSupervisor:
 
     def _running(self, running: bool) -> None:
         """The data plane started (this node holds the balancer now) or stopped."""
-        if self.health is None:
+        if self.health is None or self.always_active:
             return
         seen = self._previous_seen() if running else None
         self.health.set_active(running, seen)

@@ -92,7 +92,9 @@ class Daemon:
         self.balancer = None
         if self.config.balancer is not None:
             self.balancer = BalancerSupervisor(self.config.balancer, netns=opts.netns, log=self.log,
-                                               spawn=self._spawn, previous_seen=self._balancer_previous_seen)
+                                               spawn=self._spawn, previous_seen=self._balancer_previous_seen,
+                                               held=any(r.kind == "balancer" for g in self.config.groups
+                                                        for r in g.resources))
             opts.services.setdefault("balancer", self.balancer.driver)
         self.reloader = Reloader(self)
         from ..checks.alerts import Notifier
