@@ -313,7 +313,7 @@
     const tip = [];
     for (const [i, s] of series.entries()) {
       const vals = data.map(p => p[s.field]).filter(v => typeof v === "number");
-      const max = Math.max(1e-9, ...vals);
+      const max = Math.max(1e-9, ...vals) * 1.2;  // headroom: a steady rate is not drawn on the edge
       const pts = data.filter(p => typeof p[s.field] === "number").map(p => {
         const x = w - (now - p.t) / HISTORY_S * w;
         const y = h - 2 - (p[s.field] / max) * (h - 4);
@@ -357,12 +357,12 @@
   function renderTopology(st) {
     const local = st.nodes.find(n => n.local) || st.nodes[0];
     const peers = st.nodes.filter(n => n !== local);
-    const rowH = 70, w = 640, h = Math.max(1, peers.length) * rowH + 10;
+    const rowH = 70, w = 480, h = Math.max(1, peers.length) * rowH + 10;
     const root = document.getElementById("topology");
     root.replaceChildren();
     root.setAttribute("viewBox", `0 0 ${w} ${h}`);
     const box = (x, y, n) => svg("g", { class: "tnode " + tone(n.status), "data-node": n.name },
-      svg("rect", { x: x - 75, y: y - 20, width: 150, height: 40, rx: 8 }),
+      svg("rect", { x: x - 65, y: y - 20, width: 130, height: 40, rx: 8 }),
       svg("text", { x, y: y - 2, "text-anchor": "middle", class: "tname" }, n.name),
       svg("text", { x, y: y + 13, "text-anchor": "middle", class: "tstatus" }, n.status));
     const ly = h / 2;
@@ -371,16 +371,16 @@
       const links = p.links || [];
       links.forEach((l, j) => {
         const off = (j - (links.length - 1) / 2) * 10;
-        root.appendChild(svg("line", { x1: 160, y1: ly + off, x2: w - 160, y2: py + off,
+        root.appendChild(svg("line", { x1: 142, y1: ly + off, x2: w - 142, y2: py + off,
                                        class: "tlink " + tone(l.status), "data-link": l.name },
           svg("title", {}, `${l.name} to ${p.name}: ${l.status}` + (l.since ? `, since ${stamp(l.since)}` : ""))));
       });
       const mid = links.length ? `${links.map(l => `${l.name} ${l.status}`).join(", ")}` : "no link";
       root.appendChild(svg("text", { x: w / 2, y: (ly + py) / 2 - 8, "text-anchor": "middle",
                                      class: "tlabel" }, mid));
-      root.appendChild(box(w - 80, py, p));
+      root.appendChild(box(w - 72, py, p));
     });
-    root.appendChild(box(80, ly, local));
+    root.appendChild(box(72, ly, local));
   }
 
   function renderNodes(st) {
@@ -540,7 +540,10 @@
         lat !== null && lat !== undefined ? ` in ${Number(lat).toFixed(1)} ms` : "",
         c.reason && c.reason !== c.last_result ? el("span", { class: "muted" }, ` (${c.reason})`) : null);
     }
-    const ops = el("span", { class: "ops operator-only" }, ["drain", "disable", "enable"].map(a =>
+    // the two changes that make sense from here (HAProxy's stats page offers the same three)
+    const offer = state === "drain" ? ["enable", "disable"] : state === "disabled" ? ["enable", "drain"]
+      : ["drain", "disable"];
+    const ops = el("span", { class: "ops operator-only" }, offer.map(a =>
       el("button", { type: "button", class: "op", "data-op": a,
                      title: `${a} ${name} of ${vkey}`,
                      on: { click: () => operate(`${a} ${name}`, `/reals/${urlVirtual(vkey)}/${encodeURIComponent(name)}/${a}`) } },
