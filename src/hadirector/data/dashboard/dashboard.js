@@ -11,8 +11,11 @@
  *
  * status and lvs are fetched every REFRESH_MS and at once after each event. The event stream is
  * read with fetch() rather than EventSource because EventSource cannot send the Authorization
- * header a token-protected API needs; the stream is parsed as the SSE specification says (fields
- * `event`, `data`, `id`, a blank line ends an event) and reopened with Last-Event-ID.
+ * header a token-protected API needs (the API also takes ?token=, but a token in a URL ends up in
+ * logs and history); the stream is parsed as the HTML standard's event-stream format says
+ * (fields `event`, `data`, `id`, a blank line ends an event). When it is reopened the daemon sends
+ * its recent events again; they are told apart by id and time (a restarted daemon numbers from 1
+ * again, so `?since=ID` could hide its new events) and shown once.
  *
  * Every string from the API reaches the page through textContent or an attribute value set with
  * setAttribute, never as markup: see el() and svg() below, the only places nodes are made.
@@ -571,7 +574,7 @@
   // ------------------------------------------------------------------ events
 
   function eventKey(ev, id) {
-    return id || `${ev.time}|${ev.kind}|${ev.text}`;
+    return `${ev.id ?? id ?? ""}|${ev.time}|${ev.kind}|${ev.text}`;
   }
 
   function addEvent(kind, data, id) {
@@ -594,9 +597,12 @@
 
   function renderEvents() {
     const items = S.events.slice().reverse().map(ev => {
-      const about = ["group", "node", "virtual", "real", "link"].filter(f => ev[f])
+      const about = ["group", "node", "link", "virtual", "real"].filter(f => ev[f] && !(ev.text || "").includes(ev[f]))
         .map(f => `${f} ${ev[f]}`).join(", ");
-      return el("li", { class: "event " + tone(ev.kind + " " + (ev.text || "")), "data-kind": ev.kind },
+      const level = ev.level === "error" || ev.level === "critical" || ev.level === "warning" ? "bad"
+        : ev.level === "notice" ? "warn" : ev.level ? "ok" : tone(ev.text);
+      return el("li", { class: "event " + level, "data-kind": ev.kind, "data-event": ev.event || null,
+                        title: [ev.event, ev.director ? `reported by ${ev.director}` : null].filter(Boolean).join(", ") },
         el("time", { title: stamp(ev.time) }, clock(ev.time)), " ",
         el("span", { class: "kind" }, ev.kind), " ",
         el("span", { class: "text" }, ev.text || ""),
@@ -605,15 +611,12 @@
     fill("events", items.length ? items : el("li", { class: "muted" }, "no events yet"));
   }
 
-  let lastEventId = "";
-
   // read /api/v1/events as the HTML standard's event-stream format (no EventSource: see above)
   async function stream() {
     for (;;) {
       try {
-        const h = headers({ Accept: "text/event-stream" });
-        if (lastEventId) h["Last-Event-ID"] = lastEventId;
-        const r = await fetch(API + "/events", { headers: h, cache: "no-store" });
+        const r = await fetch(API + "/events", { headers: headers({ Accept: "text/event-stream" }),
+                                                 cache: "no-store" });
         if (!r.ok || !r.body) throw new Error(`events: ${r.status}`);
         S.streamUp = true;
         render();
@@ -630,7 +633,6 @@
             buf = buf.slice(nl + (buf.startsWith("\r\n", nl) ? 2 : 1));
             if (line === "") {
               if (data.length) addEvent(kind, data.join("\n"), id);
-              if (id) lastEventId = id;
               kind = ""; data = []; id = "";
               continue;
             }
