@@ -304,11 +304,25 @@
     }
   }
 
-  // an inline SVG plot of one or two series over the last HISTORY_S seconds
+  // the time the plots span: what has been sampled since the page opened, from 30 s up to
+  // HISTORY_S, so a page opened a moment ago does not squeeze its samples into one edge
+  function plotSpan() {
+    let first = Infinity;
+    for (const h of S.history.values()) if (h.length) first = Math.min(first, h[0].t);
+    const span = Number.isFinite(first) ? Date.now() / 1000 - first : 0;
+    return Math.min(HISTORY_S, Math.max(30, Math.ceil(span / 10) * 10));
+  }
+
+  function spanText(span) {
+    return span >= 120 ? `last ${Math.round(span / 60)} min` : `last ${span} s`;
+  }
+
+  // an inline SVG plot of one or two series over the last plotSpan() seconds
   function plot(key, opts) {
     const w = opts.width, h = opts.height;
     const now = Date.now() / 1000;
-    const data = (S.history.get(key) || []).filter(p => p.t >= now - HISTORY_S);
+    const span = plotSpan();
+    const data = (S.history.get(key) || []).filter(p => p.t >= now - span);
     const series = opts.series;
     const root = svg("svg", { class: "plot " + (opts.cls || ""), viewBox: `0 0 ${w} ${h}`,
                               preserveAspectRatio: "none", role: "img",
@@ -318,7 +332,7 @@
       const vals = data.map(p => p[s.field]).filter(v => typeof v === "number");
       const max = Math.max(1e-9, ...vals) * 1.2;  // headroom: a steady rate is not drawn on the edge
       const pts = data.filter(p => typeof p[s.field] === "number").map(p => {
-        const x = w - (now - p.t) / HISTORY_S * w;
+        const x = w - (now - p.t) / span * w;
         const y = h - 2 - (p[s.field] / max) * (h - 4);
         return `${x.toFixed(1)},${y.toFixed(1)}`;
       });
@@ -328,7 +342,7 @@
       const last = vals.length ? vals[vals.length - 1] : null;
       tip.push(`${s.name}: ${s.fmt(last)} now, ${s.fmt(vals.length ? Math.max(...vals) : null)} peak`);
     }
-    root.appendChild(svg("title", {}, `${opts.label}, last ${HISTORY_S / 60} min: ${tip.join("; ")}`));
+    root.appendChild(svg("title", {}, `${opts.label}, ${spanText(span)}: ${tip.join("; ")}`));
     return root;
   }
 
@@ -400,7 +414,8 @@
         el("h3", {}, n.name, n.local ? el("span", { class: "muted" }, " (this node)") : null),
         el("p", {}, badge(n.status, { class: "badge node-status " + tone(n.status) }), " since ", since(n.since)),
         el("p", { class: "muted" }, `score ${score}, generation ${n.generation ?? "-"}`,
-          n.silent_ms !== undefined ? `, heard ${n.silent_ms} ms ago` : ""),
+          n.silent_ms === undefined || n.silent_ms === null ? ""
+            : n.silent_ms < 2000 ? `, heard ${n.silent_ms} ms ago` : `, silent for ${(n.silent_ms / 1000).toFixed(1)} s`),
         (n.failed_groups && n.failed_groups.length)
           ? el("p", { class: "bad-text" }, `failed groups: ${n.failed_groups.join(", ")}`) : null,
         el("ul", { class: "links" }, links),
@@ -520,12 +535,13 @@
                     series: [{ field: "rps", name: "requests/s", fmt: num },
                              { field: "bps", name: "bytes/s", fmt: v => bytes(v) + "/s" }] }),
         el("div", { class: "legend muted" }, el("span", { class: "key s0" }), " requests/s ",
-           el("span", { class: "key s1" }), " bytes/s, last 5 min"));
+           el("span", { class: "key s1" }), ` bytes/s, ${spanText(plotSpan())}`));
     }
     return el("article", { class: "service", "data-virtual": key }, head, summary,
       el("table", { class: "rows reals" },
         el("thead", {}, el("tr", {}, ["real", "state", "weight", "active / inactive", "connections",
-          "req/s", "bytes/s", "last check", "rate, 5 min", ""].map(h => el("th", {}, h)))),
+          "req/s", "bytes/s", "last check", "req/s, " + spanText(plotSpan()).replace("last ", ""), ""]
+          .map(h => el("th", {}, h)))),
         el("tbody", {}, rows)));
   }
 
@@ -561,7 +577,7 @@
       el("td", { "data-label": "req/s" }, num(last.rps)),
       el("td", { "data-label": "bytes/s" }, last.bps === null || last.bps === undefined ? "-" : bytes(last.bps) + "/s"),
       el("td", { "data-label": "last check" }, check),
-      el("td", { "data-label": "rate, 5 min" }, plot(`${vkey}|${name}`, { width: 120, height: 24,
+      el("td", { "data-label": "req/s plot" }, plot(`${vkey}|${name}`, { width: 120, height: 24,
         label: `${name} requests per second`, series: [{ field: "rps", name: "requests/s", fmt: num }] })),
       el("td", { class: "ops-cell" }, ops));
   }
