@@ -451,7 +451,7 @@
       el("td", { "data-label": "state" }, badge(g.state)),
       el("td", { "data-label": "since" }, since(g.since)),
       el("td", { "data-label": "preferred" }, g.preferred || "-"),
-      el("td", { "data-label": "resources" }, (g.resources || []).join(", ") || "-")));
+      el("td", { "data-label": "resources", class: "wrap" }, (g.resources || []).join(", ") || "-")));
     const failed = (st.failed_actions || []).slice().reverse().map(f => el("li", { class: "bad-text" },
       `group ${f.group}: ${f.resource} ${f.action} on ${f.node} failed ${ago(f.time)}: ${f.reason}`));
     fill("groups",
@@ -531,11 +531,17 @@
           el("span", {}, el("b", { class: "svc-rps" }, num(last.rps)), " req/s"),
           el("span", {}, el("b", {}, bytes(last.bps)), "/s"),
           el("span", {}, el("b", {}, num(svc.stats && svc.stats.conns)), " connections in all")),
-        plot(key, { width: 300, height: 60, cls: "big", label: `${key} requests and bytes per second`,
-                    series: [{ field: "rps", name: "requests/s", fmt: num },
-                             { field: "bps", name: "bytes/s", fmt: v => bytes(v) + "/s" }] }),
-        el("div", { class: "legend muted" }, el("span", { class: "key s0" }), " requests/s ",
-           el("span", { class: "key s1" }), ` bytes/s, ${spanText(plotSpan())}`));
+        el("div", { class: "plots" },
+          el("figure", {},
+            plot(key, { width: 300, height: 60, cls: "big", label: `${key} requests per second`,
+                        series: [{ field: "rps", name: "requests/s", fmt: num }] }),
+            el("figcaption", { class: "muted" }, el("span", { class: "key s0" }),
+               ` requests/s, ${spanText(plotSpan())}`)),
+          el("figure", {},
+            plot(key, { width: 300, height: 60, cls: "big s1only", label: `${key} bytes per second`,
+                        series: [{ field: "bps", name: "bytes/s", fmt: v => bytes(v) + "/s" }] }),
+            el("figcaption", { class: "muted" }, el("span", { class: "key s1" }),
+               ` bytes/s, ${spanText(plotSpan())}`))));
     }
     return el("article", { class: "service", "data-virtual": key }, head, summary,
       el("table", { class: "rows reals" },
