@@ -468,17 +468,34 @@
     section.hidden = q === undefined || q === null;
     if (section.hidden) return;
     const items = [];
+    const rest = Object.assign({}, typeof q === "object" ? q : { quorum: q });
+    // the votequorum picture first (cluster/quorum.py snapshot), the other fields as given
+    if (typeof q === "object" && "quorate" in q) {
+      const at = typeof q.since === "number" ? q.since
+        : typeof q.since_age_ms === "number" ? serverNow() - q.since_age_ms / 1000 : null;
+      items.push(el("dt", {}, "state"), el("dd", { class: "quorate", "data-quorate": String(q.quorate) },
+        badge(q.quorate ? "quorate" : "no quorum"), at ? [" since ", since(at)] : null));
+      if ("votes" in q) {
+        items.push(el("dt", {}, "votes"), el("dd", {},
+          `${q.votes} of ${q.expected ?? "?"}` + (q.needed !== undefined ? `, ${q.needed} needed` : "")));
+      }
+      if ("witness" in q) {
+        const w = q.witness === true ? "vote" : q.witness === false ? "no vote"
+          : q.witness === null ? "unknown" : q.witness;
+        items.push(el("dt", {}, "witness"), el("dd", {}, badge(w)));
+      }
+      for (const k of ["quorate", "votes", "expected", "needed", "witness", "since", "since_age_ms"]) delete rest[k];
+    }
     const add = (k, v) => {
       if (v !== null && typeof v === "object" && !Array.isArray(v)) {
         for (const [k2, v2] of Object.entries(v)) add(`${k} ${k2}`, v2);
         return;
       }
-      items.push(el("dt", {}, k), el("dd", {}, typeof v === "boolean" ? badge(v ? "yes" : "no")
+      items.push(el("dt", {}, k), el("dd", {}, typeof v === "boolean" ? (v ? "yes" : "no")
         : Array.isArray(v) ? v.map(x => typeof x === "object" ? JSON.stringify(x) : String(x)).join(", ")
         : String(v)));
     };
-    if (typeof q === "object") for (const [k, v] of Object.entries(q)) add(k, v);
-    else add("quorum", q);
+    for (const [k, v] of Object.entries(rest)) add(k.replace(/_/g, " "), v);
     fill("quorum", items);
   }
 
