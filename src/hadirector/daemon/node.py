@@ -106,6 +106,7 @@ class Daemon:
             ctx_kw["resource_dirs"] = opts.resource_dirs
         self.manager = ResourceManager(AgentContext(**ctx_kw), on_failure=self._on_monitor_failure)
         self.control: ControlServer | None = None
+        self.api = None  # daemon/api.py ApiServer, with [api] (or run --api)
         self.vipguard = VipGuard(self.config, opts.netns, self._on_address_seen)
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -148,6 +149,8 @@ class Daemon:
         # the maintenance map is kept with the generation (a restart of the service empties /run)
         maintenance = statedir.load_maintenance(lib_dir)
         generation = statedir.next_generation(lib_dir)
+        if self.config.api is not None:  # aiohttp's import takes a while: before the core's clock runs
+            from . import api  # noqa: F401
         t0 = now_ms()
         self.core = NodeCore(self.config, self.loaded.node, generation, t0, maintenance=maintenance)
         c = self.config.cluster
@@ -171,6 +174,8 @@ class Daemon:
                 await self.balancer.start()
                 if self.config.balancer.autoreload:
                     self._spawn(self.reloader.autoreload())
+            from .api import start_api
+            self.api = await start_api(self)
             await self.vipguard.start()
             if self.vipguard.leases is not None:
                 self.opts.services["leases"] = self.vipguard.leases  # the vip agents' guard
@@ -257,6 +262,8 @@ class Daemon:
             link.close()
         if self.control:
             await self.control.close()
+        if self.api is not None:
+            await self.api.close()
         self.sd.close()
 
     # ------------------------------------------------------------------ inputs
