@@ -304,13 +304,13 @@
     }
   }
 
-  // the time the plots span: what has been sampled since the page opened, from 30 s up to
+  // the time the plots span: what has been sampled since the page opened, from 10 s up to
   // HISTORY_S, so a page opened a moment ago does not squeeze its samples into one edge
   function plotSpan() {
     let first = Infinity;
     for (const h of S.history.values()) if (h.length) first = Math.min(first, h[0].t);
     const span = Number.isFinite(first) ? Date.now() / 1000 - first : 0;
-    return Math.min(HISTORY_S, Math.max(30, Math.ceil(span / 10) * 10));
+    return Math.min(HISTORY_S, Math.max(10, Math.ceil(span / 5) * 5));
   }
 
   function spanText(span) {
@@ -650,6 +650,8 @@
     fill("events", items.length ? items : el("li", { class: "muted" }, "no events yet"));
   }
 
+  let wakeStream = null;  // ends the wait before the stream is reopened (a new token)
+
   // read /api/v1/events as the HTML standard's event-stream format (no EventSource: see above)
   async function stream() {
     for (;;) {
@@ -690,7 +692,8 @@
       }
       S.streamUp = false;
       render();
-      await new Promise(res => setTimeout(res, 2000));
+      await new Promise(res => { wakeStream = res; setTimeout(res, 2000); });
+      wakeStream = null;
     }
   }
 
@@ -703,6 +706,7 @@
     input.value = "";
     if (S.token) sessionStorage.setItem(TOKEN_KEY, S.token);
     else sessionStorage.removeItem(TOKEN_KEY);
+    if (wakeStream) wakeStream();
     checkAuth().then(refresh);
   });
   document.getElementById("token-clear").addEventListener("click", () => {
