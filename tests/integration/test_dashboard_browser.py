@@ -287,6 +287,16 @@ def test_dashboard_shows_failover_and_drains_a_real(lab, tmp_path):
             return new[REAL2] == old[REAL2] and new[REAL1] > old[REAL1]
         wait_until(drained_in_kernel, 16, 2.0, lambda: f"real2's connections to stop: {seen_counts}")
         b.wait("dir-b-phone", f"r => {{ const x = ({REAL})(r); return x && x.state === 'drain'; }}", REAL2)
+        # standby wants a second press; with the peer dead the daemon refuses, and says why
+        page = b.pages["dir-b-laptop"]
+        b.run(lambda: page.click('article.node[data-node="dir-b"] button[data-op="standby"]'))
+        assert b.eval("dir-b-laptop", "() => document.querySelector('button[data-op=standby]').textContent") \
+            == "press again to standby"
+        b.run(lambda: page.click('article.node[data-node="dir-b"] button[data-op="standby"]'))
+        b.wait("dir-b-laptop", "() => { const m = document.getElementById('message'); "
+               "return m.classList.contains('bad') && m.textContent.startsWith('standby'); }", timeout=8)
+        print("standby with the peer dead: " + b.eval("dir-b-laptop", "() => document.getElementById('message').textContent"))
+        assert b.eval("dir-b-laptop", HOLDER, group) == "dir-b"
         marks.append(("failover and drain", time.monotonic()))
         b.shot("dir-b-laptop", SHOTS / "dashboard-drained-laptop.png")
         b.shot("dir-b-phone", SHOTS / "dashboard-drained-phone.png")

@@ -215,9 +215,10 @@
     try {
       const reply = await call("POST", path, body);
       const lines = (reply && (reply.messages || (reply.message ? [reply.message] : []))) || [];
-      say(`${label}: ` + (lines.length ? lines.join("; ") : "done"));
+      const text = lines.length ? lines.join("; ") : "done";
+      say(text.startsWith(label) ? text : `${label}: ${text}`);
     } catch (e) {
-      say(`${label}: ${e.message}`, true);
+      say(e.message.startsWith(label) ? e.message : `${label}: ${e.message}`, true);
     }
     refresh();
   }
