@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
+import ssl
 import subprocess
 import sys
 import time
 
 import pytest
 
-from api_util import EventStream, Http, api_address, wait_http
+from api_util import EventStream, Http, api_address, client_tls, wait_http
+from checks_util import make_cert
 from hdtest import wait_until
 
 HB_PORT = 16970
@@ -126,6 +129,7 @@ class Pair:
         self.state = {n: str(tmp / n / "state") for n in SOURCES}
         self.cfg = {}
         self.http: dict[str, Http] = {}
+        self.tls = None  # alpha's API speaks TLS: the client's context trusting its certificate
 
     def log(self, node):
         return self.p.log(node)
@@ -152,20 +156,25 @@ def pair(tmp_path_factory):
         for node in SOURCES:
             (tmp / node).mkdir()
             pr.cfg[node] = tmp / node / "cluster.toml"
+        key, cert = make_cert(tmp, "alpha.example.test")
+        pr.tls = client_tls(cert)
         pr.cfg["alpha"].write_text(_config("alpha", f'[api]\nlisten = "127.0.0.1:0"\ntoken_file = "{token}"\n'
+                                                    f'cert_file = "{cert}"\nkey_file = "{key}"\n'
                                                     "max_connections = 16\nmax_body = 2048\n"))
         pr.cfg["beta"].write_text(_config("beta"))
-        p.start("alpha", [sys.executable, "-m", "hadirector", "run", "-c", str(pr.cfg["alpha"]), "--node", "alpha",
-                          "--state-dir", pr.state["alpha"]])
-        p.start("beta", [sys.executable, "-m", "hadirector", "run", "-c", str(pr.cfg["beta"]), "--node", "beta",
-                         "--state-dir", pr.state["beta"], "--api", "127.0.0.2:0"])
+        argv = {"alpha": [], "beta": ["--api", "127.0.0.2:0"]}
         for node, token_ in (("alpha", TOKEN), ("beta", None)):
-            where = wait_until(lambda n=node: api_address(p.log(n)), 15, 0.05,
+            # alpha first, holding lb before beta starts (auto_failback off: whoever is alone takes it)
+            p.start(node, [sys.executable, "-m", "hadirector", "run", "-c", str(pr.cfg[node]), "--node", node,
+                           "--state-dir", pr.state[node], *argv[node]])
+            where = wait_until(lambda n=node: api_address(p.log(n)), 20, 0.05,
                                lambda n=node: f"{n}'s API address in its log:\n{p.log(n)[-2000:]}")
-            pr.http[node] = Http(*where, token=token_)
+            pr.http[node] = Http(*where, token=token_, tls=pr.tls if node == "alpha" else None)
             wait_http(pr.http[node])
-        # alpha holds lb (the balancer listens on the VIP), beta is heard, every check ran
-        wait_until(lambda: _listening(VIP, VPORT), 15, 0.05, lambda: "the VIP service\n" + p.log("alpha")[-2000:])
+            if node == "alpha":
+                wait_until(lambda: _listening(VIP, VPORT), 20, 0.05,
+                           lambda: "the VIP service on alpha\n" + p.log("alpha")[-2000:])
+        # beta is heard, every check ran
         wait_until(lambda: all(n["status"] == "active" for n in pr.status("alpha")["nodes"] if not n.get("local")),
                    15, 0.1, "beta active on alpha")
         wait_until(lambda: all(c["last_result"] == "ok" for c in pr.status("alpha")["checks"].values())
@@ -177,41 +186,57 @@ def pair(tmp_path_factory):
 
 # --------------------------------------------------------------------------- configuration
 
-def test_a_token_file_others_can_read_is_refused_at_load(tmp_path):
+def _check(capsys, cfg) -> tuple[int, str]:
+    """`hadirector check -c CFG --node alpha`, in this process (the CLI's own main)."""
+    from hadirector.cli import main
+    capsys.readouterr()
+    code = main(["check", "-c", str(cfg), "--node", "alpha"])
+    return code, capsys.readouterr().err
+
+
+def test_api_files_that_cannot_work_are_refused_at_load(tmp_path, capsys):
     token = tmp_path / "token"
     token.write_text("x\n")
     token.chmod(0o644)
     cfg = tmp_path / "c.toml"
     cfg.write_text(_config("alpha", f'[api]\nlisten = "127.0.0.1:0"\ntoken_file = "{token}"\n'))
-    r = subprocess.run([sys.executable, "-m", "hadirector", "check", "-c", str(cfg), "--node", "alpha"],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1, r.stdout
-    assert f"api.token_file ({token}): readable by group and others (mode 0644)" in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr
+    code, err = _check(capsys, cfg)
+    assert code == 1 and f"api.token_file ({token}): readable by group and others (mode 0644)" in err, err
     # the same rule for `run --api-token-file` with a configuration without [api], before anything starts
     cfg.write_text(_config("alpha"))
     r = subprocess.run([sys.executable, "-m", "hadirector", "run", "-c", str(cfg), "--node", "alpha",
                         "--state-dir", str(tmp_path / "s"), "--api", "127.0.0.1:0", "--api-token-file", str(token)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and f"--api-token-file ({token}): readable by group and others" in r.stderr, r.stderr
-    assert not (tmp_path / "s" / "control.sock").exists()
-    # a bad listen address and a TLS half are refused with their key path
+    assert "Traceback" not in r.stderr and not (tmp_path / "s" / "control.sock").exists()
+    token.chmod(0o600)
+    token.write_text("\n")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    key1, cert1 = make_cert(tmp_path / "one")
+    key2, cert2 = make_cert(tmp_path / "two")
     for api, says in (('listen = "localhost:80"', "api.listen: expected an IP address before the port in "
                                                    "'localhost:80', got 'localhost'"),
+                      (f'listen = "127.0.0.1:80"\ntoken_file = "{token}"',
+                       f"api.token_file ({token}): empty: put one token on the first line"),
                       ('listen = "127.0.0.1:80"\ncert_file = "/nonexistent.pem"',
                        "TLS needs both cert_file and key_file"),
                       ('listen = "127.0.0.1:80"\ncert_file = "/nonexistent.pem"\nkey_file = "/nonexistent.key"',
-                       "api.cert_file (/nonexistent.pem): no such file")):
+                       "api.cert_file (/nonexistent.pem): no such file"),
+                      (f'listen = "127.0.0.1:80"\ncert_file = "{cert1}"\nkey_file = "{key2}"',
+                       f"api.cert_file: {cert1} and {key2} do not load as a TLS certificate and its key")):
         cfg.write_text(_config("alpha", f"[api]\n{api}\n"))
-        r = subprocess.run([sys.executable, "-m", "hadirector", "check", "-c", str(cfg), "--node", "alpha"],
-                           capture_output=True, text=True, timeout=30)
-        assert r.returncode == 1 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+        code, err = _check(capsys, cfg)
+        assert code == 1 and says in err and "Traceback" not in err, err
+    cfg.write_text(_config("alpha", f'[api]\nlisten = "127.0.0.1:80"\ncert_file = "{cert1}"\nkey_file = "{key1}"\n'))
+    code, err = _check(capsys, cfg)
+    assert code == 0, err
 
 
 # --------------------------------------------------------------------------- reading
 
 VOLATILE = {"now", "uptime_s", "silent_ms", "links", "packets_ok", "vip_guard", "last_check", "checks",
-            "generation"}
+            "generation", "since", "last_monitor", "dropped"}
 
 
 def _stable(obj):
@@ -325,7 +350,7 @@ def test_error_codes(pair):
 
 def test_drain_and_enable_a_real_stream_the_events(pair):
     a = pair.http["alpha"]
-    ev = EventStream(a.host, a.port, TOKEN)
+    ev = EventStream(a.host, a.port, TOKEN, tls=pair.tls)
     try:
         wait_until(lambda: ev.status is not None, 5, 0.05, "the stream's headers")
         assert ev.status == 200 and ev.content_type.startswith("text/event-stream")
@@ -357,7 +382,7 @@ def test_drain_and_enable_a_real_stream_the_events(pair):
 
 def test_a_real_going_down_is_streamed_counted_and_shown(pair):
     a = pair.http["alpha"]
-    ev = EventStream(a.host, a.port, TOKEN)
+    ev = EventStream(a.host, a.port, TOKEN, tls=pair.tls)
     try:
         wait_until(lambda: ev.status == 200, 5, 0.05, "the stream")
         pair.p.stop(f"real-{REALS[1]}")  # the fault: the real server is gone
@@ -476,19 +501,23 @@ def test_many_connections_do_not_stall_the_cluster(pair):
     socks = []
     try:
         for _ in range(40):  # max_connections = 16 on alpha: the rest are answered 503 and closed
-            s = socket.create_connection((a.host, a.port), timeout=3)
+            s = pair.tls.wrap_socket(socket.create_connection((a.host, a.port), timeout=3))
             s.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n")  # never finished: a slow client
+            s.setblocking(False)  # TLS 1.3 session tickets make it readable with no data for us
             socks.append(s)
-        time.sleep(0.3)
-        refused = 0
-        for s in socks[16:]:
-            s.settimeout(2)
-            try:
-                if s.recv(200).startswith(b"HTTP/1.1 503"):
-                    refused += 1
-            except OSError:
-                pass
-        assert refused >= 20, refused
+        refused = set()
+        deadline = time.monotonic() + 3
+        while len(refused) < 24 and time.monotonic() < deadline:
+            ready, _, _ = select.select([s for s in socks if s not in refused], [], [], 0.2)
+            for s in ready:
+                try:
+                    head = s.recv(200)
+                except ssl.SSLWantReadError:
+                    continue
+                if head.startswith(b"HTTP/1.1 503"):
+                    refused.add(s)
+        assert len(refused) == 24, len(refused)  # exactly the ones over the limit
+        assert not refused & set(socks[:16])
         # while they hang, heartbeats flow: beta still sees alpha active, and nothing was declared dead
         time.sleep(1.5)  # more than deadtime (1 s)
         alpha_on_beta = [n for n in pair.status("beta")["nodes"] if n["name"] == "alpha"][0]
