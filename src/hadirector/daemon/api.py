@@ -101,6 +101,35 @@ class _Refuse(asyncio.Protocol):
         transport.close()
 
 
+class _Counted(asyncio.Protocol):
+    """aiohttp's protocol of one connection, told to `closed()` when the connection ends."""
+
+    def __init__(self, inner: asyncio.Protocol, closed) -> None:
+        self.inner = inner
+        self._closed = closed
+
+    def connection_made(self, transport) -> None:
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self):
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc) -> None:
+        closed, self._closed = self._closed, None
+        if closed is not None:
+            closed()
+        self.inner.connection_lost(exc)
+
+
 class ApiServer:
     """The API of daemon `d` (daemon/node.py), as `api` ([api] table) says; `token`: the bearer
     token read from its token_file, or None."""
@@ -116,6 +145,7 @@ class ApiServer:
         self.files = load_dashboard()
         self.refused = 0  # connections over the limit
         self.streams = 0  # event streams open now
+        self.connections = 0  # open now
         self._runner: web.AppRunner | None = None
         self._server: asyncio.AbstractServer | None = None
         self._log_handler = None  # (BusHandler, loggers) from start_api
@@ -148,24 +178,32 @@ class ApiServer:
         return ctx
 
     async def start(self) -> None:
-        runner = web.AppRunner(self.app(), handle_signals=False, access_log=None, shutdown_timeout=2.0)
+        # handler_cancellation: a client that goes away ends its handler at once (an event
+        # stream would otherwise hold its connection slot until its next write fails)
+        runner = web.AppRunner(self.app(), handle_signals=False, access_log=None, shutdown_timeout=2.0,
+                               handler_cancellation=True)
         await runner.setup()
         self._runner = runner
         server = runner.server
         limit = self.api.max_connections
 
         def factory():
-            if len(server.connections) >= limit:
+            # counted here, when the connection is accepted: aiohttp registers a connection only
+            # when its connection_made runs, after a whole batch of accepts
+            if self.connections >= limit:
                 self.refused += 1
                 return _Refuse()
-            return server()
+            self.connections += 1
+            return _Counted(server(), self._closed)
 
         loop = asyncio.get_running_loop()
         backlog = min(128, limit * 2)
+        # a client that never finishes its TLS handshake holds its slot this long at most
+        tls = {"ssl_handshake_timeout": BODY_TIMEOUT_S} if self.api.cert_file else {}
         netns = getattr(self.d.opts, "netns", None)
         if netns is None:
             self._server = await loop.create_server(factory, self.host, self.port, ssl=self.ssl_context(),
-                                                    backlog=backlog, reuse_address=True)
+                                                    backlog=backlog, reuse_address=True, **tls)
             return
         # the daemon's links and agents live in a network namespace: so does its API
         import socket
@@ -179,7 +217,10 @@ class ApiServer:
         except OSError:
             sock.close()
             raise
-        self._server = await loop.create_server(factory, sock=sock, ssl=self.ssl_context(), backlog=backlog)
+        self._server = await loop.create_server(factory, sock=sock, ssl=self.ssl_context(), backlog=backlog, **tls)
+
+    def _closed(self) -> None:
+        self.connections -= 1
 
     @property
     def address(self) -> str:
