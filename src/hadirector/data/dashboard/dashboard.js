@@ -132,8 +132,8 @@
 
   function tone(word) {
     const w = String(word || "").toLowerCase();
-    if (/^(up|active|held|running|ok|enabled|quorate|yes|true|live)/.test(w)) return "ok";
-    if (/(dead|down|fail|error|lost|disabled|no quorum|refused|false|unreachable)/.test(w)) return "bad";
+    if (/^(up|active|held|running|ok|enabled|quorate|yes|true|live|vote)/.test(w)) return "ok";
+    if (/(dead|down|fail|error|lost|disabled|no quorum|no vote|refused|false|unreachable)/.test(w)) return "bad";
     return "warn";
   }
 
@@ -187,7 +187,11 @@
       return;
     }
     const state = document.getElementById("auth-state");
-    if (S.token && !S.auth.authorized) {
+    if (S.token && !S.auth.token_required) {
+      // daemon/api.py: without a token_file, reading is open and every change is refused
+      state.textContent = "this node has no token set: read only";
+      state.className = "bad-text";
+    } else if (S.token && !S.auth.authorized) {
       state.textContent = "token refused";
       state.className = "bad-text";
     } else if (canOperate()) {
@@ -352,6 +356,7 @@
   function render() {
     const st = S.status;
     const conn = document.getElementById("conn");
+    document.body.classList.toggle("stale", Boolean(S.failing && S.status));
     if (S.failing) {
       conn.dataset.state = "down";
       conn.textContent = S.lastOk ? `${S.failing} (last answer ${clock(S.lastOk)})` : S.failing;
