@@ -195,21 +195,24 @@ def test_dashboard_shows_failover_and_drains_a_real(lab, tmp_path):
     for name in ("dir-a", "dir-b"):
         c.start(name, "--api", f"{pair.addr[name]}:{PORT}", "--api-token-file", str(token_file))
         url[name] = f"http://{pair.addr[name]}:{PORT}/"
-    c.wait_holder("dir-a", timeout=15, stable=0.3)
-    marks.append(("pair up", time.monotonic()))
-    for name in ("dir-a", "dir-b"):
-        pair.client.wait_tcp(pair.addr[name], PORT, timeout=10)
     group = c.vip  # haresources names the group after its first resource
-
-    stop = threading.Event()
-    traffic = _traffic(c, stop)
-    b = Browser(pair.client.netns)
+    b = Browser(pair.client.netns)  # Chromium starts while the daemons do
     marks.append(("browser", time.monotonic()))
+    stop = threading.Event()
+    traffic = None
     try:
         for name in ("dir-a", "dir-b"):
-            b.open(f"{name}-laptop", url[name], LAPTOP)
+            pair.client.wait_tcp(pair.addr[name], PORT, timeout=15)
+        # the pages open as soon as the APIs answer; all but one get the token at once (the
+        # plots start sampling), dir-b-laptop first shows what a page without it does
         for name in ("dir-a", "dir-b"):
+            b.open(f"{name}-laptop", url[name], LAPTOP)
             b.open(f"{name}-phone", url[name], PHONE)
+        for page in ("dir-a-laptop", "dir-a-phone", "dir-b-phone"):
+            b.run(lambda p=page: (b.pages[p].fill("#token-input", TOKEN), b.pages[p].click("#token-save")))
+        c.wait_holder("dir-a", timeout=15, stable=0.3)
+        marks.append(("pair up", time.monotonic()))
+        traffic = _traffic(c, stop)
         # the token is required for every read: the page asks for it and shows nothing yet
         b.wait("dir-b-laptop", "() => document.getElementById('conn').dataset.state === 'down'")
         assert "token" in b.eval("dir-b-laptop", "() => document.getElementById('conn').textContent")
@@ -219,9 +222,9 @@ def test_dashboard_shows_failover_and_drains_a_real(lab, tmp_path):
                        b.pages["dir-b-laptop"].click("#token-save")))
         b.wait("dir-b-laptop", "() => document.getElementById('auth-state').textContent === 'token refused'")
         assert b.eval("dir-b-laptop", OPS_VISIBLE) == 0
-        # every page with the right token (kept in sessionStorage: this page's tab only)
-        for page in b.pages:
-            b.run(lambda p=page: (b.pages[p].fill("#token-input", TOKEN), b.pages[p].click("#token-save")))
+        # with the right token (kept in sessionStorage: this page's tab only)
+        b.run(lambda: (b.pages["dir-b-laptop"].fill("#token-input", TOKEN),
+                       b.pages["dir-b-laptop"].click("#token-save")))
 
         # before: both dashboards see dir-a holding the group, the reals up, traffic flowing
         for page in b.pages:
@@ -233,6 +236,10 @@ def test_dashboard_shows_failover_and_drains_a_real(lab, tmp_path):
         # the event stream (opened once the token is there) gives the recent events first
         b.wait("dir-b-laptop", "() => [...document.querySelectorAll('#events li.event')]"
                ".some(li => li.textContent.includes('owner none -> dir-a'))", timeout=5)
+        # the plots have some seconds of samples to show: the oldest point of the service's
+        # requests plot (300 wide, 10 s at least) is 5 s old or more
+        b.wait("dir-a-laptop", "() => { const p = document.querySelector('svg.plot polyline'); "
+               "return p && parseFloat(p.getAttribute('points')) < 150; }", timeout=15)
         b.shot("dir-a-laptop", SHOTS / "dashboard-before-laptop.png")
         b.shot("dir-a-phone", SHOTS / "dashboard-before-phone.png")
 
@@ -310,4 +317,5 @@ def test_dashboard_shows_failover_and_drains_a_real(lab, tmp_path):
         try:
             b.close()
         finally:
-            traffic.join(5)
+            if traffic is not None:
+                traffic.join(5)
