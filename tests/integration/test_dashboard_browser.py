@@ -33,6 +33,7 @@ from hadirector.lab.hacluster import HaCluster
 from hadirector.lab.presets import director_pair
 from hadirector.net.netns import NetnsWorker
 from hdtest import wait_until
+from test_failover_balancer import LDIRECTORD_CF  # the same stack: DR, real1 weight 3, real2 weight 1
 
 CHROMIUM = "/usr/bin/chromium"
 PORT = 8080
@@ -44,17 +45,6 @@ PHONE = {"width": 390, "height": 844}
 SHOTS = Path(os.environ.get("HADIRECTOR_SCREENSHOTS")
              or Path(__file__).resolve().parents[2] / "docs" / "img")
 
-LDIRECTORD_CF = """checktimeout=1
-checkinterval=1
-quiescent=no
-
-virtual=198.18.0.100:80
-	real=198.18.0.11:80 gate 3
-	real=198.18.0.12:80 gate 1
-	scheduler=wrr
-	protocol=tcp
-	checktype=connect
-"""
 
 
 def _need_browser():
