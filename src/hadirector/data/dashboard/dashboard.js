@@ -153,13 +153,13 @@
     return h;
   }
 
-  async function call(method, path, body) {
+  async function call(method, path, body, timeoutMs) {
     const init = { method, headers: headers(body !== undefined ? { "Content-Type": "application/json" } : {}),
                    cache: "no-store" };
     if (body !== undefined) init.body = JSON.stringify(body);
     // a node that lost power answers nothing, not even a reset: give up after CALL_TIMEOUT_MS
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), CALL_TIMEOUT_MS);
+    const timer = setTimeout(() => abort.abort(), timeoutMs || CALL_TIMEOUT_MS);
     init.signal = abort.signal;
     let r, data = null;
     try {
@@ -217,7 +217,8 @@
   async function operate(label, path, body) {
     say(`${label}...`);
     try {
-      const reply = await call("POST", path, body);
+      // standby/takeover wait up to body.wait seconds for the groups to move
+      const reply = await call("POST", path, body, CALL_TIMEOUT_MS + 1000 * ((body && body.wait) || 0) + 5000);
       const lines = (reply && (reply.messages || (reply.message ? [reply.message] : []))) || [];
       const text = lines.length ? lines.join("; ") : "done";
       say(text.startsWith(label) ? text : `${label}: ${text}`);
