@@ -430,8 +430,23 @@ def test_standby_and_takeover_over_http_reach_the_other_nodes_stream(pair):
 
 
 def test_reload_over_http(pair):
-    r = pair.http["alpha"].post("/api/v1/reload")
-    assert r.status == 200 and r.json()["applied"] is True and r.json()["errors"] == [], r
+    a = pair.http["alpha"]
+    cfg = pair.cfg["alpha"]
+    good = cfg.read_text()
+    try:
+        cfg.write_text(good.replace(f'checkinterval = "{INTERVAL_MS}ms"', 'checkinterval = "400ms"'))
+        r = a.post("/api/v1/reload")
+        assert r.status == 200 and r.json()["applied"] is True and r.json()["errors"] == [], r
+        assert r.json()["changes"] == [f"balancer: checkinterval {INTERVAL_MS}ms -> 400ms"], r.json()
+        cfg.write_text(good.replace("[[balancer.virtual]]", "[[balancer.virtual]]\nschedulr = 'rr'"))
+        r = a.post("/api/v1/reload")
+        assert r.status == 409 and r.json()["applied"] is False, r
+        assert r.json()["error"].startswith("reload refused, the running configuration stays: ")
+        assert "schedulr: unknown key" in r.json()["error"], r
+    finally:
+        cfg.write_text(good)
+    r = a.post("/api/v1/reload")
+    assert r.status == 200 and r.json()["changes"] == [f"balancer: checkinterval 400ms -> {INTERVAL_MS}ms"], r
 
 
 # --------------------------------------------------------------------------- metrics

@@ -425,6 +425,9 @@ class ApiServer:
             reply = await self.handlers.reload({})
         except ControlError as exc:
             raise ApiError(409, str(exc)) from None
+        if not reply.get("applied"):
+            raise ApiError(409, "reload refused, the running configuration stays: "
+                                + "; ".join(reply.get("errors") or ["no reason given"]), **reply)
         return _json(reply)
 
     async def post_real(self, request: web.Request) -> web.Response:
