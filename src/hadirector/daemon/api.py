@@ -41,8 +41,10 @@ from ..config.model import Api
 from ..config.names import BadName, find_real, find_virtual, real_text
 from ..errors import HadirectorError
 from .control import ControlError
-from .events import EventBus
+from .events import BusHandler, EventBus
 from .handlers import ControlHandlers, status_reply
+from .logsetup import ROOT
+from .metrics import Metrics  # prometheus_client: imported with this module, before the core's clock runs
 
 PREFIX = "/api/v1"
 KEEPALIVE_S = 15.0  # SSE comment interval and idle connection timeout
@@ -340,19 +342,20 @@ class ApiServer:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
         self.streams += 1
+        async def write(data: bytes) -> None:
+            # a client that cannot take a write within the keep-alive interval is cut off
+            await asyncio.wait_for(resp.write(data), KEEPALIVE_S)
+
         try:
             await resp.prepare(request)
-            await resp.write(b": hadirector events\n\n")
-            for event in backlog:
-                await resp.write(sse(event))
+            await write(b": hadirector events\n\n" + b"".join(sse(e) for e in backlog))
             while not sub.dropped:
                 try:
                     event = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
                 except TimeoutError:
-                    await resp.write(b": keep-alive\n\n")
+                    await write(b": keep-alive\n\n")
                     continue
-                # a client that cannot take it within the keep-alive interval is cut off too
-                await asyncio.wait_for(resp.write(sse(event)), KEEPALIVE_S)
+                await write(sse(event))
         except (ConnectionError, TimeoutError):
             pass
         finally:
@@ -485,9 +488,6 @@ async def start_api(d) -> ApiServer | None:
     if api is None:
         return None
     from ..config.api_rules import read_token
-    from .events import BusHandler
-    from .logsetup import ROOT
-    from .metrics import Metrics
     token = None
     if api.token_file is not None:
         try:
@@ -498,7 +498,12 @@ async def start_api(d) -> ApiServer | None:
     metrics = Metrics(d)
     server = ApiServer(d, api, token, bus, metrics)
     handler = BusHandler(bus, asyncio.get_running_loop(), d.loaded.node)
-    loggers = {logging.getLogger(ROOT), d.log}
+    # the daemon's logger and every module's below it ("hadirector.*" propagate to it); a logger
+    # of its own outside that tree (a test's) gets the handler too, never one record twice
+    root = logging.getLogger(ROOT)
+    loggers = {root}
+    if d.log is not root and not (d.log.name.startswith(ROOT + ".") and d.log.propagate):
+        loggers.add(d.log)
     for lg in loggers:
         lg.addHandler(handler)
     server._log_handler = (handler, loggers)
