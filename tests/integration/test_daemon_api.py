@@ -263,6 +263,7 @@ def test_the_token_rules(pair):
         r = b.post(path, {})
         assert r.status == 403 and "token" in r.json()["error"] and "token_file" in r.json()["error"], (path, r)
     assert pair.status("beta")["maintenance"] == []
+    assert b.post("/api/v1/nothing", {}).status == 404  # no such path, whoever asks
 
 
 def test_error_codes(pair):

@@ -194,3 +194,14 @@ def test_run_api_for_a_heartbeat_directory(tmp_path, capsys):
     assert f"--api-token-file ({token}): readable by group (mode 0640)" in capsys.readouterr().err
     assert with_api(loaded, None, str(token)) is None
     assert "needs --api ADDR:PORT" in capsys.readouterr().err
+
+
+def test_the_dashboard_files_are_read_once_from_a_folder(tmp_path):
+    from hadirector.daemon.api import STATIC_MAX, load_dashboard
+    assert load_dashboard(tmp_path / "none") == {}
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    (tmp_path / "app.js").write_text("1")
+    (tmp_path / ".hidden").write_text("x")
+    (tmp_path / "big.bin").write_bytes(b"x" * (STATIC_MAX + 1))
+    (tmp_path / "sub").mkdir()
+    assert load_dashboard(tmp_path) == {"index.html": b"<!doctype html>", "app.js": b"1"}

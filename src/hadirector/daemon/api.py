@@ -76,11 +76,11 @@ def error_response(status: int, reason: str, **extra: Any) -> web.Response:
     return _json({"error": reason, **extra}, status=status, headers=headers)
 
 
-def load_dashboard() -> dict[str, bytes]:
+def load_dashboard(folder=None) -> dict[str, bytes]:
     """The dashboard's files from the package (hadirector/data/dashboard), read once at start."""
     out: dict[str, bytes] = {}
     try:
-        folder = resources.files("hadirector") / "data" / "dashboard"
+        folder = folder if folder is not None else resources.files("hadirector") / "data" / "dashboard"
         if not folder.is_dir():
             return out
         for entry in folder.iterdir():
@@ -299,6 +299,9 @@ class ApiServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler):
+        unmatched = request.match_info.http_exception
+        if unmatched is not None:  # no such path / method: say so, whoever asks
+            raise unmatched
         path = request.path
         public = path == "/" or path.startswith("/static/") or path == f"{PREFIX}/auth"
         ok = self.authorized(request)
