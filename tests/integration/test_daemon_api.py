@@ -11,7 +11,6 @@ the control socket's commands (`status --json`, `lvs --json`) print.
 from __future__ import annotations
 
 import json
-import os
 import select
 import socket
 import ssl
@@ -23,6 +22,7 @@ import pytest
 
 from api_util import EventStream, Http, api_address, client_tls, wait_http
 from checks_util import make_cert
+from daemon_util import Procs, listening as _listening
 from hdtest import wait_until
 
 HB_PORT = 16970
@@ -76,46 +76,9 @@ def _config(node: str, api: str = "") -> str:
                          reals=reals, api=api)
 
 
-class Procs:
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name, argv):
-        with open(os.path.join(self.tmp, f"{name}.log"), "ab") as log:
-            self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True)
-        return self.procs[name]
-
-    def stop(self, name):
-        p = self.procs.pop(name)
-        p.terminate()
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-    def log(self, name):
-        with open(os.path.join(self.tmp, f"{name}.log"), errors="replace") as f:
-            return f.read()
-
-    def close(self):
-        for n in list(self.procs):
-            self.stop(n)
-
-
 def _httpd(p: Procs, addr: str) -> None:
     p.start(f"real-{addr}", [sys.executable, "-m", "hadirector.lab.httpd", "--port", str(RPORT), "--bind", addr,
                              "--identity", addr])
-
-
-def _listening(addr, port):
-    try:
-        with socket.create_connection((addr, port), timeout=0.3):
-            return True
-    except OSError:
-        return False
 
 
 def _ctl(state, *args):
@@ -300,6 +263,7 @@ def test_the_token_rules(pair):
         r = b.post(path, {})
         assert r.status == 403 and "token" in r.json()["error"] and "token_file" in r.json()["error"], (path, r)
     assert pair.status("beta")["maintenance"] == []
+    assert b.post("/api/v1/nothing", {}).status == 404  # no such path, whoever asks
 
 
 def test_error_codes(pair):
@@ -362,7 +326,7 @@ def test_drain_and_enable_a_real_stream_the_events(pair):
         path = f"/api/v1/reals/{VIRTUAL.replace(' ', '%20')}/{real}/drain"
         r = a.post(path)
         assert r.status == 200 and r.json()["state"] == "drain", r
-        assert "maintenance drain" in r.json()["message"] and f"by api 127.0.0.1@alpha" in r.json()["message"]
+        assert "maintenance drain" in r.json()["message"] and "by api 127.0.0.1@alpha" in r.json()["message"]
         got = wait_until(lambda: ev.find(lambda k, e: k == "maintenance" and e.get("real") == real), 5, 0.05,
                          lambda: f"the drain on the stream: {ev.events}")
         assert got["virtual"] == VIRTUAL and got["text"].startswith(f"real {real} of {VIRTUAL}: maintenance drain")
@@ -430,8 +394,23 @@ def test_standby_and_takeover_over_http_reach_the_other_nodes_stream(pair):
 
 
 def test_reload_over_http(pair):
-    r = pair.http["alpha"].post("/api/v1/reload")
-    assert r.status == 200 and r.json()["applied"] is True and r.json()["errors"] == [], r
+    a = pair.http["alpha"]
+    cfg = pair.cfg["alpha"]
+    good = cfg.read_text()
+    try:
+        cfg.write_text(good.replace(f'checkinterval = "{INTERVAL_MS}ms"', 'checkinterval = "400ms"'))
+        r = a.post("/api/v1/reload")
+        assert r.status == 200 and r.json()["applied"] is True and r.json()["errors"] == [], r
+        assert r.json()["changes"] == [f"balancer: checkinterval {INTERVAL_MS}ms -> 400ms"], r.json()
+        cfg.write_text(good.replace("[[balancer.virtual]]", "[[balancer.virtual]]\nschedulr = 'rr'"))
+        r = a.post("/api/v1/reload")
+        assert r.status == 409 and r.json()["applied"] is False, r
+        assert r.json()["error"].startswith("reload refused, the running configuration stays: ")
+        assert "schedulr: unknown key" in r.json()["error"], r
+    finally:
+        cfg.write_text(good)
+    r = a.post("/api/v1/reload")
+    assert r.status == 200 and r.json()["changes"] == [f"balancer: checkinterval 400ms -> {INTERVAL_MS}ms"], r
 
 
 # --------------------------------------------------------------------------- metrics

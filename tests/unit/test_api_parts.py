@@ -167,3 +167,41 @@ def test_failovers_are_counted_by_the_ownership_core():
     s.run(4000)  # auto_failback: back to alpha, a move to a node that did not hold it
     assert s.owner("web") == "alpha"
     assert core("beta").ownership.failovers["web"] == 2
+
+
+# --------------------------------------------------------------------------- run --api
+
+def test_run_api_for_a_heartbeat_directory(tmp_path, capsys):
+    """`hadirector run --api ADDR:PORT [--api-token-file F]` gives any configuration an [api]
+    table, checked as the loader checks one."""
+    from legacy_util import load, make_ha_dir
+
+    from hadirector.commands.run import with_api
+    loaded = load(make_ha_dir(tmp_path))
+    assert loaded.legacy and loaded.config.api is None
+    assert with_api(loaded, None, None) is loaded
+    got = with_api(loaded, "[::1]:0", None)
+    assert got.config.api.listen == "[::1]:0" and got.config.api.token_file is None
+    assert got.config.cluster == loaded.config.cluster and got.legacy
+    token = tmp_path / "token"
+    token.write_text("abc\n")
+    token.chmod(0o600)
+    got = with_api(loaded, "127.0.0.1:8080", str(token))
+    assert got.config.api.token_file == str(token)
+    token.chmod(0o640)
+    capsys.readouterr()
+    assert with_api(loaded, "127.0.0.1:8080", str(token)) is None
+    assert f"--api-token-file ({token}): readable by group (mode 0640)" in capsys.readouterr().err
+    assert with_api(loaded, None, str(token)) is None
+    assert "needs --api ADDR:PORT" in capsys.readouterr().err
+
+
+def test_the_dashboard_files_are_read_once_from_a_folder(tmp_path):
+    from hadirector.daemon.api import STATIC_MAX, load_dashboard
+    assert load_dashboard(tmp_path / "none") == {}
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    (tmp_path / "app.js").write_text("1")
+    (tmp_path / ".hidden").write_text("x")
+    (tmp_path / "big.bin").write_bytes(b"x" * (STATIC_MAX + 1))
+    (tmp_path / "sub").mkdir()
+    assert load_dashboard(tmp_path) == {"index.html": b"<!doctype html>", "app.js": b"1"}

@@ -41,8 +41,10 @@ from ..config.model import Api
 from ..config.names import BadName, find_real, find_virtual, real_text
 from ..errors import HadirectorError
 from .control import ControlError
-from .events import EventBus
+from .events import BusHandler, EventBus
 from .handlers import ControlHandlers, status_reply
+from .logsetup import ROOT
+from .metrics import Metrics  # prometheus_client: imported with this module, before the core's clock runs
 
 PREFIX = "/api/v1"
 KEEPALIVE_S = 15.0  # SSE comment interval and idle connection timeout
@@ -74,11 +76,11 @@ def error_response(status: int, reason: str, **extra: Any) -> web.Response:
     return _json({"error": reason, **extra}, status=status, headers=headers)
 
 
-def load_dashboard() -> dict[str, bytes]:
+def load_dashboard(folder=None) -> dict[str, bytes]:
     """The dashboard's files from the package (hadirector/data/dashboard), read once at start."""
     out: dict[str, bytes] = {}
     try:
-        folder = resources.files("hadirector") / "data" / "dashboard"
+        folder = folder if folder is not None else resources.files("hadirector") / "data" / "dashboard"
         if not folder.is_dir():
             return out
         for entry in folder.iterdir():
@@ -297,6 +299,9 @@ class ApiServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler):
+        unmatched = request.match_info.http_exception
+        if unmatched is not None:  # no such path / method: say so, whoever asks
+            raise unmatched
         path = request.path
         public = path == "/" or path.startswith("/static/") or path == f"{PREFIX}/auth"
         ok = self.authorized(request)
@@ -340,19 +345,20 @@ class ApiServer:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
         self.streams += 1
+        async def write(data: bytes) -> None:
+            # a client that cannot take a write within the keep-alive interval is cut off
+            await asyncio.wait_for(resp.write(data), KEEPALIVE_S)
+
         try:
             await resp.prepare(request)
-            await resp.write(b": hadirector events\n\n")
-            for event in backlog:
-                await resp.write(sse(event))
+            await write(b": hadirector events\n\n" + b"".join(sse(e) for e in backlog))
             while not sub.dropped:
                 try:
                     event = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
                 except TimeoutError:
-                    await resp.write(b": keep-alive\n\n")
+                    await write(b": keep-alive\n\n")
                     continue
-                # a client that cannot take it within the keep-alive interval is cut off too
-                await asyncio.wait_for(resp.write(sse(event)), KEEPALIVE_S)
+                await write(sse(event))
         except (ConnectionError, TimeoutError):
             pass
         finally:
@@ -425,6 +431,9 @@ class ApiServer:
             reply = await self.handlers.reload({})
         except ControlError as exc:
             raise ApiError(409, str(exc)) from None
+        if not reply.get("applied"):
+            raise ApiError(409, "reload refused, the running configuration stays: "
+                                + "; ".join(reply.get("errors") or ["no reason given"]), **reply)
         return _json(reply)
 
     async def post_real(self, request: web.Request) -> web.Response:
@@ -482,9 +491,6 @@ async def start_api(d) -> ApiServer | None:
     if api is None:
         return None
     from ..config.api_rules import read_token
-    from .events import BusHandler
-    from .logsetup import ROOT
-    from .metrics import Metrics
     token = None
     if api.token_file is not None:
         try:
@@ -495,7 +501,12 @@ async def start_api(d) -> ApiServer | None:
     metrics = Metrics(d)
     server = ApiServer(d, api, token, bus, metrics)
     handler = BusHandler(bus, asyncio.get_running_loop(), d.loaded.node)
-    loggers = {logging.getLogger(ROOT), d.log}
+    # the daemon's logger and every module's below it ("hadirector.*" propagate to it); a logger
+    # of its own outside that tree (a test's) gets the handler too, never one record twice
+    root = logging.getLogger(ROOT)
+    loggers = {root}
+    if d.log is not root and not (d.log.name.startswith(ROOT + ".") and d.log.propagate):
+        loggers.add(d.log)
     for lg in loggers:
         lg.addHandler(handler)
     server._log_handler = (handler, loggers)

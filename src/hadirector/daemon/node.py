@@ -149,8 +149,9 @@ class Daemon:
         # the maintenance map is kept with the generation (a restart of the service empties /run)
         maintenance = statedir.load_maintenance(lib_dir)
         generation = statedir.next_generation(lib_dir)
+        api_start = None
         if self.config.api is not None:  # aiohttp's import takes a while: before the core's clock runs
-            from . import api  # noqa: F401
+            from .api import start_api as api_start
         t0 = now_ms()
         self.core = NodeCore(self.config, self.loaded.node, generation, t0, maintenance=maintenance)
         c = self.config.cluster
@@ -174,8 +175,8 @@ class Daemon:
                 await self.balancer.start()
                 if self.config.balancer.autoreload:
                     self._spawn(self.reloader.autoreload())
-            from .api import start_api
-            self.api = await start_api(self)
+            if api_start is not None:
+                self.api = await api_start(self)
             await self.vipguard.start()
             if self.vipguard.leases is not None:
                 self.opts.services["leases"] = self.vipguard.leases  # the vip agents' guard
