@@ -284,6 +284,9 @@ def test_dashboard_shows_failover_and_drains_a_real(lab, tmp_path):
             return new[REAL2] == old[REAL2] and new[REAL1] > old[REAL1]
         wait_until(drained_in_kernel, 16, 2.0, lambda: f"real2's connections to stop: {seen_counts}")
         b.wait("dir-b-phone", f"r => {{ const x = ({REAL})(r); return x && x.state === 'drain'; }}", REAL2)
+        marks.append(("failover and drain", time.monotonic()))
+        b.shot("dir-b-laptop", SHOTS / "dashboard-drained-laptop.png")
+        b.shot("dir-b-phone", SHOTS / "dashboard-drained-phone.png")
         # standby wants a second press; with the peer dead the daemon refuses, and says why
         page = b.pages["dir-b-laptop"]
         b.run(lambda: page.click('article.node[data-node="dir-b"] button[data-op="standby"]'))
@@ -294,13 +297,10 @@ def test_dashboard_shows_failover_and_drains_a_real(lab, tmp_path):
                "return m.classList.contains('bad') && m.textContent.startsWith('standby'); }", timeout=8)
         print("standby with the peer dead: " + b.eval("dir-b-laptop", "() => document.getElementById('message').textContent"))
         assert b.eval("dir-b-laptop", HOLDER, group) == "dir-b"
-        marks.append(("failover and drain", time.monotonic()))
-        b.shot("dir-b-laptop", SHOTS / "dashboard-drained-laptop.png")
-        b.shot("dir-b-phone", SHOTS / "dashboard-drained-phone.png")
         # no script error on the survivor's pages (failed requests while it was asked for a
         # token, and the dead node's page, log "Failed to load resource": not script errors)
         assert not [e for e in b.errors if e.startswith("dir-b") and "Failed to load resource" not in e], b.errors
-        marks.append(("shots", time.monotonic()))
+        marks.append(("shots, standby", time.monotonic()))
         print("phases: " + ", ".join(f"{n} {t - marks[i][1]:.1f}s" for i, (n, t) in enumerate(marks[1:])))
     finally:
         stop.set()
