@@ -378,33 +378,42 @@
     renderServices(st);
   }
 
+  // drawn at the size it is shown (text stays legible on a phone): this node on the left, each
+  // peer on the right, one line per heartbeat link
   function renderTopology(st) {
     const local = st.nodes.find(n => n.local) || st.nodes[0];
     const peers = st.nodes.filter(n => n !== local);
-    const rowH = 70, w = 480, h = Math.max(1, peers.length) * rowH + 10;
     const root = document.getElementById("topology");
+    const w = Math.round(Math.min(640, Math.max(300, root.getBoundingClientRect().width || 480)));
+    const narrow = w < 420;
+    const half = narrow ? 50 : 65;
+    const rowH = 70, h = Math.max(1, peers.length) * rowH + 10;
     root.replaceChildren();
     root.setAttribute("viewBox", `0 0 ${w} ${h}`);
+    root.style.maxHeight = `${h}px`;
     const box = (x, y, n) => svg("g", { class: "tnode " + tone(n.status), "data-node": n.name },
-      svg("rect", { x: x - 65, y: y - 20, width: 130, height: 40, rx: 8 }),
+      svg("rect", { x: x - half, y: y - 20, width: 2 * half, height: 40, rx: 8 }),
       svg("text", { x, y: y - 2, "text-anchor": "middle", class: "tname" }, n.name),
       svg("text", { x, y: y + 13, "text-anchor": "middle", class: "tstatus" }, n.status));
-    const ly = h / 2;
+    const ly = h / 2, x1 = 2 * half + 14, x2 = w - 2 * half - 14;
     peers.forEach((p, i) => {
       const py = 5 + rowH * i + rowH / 2;
       const links = p.links || [];
       links.forEach((l, j) => {
         const off = (j - (links.length - 1) / 2) * 10;
-        root.appendChild(svg("line", { x1: 142, y1: ly + off, x2: w - 142, y2: py + off,
+        root.appendChild(svg("line", { x1, y1: ly + off, x2, y2: py + off,
                                        class: "tlink " + tone(l.status), "data-link": l.name },
           svg("title", {}, `${l.name} to ${p.name}: ${l.status}` + (l.since ? `, since ${stamp(l.since)}` : ""))));
       });
-      const mid = links.length ? `${links.map(l => `${l.name} ${l.status}`).join(", ")}` : "no link";
-      root.appendChild(svg("text", { x: w / 2, y: (ly + py) / 2 - 8, "text-anchor": "middle",
+      const up = links.filter(l => l.status === "up").length;
+      const mid = !links.length ? "no link"
+        : narrow ? `${up} of ${links.length} links up`
+        : links.map(l => `${l.name} ${l.status}`).join(", ");
+      root.appendChild(svg("text", { x: w / 2, y: (ly + py) / 2 - 10, "text-anchor": "middle",
                                      class: "tlabel" }, mid));
-      root.appendChild(box(w - 72, py, p));
+      root.appendChild(box(w - half - 4, py, p));
     });
-    root.appendChild(box(72, ly, local));
+    root.appendChild(box(half + 4, ly, local));
   }
 
   function renderNodes(st) {
