@@ -508,3 +508,18 @@ def test_many_connections_do_not_stall_the_cluster(pair):
     # the slots come back: the API answers again
     wait_until(lambda: a.get("/api/v1/status", timeout=2).status == 200, 10, 0.1, "the API after the flood")
     assert peers_before
+
+
+def test_a_quiet_stream_gets_a_keep_alive_every_15_s(pair):
+    b = pair.http["beta"]
+    ev = EventStream(b.host, b.port)
+    try:
+        t0 = time.monotonic()
+        wait_until(lambda: "hadirector events" in ev.comments, 5, 0.05, "the stream's opening comment")
+        # 15 s after the last thing sent (an event on beta meanwhile would push it back)
+        wait_until(lambda: "keep-alive" in ev.comments, 35, 0.1, lambda: f"a keep-alive: {ev.comments}")
+        took = time.monotonic() - t0
+        assert took >= 14, took
+        assert ev.error is None and ev.status == 200
+    finally:
+        ev.close()
