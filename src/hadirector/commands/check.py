@@ -94,8 +94,7 @@ def _report(loaded, problems: list[Problem], director: bool) -> dict:
         "source": loaded.source, "legacy": loaded.legacy, "node": loaded.node, "on_director": director,
         "files": list(loaded.files),
         "runs": [{"what": what, "command": cmd} for what, cmd in commands(loaded)],
-        "not_run": {"respawn": [r.model_dump() for r in c.respawn], "watchdog": c.watchdog,
-                    "unused": [{"where": u.where, "directive": u.directive,
+        "not_run": {"unused": [{"where": u.where, "directive": u.directive,
                                 "text": u.text if u.directive != "stonith_host" else " ".join(u.text.split()[:2])}
                                for u in loaded.unused]},
         "config": cfg,

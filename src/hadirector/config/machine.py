@@ -16,7 +16,7 @@ The rules and their sources:
 - a vip's interface must exist, and a vip without one needs an interface whose subnet holds it
   (resources/vip.py, as heartbeat's findif);
 - respawn and failfast: the user must exist and the program be executable (config.c
-  add_client_child_base refuses the line); a warning, because hadirector does not run them yet;
+  add_client_child_base refuses the line); for failfast a warning, as hadirector does not run it;
 - a script resource must be in the resource directories (ResourceManager scriptpath: the first
   executable `dir/name`), warned at its haresources line;
 - ldirectord opens `monitorfile` for appending when it reads the file (ld_read_config); a warning,
@@ -170,13 +170,15 @@ def machine_problems(loaded: Loaded, machine: Machine, director: bool) -> list[P
 
 def _client_child(out: _Out, machine: Machine, loc: str, directive: str, user: str, command: str) -> None:
     # config.c add_client_child_base: "Invalid uid specified for client child", "Client child
-    # command is not executable"; hadirector does not run these yet, so only a warning
+    # command is not executable"; respawn is run (daemon/respawn.py), so an error on the
+    # director; failfast is not run, so only a warning
+    report = out.fatal if directive == "respawn" else out.warn
     if not machine.user_exists(user):
-        out.warn(loc, f"{directive} user {user!r} does not exist on this machine (heartbeat refuses the line)")
+        report(loc, f"{directive} user {user!r} does not exist on this machine (heartbeat refuses the line)")
     prog = command.split()[0] if command.split() else command
     if prog and not machine.executable(prog):
-        out.warn(loc, f"{directive} command {prog} is not an executable file on this machine (heartbeat refuses "
-                 "the line)")
+        report(loc, f"{directive} command {prog} is not an executable file on this machine (heartbeat refuses "
+               "the line)")
 
 
 def _have(machine: Machine) -> str:

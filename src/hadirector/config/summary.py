@@ -1,6 +1,6 @@
 """A short human summary of a loaded configuration (what `hadirector check` prints): the cluster,
 its groups and virtual services, then what `run` will start and watch on this node, and what is
-configured but not run by this version (respawn, watchdog, fencing)."""
+configured but not run by this version."""
 
 from __future__ import annotations
 
@@ -122,10 +122,13 @@ def run_lines(loaded: Loaded) -> list[str]:
     if mail:
         to = sorted({a for al in mail for a in al.to})
         out.append(f"mails: {', '.join(to)} on real server changes")
-    idle = [f"respawn {r.user} {r.command} ({loaded.locate(('cluster', 'respawn', i))})"
-            for i, r in enumerate(c.respawn)]
+    if c.respawn:
+        out.append("respawns: " + "; ".join(f"{r.command} as {r.user}" for r in c.respawn)
+                   + " (restarted when they exit, unless with 100)")
     if c.watchdog:
-        idle.append(f"watchdog {c.watchdog} ({loaded.locate(('cluster', 'watchdog'))})")
+        out.append(f"watchdog: feeds {c.watchdog} every {c.timing.keepalive} ms while healthy "
+                   f"(timeout {(c.timing.deadtime + 1009) // 1000} s: a hung node is reset)")
+    idle: list[str] = []
     # stonith_host parameters often hold a password: show the host and the device type only
     idle += [f"{u.directive} {' '.join(u.text.split()[:2]) if u.directive == 'stonith_host' else u.text} ({u.where})"
              for u in loaded.unused]

@@ -206,4 +206,15 @@ def status_reply(d) -> dict:
             "vip_guard": d.vipguard.status(), "lease_ms": st["lease_ms"],
             "balancer": None if d.balancer is None else d.balancer.summary(),
             "checks": {} if d.balancer is None else d.balancer.checks(),
+            "respawn": [] if getattr(d, "respawner", None) is None else d.respawner.snapshot(),
+            "watchdog": None if getattr(d, "hw_watchdog", None) is None else d.hw_watchdog.snapshot(),
+            **_fencing(d, wall),
             "uptime_s": round(time.time() - d.started_at, 1)}
+
+
+def _fencing(d, wall: float) -> dict:
+    """Fencing state and history (cluster/fencing.py), wall-clock times."""
+    fencer = getattr(d, "fencer", None)
+    if fencer is None:
+        return {}
+    return {"fencing": fencer.status(now_ms(), wall)}

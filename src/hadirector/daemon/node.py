@@ -56,6 +56,8 @@ from ..loglevel import NOTICE
 from .reload import Reloader
 from .sdnotify import SystemdNotify
 from .vipguard import VipGuard
+from .respawn import Respawner
+from .watchdog import Watchdog
 
 
 @dataclass
@@ -116,6 +118,11 @@ class Daemon:
         self.sd = opts.notify or SystemdNotify.from_environ()
         self._sd_status: str | None = None  # the last STATUS sent; None: READY not sent yet
         self._watchdog: asyncio.TimerHandle | None = None
+        c = self.config.cluster
+        # ha.cf respawn (respawn.py) and watchdog (watchdog.py)
+        self.respawner = Respawner(c.respawn, self.log, opts.netns) if c.respawn else None
+        self.hw_watchdog = Watchdog(c.watchdog, c.timing.deadtime, c.timing.keepalive / 1000, self.log,
+                                    self._hw_watchdog_healthy) if c.watchdog else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -182,6 +189,10 @@ class Daemon:
                 return 0
             self.running = True
             self.handle(self.core.start(now_ms()))
+            if self.hw_watchdog is not None and self.hw_watchdog.open():
+                self.hw_watchdog.start()
+            if self.respawner is not None:
+                self.respawner.start()
             self._sd_send(READY=1, STATUS=self._service_status())
             if self.sd.watchdog_interval:
                 self._arm_watchdog(loop.time() + self.sd.watchdog_interval)
@@ -251,12 +262,16 @@ class Daemon:
             self.log.error("VIP %s: still guarded at exit (its stop did not finish): its kernel "
                            "stays silent for it until the next start removes it", address)
         await self.notifier.drain(5)
+        if self.respawner is not None:
+            await self.respawner.stop()
         if self.balancer is not None:
             await self.balancer.stop()
         for link in self.links.values():
             link.close()
         if self.control:
             await self.control.close()
+        if self.hw_watchdog is not None:
+            self.hw_watchdog.disarm()  # last: a clean stop (heartbeat.c hb_close_watchdog at the end)
         self.sd.close()
 
     # ------------------------------------------------------------------ inputs
@@ -363,6 +378,17 @@ class Daemon:
                              self.core.node, late * 1000, overdue * 1000, interval * 1000)
         nxt = due + interval
         self._arm_watchdog(nxt if nxt > now else now + interval)
+
+    def _hw_watchdog_healthy(self, late: float) -> tuple[bool, str]:
+        """Feed the device only while the loop and the cluster timer are on time (watchdog_ok)."""
+        interval = self.hw_watchdog.interval
+        overdue = 0.0
+        if self.running and not self.stopping and not self.core.left:
+            overdue = max(0.0, (now_ms() - self.core.next_deadline()) / 1000)
+        if watchdog_ok(late, overdue, interval):
+            return True, ""
+        return False, (f"the loop ran {late * 1000:.0f} ms late, the cluster timer is {overdue * 1000:.0f} ms "
+                       f"overdue (allowed {interval * 1000:.0f} ms)")
 
     def _spawn(self, coro) -> None:
         t = asyncio.get_running_loop().create_task(coro)

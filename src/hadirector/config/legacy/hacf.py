@@ -143,6 +143,18 @@ KNOWN = set(MAPPED) | set(OPTION_MEDIA) | set(LINE_MEDIA) | set(WHOLE_LINE) | se
 HEARTBEAT_CLIENTS = {"ipfail", "ccm", "cib", "crmd", "lrmd", "stonithd", "attrd", "pingd", "mgmtd",
                      "dopd", "hbagent"}
 
+# heartbeat API clients whose job hadirector does itself: `respawn` of one is replaced by that
+# built-in behaviour (a warning says which)
+REPLACED_CLIENTS = {
+    "ipfail": "its ping / ping_group connectivity score moves the groups to the node that reaches more "
+              "ping nodes (ipfail's rule)",
+    "dopd": "dopd keeps a silent peer's DRBD data from being used; hadirector's fencing (stonith, "
+            "stonith_host, [cluster.fencing]), when configured, powers a silent peer off before taking "
+            "its groups over",
+    "ifcheckd": "it watches each heartbeat link of each peer and the ping nodes itself (`hadirector "
+                "status` shows them)",
+}
+
 # Directives whose second value replaces the first (a repeat is worth a warning)
 SINGLE = {"keepalive", "deadtime", "warntime", "initdead", "udpport", "auto_failback", "nice_failback",
           "logfile", "debugfile", "logfacility", "debug", "cluster", "autojoin"}
@@ -552,13 +564,13 @@ class _HaCf:
             return
         user, command = got
         prog = os.path.basename(command.split()[0])
+        if prog in REPLACED_CLIENTS:
+            self.col.warn(loc, f"respawn of {prog}: not run; hadirector does its job itself: {REPLACED_CLIENTS[prog]}")
+            return
         if prog in HEARTBEAT_CLIENTS:
             self.col.warn(loc, f"respawn of {prog}: it is a client of heartbeat's API, which hadirector does "
-                          "not provide, so it is not respawned"
-                          + ("; hadirector's ping nodes and arbiter do ipfail's job" if prog == "ipfail" else ""))
+                          "not provide, so it is not respawned")
             return
-        self.col.warn(loc, f"respawn is accepted but not yet acted on: this version of hadirector does not run "
-                      f"{command.split()[0]} (nor restart it); run it from systemd meanwhile")
         self.respawn.append({"user": user, "command": command})
         self.respawn_where.append(loc)
 
@@ -650,8 +662,6 @@ class _HaCf:
         if not v.startswith("/"):
             self.col.error(loc, f"watchdog: expected a device path such as /dev/watchdog, got {v!r}")
             return
-        self.col.warn(loc, "watchdog is accepted but not yet acted on: this version of hadirector does not "
-                      f"open {v} or feed it, so a hung node is not reset")
         self.cluster["watchdog"] = v
         self.smap.set(("cluster", "watchdog"), loc)
 
