@@ -400,6 +400,11 @@ def test_whole_line_directives(tmp_path, line, msg):
     d = make_ha_dir(tmp_path, hacf=BASE + line + "\n")
     if msg is None:
         loaded = load(d)
+        if line.startswith("stonith"):  # acted on: a fence device, no warning
+            assert not [x for x in loaded.warnings if ":5:" in str(x)]
+            (dev,) = loaded.config.cluster.fencing.devices
+            assert dev.kind == "stonith" and dev.type == line.split()[2 if line.startswith("stonith_host") else 1]
+            return
         (w,) = [str(x) for x in loaded.warnings if ":5:" in str(x)]
         assert "is accepted but not" in w
         return
@@ -411,13 +416,23 @@ def test_apiauth_twice_for_one_client(tmp_path):
     assert one_error(d).startswith(f"{d}/ha.cf:6: apiauth for foo is given twice")
 
 
-def test_fence_devices_are_kept_for_the_summary(tmp_path):
-    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "stonith_host * external/ipmi n2 10.0.0.2 admin s3 lan\n"))
-    (u,) = loaded.unused
-    assert (u.where, u.directive, u.text) == (f"{tmp_path}/ha.d/ha.cf:5", "stonith_host",
-                                              "* external/ipmi n2 10.0.0.2 admin s3 lan")
-    (w,) = [str(x) for x in loaded.warnings if ":5:" in str(x)]
-    assert "stonith_host is accepted but not yet acted on: this version of hadirector does not fence nodes" in w
+def test_fence_lines_become_stonith_devices(tmp_path):
+    # heartbeat resets the node through the device (stonith.h ST_GENERIC_RESET): action reboot
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "stonith_host * external/ipmi n2 10.0.0.2 admin s3 lan\n"
+                              "stonith_host alpha null beta\nstonith baytech /etc/ha.d/conf/stonith.baytech\n"))
+    assert loaded.unused == ()
+    a, b, c = loaded.config.cluster.fencing.devices
+    assert (a.kind, a.type, a.param_text, a.runs_on, a.action) == ("stonith", "external/ipmi",
+                                                                    "n2 10.0.0.2 admin s3 lan", (), "reboot")
+    assert (b.type, b.param_text, b.runs_on) == ("null", "beta", ("alpha",))
+    assert (c.type, c.config_file, c.param_text) == ("baytech", "/etc/ha.d/conf/stonith.baytech", None)
+    assert loaded.locate(("cluster", "fencing", "devices", 1)) == f"{tmp_path}/ha.d/ha.cf:6"
+    assert not [w for w in loaded.warnings if "stonith" in str(w)]
+
+
+def test_stonith_host_for_an_unknown_node_is_an_error(tmp_path):
+    d = make_ha_dir(tmp_path, hacf=BASE + "stonith_host gamma null beta\n")
+    assert one_error(d) == f"{d}/ha.cf:5: 'gamma' is not a cluster node; nodes are alpha, beta"
 
 
 # ---------------------------------------------------------------- autojoin

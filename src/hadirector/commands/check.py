@@ -89,6 +89,11 @@ def _report(loaded, problems: list[Problem], director: bool) -> dict:
     cfg = loaded.config.model_dump(mode="json")
     if cfg["cluster"]["auth"].get("key"):
         cfg["cluster"]["auth"]["key"] = "(not shown)"
+    for dev in (cfg["cluster"].get("fencing") or {}).get("devices", []):
+        # fence device parameters hold passwords (ipmi, ilo, stonith_host lines)
+        dev["params"] = {k: "(not shown)" for k in dev.get("params") or {}}
+        if dev.get("param_text"):
+            dev["param_text"] = "(not shown)"
     c = loaded.config.cluster
     out.update({
         "source": loaded.source, "legacy": loaded.legacy, "node": loaded.node, "on_director": director,

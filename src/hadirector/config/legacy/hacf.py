@@ -207,6 +207,8 @@ class _HaCf:
         self.ping_groups: dict[str, dict] = {}
         self.ping_group_where: dict[str, tuple[str, list[str]]] = {}
         self.respawn: list[dict] = []
+        self.fence_devices: list[dict] = []  # stonith / stonith_host lines
+        self.fence_where: list[str] = []
         self.respawn_where: list[str] = []
         self.logging: dict = {}
         self.seen: dict[str, str] = {}
@@ -608,7 +610,7 @@ class _HaCf:
     def d_stonith(self, rest: str, loc: str) -> None:
         # config.c set_stonith_info: `stonith TYPE CONFIGFILE`
         toks = rest.split(None, 1)
-        if not toks:
+        if len(toks) < 2:
             self.col.error(loc, "stonith needs a device type and its configuration file: "
                            "`stonith baytech /etc/ha.d/conf/stonith.baytech`")
             return
@@ -625,9 +627,18 @@ class _HaCf:
         self._fencing(loc, "stonith_host", rest)
 
     def _fencing(self, loc: str, directive: str, rest: str) -> None:
-        self.col.warn(loc, f"{directive} is accepted but not yet acted on: this version of hadirector does not "
-                      "fence nodes, so a silent peer is taken over without being powered off first")
-        self.col.note(loc, directive, rest)
+        # a fence device run through cluster-glue's `stonith` command (daemon/fencing.py);
+        # heartbeat resets the node (stonith.h ST_GENERIC_RESET): action reboot, `-T reset`
+        if directive == "stonith":
+            typ, cfile = rest.split(None, 1)
+            dev = {"kind": "stonith", "type": typ, "config_file": cfile.strip()}
+        else:
+            host, typ, *params = rest.split(None, 2)
+            dev = {"kind": "stonith", "type": typ, "param_text": params[0].strip() if params else ""}
+            if host != "*":
+                dev["runs_on"] = [host]
+        self.fence_devices.append(dev)
+        self.fence_where.append(loc)
 
     # ------------------------------------------------------------------ the rest
 
@@ -795,6 +806,12 @@ class _HaCf:
             for j, loc in enumerate(member_lines):
                 smap.set(("cluster", "ping_groups", i, "addresses", j), loc)
         out["respawn"] = self.respawn
+        if self.fence_devices:
+            out["fencing"] = {"devices": self.fence_devices}
+            for i, loc in enumerate(self.fence_where):
+                smap.set(("cluster", "fencing", "devices", i), loc)
+                for key in ("type", "config_file", "param_text", "runs_on"):
+                    smap.set(("cluster", "fencing", "devices", i, key), loc)
         for i, loc in enumerate(self.respawn_where):
             smap.set(("cluster", "respawn", i), loc)
         if self.logging:
