@@ -185,6 +185,9 @@ class Fencing(Model):
 
     devices: tuple[FenceDevice, ...] = Field(min_length=1)
     delay: Duration = 5_000
+    # mail on a failed fence (to, sender, smtp as ldirectord's emailalert); empty `to`: the
+    # [balancer]'s emailalert addresses, if any
+    alerts: Alerts | None = None
 
 
 class Logging(Model):

@@ -208,13 +208,14 @@ def status_reply(d) -> dict:
             "checks": {} if d.balancer is None else d.balancer.checks(),
             "respawn": [] if getattr(d, "respawner", None) is None else d.respawner.snapshot(),
             "watchdog": None if getattr(d, "hw_watchdog", None) is None else d.hw_watchdog.snapshot(),
-            **_fencing(d, wall),
+            **_fencing(st, wall),
             "uptime_s": round(time.time() - d.started_at, 1)}
 
 
-def _fencing(d, wall: float) -> dict:
-    """Fencing state and history (cluster/fencing.py), wall-clock times."""
-    fencer = getattr(d, "fencer", None)
-    if fencer is None:
+def _fencing(st: dict, wall: float) -> dict:
+    """Fencing state and history (cluster/fencing.py), with wall-clock times."""
+    f = st.get("fencing")
+    if f is None:
         return {}
-    return {"fencing": fencer.status(now_ms(), wall)}
+    hist = [{**h, "time": _wall(h["age_ms"], wall)} for h in f["history"]]
+    return {"fencing": {**f, "history": hist}}

@@ -57,6 +57,7 @@ from .reload import Reloader
 from .sdnotify import SystemdNotify
 from .vipguard import VipGuard
 from .respawn import Respawner
+from .fencing import FenceRunner
 from .watchdog import Watchdog
 
 
@@ -123,6 +124,8 @@ class Daemon:
         self.respawner = Respawner(c.respawn, self.log, opts.netns) if c.respawn else None
         self.hw_watchdog = Watchdog(c.watchdog, c.timing.deadtime, c.timing.keepalive / 1000, self.log,
                                     self._hw_watchdog_healthy) if c.watchdog else None
+        # fencing.py: runs the fence devices for the core's Fence actions
+        self.fence_runner = FenceRunner(self.config, loaded.node, self.log, opts.netns) if c.fencing else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -425,6 +428,10 @@ class Daemon:
             self.vipguard.lease(a.group, a.addresses, a.until)
         elif isinstance(a, A.ProbeAddress):
             self.vipguard.probe(a.address)
+        elif isinstance(a, A.Fence):
+            self._spawn(self._fence(a.node))
+        elif isinstance(a, A.FenceResult) and not a.ok:
+            self._fence_failed(a)
         elif isinstance(a, A.MaintenanceChanged):
             self._maintenance_changed()
         elif isinstance(a, A.LeaveComplete):
@@ -460,6 +467,25 @@ class Daemon:
                 elif n in peers and peers[n]["silent_ms"] is not None:
                     seen.append(now - peers[n]["silent_ms"])
         return max(seen) if seen else None
+
+    async def _fence(self, peer: str) -> None:
+        """Run the fence devices for `peer` (daemon/fencing.py) and tell the core."""
+        try:
+            ok, detail, device, took = await self.fence_runner.fence(peer)
+        except Exception as exc:  # noqa: BLE001 - a fence that raised failed; the core retries
+            self.log.exception("node %s: fencing raised", peer)
+            ok, detail, device, took = False, f"{type(exc).__name__}: {exc}", "", 0
+        if ok:
+            self.log.info("node %s: fence by %s succeeded in %d ms: %s", peer, device, took, detail)
+        self._feed("on_fence_result", peer, ok, now_ms(), detail, device, took)
+
+    def _fence_failed(self, a) -> None:
+        """Loud: the log line (eventlog) and an alert mail at the first failure and every 10th."""
+        if self.fence_runner is None or (a.failures != 1 and a.failures % 10):
+            return
+        mail = self.fence_runner.failure_mail(a.node, a.detail, a.failures, a.retry_ms)
+        if mail is not None:
+            self.notifier.mail(mail)
 
     async def _probe(self, address: str) -> None:
         timeout = max(0.2, self.config.cluster.timing.keepalive / 1000)
