@@ -124,3 +124,24 @@ def test_a_clean_leave_is_not_fenced():
     s.call("alpha", "shutdown")
     s.run(3000)
     assert s.events("beta", Fence) == [] and s.owner("web") == "beta"
+
+
+def test_lossy_links_freeze_and_thaw_never_run_a_group_twice():
+    # lossy, duplicating, replaying links; the holder freezes for 3 s: fenced (powered off) or,
+    # when the fence fails, the takeover waits; never two runners, whichever happens
+    from hadirector.cluster.sim import LinkModel
+    for seed in range(4):
+        s = Sim(cluster_config(groups={"web": "alpha"}, auto_failback="off", fencing=300), seed=seed,
+                link=LinkModel(loss=0.05, delay=(1, 20), dup=0.05, replay=0.05))
+        s.run(2000)
+        if seed % 2:
+            s.fence_fails.add("alpha")
+        s.freeze("alpha")
+        s.run(3000)
+        s.thaw("alpha")
+        s.run(5000)
+        assert s.violations == [], (seed, s.violations)
+        if seed % 2:
+            assert s.events("beta", AcquireGroup) == [] and s.owner("web") == "alpha", seed
+        else:
+            assert s.fenced and s.owner("web") == "beta", seed
