@@ -185,3 +185,44 @@ def test_a_failing_fence_blocks_the_takeover(cluster):
     wait_until(lambda: _status(c, "dir-b")["fencing"]["peers"]["dir-a"]["state"] == "ok", 10, 0.1,
                "dir-b hears dir-a again")
     c.wait_holder("dir-a", timeout=10, stable=1.0)
+
+
+def test_hacf_stonith_host_through_cluster_glue(cluster):
+    """heartbeat's own lines: `stonith_host * null dir-a dir-b` in ha.cf runs cluster-glue's
+    `stonith -t null -p "dir-a dir-b" -T reset dir-a` (the null device resets nothing but says it
+    did); dir-b takes over only after it returned 0."""
+    need("/usr/sbin/stonith")
+    c = cluster
+    for name in c.hosts:
+        with open(os.path.join(c.ha_dir(name), "ha.cf"), "a") as f:
+            f.write("stonith_host * null dir-a dir-b\n")
+    chk = subprocess.run([sys.executable, "-m", "hadirector", "check", "--ha-dir", c.ha_dir("dir-b"), "--node", "dir-b"],
+                         capture_output=True, text=True, timeout=60)
+    assert chk.returncode == 0 and "dir-b fences dir-a with stonith null" in chk.stdout, chk.stdout + chk.stderr
+    assert "not yet acted on" not in chk.stderr, chk.stderr  # acted on: no warning for the line
+    c.start("dir-a")
+    c.start("dir-b")
+    c.wait_holder("dir-a", timeout=15, stable=0.5)
+    pid_a = _pid(c, "dir-a")
+    mac_a, mac_b = c.hosts["dir-a"].mac("eth0"), c.hosts["dir-b"].mac("eth0")
+    arp = _arp(c, 8.0)
+    time.sleep(0.3)
+    t_freeze = time.monotonic()
+    os.kill(pid_a, signal.SIGSTOP)
+    # dir-a keeps the address on its frozen interface (its lease makes its kernel silent): judge
+    # by who answers ARP
+    wait_until(lambda: c.hosts["dir-b"].has_address(c.vip), 15, 0.02, lambda: c.log("dir-b")[-3000:])
+    seen = _answerers(arp.result(timeout=20)["samples"], t_freeze)
+    first_b = next((t for t, m in seen if m == (mac_b,)), None)
+    assert first_b is not None and not [m for _, m in seen if len(m) > 1], seen[-20:]
+    took = first_b - t_freeze
+    log_b = c.log("dir-b")
+    assert "node dir-a: fenced by stonith null" in log_b, log_b
+    assert log_b.index("fenced by stonith null") < log_b.index("acquiring on dir-b"), log_b
+    # the default delay (5 s) applies: dir-a held the group when last heard
+    assert took >= 5.0, took
+    print(f"\ntakeover with ha.cf stonith_host (cluster-glue null device, default delay 5 s): {took * 1000:.0f} ms "
+          "from SIGSTOP to dir-b's first ARP answer")
+    os.kill(pid_a, signal.SIGCONT)  # the null device left it running: it wakes up, yields
+    c.wait_holder("dir-b", timeout=30, stable=1.0)
+    assert mac_a  # (dir-a's MAC: never seen with dir-b's above)
