@@ -224,5 +224,6 @@ def test_hacf_stonith_host_through_cluster_glue(cluster):
     print(f"\ntakeover with ha.cf stonith_host (cluster-glue null device, default delay 5 s): {took * 1000:.0f} ms "
           "from SIGSTOP to dir-b's first ARP answer")
     os.kill(pid_a, signal.SIGCONT)  # the null device left it running: it wakes up, yields
-    c.wait_holder("dir-b", timeout=30, stable=1.0)
+    waited = c.wait_holder("dir-b", timeout=30, stable=1.0)
+    print(f"dir-a resumed and gave the VIP up within {waited - 1.0:.1f} s")
     assert mac_a  # (dir-a's MAC: never seen with dir-b's above)
