@@ -20,9 +20,9 @@ from hdtest import need
 log = logging.getLogger("test")
 
 
-def _config(*devices: dict) -> Config:
-    base = cluster_config(nodes=("alpha", "beta"), groups={"web": "alpha"}).model_dump()
-    base["cluster"]["fencing"] = {"devices": list(devices), "delay": "0ms"}
+def _config(*devices: dict, alerts: dict | None = None) -> Config:
+    base = cluster_config(nodes=("alpha", "beta"), groups={"web": "alpha"}).model_dump(mode="json")
+    base["cluster"]["fencing"] = {"devices": list(devices), "delay": "0ms", "alerts": alerts}
     return Config.model_validate(base)
 
 
@@ -82,3 +82,39 @@ def test_lab_agent_protocol(tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+class _Inbox:
+    def __init__(self):
+        self.mails = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.mails.append((tuple(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace")))
+        return "250 OK"
+
+
+async def test_a_failed_fence_mails_through_the_alert_path():
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP
+
+    from hadirector.checks.alerts import Notifier
+    from hdtest import listening, port_of
+
+    inbox = _Inbox()
+    sock = listening()
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(inbox, hostname="127.0.0.1"), sock=sock)
+    try:
+        cfg = _config({"agent": lab_agent.__file__, "name": "lab", "params": {"fail": "yes"}},
+                      alerts={"to": ["ops@example.test"], "smtp": f"127.0.0.1:{port_of(sock)}"})
+        runner = FenceRunner(cfg, "alpha", log)
+        ok, detail, device, _ = await runner.fence("beta")
+        assert not ok and device == "lab" and "exit 1" in detail and "Unable to connect" in detail, detail
+        mail = runner.failure_mail("beta", detail, 1, 2000)
+        assert await Notifier().send(mail)
+        (rcpt, content), = inbox.mails
+        assert rcpt == ("ops@example.test",)
+        assert "fencing of beta FAILED" in content and "Next attempt in 2 s" in content and "exit 1" in content
+    finally:
+        server.close()
+        await server.wait_closed()
