@@ -32,7 +32,7 @@ def test_the_stdin_and_argv_we_give():
                   {"kind": "stonith", "type": "external/ipmi", "param_text": "beta 198.18.5.2 admin pw lan"},
                   {"kind": "stonith", "type": "baytech", "config_file": "/etc/ha.d/conf/stonith.baytech"})
     a, s, f = cfg.cluster.fencing.devices
-    assert agent_input(a, "beta") == "action=off\nplug=blade-2\nnodename=beta\nip=198.18.5.1\nusername=admin\n"
+    assert agent_input(a, "beta") == "action=off\nport=blade-2\nnodename=beta\nip=198.18.5.1\nusername=admin\n"
     assert stonith_argv(s, "beta") == ["stonith", "-t", "external/ipmi", "-p", "beta 198.18.5.2 admin pw lan",
                                        "-T", "reset", "beta"]
     assert stonith_argv(f, "beta") == ["stonith", "-t", "baytech", "-F", "/etc/ha.d/conf/stonith.baytech",

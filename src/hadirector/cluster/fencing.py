@@ -4,8 +4,9 @@ peer is powered off by a fence device, and the takeover waits until that succeed
 clock-fed (ms); the arbiter owns one when fencing is configured, the daemon runs the devices
 (daemon/fencing.py) and reports back with `result`.
 
-Pacemaker's rule (Pacemaker Explained, "Fencing": a node that is lost "must be fenced before
-its resources are recovered elsewhere"; stonith-enabled): a peer is fenced when it is
+Pacemaker's rule (Pacemaker Explained, chapter Fencing, stonith-enabled: a lost node is fenced
+before its resources are recovered elsewhere; fence-agents doc/FenceAgentAPI.md for the
+devices): a peer is fenced when it is
 unaccounted for (cluster/membership.py `unaccounted`: silent, or never heard since start-up,
 and not left cleanly, as Pacemaker's startup-fencing) while this node wants to take a group
 over; a peer that leaves cleanly (LEAVE) is never fenced. A fence that fails blocks the takeover

@@ -146,7 +146,7 @@ class Respawn(Model):
 class FenceDevice(Model):
     """One fence device (cluster/fencing.py, daemon/fencing.py). kind `agent`: a fence-agents
     program (`agent`, e.g. fence_ipmilan, a name in /usr/sbin or a full path) given `params`
-    and `action`, `plug` on its standard input as key=value lines (fence-agents' FenceAgentAPI);
+    and `action`, `port` (the plug), `nodename` on its standard input as key=value lines (fence-agents' FenceAgentAPI);
     kind `stonith`: cluster-glue's `stonith -t TYPE -p PARAMS` (or `-F config_file`)
     `-T reset|off NODE` (heartbeat's stonith / stonith_host lines)."""
 

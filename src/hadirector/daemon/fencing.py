@@ -4,11 +4,14 @@ when; this module only runs programs) and mails on a failure.
 Two kinds of device (config.model.FenceDevice):
 
 * agent: a fence-agents program (Debian fence-agents, /usr/sbin/fence_*). Its arguments go on
-  standard input as `name=value` lines, one per line, as fenced and Pacemaker's fencer pass them
-  (fence-agents doc/FenceAgentAPI.md, "agent input"; fencing.py `process_input` reads stdin when
-  there are no command-line arguments): `action=off|reboot`, the target as `plug=` (its name on
-  the device, `plugs` or the node name; `port` is the older spelling) and `nodename=`, then the
-  device's `params`. Exit status 0 means the target is off (FenceAgentAPI: "0 on success").
+  standard input as `argument=value` lines, one per line, as fenced and Pacemaker's fencer pass
+  them (fence-agents doc/FenceAgentAPI.md, "What is given to fencing agents"; the library's
+  fencing.py `_parse_input_stdin` reads stdin when there are no command-line arguments, and takes
+  `port` or its long name `plug`): `action=off|reboot`, the target as `port=` (its name on the
+  device: `plugs`, else the node name) and `nodename=` ("fenced always passes the name of the
+  node to be fenced via the nodename argument"; agents without it skip it silently), then the
+  device's `params`. FenceAgentAPI: off and reboot return 0 when the (off part of the) operation
+  was successful, 1 if not.
 * stonith: cluster-glue's `stonith -t TYPE {-p PARAMS | -F FILE | name=value...} -T reset|off NODE`
   (stonith(8)), as heartbeat's `stonith` and `stonith_host` lines configure it; heartbeat
   resets (ST_GENERIC_RESET), so `reboot` is `-T reset`. Exit status 0 means done.
@@ -41,7 +44,7 @@ def resolve(name: str) -> str | None:
 
 def agent_input(dev: FenceDevice, target: str) -> str:
     """The stdin of a fence agent (FenceAgentAPI: name=value lines)."""
-    lines = [f"action={dev.action}", f"plug={dev.plugs.get(target, target)}", f"nodename={target}"]
+    lines = [f"action={dev.action}", f"port={dev.plugs.get(target, target)}", f"nodename={target}"]
     lines += [f"{k}={v}" for k, v in dev.params.items()]
     return "\n".join(lines) + "\n"
 
