@@ -141,7 +141,8 @@ class Arbiter:
     def __init__(self, local: str, nodes: Iterable[str], groups, auto_failback: str = "legacy", *,
                  request_timeout: int = DEFAULT_REQUEST_TIMEOUT, deaf_after: int = 30_000,
                  addresses: Mapping[str, Iterable[str]] | None = None,
-                 guard_timing: GuardTiming | None = None, stall_yield: int | None = None):
+                 guard_timing: GuardTiming | None = None, stall_yield: int | None = None,
+                 fencer=None):
         self.local = local
         self.nodes = tuple(nodes)
         if local not in self.nodes:
@@ -171,6 +172,9 @@ class Arbiter:
         self.guards: dict[str, AddressGuard] = {
             g: AddressGuard(tuple(a), timing) for g, a in (addresses or {}).items() if tuple(a)}
         self._unverified: set[str] = set()  # held groups whose lease ran out while we stalled
+        # fencing.py Fencer (None: no fencing configured): a claim made while a peer is
+        # unaccounted for waits until that peer was fenced
+        self.fencer = fencer
         self.status = Status.STARTING
         self.score = 0
         self.score_max = 0
@@ -500,6 +504,8 @@ class Arbiter:
             t = gd.next_deadline()
             if t is not None:
                 times.append(t)
+        if self.fencer is not None and self.fencer.next_deadline() is not None:
+            times.append(self.fencer.next_deadline())
         return min(times) if times else None
 
     # ------------------------------------------------------------------ the rules
@@ -613,10 +619,15 @@ class Arbiter:
         deaf = {p for p in self.peers if self._deaf_to_us(p, now)}
         out += [NotHeardBy(p, now - self._omitted_since[p]) for p in sorted(deaf - self._deaf)]
         self._deaf = deaf
+        if self.fencer is not None:
+            self.fencer.heard(self.alive, self._held_counts())
         for g, st in self.local_groups.items():
             out += self._evaluate_group(g, st, now)
             if g in self.guards:
                 out += self._guard_group(g, st, self.guards[g], now)
+        if self.fencer is not None:
+            claiming = any(st.state == CLAIM for st in self.local_groups.values())
+            out += self.fencer.want(self.unaccounted if claiming else (), now)
         out += self._expire_requests(now)
         ann = self.announcement()
         if ann != self._last_announcement:
@@ -659,6 +670,24 @@ class Arbiter:
         gd = self.guards.get(g)
         return gd is None or not self.unaccounted or gd.clear(now)
 
+    def _fenced(self) -> bool:
+        """With fencing configured, a claim goes on only once every unaccounted peer was fenced
+        (fencing.py; Pacemaker: fence before recovering a lost node's resources)."""
+        return self.fencer is None or not self.unaccounted or self.fencer.clear(self.unaccounted)
+
+    def _held_counts(self) -> dict[str, int]:
+        out = {self.local: sum(st.state in RUNNING for st in self.local_groups.values())}
+        for p, ann in self.peers.items():
+            out[p] = sum(e.state in RUNNING for e in ann.groups)
+        return out
+
+    def fence_result(self, node: str, ok: bool, now: int, detail: str = "", device: str = "",
+                     took_ms: int = 0) -> list:
+        """The driver ran Fence(node)."""
+        if self.fencer is None:
+            raise ValueError("fence result, but no fencing is configured")
+        return self.fencer.result(node, ok, now, detail, device, took_ms) + self._evaluate(now)
+
     def _guard_group(self, g: str, st: _Local, gd: AddressGuard, now: int) -> list:
         """Probe, report and renew for one group with addresses (after its state was stepped)."""
         out: list = []
@@ -700,7 +729,8 @@ class Arbiter:
                     or self.desired_owner(g) != self.local or not self._claim_wins(g):
                 self._move(g, st, "withdraw", "not chosen any more")
             elif all(Grant(self.local, g, st.claim) in self.peers[p].grants for p in self.alive
-                     if p in self.peers) and self.alive <= set(self.peers) and self._wire_clear(g, now):
+                     if p in self.peers) and self.alive <= set(self.peers) and self._wire_clear(g, now) \
+                    and self._fenced():
                 self._move(g, st, "granted", "every live peer granted")
                 if g in self.guards:
                     self.guards[g].stop()

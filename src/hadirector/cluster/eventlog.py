@@ -86,6 +86,19 @@ def _held_elsewhere(a: A.HeldElsewhere, me: str) -> LogLine:
                             f"({a.mac} answers)")
 
 
+def _fence(a: A.Fence, me: str) -> LogLine:
+    return LogLine(WARNING, f"node {a.node}: fencing it (attempt {a.attempt}) before taking its groups over: "
+                            f"it is silent and may still be alive"
+                            + (f" (after the fencing delay of {a.delayed_ms} ms)" if a.delayed_ms else ""))
+
+
+def _fence_result(a: A.FenceResult, me: str) -> LogLine:
+    if a.ok:
+        return LogLine(NOTICE, f"node {a.node}: fenced by {a.device or 'a fence device'}: taking over may go on")
+    return LogLine(logging.ERROR, f"node {a.node}: FENCING FAILED ({a.failures} in a row): {a.detail}; its groups "
+                                  f"are not taken over; next attempt in {(a.retry_ms or 0) / 1000:.0f} s")
+
+
 def _request(a: A.RequestResult, me: str) -> LogLine:
     return LogLine(INFO, f"{a.request}{f' group {a.group}' if a.group else ''}: {a.detail}")
 
@@ -107,6 +120,8 @@ _TEXT: dict[type, Callable[..., LogLine | None]] = {
     A.Lease: lambda a, me: None,
     A.ProbeAddress: lambda a, me: None,
     A.HeldElsewhere: _held_elsewhere,
+    A.Fence: _fence,
+    A.FenceResult: _fence_result,
     A.AddressConflict: lambda a, me: LogLine(
         WARNING, f"group {a.group}: {a.mac} also answers for {a.address} on {a.where}: address "
                  f"conflict (RFC 5227); {a.keeper} keeps the group"),

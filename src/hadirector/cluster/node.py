@@ -11,6 +11,7 @@ This is what the daemon drives. It owns no socket, no clock and no resource; eve
         group start ok/fail  -> handle(core.group_started(g, ms()) / core.group_failed(g, ms(), why))
         group fully stopped  -> handle(core.group_stopped(g, ms()))        (ReleaseDone)
         ping reply from A    -> handle(core.probe_reply(A, ms()))
+        Fence(peer) done     -> handle(core.on_fence_result(peer, ok, ms(), detail, device))
         ARP/ND about a VIP   -> handle(core.address_seen(addr, "claim"|"probe", mac, own_mac, ifname, ms()))
         port unreachable     -> handle(core.link_unreachable(L, addr, port, ms()))   (ICMP errors)
         operator             -> handle(core.standby(which, ms()) / core.takeover(which, ms()))
@@ -36,6 +37,7 @@ from .actions import (AnnounceNow, LateHeartbeat, LeaveComplete, LinkDown, LinkU
                       Settled, Stalled, Transmit)
 from .arbiter import Arbiter, DEFAULT_REQUEST_TIMEOUT
 from .auth import Authenticator
+from .fencing import Fencer
 from .connectivity import Connectivity
 from .guard import GuardTiming
 from .maintenance import MaintenanceMap
@@ -95,10 +97,16 @@ class NodeCore:
         self.connectivity = Connectivity(c.ping, c.ping_groups, interval=t.keepalive,
                                          deadping=deadping or t.deadtime, now=now)
         self.guard_timing = GuardTiming.derive(t.keepalive, t.deadtime)
+        # fencing.py: the peers this node has a fence device for (config.model fence_devices_for)
+        fencer = None
+        if c.fencing is not None:
+            from ..config.model import fence_devices_for
+            fencer = Fencer(node, c.nodes, c.fencing.delay,
+                            targets=[n for n in c.nodes if fence_devices_for(c.fencing, node, n, c.nodes)])
         self.arbiter = Arbiter(node, c.nodes, config.groups, c.auto_failback,
                                request_timeout=request_timeout, deaf_after=t.deadtime,
                                addresses=group_addresses(config.groups),
-                               guard_timing=self.guard_timing)
+                               guard_timing=self.guard_timing, fencer=fencer)
         self.arbiter.unaccounted = self.membership.unaccounted()
         self.arbiter.score = self.connectivity.score
         self.arbiter.score_max = self.connectivity.score_max
@@ -163,6 +171,7 @@ class NodeCore:
                 "connectivity": self.connectivity.snapshot(now),
                 **arb,
                 "lease_ms": self.guard_timing.lease,
+                **({"fencing": self.arbiter.fencer.snapshot(now)} if self.arbiter.fencer is not None else {}),
                 "packets": dict(self.codec.counters)}
 
     def next_deadline(self) -> int:
@@ -265,6 +274,12 @@ class NodeCore:
         """ReleaseDone: the group's resources are fully stopped here."""
         pre = self._begin(now)
         return self._finish(pre + self.arbiter.group_stopped(group, now), now)
+
+    def on_fence_result(self, peer: str, ok: bool, now: int, detail: str = "", device: str = "",
+                        took_ms: int = 0) -> list:
+        """The driver ran Fence(peer) with the fence devices: ok, or failed with `detail`."""
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.fence_result(peer, ok, now, detail, device, took_ms), now)
 
     def standby(self, which: str, now: int) -> list:
         pre = self._begin(now)

@@ -143,6 +143,53 @@ class Respawn(Model):
     command: str
 
 
+class FenceDevice(Model):
+    """One fence device (cluster/fencing.py, daemon/fencing.py). kind `agent`: a fence-agents
+    program (`agent`, e.g. fence_ipmilan, a name in /usr/sbin or a full path) given `params`
+    and `action`, `port` (the plug), `nodename` on its standard input as key=value lines (fence-agents' FenceAgentAPI);
+    kind `stonith`: cluster-glue's `stonith -t TYPE -p PARAMS` (or `-F config_file`)
+    `-T reset|off NODE` (heartbeat's stonith / stonith_host lines)."""
+
+    kind: Literal["agent", "stonith"] = "agent"
+    name: str | None = None  # for logs and status (default: the agent or the stonith type)
+    agent: str | None = None  # kind agent
+    type: str | None = None  # kind stonith: the cluster-glue device type (external/ipmi, null, ...)
+    params: dict[str, str] = {}  # agent: key=value lines; stonith: name=value arguments
+    param_text: str | None = None  # stonith: `-p` text (stonith_host's parameters, in order)
+    config_file: str | None = None  # stonith: `-F` file (ha.cf `stonith TYPE FILE`)
+    nodes: tuple[str, ...] = ()  # the nodes it can fence (default: every node)
+    runs_on: tuple[str, ...] = ()  # the nodes that may run it (default: every node; stonith_host HOST)
+    plugs: dict[str, str] = {}  # node -> plug/port name on the device (Pacemaker's pcmk_host_map)
+    action: Literal["off", "reboot"] = "reboot"  # Pacemaker's stonith-action default: reboot
+    timeout: PositiveDuration = 60_000  # Pacemaker's stonith-timeout default: 60 s
+
+    @model_validator(mode="after")
+    def _kind(self) -> "FenceDevice":
+        if self.kind == "agent" and not self.agent:
+            raise ValueError("a fence device of kind agent needs `agent` (a fence-agents program, e.g. fence_ipmilan)")
+        if self.kind == "stonith" and not self.type:
+            raise ValueError("a fence device of kind stonith needs `type` (a cluster-glue device type, e.g. external/ipmi)")
+        if self.kind == "stonith" and self.param_text is not None and self.config_file is not None:
+            raise ValueError("a stonith device takes param_text or config_file, not both")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.agent or f"stonith {self.type}"
+
+
+class Fencing(Model):
+    """Fence a silent peer before taking over from it (cluster/fencing.py). `delay`: the fencing
+    of a peer that ranks above this node (held more groups, or as many and is listed first in
+    `nodes`) waits this long, so that of two nodes that lost each other only one fences."""
+
+    devices: tuple[FenceDevice, ...] = Field(min_length=1)
+    delay: Duration = 5_000
+    # mail on a failed fence (to, sender, smtp as ldirectord's emailalert); empty `to`: the
+    # [balancer]'s emailalert addresses, if any
+    alerts: Alerts | None = None
+
+
 class Logging(Model):
     logfile: str | None = None
     debugfile: str | None = None
@@ -172,6 +219,7 @@ class Cluster(Model):
     ping_groups: tuple[PingGroup, ...] = ()
     respawn: tuple[Respawn, ...] = ()
     watchdog: str | None = None
+    fencing: Fencing | None = None
     logging: Logging = Logging()
 
     @field_validator("auto_failback", mode="before")
@@ -550,6 +598,36 @@ class Config(Model):
         raise KeyError(name)
 
 
+def _fencing_problems(f: Fencing, nodes: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Fence devices name cluster nodes only (a typo would leave a node unfenceable)."""
+    out: list[tuple[str, str]] = []
+    for i, d in enumerate(f.devices):
+        for key, names in (("nodes", d.nodes), ("runs_on", d.runs_on), ("plugs", tuple(d.plugs))):
+            for n in names:
+                if n not in nodes:
+                    out.append((f"cluster.fencing.devices.{i}.{key}",
+                                f"{n!r} is not a cluster node; nodes are {', '.join(nodes)}"))
+    return out
+
+
+# where a fence agent named without a path is looked for (Debian's fence-agents: /usr/sbin),
+# and cluster-glue's stonith command (Debian cluster-glue: /usr/sbin/stonith)
+FENCE_AGENT_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+
+
+def program_candidates(name: str) -> tuple[str, ...]:
+    """The paths a fence program name stands for, in lookup order."""
+    return (name,) if "/" in name else tuple(f"{d}/{name}" for d in FENCE_AGENT_DIRS)
+
+
+def fence_devices_for(f: Fencing | None, local: str, target: str, nodes: tuple[str, ...]) -> list[FenceDevice]:
+    """The devices `local` may run to fence `target`, in configuration order."""
+    if f is None:
+        return []
+    return [d for d in f.devices if target in (d.nodes or nodes) and local in (d.runs_on or nodes)
+            and target != local]
+
+
 def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
     """Rules across fields, as (key path, message). Heartbeat's and ldirectord's own rules first."""
     out: list[tuple[str, str]] = []
@@ -568,6 +646,8 @@ def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
         if n in seen:
             out.append((f"cluster.nodes.{i}", f"node {n!r} is listed twice"))
         seen.add(n)
+    if cfg.cluster.fencing is not None:
+        out += _fencing_problems(cfg.cluster.fencing, cfg.cluster.nodes)
     names: set[str] = set()
     for i, pg in enumerate(cfg.cluster.ping_groups):
         if pg.name in names:

@@ -206,4 +206,16 @@ def status_reply(d) -> dict:
             "vip_guard": d.vipguard.status(), "lease_ms": st["lease_ms"],
             "balancer": None if d.balancer is None else d.balancer.summary(),
             "checks": {} if d.balancer is None else d.balancer.checks(),
+            "respawn": [] if getattr(d, "respawner", None) is None else d.respawner.snapshot(),
+            "watchdog": None if getattr(d, "hw_watchdog", None) is None else d.hw_watchdog.snapshot(),
+            **_fencing(st, wall),
             "uptime_s": round(time.time() - d.started_at, 1)}
+
+
+def _fencing(st: dict, wall: float) -> dict:
+    """Fencing state and history (cluster/fencing.py), with wall-clock times."""
+    f = st.get("fencing")
+    if f is None:
+        return {}
+    hist = [{**h, "time": _wall(h["age_ms"], wall)} for h in f["history"]]
+    return {"fencing": {**f, "history": hist}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from .checks import maintenance_text
+from .safety import safety_lines
 from .table import ago, table, when
 
 
@@ -58,6 +59,7 @@ def render_status(st: dict) -> str:
     if notes:
         out.append("")
         out += notes
+    out += safety_lines(st, now)  # fencing, watchdog, respawn (render/safety.py)
     return "\n".join(out) + "\n"
 
 

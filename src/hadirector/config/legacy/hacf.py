@@ -143,6 +143,18 @@ KNOWN = set(MAPPED) | set(OPTION_MEDIA) | set(LINE_MEDIA) | set(WHOLE_LINE) | se
 HEARTBEAT_CLIENTS = {"ipfail", "ccm", "cib", "crmd", "lrmd", "stonithd", "attrd", "pingd", "mgmtd",
                      "dopd", "hbagent"}
 
+# heartbeat API clients whose job hadirector does itself: `respawn` of one is replaced by that
+# built-in behaviour (a warning says which)
+REPLACED_CLIENTS = {
+    "ipfail": "its ping / ping_group connectivity score moves the groups to the node that reaches more "
+              "ping nodes (ipfail's rule)",
+    "dopd": "dopd keeps a silent peer's DRBD data from being used; hadirector's fencing (stonith, "
+            "stonith_host, [cluster.fencing]), when configured, powers a silent peer off before taking "
+            "its groups over",
+    "ifcheckd": "it watches each heartbeat link of each peer and the ping nodes itself (`hadirector "
+                "status` shows them)",
+}
+
 # Directives whose second value replaces the first (a repeat is worth a warning)
 SINGLE = {"keepalive", "deadtime", "warntime", "initdead", "udpport", "auto_failback", "nice_failback",
           "logfile", "debugfile", "logfacility", "debug", "cluster", "autojoin"}
@@ -195,6 +207,8 @@ class _HaCf:
         self.ping_groups: dict[str, dict] = {}
         self.ping_group_where: dict[str, tuple[str, list[str]]] = {}
         self.respawn: list[dict] = []
+        self.fence_devices: list[dict] = []  # stonith / stonith_host lines
+        self.fence_where: list[str] = []
         self.respawn_where: list[str] = []
         self.logging: dict = {}
         self.seen: dict[str, str] = {}
@@ -552,13 +566,13 @@ class _HaCf:
             return
         user, command = got
         prog = os.path.basename(command.split()[0])
+        if prog in REPLACED_CLIENTS:
+            self.col.warn(loc, f"respawn of {prog}: not run; hadirector does its job itself: {REPLACED_CLIENTS[prog]}")
+            return
         if prog in HEARTBEAT_CLIENTS:
             self.col.warn(loc, f"respawn of {prog}: it is a client of heartbeat's API, which hadirector does "
-                          "not provide, so it is not respawned"
-                          + ("; hadirector's ping nodes and arbiter do ipfail's job" if prog == "ipfail" else ""))
+                          "not provide, so it is not respawned")
             return
-        self.col.warn(loc, f"respawn is accepted but not yet acted on: this version of hadirector does not run "
-                      f"{command.split()[0]} (nor restart it); run it from systemd meanwhile")
         self.respawn.append({"user": user, "command": command})
         self.respawn_where.append(loc)
 
@@ -596,7 +610,7 @@ class _HaCf:
     def d_stonith(self, rest: str, loc: str) -> None:
         # config.c set_stonith_info: `stonith TYPE CONFIGFILE`
         toks = rest.split(None, 1)
-        if not toks:
+        if len(toks) < 2:
             self.col.error(loc, "stonith needs a device type and its configuration file: "
                            "`stonith baytech /etc/ha.d/conf/stonith.baytech`")
             return
@@ -613,9 +627,18 @@ class _HaCf:
         self._fencing(loc, "stonith_host", rest)
 
     def _fencing(self, loc: str, directive: str, rest: str) -> None:
-        self.col.warn(loc, f"{directive} is accepted but not yet acted on: this version of hadirector does not "
-                      "fence nodes, so a silent peer is taken over without being powered off first")
-        self.col.note(loc, directive, rest)
+        # a fence device run through cluster-glue's `stonith` command (daemon/fencing.py);
+        # heartbeat resets the node (stonith.h ST_GENERIC_RESET): action reboot, `-T reset`
+        if directive == "stonith":
+            typ, cfile = rest.split(None, 1)
+            dev = {"kind": "stonith", "type": typ, "config_file": cfile.strip()}
+        else:
+            host, typ, *params = rest.split(None, 2)
+            dev = {"kind": "stonith", "type": typ, "param_text": params[0].strip() if params else ""}
+            if host != "*":
+                dev["runs_on"] = [host]
+        self.fence_devices.append(dev)
+        self.fence_where.append(loc)
 
     # ------------------------------------------------------------------ the rest
 
@@ -650,8 +673,6 @@ class _HaCf:
         if not v.startswith("/"):
             self.col.error(loc, f"watchdog: expected a device path such as /dev/watchdog, got {v!r}")
             return
-        self.col.warn(loc, "watchdog is accepted but not yet acted on: this version of hadirector does not "
-                      f"open {v} or feed it, so a hung node is not reset")
         self.cluster["watchdog"] = v
         self.smap.set(("cluster", "watchdog"), loc)
 
@@ -785,6 +806,12 @@ class _HaCf:
             for j, loc in enumerate(member_lines):
                 smap.set(("cluster", "ping_groups", i, "addresses", j), loc)
         out["respawn"] = self.respawn
+        if self.fence_devices:
+            out["fencing"] = {"devices": self.fence_devices}
+            for i, loc in enumerate(self.fence_where):
+                smap.set(("cluster", "fencing", "devices", i), loc)
+                for key in ("type", "config_file", "param_text", "runs_on"):
+                    smap.set(("cluster", "fencing", "devices", i, key), loc)
         for i, loc in enumerate(self.respawn_where):
             smap.set(("cluster", "respawn", i), loc)
         if self.logging:
