@@ -173,7 +173,8 @@ class NodeCore:
 
     def next_deadline(self) -> int:
         times = [self.membership.next_deadline()]
-        for t in (self.connectivity.next_deadline(), self.arbiter.next_deadline()):
+        for t in (self.connectivity.next_deadline(), self.arbiter.next_deadline(),
+                  self.quorum.next_deadline()):
             if t is not None:
                 times.append(t)
         return min(times)
@@ -228,6 +229,9 @@ class NodeCore:
                 del per[key]  # the episode is over: a new one is reported again
         out = self.connectivity.on_timer(now)
         out += self._after_membership(self.membership.on_timer(now), now, {})
+        if self.quorum.on_timer(now):  # a witness sync timed out
+            out += self._quorum_changed(now)
+            self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
         out += self.arbiter.on_timer(now)
         return self._finish(out, now)
 
@@ -235,13 +239,15 @@ class NodeCore:
         pre = self._begin(now)
         return self._finish(pre + self.connectivity.on_reply(address, now), now)
 
-    def on_witness(self, vote: bool | None, now: int) -> list:
+    def on_witness(self, vote: bool | None, now: int, members=None) -> list:
         """The quorum device client's report (issue 11's qdevice-net client): True, qnetd gives
         this node its vote; False, it gives it to the other side; None, qnetd is unreachable or
-        the state is unknown. ValueError if no device is configured."""
+        the state is unknown. `members`: the membership the vote is for (QuorumChanged.members
+        as sent to qnetd); a report for other members is ignored. After each membership change
+        the core waits for a report (quorum.py, "syncing"). ValueError if no device is configured."""
         pre = self._begin(now)
         out = list(pre)
-        if self.quorum.on_witness(vote, now):
+        if self.quorum.on_witness(vote, now, members):
             out += self._quorum_changed(now)
             out += self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason())
         return self._finish(out, now)
@@ -351,10 +357,12 @@ class NodeCore:
     def _quorum_changed(self, now: int) -> list:
         v = self.quorum.verdict
         return [QuorumChanged(v.quorate, v.votes, v.expected, v.needed, v.witness, self.quorum.mode,
-                              tuple(sorted(self.quorum.members)))]
+                              v.members)]
 
     def _quorum_reason(self) -> str:
         v = self.quorum.verdict
+        if v.syncing:
+            return f"waiting for the witness's vote, {v.votes} of {v.expected} votes"
         if v.waiting_for_all:
             return f"waiting for all nodes (wait_for_all), {v.votes} of {v.expected} votes"
         return f"{v.votes} of {v.expected} votes, {v.needed} needed"

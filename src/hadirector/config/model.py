@@ -170,6 +170,9 @@ class QuorumDevice(Model):
     port: Annotated[int, Field(ge=1, le=65535)] = 5403  # corosync-qnetd's default port
     algorithm: Literal["ffsplit", "lms"] = "ffsplit"
     tls: bool = True
+    # after a membership change, how long to wait for the witness's vote on the new membership
+    # before counting it as lost (votequorum qdevice_sync_timeout, VOTEQUORUM_QDEVICE_DEFAULT_SYNC_TIMEOUT)
+    sync_timeout: Annotated[Duration, Field(gt=0)] = 30_000
 
 
 class Quorum(Model):
