@@ -107,6 +107,9 @@ class NodeCore:
         # votes of this node's partition, and the witness (quorum.py); the arbiter obeys its mode
         self.quorum = Quorum(c.quorum, c.nodes, node, now)
         self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
+        # quorum.py renew_until: the last lease renewed runs out a keepalive before the majority's
+        # deadtime (counted from our last heartbeat it heard)
+        self.renew_window = max(t.keepalive, t.deadtime - self.guard_timing.lease - t.keepalive)
         self.ownership = Ownership(self.arbiter.local_groups, now)
         # real servers in maintenance, the same on every node (maintenance.py); peers' digests
         self.maintenance = maintenance if maintenance is not None else MaintenanceMap()
@@ -115,6 +118,7 @@ class NodeCore:
         self.changed: dict[tuple[str, ...], int] = {("node", node): now}
         self.left = False
         self._newest: dict[str, tuple[int, int]] = {}
+        self._heard_newest: dict[str, int] = {}  # peer -> when its newest message came (renew_until)
         # per link: drops by reason, the last bad-MAC sender, ICMP errors per destination
         self.link_drops: dict[str, dict[str, int]] = {n: {} for n in self.links}
         self.last_bad_auth: dict[str, dict] = {}
@@ -209,6 +213,8 @@ class NodeCore:
         newest = key > self._newest.get(msg.node, (-1, -1))
         if newest:
             self._newest[msg.node] = key
+            if msg.kind != Kind.LEAVE:
+                self._heard_newest[msg.node] = now  # a late copy proves nothing about now
         events = self.membership.on_packet(link, msg, now)
         news = {msg.node: msg.announcement} if newest and msg.kind != Kind.LEAVE else {}
         out = self._after_membership(events, now, news)
@@ -230,6 +236,7 @@ class NodeCore:
         out = self.connectivity.on_timer(now)
         out += self._after_membership(self.membership.on_timer(now), now, {})
         if self.quorum.on_timer(now):  # a witness sync timed out
+            self._renew_limit()
             out += self._quorum_changed(now)
             self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
         out += self.arbiter.on_timer(now)
@@ -248,6 +255,7 @@ class NodeCore:
         pre = self._begin(now)
         out = list(pre)
         if self.quorum.on_witness(vote, now, members):
+            self._renew_limit()
             out += self._quorum_changed(now)
             out += self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason())
         return self._finish(out, now)
@@ -328,7 +336,13 @@ class NodeCore:
         if self.left:
             return []
         events = self.membership.note_input(now)
+        self._renew_limit()
         return self._after_membership(events, now, {}) if events else []
+
+    def _renew_limit(self) -> None:
+        """Tell the arbiter until when it may renew leases (quorum.py renew_until)."""
+        self.arbiter.renew_until = self.quorum.renew_until(
+            {n: self._heard_newest.get(n) for n in self.quorum.members}, self.renew_window)
 
     def _after_membership(self, events: list, now: int, news: dict) -> list:
         restarted = [e.node for e in events if isinstance(e, PeerRestarted)]
@@ -338,6 +352,7 @@ class NodeCore:
             # before the arbiter sees the new members, so it never acts on a stale verdict
             out += self._quorum_changed(now)
             self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
+        self._renew_limit()
         if any(isinstance(e, Stalled) for e in events):
             out += self.arbiter.stalled(now)
         if changed or news:

@@ -32,6 +32,14 @@ What the arbiter does with the answer (`mode`), Pacemaker's no-quorum-policy:
     freeze  it keeps what it runs but starts nothing new
     ignore  quorum is computed and shown but changes nothing (heartbeat's behaviour)
 
+Leases (policy stop, majority rule: not two_node): a node that stops hearing a majority learns
+it only at deadtime, when the majority declares it dead too and may take over; on a cut LAN their
+probes do not meet, so both could answer for a while. `renew_until(last_heard, window)` closes
+that gap: the VIP leases (guard.py) are renewed only until `window` ms after the moment the
+freshest majority (this node, the most recently heard members, the witness's current vote) was
+last complete. NodeCore uses window = deadtime - lease - keepalive, so the last renewal's lease
+runs out a keepalive before the majority's deadtime, counted from its last heartbeat from us.
+
 The witness's vote is for one membership. After the members change, a vote given for the old
 membership says nothing about the new one: votequorum waits in its sync phase until the qdevice
 polls with the new ring id, at most qdevice_sync_timeout (exec/votequorum.c votequorum_sync_init,
@@ -51,7 +59,7 @@ has not reported, or lost the witness: `on_witness(None)`), "vote" (qnetd gives 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 OK, FREEZE, STOP = "ok", "freeze", "stop"  # what the arbiter may do (mode)
 DEVICE_VOTES = 1  # the qnetd device's votes (corosync-qdevice: quorum.device.votes)
@@ -131,6 +139,26 @@ class Quorum:
         if self.sync_until is not None:
             out["witness_wait_ms"] = self.sync_until - now
         return out
+
+    def renew_until(self, last_heard: Mapping[str, int | None], window: int) -> int | None:
+        """Until when may this node renew its VIP leases (see the module docstring)? None: no
+        limit (policies freeze and ignore, two_node, or this node's own votes are a majority).
+        `last_heard`: when each member peer was last heard (membership), ms."""
+        if self.policy != "stop" or self.two_node:
+            return None
+        needed = self.verdict.needed
+        votes = self.node_votes[self.local]
+        if self.device and self.witness and self.sync_until is None:
+            votes += DEVICE_VOTES
+        if votes >= needed:
+            return None
+        heard = sorted(((t, n) for n, t in last_heard.items()
+                        if n in self.members and n != self.local and t is not None), reverse=True)
+        for t, n in heard:
+            votes += self.node_votes[n]
+            if votes >= needed:
+                return t + window
+        return 0  # no majority heard at all: renew nothing
 
     # ------------------------------------------------------------------ inputs
 
