@@ -27,6 +27,8 @@ def render_status(st: dict) -> str:
     now = st.get("now") or time.time()
     out = [f"cluster {st['cluster']}: node {st['node']} (generation {st['generation']}), "
            f"{st.get('phase', 'running')}"]
+    if st.get("quorum"):
+        out += quorum_lines(st["quorum"], now)
     rows = [["NODE", "STATUS", "SCORE", "SINCE", "LINKS"]]
     for n in st["nodes"]:
         links = ", ".join(_link(l, now) for l in n.get("links", [])) or "-"
@@ -59,6 +61,35 @@ def render_status(st: dict) -> str:
         out.append("")
         out += notes
     return "\n".join(out) + "\n"
+
+
+def quorum_lines(q: dict, now: float) -> list[str]:
+    """`quorum: ...` and, with a device, `witness: ...` (cluster/quorum.py's snapshot)."""
+    votes = f"{q['votes']} of {q['expected']} votes, {q['needed']} needed"
+    since = f", {ago(q['since'], now)}" if q.get("since") else ""
+    if q.get("two_node"):
+        state = "two nodes, one vote is quorum (leases and probing decide)"
+        if q.get("waiting_for_all"):
+            state = "NO QUORUM: waiting for both nodes (wait_for_all)"
+    elif q["quorate"]:
+        state = f"quorate ({votes}{since})"
+    elif q.get("waiting_for_all"):
+        state = f"NO QUORUM: waiting for all nodes (wait_for_all; {votes})"
+    else:
+        state = f"NO QUORUM ({votes}{since})"
+    act = {"stop": "groups stopped here", "freeze": "frozen: keeping what runs, starting nothing",
+           "ok": "ignored"}
+    policy = f"no_quorum_policy {q['policy']}"
+    if q.get("witness") == "waiting":
+        policy += "; waiting for the witness's vote, nothing starts or stops"
+    elif not q["quorate"]:
+        policy += f": {act[q.get('mode', 'stop')]}"
+    out = [f"quorum: {state}; {policy}"]
+    dev = q.get("device")
+    if dev:
+        out.append(f"witness: qnetd {dev['host']}:{dev['port']} ({dev['algorithm']}"
+                   f"{'' if dev.get('tls', True) else ', no TLS'}): {q.get('witness', 'unknown')}")
+    return out
 
 
 def service_status(node: str, snap: dict, stopping: bool = False) -> str:
