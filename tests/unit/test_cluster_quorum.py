@@ -163,3 +163,16 @@ def test_toml_quorum_errors_name_key_paths():
     errs = problems(TOML + '[cluster.quorum]\nvotes = { a = 0, b = 0, c = 0 }\n')
     assert errs == ["cluster.quorum.votes: every node has 0 votes: the cluster could never be quorate"]
     assert any(e.startswith("cluster.quorum.device.host:") for e in problems(TOML + "[cluster.quorum.device]\n"))
+
+
+def test_check_says_how_quorum_is_decided():
+    from hadirector.config.summary import quorum_line
+    assert quorum_line(load_toml_text(TOML).cluster) == "quorum: majority, 2 of 3 votes; no_quorum_policy stop"
+    two = TOML.replace('nodes = ["a", "b", "c"]', 'nodes = ["a", "b"]')
+    assert quorum_line(load_toml_text(two).cluster) == \
+        "quorum: two nodes, one vote is quorum (leases and probing decide)"
+    witness = load_toml_text(two + '[cluster.quorum]\nwait_for_all = true\n[cluster.quorum.device]\n'
+                             'host = "198.18.0.9"\ntls = false\n')
+    assert quorum_line(witness.cluster) == ("quorum: majority, 2 of 3 votes, witness qnetd "
+                                            "198.18.0.9:5403 (ffsplit, no TLS), wait_for_all; "
+                                            "no_quorum_policy stop")

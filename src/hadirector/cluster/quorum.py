@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 OK, FREEZE, STOP = "ok", "freeze", "stop"  # what the arbiter may do (mode)
-DEVICE_VOTES = 1  # the qnetd device's votes (corosync-qdevice: quorum.device.votes)
+DEVICE_VOTES = 1  # the qnetd device's votes (config.model.Quorum.DEVICE_VOTES)
 
 
 @dataclass(frozen=True)
@@ -91,13 +91,11 @@ class Quorum:
         self.nodes = tuple(nodes)
         self.local = local
         self.policy = config.no_quorum_policy
-        self.node_votes = {n: config.votes.get(n, 1) for n in self.nodes}
+        self.node_votes = config.node_votes(self.nodes)
         self.device = config.device is not None
         self.sync_timeout = config.device.sync_timeout if self.device else 0
-        self.two_node = (len(self.nodes) == 2 and not self.device and not config.votes
-                         and config.expected_votes is None)
-        self.configured_expected = config.expected_votes or (
-            sum(self.node_votes.values()) + (DEVICE_VOTES if self.device else 0))
+        self.two_node = config.two_node(self.nodes)
+        self.configured_expected = config.expected(self.nodes)
         self.wait_for_all = config.wait_for_all
         self._waiting = config.wait_for_all  # votequorum wait_for_all_status
         self.members: frozenset[str] = frozenset({local})

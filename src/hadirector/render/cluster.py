@@ -27,14 +27,14 @@ def render_status(st: dict) -> str:
     now = st.get("now") or time.time()
     out = [f"cluster {st['cluster']}: node {st['node']} (generation {st['generation']}), "
            f"{st.get('phase', 'running')}"]
-    if st.get("quorum"):
-        out += quorum_lines(st["quorum"], now)
     rows = [["NODE", "STATUS", "SCORE", "SINCE", "LINKS"]]
     for n in st["nodes"]:
         links = ", ".join(_link(l, now) for l in n.get("links", [])) or "-"
         name = n["name"] + (" (this node)" if n.get("local") else "")
         rows.append([name, n["status"], _score(n), when(n.get("since"), now), links])
     out += table(rows)
+    if st.get("quorum"):
+        out += quorum_lines(st["quorum"], now)
     if st.get("groups"):
         out.append("")
         rows = [["GROUP", "PREFERRED", "OWNER", "STATE", "SINCE", "RESOURCES"]]
