@@ -11,7 +11,8 @@ import random
 
 import pytest
 
-from hadirector.cluster.actions import AcquireGroup, HeldElsewhere, QuorumChanged, ReleaseGroup
+from hadirector.cluster.actions import (AcquireGroup, HeldElsewhere, QuorumChanged, ReleaseGroup,
+                                        RequestResult)
 from hadirector.cluster.sim import LinkModel, Sim, cluster_config
 
 NODES = ("alpha", "beta", "gamma")
@@ -330,3 +331,12 @@ def test_witness_vote_that_cannot_matter_is_not_waited_for():
     s.run(3000)
     assert owners(s) == {"g-alpha": "alpha", "g-beta": "beta"}
     assert s.violations == [] and s.answer_violations == []
+
+
+def test_takeover_without_quorum_is_refused():
+    s = sim()
+    s.partition(("alpha",), ("beta", "gamma"), lan=False)
+    s.run(2000)
+    out = s.call("alpha", "takeover", "all")
+    assert [a for a in out if isinstance(a, RequestResult)] == [RequestResult(
+        "takeover all", "", False, "this node has no quorum: 1 of 3 votes, 2 needed")]

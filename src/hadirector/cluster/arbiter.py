@@ -496,6 +496,9 @@ class Arbiter:
         out: list = []
         if self.status != Status.ACTIVE:
             return [RequestResult(name, "", False, f"this node is {self.status.name.lower()}")]
+        if self.quorum != QUORUM_OK:
+            why = f": {self.quorum_reason}" if self.quorum_reason else ""
+            return [RequestResult(name, "", False, f"this node has no quorum{why}")]
         for g in sel:
             st = self.local_groups[g]
             st.failed = False
