@@ -18,7 +18,8 @@ MODELS = [model.Config, model.Cluster, model.Link, model.Timing, model.Auth, mod
           model.Logging, model.Group, model.VipResource, model.ScriptResource, model.SystemdResource,
           model.OcfResource, model.BalancerResource, model.Balancer, model.Alerts, model.Fallback,
           model.VirtualService, model.Real, model.Api,
-          model.Fencing, model.FenceDevice]
+          model.Fencing, model.FenceDevice,
+          model.Quorum, model.QuorumDevice]
 
 
 @pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)

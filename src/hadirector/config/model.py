@@ -11,7 +11,7 @@ Durations are whole milliseconds (`Duration`): TOML may write `2` (seconds), `1.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal, NamedTuple, Union
+from typing import Annotated, ClassVar, Literal, NamedTuple, Union
 
 from pydantic import (
     BaseModel,
@@ -208,6 +208,47 @@ class Logging(Model):
         return v
 
 
+class QuorumDevice(Model):
+    """A quorum device: corosync-qnetd, the witness that gives its one vote to one side of a
+    partition (corosync-qdevice's `model: net`, its host, port 5403, ffsplit or lms, TLS)."""
+
+    model: Literal["net"] = "net"
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 5403  # corosync-qnetd's default port
+    algorithm: Literal["ffsplit", "lms"] = "ffsplit"
+    tls: bool = True
+    # after a membership change, how long to wait for the witness's vote on the new membership
+    # before counting it as lost (votequorum qdevice_sync_timeout, VOTEQUORUM_QDEVICE_DEFAULT_SYNC_TIMEOUT)
+    sync_timeout: Annotated[Duration, Field(gt=0)] = 30_000
+
+
+class Quorum(Model):
+    """Who may hold groups when the cluster is split (cluster/quorum.py). Names and meanings are
+    votequorum(5)'s (votes, expected_votes, wait_for_all) and Pacemaker's no-quorum-policy."""
+
+    no_quorum_policy: Literal["stop", "freeze", "ignore"] = "stop"
+    wait_for_all: bool = False
+    expected_votes: Annotated[int, Field(ge=1)] | None = None  # None: the sum of the votes
+    votes: dict[str, Annotated[int, Field(ge=0, le=255)]] = {}  # node -> votes; unlisted: 1
+    device: QuorumDevice | None = None
+
+    DEVICE_VOTES: ClassVar[int] = 1  # the qnetd device's votes (corosync-qdevice quorum.device.votes)
+
+    def node_votes(self, nodes) -> dict[str, int]:
+        return {n: self.votes.get(n, 1) for n in nodes}
+
+    def two_node(self, nodes) -> bool:
+        """votequorum's two_node: exactly two nodes, no device, no votes or expected_votes set;
+        then one vote is quorum (cluster/quorum.py)."""
+        return len(tuple(nodes)) == 2 and self.device is None and not self.votes \
+            and self.expected_votes is None
+
+    def expected(self, nodes) -> int:
+        """expected_votes, else every node's votes plus the device's."""
+        return self.expected_votes or (sum(self.node_votes(nodes).values())
+                                       + (self.DEVICE_VOTES if self.device else 0))
+
+
 class Cluster(Model):
     name: str = "hadirector"
     nodes: tuple[str, ...] = Field(min_length=1)
@@ -221,6 +262,7 @@ class Cluster(Model):
     watchdog: str | None = None
     fencing: Fencing | None = None
     logging: Logging = Logging()
+    quorum: Quorum = Quorum()
 
     @field_validator("auto_failback", mode="before")
     @classmethod
@@ -648,6 +690,21 @@ def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
         seen.add(n)
     if cfg.cluster.fencing is not None:
         out += _fencing_problems(cfg.cluster.fencing, cfg.cluster.nodes)
+    q = cfg.cluster.quorum
+    for n in q.votes:
+        if n not in cfg.cluster.nodes:
+            out.append((f"cluster.quorum.votes.{n}",
+                        f"{n!r} is not a cluster node; nodes are {', '.join(cfg.cluster.nodes)}"))
+    if sum(q.votes.get(n, 1) for n in cfg.cluster.nodes) == 0:
+        out.append(("cluster.quorum.votes", "every node has 0 votes: the cluster could never be quorate"))
+    elif q.expected_votes is not None:
+        total = sum(q.node_votes(cfg.cluster.nodes).values()) + (q.DEVICE_VOTES if q.device else 0)
+        # two disjoint partitions must not both reach expected // 2 + 1 votes
+        if 2 * (q.expected_votes // 2 + 1) <= total:
+            least = next(e for e in range(1, 2 * total + 2) if 2 * (e // 2 + 1) > total)
+            out.append(("cluster.quorum.expected_votes",
+                        f"expected_votes {q.expected_votes} lets two partitions be quorate at once "
+                        f"({q.expected_votes // 2 + 1} of the {total} votes each); use at least {least}"))
     names: set[str] = set()
     for i, pg in enumerate(cfg.cluster.ping_groups):
         if pg.name in names:

@@ -34,6 +34,8 @@ def render_status(st: dict) -> str:
         name = n["name"] + (" (this node)" if n.get("local") else "")
         rows.append([name, n["status"], _score(n), when(n.get("since"), now), links])
     out += table(rows)
+    if st.get("quorum"):
+        out += quorum_lines(st["quorum"], now)
     if st.get("groups"):
         out.append("")
         rows = [["GROUP", "PREFERRED", "OWNER", "STATE", "SINCE", "RESOURCES"]]
@@ -61,6 +63,35 @@ def render_status(st: dict) -> str:
         out += notes
     out += safety_lines(st, now)  # fencing, watchdog, respawn (render/safety.py)
     return "\n".join(out) + "\n"
+
+
+def quorum_lines(q: dict, now: float) -> list[str]:
+    """`quorum: ...` and, with a device, `witness: ...` (cluster/quorum.py's snapshot)."""
+    votes = f"{q['votes']} of {q['expected']} votes, {q['needed']} needed"
+    since = f", {ago(q['since'], now)}" if q.get("since") else ""
+    if q.get("two_node"):
+        state = "two nodes, one vote is quorum (leases and probing decide)"
+        if q.get("waiting_for_all"):
+            state = "NO QUORUM: waiting for both nodes (wait_for_all)"
+    elif q["quorate"]:
+        state = f"quorate ({votes}{since})"
+    elif q.get("waiting_for_all"):
+        state = f"NO QUORUM: waiting for all nodes (wait_for_all; {votes})"
+    else:
+        state = f"NO QUORUM ({votes}{since})"
+    act = {"stop": "groups stopped here", "freeze": "frozen: keeping what runs, starting nothing",
+           "ok": "ignored"}
+    policy = f"no_quorum_policy {q['policy']}"
+    if q.get("witness") == "waiting":
+        policy += "; waiting for the witness's vote, nothing starts or stops"
+    elif not q["quorate"]:
+        policy += f": {act[q.get('mode', 'stop')]}"
+    out = [f"quorum: {state}; {policy}"]
+    dev = q.get("device")
+    if dev:
+        out.append(f"witness: qnetd {dev['host']}:{dev['port']} ({dev['algorithm']}"
+                   f"{'' if dev.get('tls', True) else ', no TLS'}): {q.get('witness', 'unknown')}")
+    return out
 
 
 def service_status(node: str, snap: dict, stopping: bool = False) -> str:
