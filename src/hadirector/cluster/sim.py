@@ -67,7 +67,7 @@ def cluster_config(nodes=("alpha", "beta"), groups=None, *, links: int = 2, auto
             auto_failback=auto_failback, ping=tuple(ping),
             ping_groups=tuple(PingGroup(name=n, addresses=tuple(a)) for n, a in ping_groups),
             fencing=None if fencing is None else Fencing(devices=(FenceDevice(agent="fence_sim"),),
-                                                         delay=f"{fencing}ms")),
+                                                         delay=f"{fencing}ms"),
             quorum=Quorum.model_validate(quorum) if isinstance(quorum, dict) else (quorum or Quorum())),
         groups=tuple(Group(name=g, preferred_node=p, resources=(
             *((VipResource(address=vips[g]),) if g in vips else ()), ScriptResource(name=f"svc-{g}")))
