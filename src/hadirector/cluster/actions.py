@@ -10,6 +10,7 @@ frozen dataclasses, returned in a list from each input method. Grouped by who pr
                   RequestResult, AnnounceNow, StartCancelled, Lease, HeldElsewhere, AddressConflict
 * guard.py        ProbeAddress
 * ownership.py    OwnerChanged
+* quorum.py       QuorumChanged (returned by node.py)
 * node.py         Transmit, PacketDropped, LeaveComplete, NothingListens, MaintenanceChanged
                   (maintenance.py's map, set here or merged from a peer), and everything above
 
@@ -255,6 +256,23 @@ class OwnerChanged:
     old: str | None
     new: str | None
     reason: str
+
+
+# --------------------------------------------------------------------------- quorum
+
+
+@dataclass(frozen=True)
+class QuorumChanged:
+    """This node's partition gained or lost quorum, or its votes or the witness changed
+    (quorum.py). `mode` is what the arbiter now does: ok, freeze or stop (no_quorum_policy)."""
+
+    quorate: bool
+    votes: int
+    expected: int
+    needed: int
+    witness: str
+    mode: str
+    members: tuple[str, ...]
 
 
 # --------------------------------------------------------------------------- maintenance

@@ -70,6 +70,13 @@ Operator requests (hb_standby / hb_takeover; "local" and "foreign" are relative 
            not served within request_timeout (heartbeat's 10 s STANDBY_INIT_TO_MS) expires.
 A move needs a target with a score at least as good as the holder's, else it is refused.
 
+Quorum (quorum.py, set by NodeCore through `set_quorum`): in mode "ok" everything above
+applies; in "freeze" (no quorum, no_quorum_policy freeze) no group is claimed or started and
+claims in progress are withdrawn, but running groups stay; in "stop" (no quorum, policy stop)
+every group starting or running here is released as well (Pacemaker's no-quorum-policy). With
+the groups' addresses still answered by the node that lost quorum, the majority's takeover
+waits for the wire to be clear (guard.py), so the two never answer at once on a shared LAN.
+
 Start-up: `start()` returns StopStale(g) for every group (nothing can be ours before we claimed
 it, so anything left from an earlier run is stale) and the node claims nothing until `settle()`
 (membership's Settled: every peer heard, or initdead passed).
@@ -89,6 +96,7 @@ from .actions import (AcquireGroup, AddressConflict, AnnounceNow, HeldElsewhere,
 from .guard import CLAIM as SEEN_CLAIM, PROBE as SEEN_PROBE, AddressGuard, GuardTiming, Seen
 from .membership import TransitionError
 from .messages import Announcement, GroupEntry, GroupState, Grant, Status
+from .quorum import FREEZE as QUORUM_FREEZE, OK as QUORUM_OK, STOP as QUORUM_STOP
 
 NONE, CLAIM, STARTING, HELD, STOPPING = (GroupState.NONE, GroupState.CLAIM, GroupState.STARTING,
                                          GroupState.HELD, GroupState.STOPPING)
@@ -180,6 +188,8 @@ class Arbiter:
         self.requests: dict[str, int] = {}  # group -> deadline of our takeover request
         self._claims = 0
         self._started = False
+        self.quorum = QUORUM_OK  # quorum.py mode: ok, freeze or stop
+        self.quorum_reason = ""
         self._last_announcement: Announcement | None = None
 
     # ------------------------------------------------------------------ queries
@@ -402,6 +412,14 @@ class Arbiter:
         if node in self.alive:
             self._news(node, ann, now)
         return self._evaluate(now)
+
+    def set_quorum(self, mode: str, now: int, reason: str = "", evaluate: bool = True) -> list:
+        """quorum.py's mode: ok, freeze or stop (see the module docstring). `evaluate=False`
+        when another input that evaluates follows at once (NodeCore sets it before set_alive)."""
+        if mode not in (QUORUM_OK, QUORUM_FREEZE, QUORUM_STOP):
+            raise ValueError(f"quorum mode must be ok, freeze or stop, got {mode!r}")
+        self.quorum, self.quorum_reason = mode, reason
+        return self._evaluate(now) if evaluate else []
 
     def set_score(self, score: int, score_max: int, now: int) -> list:
         self.score, self.score_max = score, score_max
@@ -689,6 +707,7 @@ class Arbiter:
         out: list = []
         if st.state == NONE:
             if self.status == Status.ACTIVE and not st.failed and not peers_running \
+                    and self.quorum == QUORUM_OK \
                     and self.desired_owner(g) == self.local and self._claim_wins(g):
                 self._claims = self._claims % 0xFFFFFFFF + 1
                 st.claim = self._claims
@@ -696,7 +715,7 @@ class Arbiter:
                 self._move(g, st, "claim", "chosen")
                 st.failback_ok = self._failback_ok(g)
         elif st.state == CLAIM:
-            if self.status != Status.ACTIVE or st.failed or peers_running \
+            if self.status != Status.ACTIVE or st.failed or peers_running or self.quorum != QUORUM_OK \
                     or self.desired_owner(g) != self.local or not self._claim_wins(g):
                 self._move(g, st, "withdraw", "not chosen any more")
             elif all(Grant(self.local, g, st.claim) in self.peers[p].grants for p in self.alive
@@ -724,6 +743,9 @@ class Arbiter:
 
     def _evaluate_running(self, g: str, st: _Local, peers_running: list[str]) -> list:
         out: list = []
+        if self.quorum == QUORUM_STOP:  # Pacemaker no-quorum-policy=stop
+            why = f"no quorum: {self.quorum_reason}" if self.quorum_reason else "no quorum"
+            return self._release(g, st, why, None)
         deaf = sorted(p for p in peers_running if p in self._deaf)
         if deaf:
             # it cannot hear that we run the group too, so it will never let go: we must

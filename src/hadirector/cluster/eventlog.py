@@ -90,6 +90,17 @@ def _request(a: A.RequestResult, me: str) -> LogLine:
     return LogLine(INFO, f"{a.request}{f' group {a.group}' if a.group else ''}: {a.detail}")
 
 
+def _quorum(a: A.QuorumChanged, me: str) -> LogLine:
+    state = "quorate" if a.quorate else "no quorum"
+    witness = "" if a.witness == "none" else f", witness: {a.witness}"
+    act = {"ok": "" if a.quorate else "; no_quorum_policy ignore: acting as if quorate",
+           "freeze": "; freeze: keeping what runs here, starting nothing",
+           "stop": "; stopping every group here"}[a.mode]
+    return LogLine(NOTICE if a.quorate else WARNING,
+                   f"node {me}: {state} ({a.votes} of {a.expected} votes, {a.needed} needed, members "
+                   f"{', '.join(a.members)}{witness}){act}")
+
+
 # type -> LogLine, or None for the actions whose effect the driver reports itself
 _TEXT: dict[type, Callable[..., LogLine | None]] = {
     A.Transmit: lambda a, me: None,
@@ -140,6 +151,7 @@ _TEXT: dict[type, Callable[..., LogLine | None]] = {
     A.ScoreChanged: lambda a, me: LogLine(INFO, f"connectivity score {a.old} -> {a.new}"),
     A.OwnerChanged: _owner,
     A.MaintenanceChanged: _maintenance,
+    A.QuorumChanged: _quorum,
 }
 
 

@@ -11,6 +11,7 @@ This is what the daemon drives. It owns no socket, no clock and no resource; eve
         group start ok/fail  -> handle(core.group_started(g, ms()) / core.group_failed(g, ms(), why))
         group fully stopped  -> handle(core.group_stopped(g, ms()))        (ReleaseDone)
         ping reply from A    -> handle(core.probe_reply(A, ms()))
+        qdevice client says  -> handle(core.on_witness(True|False|None, ms()))  (quorum.py)
         ARP/ND about a VIP   -> handle(core.address_seen(addr, "claim"|"probe", mac, own_mac, ifname, ms()))
         port unreachable     -> handle(core.link_unreachable(L, addr, port, ms()))   (ICMP errors)
         operator             -> handle(core.standby(which, ms()) / core.takeover(which, ms()))
@@ -32,8 +33,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .actions import (AnnounceNow, LateHeartbeat, LeaveComplete, LinkDown, LinkUp, MaintenanceChanged,
-                      NodeChanged, NothingListens, PacketDropped, PeerRestarted, ScoreChanged, Send,
-                      Settled, Stalled, Transmit)
+                      NodeChanged, NothingListens, PacketDropped, PeerRestarted, QuorumChanged,
+                      ScoreChanged, Send, Settled, Stalled, Transmit)
 from .arbiter import Arbiter, DEFAULT_REQUEST_TIMEOUT
 from .auth import Authenticator
 from .connectivity import Connectivity
@@ -42,6 +43,7 @@ from .maintenance import MaintenanceMap
 from .membership import UP, Membership
 from .messages import DEFAULT_MAX_SIZE, BadMessage, Codec, Kind, Message, encode_mark, encoded_size
 from .ownership import Ownership
+from .quorum import Quorum
 
 LEAVE_COPIES = 2  # LEAVE is sent this many times per link: a lost one costs the peer a deadtime
 # An episode of ICMP port unreachable ends after this long without one. Linux sends about one
@@ -102,6 +104,9 @@ class NodeCore:
         self.arbiter.unaccounted = self.membership.unaccounted()
         self.arbiter.score = self.connectivity.score
         self.arbiter.score_max = self.connectivity.score_max
+        # votes of this node's partition, and the witness (quorum.py); the arbiter obeys its mode
+        self.quorum = Quorum(c.quorum, c.nodes, node, now)
+        self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
         self.ownership = Ownership(self.arbiter.local_groups, now)
         # real servers in maintenance, the same on every node (maintenance.py); peers' digests
         self.maintenance = maintenance if maintenance is not None else MaintenanceMap()
@@ -161,6 +166,7 @@ class NodeCore:
                 "score_max": self.connectivity.score_max,
                 "peers": peers, "links": links,
                 "connectivity": self.connectivity.snapshot(now),
+                "quorum": self.quorum.snapshot(now),
                 **arb,
                 "lease_ms": self.guard_timing.lease,
                 "packets": dict(self.codec.counters)}
@@ -228,6 +234,17 @@ class NodeCore:
     def probe_reply(self, address: str, now: int) -> list:
         pre = self._begin(now)
         return self._finish(pre + self.connectivity.on_reply(address, now), now)
+
+    def on_witness(self, vote: bool | None, now: int) -> list:
+        """The quorum device client's report (issue 11's qdevice-net client): True, qnetd gives
+        this node its vote; False, it gives it to the other side; None, qnetd is unreachable or
+        the state is unknown. ValueError if no device is configured."""
+        pre = self._begin(now)
+        out = list(pre)
+        if self.quorum.on_witness(vote, now):
+            out += self._quorum_changed(now)
+            out += self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason())
+        return self._finish(out, now)
 
     def address_seen(self, address: str, kind: str, mac: str, own_mac: str, where: str,
                      now: int) -> list:
@@ -311,6 +328,10 @@ class NodeCore:
         restarted = [e.node for e in events if isinstance(e, PeerRestarted)]
         changed = any(isinstance(e, (NodeChanged, PeerRestarted)) for e in events)
         out = list(events)
+        if changed and self.quorum.set_members(self.membership.alive(), now):
+            # before the arbiter sees the new members, so it never acts on a stale verdict
+            out += self._quorum_changed(now)
+            self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
         if any(isinstance(e, Stalled) for e in events):
             out += self.arbiter.stalled(now)
         if changed or news:
@@ -326,6 +347,17 @@ class NodeCore:
                for e in events):
             out.append(AnnounceNow())
         return out
+
+    def _quorum_changed(self, now: int) -> list:
+        v = self.quorum.verdict
+        return [QuorumChanged(v.quorate, v.votes, v.expected, v.needed, v.witness, self.quorum.mode,
+                              tuple(sorted(self.quorum.members)))]
+
+    def _quorum_reason(self) -> str:
+        v = self.quorum.verdict
+        if v.waiting_for_all:
+            return f"waiting for all nodes (wait_for_all), {v.votes} of {v.expected} votes"
+        return f"{v.votes} of {v.expected} votes, {v.needed} needed"
 
     def _finish(self, actions: list, now: int) -> list:
         """Turn score changes into arbiter input and sends into datagrams."""

@@ -35,8 +35,8 @@ import itertools
 import random
 from dataclasses import dataclass, field
 
-from ..config.model import (Auth, Cluster, Config, Group, Link, PingGroup, ScriptResource, Timing,
-                            VipResource)
+from ..config.model import (Auth, Cluster, Config, Group, Link, PingGroup, Quorum, ScriptResource,
+                            Timing, VipResource)
 from .actions import (AcquireGroup, Lease, LeaveComplete, Probe, ProbeAddress, Reannounce,
                       ReleaseGroup, StopStale, Transmit)
 from .maintenance import MaintenanceMap
@@ -45,10 +45,12 @@ from .node import NodeCore, group_addresses
 
 def cluster_config(nodes=("alpha", "beta"), groups=None, *, links: int = 2, auto_failback="on",
                    keepalive=100, deadtime=500, warntime=300, initdead=1000, method="sha256",
-                   key="sim-key", ping=(), ping_groups=(), name="sim", vips=None) -> Config:
+                   key="sim-key", ping=(), ping_groups=(), name="sim", vips=None,
+                   quorum=None) -> Config:
     """A small valid Config for simulations: `links` ucast links (eth0, eth1, ...) and
     `groups` = {name: preferred node} (default: one group per node, "g-<node>"); `vips` = {group:
-    address} gives those groups a VIP (first resource), True gives each group one. Times in ms."""
+    address} gives those groups a VIP (first resource), True gives each group one; `quorum` is a
+    config.model.Quorum or its keys as a dict ([cluster.quorum]). Times in ms."""
     groups = groups if groups is not None else {f"g-{n}": n for n in nodes}
     if vips is True:
         vips = {g: f"198.18.0.{100 + i}" for i, g in enumerate(groups)}
@@ -62,7 +64,8 @@ def cluster_config(nodes=("alpha", "beta"), groups=None, *, links: int = 2, auto
                           warntime=f"{warntime}ms", initdead=f"{initdead}ms"),
             auth=Auth(method=method, key=key if method != "crc" else ""),
             auto_failback=auto_failback, ping=tuple(ping),
-            ping_groups=tuple(PingGroup(name=n, addresses=tuple(a)) for n, a in ping_groups)),
+            ping_groups=tuple(PingGroup(name=n, addresses=tuple(a)) for n, a in ping_groups),
+            quorum=Quorum.model_validate(quorum) if isinstance(quorum, dict) else (quorum or Quorum())),
         groups=tuple(Group(name=g, preferred_node=p, resources=(
             *((VipResource(address=vips[g]),) if g in vips else ()), ScriptResource(name=f"svc-{g}")))
             for g, p in groups.items()))

@@ -161,6 +161,28 @@ class Logging(Model):
         return v
 
 
+class QuorumDevice(Model):
+    """A quorum device: corosync-qnetd, the witness that gives its one vote to one side of a
+    partition (corosync-qdevice's `model: net`, its host, port 5403, ffsplit or lms, TLS)."""
+
+    model: Literal["net"] = "net"
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 5403  # corosync-qnetd's default port
+    algorithm: Literal["ffsplit", "lms"] = "ffsplit"
+    tls: bool = True
+
+
+class Quorum(Model):
+    """Who may hold groups when the cluster is split (cluster/quorum.py). Names and meanings are
+    votequorum(5)'s (votes, expected_votes, wait_for_all) and Pacemaker's no-quorum-policy."""
+
+    no_quorum_policy: Literal["stop", "freeze", "ignore"] = "stop"
+    wait_for_all: bool = False
+    expected_votes: Annotated[int, Field(ge=1)] | None = None  # None: the sum of the votes
+    votes: dict[str, Annotated[int, Field(ge=0, le=255)]] = {}  # node -> votes; unlisted: 1
+    device: QuorumDevice | None = None
+
+
 class Cluster(Model):
     name: str = "hadirector"
     nodes: tuple[str, ...] = Field(min_length=1)
@@ -173,6 +195,7 @@ class Cluster(Model):
     respawn: tuple[Respawn, ...] = ()
     watchdog: str | None = None
     logging: Logging = Logging()
+    quorum: Quorum = Quorum()
 
     @field_validator("auto_failback", mode="before")
     @classmethod
@@ -541,6 +564,13 @@ def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
         if n in seen:
             out.append((f"cluster.nodes.{i}", f"node {n!r} is listed twice"))
         seen.add(n)
+    q = cfg.cluster.quorum
+    for n in q.votes:
+        if n not in cfg.cluster.nodes:
+            out.append((f"cluster.quorum.votes.{n}",
+                        f"{n!r} is not a cluster node; nodes are {', '.join(cfg.cluster.nodes)}"))
+    if sum(q.votes.get(n, 1) for n in cfg.cluster.nodes) == 0:
+        out.append(("cluster.quorum.votes", "every node has 0 votes: the cluster could never be quorate"))
     names: set[str] = set()
     for i, pg in enumerate(cfg.cluster.ping_groups):
         if pg.name in names:
