@@ -92,18 +92,45 @@ def test_a_vote_for_another_ring_changes_nothing():
     assert sent(out)[0].type == w.MsgType.VOTE_INFO_REPLY  # still answered
 
 
-def test_membership_change_drops_the_vote_until_qnetd_answers_for_the_new_ring():
+def test_membership_change_reports_the_answer_for_the_new_ring_even_when_it_repeats():
     c = client()
     connect(c)
     c.on_data(w.encode_vote_info(1, w.RingId(1, 1), w.Vote.ACK), 10)
     out = c.set_membership({1, 2}, 20)
-    assert votes(out) == [None]
+    assert votes(out) == []  # quiet until qnetd answers for the new ring
     (mem,) = sent(out)
     assert mem.ring_id == w.RingId(1, 3) and [n.node_id for n in mem.nodes] == [1, 2]
+    assert c.status(20)["answer_pending"] is True
     assert c.set_membership({2, 1}, 21) == []  # same view: nothing
-    # a late vote for the old ring: ignored
-    assert votes(c.on_data(w.encode_vote_info(2, w.RingId(1, 1), w.Vote.ACK), 22)) == []
-    assert votes(c.on_data(w.encode_vote_info(3, w.RingId(1, 3), w.Vote.ACK), 23)) == [True]
+    # a late vote for the old ring: ignored; WAIT_FOR_REPLY for the new one: still quiet
+    assert votes(c.on_data(w.encode_vote_info(2, w.RingId(1, 1), w.Vote.NACK), 22)) == []
+    assert votes(c.on_data(w.encode_vote_info(3, w.RingId(1, 3), w.Vote.WAIT_FOR_REPLY), 23)) == []
+    out = c.on_data(w.encode_vote_info(4, w.RingId(1, 3), w.Vote.ACK), 24)
+    assert votes(out) == [True] and "ring 1.3" in out[0].detail  # same value, reported again
+    assert c.status(25)["answer_pending"] is False
+    assert votes(c.on_data(w.encode_vote_info(5, w.RingId(1, 3), w.Vote.ACK), 26)) == []  # a repeat now is not
+
+
+def test_no_answer_for_the_new_ring_in_time_reports_none():
+    c = client()
+    connect(c)
+    c.on_data(w.encode_vote_info(1, w.RingId(1, 1), w.Vote.ACK), 10)
+    c.set_membership({1, 2}, 100)
+    c.on_data(w.encode_vote_info(2, w.RingId(1, 3), w.Vote.WAIT_FOR_REPLY), 101)
+    assert c.next_deadline() == HB  # the echo first
+    c.on_timer(HB)
+    c.on_data(w.encode_echo_reply(w.encode_echo_request(1)), HB + 1)
+    out = c.on_timer(100 + 2 * HB)
+    (changed,) = [a for a in out if isinstance(a, q.WitnessChanged)]
+    assert changed.vote is None and "no ACK/NACK for ring 1.3" in changed.detail
+    assert c.state == q.State.CONNECTED and c.counters["answer-timeout"] == 1
+
+
+def test_membership_change_while_disconnected_reports_none_at_once():
+    c = client()
+    c.start(0)
+    out = c.set_membership({1, 2}, 5)
+    assert votes(out) == [None] and "not connected" in out[0].detail
 
 
 def test_membership_before_connecting_goes_into_init():
@@ -272,7 +299,7 @@ def test_ring_ids():
 
 def test_inputs_that_do_not_fit_raise_transition_error():
     c = client()
-    with pytest.raises(q.TransitionError, match="connected in state idle"):
+    with pytest.raises(q.TransitionError, match="'idle' on event 'connected'"):
         c.on_connected(0)
     c.start(0)
     with pytest.raises(q.TransitionError):

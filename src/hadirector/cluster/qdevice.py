@@ -27,9 +27,14 @@ NO_CHANGE keeps the last one).
 
 The vote handed to the cluster (`WitnessChanged.vote`): True for ACK, False for NACK, None for
 everything else - not connected, lost (no echo reply in time), waiting (WAIT_FOR_REPLY,
-ASK_LATER), or a membership change whose answer has not come yet (votequorum accepts a qdevice
-vote only for the ring it was cast for, so a vote never outlives its ring). A reply whose ring id
-is not the last one sent changes nothing (`ring_id_is_valid` in the ffsplit/lms client algorithms).
+ASK_LATER). A reply whose ring id is not the last one sent changes nothing (`ring_id_is_valid`
+in the ffsplit/lms client algorithms). After a membership change the client says nothing until
+qnetd answers ACK or NACK for the new ring (votequorum takes a qdevice vote only for the ring it
+was cast for); that answer is always reported, even when it repeats the old vote, because the
+quorum core holds a vote from the old ring as pending meanwhile (cluster/quorum.py). qnetd may
+answer WAIT_FOR_REPLY for a while (ffsplit waits until every connected member sends the same
+ring, i.e. until the peer noticed the change too); if no ACK/NACK comes within `answer_timeout`
+the client reports None.
 
 Differences from the C client, on purpose: there is no votequorum, so the ring id is built from
 this director's membership view (`ring_id_for`: node id = the lowest member, seq = the members'
@@ -51,6 +56,7 @@ from enum import Enum
 from typing import Callable, Iterable
 
 from . import qdevice_wire as w
+from .membership import TransitionError as MembershipTransitionError
 from .qdevice_wire import Algorithm, KeepActivePartition, MsgType, NodeListType, RingId, TieBreaker, Tls, Vote
 
 # qnet-config.h QDEVICE_NET_DEFAULT_MIN_MSG_SEND_SIZE: a server that accepts less is refused
@@ -67,11 +73,11 @@ class State(str, Enum):
     CONNECTED = "connected"  # the C client's WAITING_VOTEQUORUM_CMAP_EVENTS
 
 
-class TransitionError(Exception):
+class TransitionError(MembershipTransitionError):
     """An input that does not fit the state (a bug in the driver, not a bad packet)."""
 
     def __init__(self, state: State, event: str) -> None:
-        super().__init__(f"qdevice client: {event} in state {state.value}")
+        super().__init__("qdevice client", state.value, event)
 
 
 # --------------------------------------------------------------------------- actions
@@ -120,6 +126,7 @@ class Settings:
     connect_timeout: int | None = None  # ms until the init reply; None: the heartbeat interval
     retry_min: int = 1000  # ms before the first reconnect
     retry_max: int = 30_000
+    answer_timeout: int | None = None  # ms for an ACK/NACK after a membership change; None: 2 x heartbeat
 
 
 def ring_id_for(members: Iterable[int]) -> RingId:
@@ -178,6 +185,7 @@ class QdeviceClient:
         self._ask_at: int | None = None
         self._retry_at: int | None = None
         self._retry_delay = settings.retry_min
+        self._answer_at: int | None = None  # a membership change waits for ACK/NACK until then
         self._started = False
         self.server_tls: Tls | None = None
         self.connected_since: int | None = None
@@ -254,6 +262,11 @@ class QdeviceClient:
             self._echo_expected += 1
             self._echo_at = now + self._hb
             out.append(Send(w.encode_echo_request(self._echo_expected), "echo request"))
+        if self.state == State.CONNECTED and self._answer_at is not None and now >= self._answer_at:
+            self._answer_at = None
+            self.counters["answer-timeout"] += 1
+            out += self._report(now, f"no ACK/NACK for ring {self.ring_id} within {self._answer_timeout()} ms",
+                                force=True)
         if self.state == State.CONNECTED and self._ask_at is not None and now >= self._ask_at:
             self._ask_at = None
             if self._raw_vote == Vote.ASK_LATER:
@@ -261,19 +274,19 @@ class QdeviceClient:
         return out
 
     def set_membership(self, members: Iterable[int], now: int) -> list[Action]:
-        """The directors this one sees (itself included). A changed view drops the vote (it was
-        for the old ring) and, when connected, sends the new membership node list
-        (qdevice_model_net_votequorum_node_list_notify -> qdevice_net_send_membership_node_list)."""
+        """The directors this one sees (itself included). A changed view, when connected, sends
+        the new membership node list (qdevice_model_net_votequorum_node_list_notify ->
+        qdevice_net_send_membership_node_list); the next ACK/NACK for it is reported (see the
+        module docstring). Not connected: None is reported at once (there is no answer to wait for)."""
         view = frozenset(members) | {self.s.node_id}
         if view == self._members:
             return []
         self._members = view
         if self.state != State.CONNECTED:
-            return []
-        out = self._send_membership()
+            return self._report(now, f"membership changed to ring {ring_id_for(view)}, not connected", force=True)
         self._raw_vote = Vote.WAIT_FOR_REPLY
-        out += self._report(now, f"membership changed to ring {ring_id_for(view)}")
-        return out
+        self._answer_at = now + self._answer_timeout()
+        return self._send_membership()
 
     def set_heartbeat_interval(self, interval: int, now: int) -> list[Action]:
         """Ask the server for another heartbeat interval (qdevice_net_send_set_option; the C client
@@ -286,6 +299,7 @@ class QdeviceClient:
 
     def next_deadline(self) -> int | None:
         times = [t for t in (self._deadline_connect, self._echo_at if self.state == State.CONNECTED else None,
+                             self._answer_at if self.state == State.CONNECTED else None,
                              self._ask_at if self.state == State.CONNECTED else None,
                              self._retry_at if self.state == State.IDLE else None) if t is not None]
         return min(times) if times else None
@@ -306,6 +320,7 @@ class QdeviceClient:
             "vote": {True: "ack", False: "nack", None: None}[self._reported],
             "server_vote": _VOTE_WORD.get(self._raw_vote) if self._raw_vote is not None else None,
             "ring_id": str(self.ring_id),
+            "answer_pending": self._answer_at is not None,
             "members": sorted(self._members),
             "node_id": self.s.node_id,
             "algorithm": self.s.algorithm.name.lower(),
@@ -318,6 +333,9 @@ class QdeviceClient:
         }
 
     # ------------------------------------------------------------------ internals
+
+    def _answer_timeout(self) -> int:
+        return self.s.answer_timeout or 2 * self.s.heartbeat_interval
 
     def _connect_timeout(self) -> int:
         return self.s.connect_timeout or self.s.heartbeat_interval
@@ -338,7 +356,7 @@ class QdeviceClient:
         out: list[Action] = [Close(reason)] if close else []
         self.state = State.IDLE
         self.last_error = reason
-        self._deadline_connect = self._echo_at = self._ask_at = None
+        self._deadline_connect = self._echo_at = self._ask_at = self._answer_at = None
         self._last_sent_ring = None
         self.connected_since = None
         if was_connected:
@@ -346,12 +364,12 @@ class QdeviceClient:
         self._retry_at = now + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self.s.retry_max)
         self._raw_vote = None
-        out += self._report(now, reason)
+        out += self._report(now, reason, force=True)
         return out
 
-    def _report(self, now: int, detail: str) -> list[Action]:
+    def _report(self, now: int, detail: str, force: bool = False) -> list[Action]:
         vote = {Vote.ACK: True, Vote.NACK: False}.get(self._raw_vote) if self._raw_vote is not None else None
-        if vote == self._reported:
+        if vote == self._reported and not force:
             return []
         self._reported = vote
         self.last_vote_change = now
@@ -388,7 +406,12 @@ class QdeviceClient:
             # qnetd's lms answers ask-for-vote; its ffsplit refuses it
             # (qnetd_algo_ffsplit_ask_for_vote_received: UNSUPPORTED_DECISION_ALGORITHM_MESSAGE)
             self._ask_at = now + self._hb
-        return self._report(now, f"{_VOTE_WORD.get(vote, vote.name)} for ring {msg.ring_id} ({what})")
+        answered = vote in (Vote.ACK, Vote.NACK) and self._answer_at is not None
+        if self._answer_at is not None and not answered:
+            return []  # still waiting for qnetd's answer to the new membership: keep quiet
+        self._answer_at = None
+        return self._report(now, f"{_VOTE_WORD.get(vote, vote.name)} for ring {msg.ring_id} ({what})",
+                            force=answered)
 
     # ------------------------------------------------------------------ message handlers
 

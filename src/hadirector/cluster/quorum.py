@@ -34,7 +34,15 @@ What the arbiter does with the answer (`mode`), Pacemaker's no-quorum-policy:
 
 Witness states for `status`: "none" (no device configured), "unknown" (configured; the client
 has not reported, or lost the witness: `on_witness(None)`), "vote" (qnetd gives us its vote),
-"no vote" (qnetd gives it to the other side).
+"no vote" (qnetd gives it to the other side), "pending" (see below).
+
+A witness vote belongs to a membership (votequorum takes a qdevice vote only for the ring it was
+cast for). When the members change, the vote held is pending until the qdevice client reports
+qnetd's answer for the new membership (cluster/qdevice.py reports it even when it repeats the old
+vote, and None if qnetd does not answer ACK/NACK in time): meanwhile it does not count, so no
+group is started on a vote cast for another membership, and a node that would lose quorum only
+because of that freezes (keeps what it runs) instead of stopping, so the holder does not drop its
+groups for the milliseconds qnetd takes to answer.
 """
 
 from __future__ import annotations
@@ -79,6 +87,8 @@ class Quorum:
         self._waiting = config.wait_for_all  # votequorum wait_for_all_status
         self.members: frozenset[str] = frozenset({local})
         self.witness: bool | None = None
+        self.witness_pending = False  # the members changed since the witness last answered
+        self._mode_before_pending = OK
         self.since = now
         self.verdict = self._compute()
 
@@ -93,11 +103,15 @@ class Quorum:
         """OK (claim and keep groups), FREEZE (keep, start nothing) or STOP (stop everything)."""
         if self.verdict.quorate or self.policy == "ignore":
             return OK
+        if self.witness_pending and self._mode_before_pending != STOP:
+            return FREEZE  # the witness has not answered for these members yet
         return FREEZE if self.policy == "freeze" else STOP
 
     def witness_state(self) -> str:
         if not self.device:
             return "none"
+        if self.witness_pending:
+            return "pending"
         return {None: "unknown", True: "vote", False: "no vote"}[self.witness]
 
     def snapshot(self, now: int) -> dict:
@@ -115,6 +129,9 @@ class Quorum:
         members = frozenset(n for n in alive if n in self.node_votes) | {self.local}
         if members == self.members:
             return False
+        if self.device:
+            self._mode_before_pending = self.mode  # what this node may do just before the change
+            self.witness_pending = True
         self.members = members
         return self._update(now)
 
@@ -125,9 +142,10 @@ class Quorum:
             raise ValueError(f"witness vote must be True, False or None, got {vote!r}")
         if not self.device:
             raise ValueError("a witness vote arrived but no quorum device is configured")
-        if vote == self.witness:
+        if vote == self.witness and not self.witness_pending:
             return False
         self.witness = vote
+        self.witness_pending = False
         return self._update(now)
 
     # ------------------------------------------------------------------ the rule
@@ -141,7 +159,7 @@ class Quorum:
 
     def _compute(self) -> Verdict:
         votes = sum(self.node_votes[n] for n in self.members)
-        if self.device and self.witness:
+        if self.device and self.witness and not self.witness_pending:
             votes += DEVICE_VOTES
         expected = max(self.configured_expected, votes)  # votequorum: never below the votes present
         needed = 1 if self.two_node else expected // 2 + 1  # calculate_quorum: (expected + 2) / 2
