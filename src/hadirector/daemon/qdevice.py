@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Callable
 
 from ..cluster import qdevice as q
+from ..net.netns import netns_socket
 from .clock import now_ms
 
 READ_SIZE = 65536
@@ -49,12 +51,13 @@ def client_ssl_context(files: TlsFiles) -> ssl.SSLContext:
 class QdeviceDriver:
     def __init__(self, core: q.QdeviceClient, host: str, port: int,
                  on_vote: Callable[[bool | None, str], None], log: logging.Logger | None = None,
-                 tls: TlsFiles | None = None, name: str = "") -> None:
+                 tls: TlsFiles | None = None, name: str = "", netns: str | None = None) -> None:
         self.core = core
         self.host, self.port = host, port
         self.on_vote = on_vote
         self.log = log or logging.getLogger(__name__)
         self.tls = tls
+        self.netns = netns
         self.name = name or f"node id {core.s.node_id}"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -158,7 +161,20 @@ class QdeviceDriver:
 
     async def _connect(self, gen: int) -> None:
         try:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
+            if self.netns is None:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            else:  # the daemon's links live in a namespace (lab, tests): so does this connection
+                loop = asyncio.get_running_loop()
+                info = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+                family, _t, _p, _c, addr = info[0]
+                sock = netns_socket(self.netns, family, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                try:
+                    await loop.sock_connect(sock, addr)
+                except BaseException:
+                    sock.close()
+                    raise
+                reader, writer = await asyncio.open_connection(sock=sock)
         except (OSError, asyncio.TimeoutError) as e:
             self._feed(gen, "on_closed", f"cannot connect: {e.strerror or e}" if isinstance(e, OSError) else "timeout")
             return
@@ -210,3 +226,21 @@ class QdeviceDriver:
             except Exception:  # noqa: BLE001 - already broken
                 pass
         self._reader = self._writer = None
+
+
+def node_ids(nodes) -> dict[str, int]:
+    """The qdevice node id of every director: 1 + its position in the sorted names (the same on
+    every director whatever the order of its `node` lines)."""
+    return {n: i + 1 for i, n in enumerate(sorted(nodes))}
+
+
+def from_config(cluster, local: str, on_vote, log=None, netns: str | None = None) -> "QdeviceDriver":
+    """A driver for `cluster.quorum.device` (config.model.QuorumDevice) as director `local`."""
+    dev = cluster.quorum.device
+    ids = node_ids(cluster.nodes)
+    settings = q.Settings(cluster_name=cluster.name, node_id=ids[local], config_nodes=tuple(sorted(ids.values())),
+                          algorithm=q.ALGORITHMS[dev.algorithm], heartbeat_interval=dev.heartbeat_interval,
+                          tls=dev.tls)
+    tls = TlsFiles(dev.ca_file, dev.cert_file, dev.key_file, dev.server_name) if dev.tls else None
+    return QdeviceDriver(q.QdeviceClient(settings), dev.host, dev.port, on_vote, log=log, tls=tls,
+                         name=local, netns=netns)

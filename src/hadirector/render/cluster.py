@@ -40,6 +40,9 @@ def render_status(st: dict) -> str:
             rows.append([g["name"], g["preferred"], g.get("owner") or "-", g.get("state", "-"),
                          when(g.get("since"), now), ", ".join(g.get("resources", []))])
         out += table(rows)
+    if st.get("witness"):
+        out.append("")
+        out.append(witness_line(st["witness"]))
     failed = _failed(st, now)
     if failed:
         out.append("")
@@ -122,3 +125,19 @@ def _failed(st: dict, now: float) -> list[str]:
         for g in n.get("failed_groups") or []:
             out.append(f"* group {g}: failed on {n['name']} (not a candidate for it until `takeover`)")
     return out
+
+
+def witness_line(w: dict) -> str:
+    """The qdevice-net connection to corosync-qnetd (daemon/qdevice.py status)."""
+    vote = {"ack": "vote granted", "nack": "vote refused", None: "no vote"}.get(w.get("vote"), w.get("vote"))
+    state = {"idle": "not connected"}.get(w["state"], w["state"])
+    if state == "connected":
+        secs = (w.get("connected_for_ms") or 0) // 1000
+        state = f"connected {secs} s"
+    parts = [f"witness qnetd {w['server']}: {state}, {vote}"]
+    if w.get("answer_pending"):
+        parts.append("waiting for qnetd's answer")
+    parts.append(f"ring {w['ring_id']} (node id {w['node_id']}), {w['algorithm']}, tls {'on' if w['tls'] else 'off'}")
+    if w.get("last_error") and w["state"] != "connected":
+        parts.append(f"last error: {w['last_error']}")
+    return "; ".join(parts)
