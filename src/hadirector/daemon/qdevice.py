@@ -41,11 +41,27 @@ class TlsFiles:
 
 
 def client_ssl_context(files: TlsFiles) -> ssl.SSLContext:
+    """The chain must lead to `ca_file`; the name is checked after the handshake
+    (`peer_name_problem`): qnetd's certificate names "Qnetd Server" in its CN, with no
+    subjectAltName, which is no host name ssl's own check could match."""
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=files.ca_file)
-    ctx.check_hostname = True  # against files.server_name (the server certificate's CN)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
     if files.cert_file:
         ctx.load_cert_chain(files.cert_file, files.key_file)
     return ctx
+
+
+def peer_name_problem(cert: dict | None, want: str) -> str | None:
+    """None when the verified peer certificate's subject CN (or a DNS subjectAltName) is `want`
+    (qdevice-net-nss.c / nss_sock_check_cert_name in the C client: QDEVICE_NET_DEFAULT_NSS_QNETD_CN)."""
+    if not cert:
+        return "qnetd sent no certificate"
+    names = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+    names += [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+    if want in names:
+        return None
+    return f"qnetd's certificate names {', '.join(names) or 'nobody'}, expected {want!r}"
 
 
 class QdeviceDriver:
@@ -192,10 +208,21 @@ class QdeviceDriver:
             self._feed(gen, "on_closed", "tls on but no CA / certificate files configured")
             return
         try:
+            ctx = client_ssl_context(self.tls)
+        except (OSError, ssl.SSLError) as e:
+            self._feed(gen, "on_closed", f"TLS files unusable ({self.tls.ca_file}, {self.tls.cert_file}, "
+                                         f"{self.tls.key_file}): {e}")
+            return
+        try:
             await writer.drain()
-            await writer.start_tls(client_ssl_context(self.tls), server_hostname=self.tls.server_name)
+            await writer.start_tls(ctx, server_hostname=None)
         except (OSError, ssl.SSLError, ConnectionError) as e:
             self._feed(gen, "on_closed", f"TLS handshake failed: {e}")
+            return
+        sslobj = writer.get_extra_info("ssl_object")
+        problem = peer_name_problem(sslobj.getpeercert() if sslobj is not None else None, self.tls.server_name)
+        if problem:
+            self._feed(gen, "on_closed", f"TLS: {problem}")
             return
         self._feed(gen, "on_tls_ready")
 
