@@ -56,3 +56,18 @@ def test_errors_name_the_line(tmp_path, line, words):
 def test_given_twice(tmp_path):
     errs = errors(make_ha_dir(tmp_path, hacf=BASE + "quorum_device qnetd 198.18.9.1\nquorum_device qnetd 198.18.9.2\n"))
     assert any("ha.cf:6" in e and "first at line 5" in e for e in errs), errs
+
+
+def test_check_names_unreadable_tls_files_at_the_line(tmp_path):
+    from hadirector.config.machine import Machine, machine_problems
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    d = make_ha_dir(tmp_path, hacf=BASE + f"quorum_device qnetd 198.18.9.1 ca {ca} cert /nonexistent/c.pem "
+                                          "key /nonexistent/c.key\n")
+    probs = [p for p in machine_problems(load(d), Machine("alpha", frozenset({"eth0"})), True) if not p.warning]
+    msgs = [str(p) for p in probs]
+    assert len(msgs) == 2 and all("ha.cf:5" in m for m in msgs), msgs
+    assert "cert_file /nonexistent/c.pem cannot be read" in msgs[0] and "key_file" in msgs[1]
+    (tmp_path / "off").mkdir()
+    off = make_ha_dir(tmp_path / "off", hacf=BASE + "quorum_device qnetd 198.18.9.1 tls off\n")
+    assert not [p for p in machine_problems(load(off), Machine("alpha", frozenset({"eth0"})), True) if not p.warning]
