@@ -8,6 +8,8 @@ directors that see each other keep their groups (losing the witness alone moves 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import time
 
@@ -66,6 +68,17 @@ class Pair:
         for d in self.drivers.values():
             d.start()
 
+    async def connected(self):
+        await async_wait_until(lambda: all(d.core.state == q.State.CONNECTED for d in self.drivers.values()),
+                               5, what="both clients connected")
+
+    async def together(self):
+        """Both connected, seeing each other, both holding the vote."""
+        await self.connected()
+        self.see({1: {1, 2}, 2: {1, 2}})
+        await async_wait_until(lambda: self.vote(1) is True and self.vote(2) is True, 5,
+                               what=lambda: f"both ACK; votes {self.votes}")
+
     async def stop(self):
         for d in self.drivers.values():
             await d.stop()
@@ -75,11 +88,7 @@ async def _split_gives_one_vote(qnetd, algorithm):
     pair = Pair(qnetd.port, algorithm)
     pair.start()
     try:
-        await async_wait_until(lambda: all(d.core.state == q.State.CONNECTED for d in pair.drivers.values()),
-                               5, what="both clients connected")
-        pair.see({1: {1, 2}, 2: {1, 2}})  # the directors see each other: both get the vote
-        await async_wait_until(lambda: pair.vote(1) is True and pair.vote(2) is True, 5,
-                               what=lambda: f"both ACK; votes {pair.votes}")
+        await pair.together()  # the directors see each other: both get the vote
         t0 = time.monotonic()
         pair.see({1: {1}, 2: {2}})  # the link between them is cut
         await async_wait_until(lambda: {pair.vote(1), pair.vote(2)} == {True, False}
@@ -113,10 +122,7 @@ async def test_qnetd_stopped_both_none_and_nothing_moves_then_it_comes_back(qnet
     pair = Pair(qnetd.port, "ffsplit")
     pair.start()
     try:
-        await async_wait_until(lambda: all(d.core.state == q.State.CONNECTED for d in pair.drivers.values()),
-                               5, what="both clients connected")
-        pair.see({1: {1, 2}, 2: {1, 2}})
-        await async_wait_until(lambda: pair.vote(1) is True and pair.vote(2) is True, 5, what="both ACK")
+        await pair.together()
         assert all(qz.mode == OK and qz.verdict.votes == 3 for qz in pair.quorum.values())
         t0 = time.monotonic()
         qnetd.stop()
@@ -144,8 +150,7 @@ async def test_a_client_silenced_is_dropped_and_the_other_side_gets_the_vote(qne
     pair = Pair(qnetd.port, "ffsplit")
     pair.start()
     try:
-        await async_wait_until(lambda: all(d.core.state == q.State.CONNECTED for d in pair.drivers.values()),
-                               5, what="both clients connected")
+        await pair.connected()
         pair.see({1: {1}, 2: {2}})
         await async_wait_until(lambda: (pair.vote(1), pair.vote(2)) == (True, False), 5, what="1 ACK, 2 NACK")
         await pair.drivers[1].stop()  # node 1 goes away without a word
@@ -158,15 +163,10 @@ async def test_a_client_silenced_is_dropped_and_the_other_side_gets_the_vote(qne
 async def test_qnetd_frozen_echo_timeout_gives_none(qnetd):
     """qnetd alive but silent (SIGSTOP: connections stay open, nothing answers): no echo reply by
     the next heartbeat -> the clients give the witness up (qdevice_net_echo_request_timer_callback)."""
-    import os
-    import signal
     pair = Pair(qnetd.port, "ffsplit")
     pair.start()
     try:
-        await async_wait_until(lambda: all(d.core.state == q.State.CONNECTED for d in pair.drivers.values()),
-                               5, what="both clients connected")
-        pair.see({1: {1, 2}, 2: {1, 2}})
-        await async_wait_until(lambda: pair.vote(1) is True and pair.vote(2) is True, 5, what="both ACK")
+        await pair.together()
         t0 = time.monotonic()
         os.kill(qnetd.pid, signal.SIGSTOP)
         try:
