@@ -50,9 +50,9 @@ class Pair:
             self.drivers[nid] = QdeviceDriver(core, "127.0.0.1", port, self._on_vote(nid))
 
     def _on_vote(self, nid):
-        def on_vote(vote, detail):
+        def on_vote(vote, detail, members):
             self.votes[nid].append((time.monotonic(), vote, detail))
-            self.quorum[nid].on_witness(vote, int(time.monotonic() * 1000))
+            self.quorum[nid].on_witness(vote, int(time.monotonic() * 1000), {NAMES[m] for m in members})
         return on_vote
 
     def vote(self, nid):

@@ -60,7 +60,7 @@ def tls_qnetd(pki, tmp_path):
 def _driver(port, files, tls=True):
     votes = []
     core = q.QdeviceClient(q.Settings("qtls", 1, (1, 2), heartbeat_interval=300, tls=tls, retry_min=200))
-    d = QdeviceDriver(core, "127.0.0.1", port, lambda v, det: votes.append((v, det)), tls=files)
+    d = QdeviceDriver(core, "127.0.0.1", port, lambda v, det, members: votes.append((v, det)), tls=files)
     return d, votes
 
 

@@ -76,6 +76,11 @@ claims in progress are withdrawn, but running groups stay; in "stop" (no quorum,
 every group starting or running here is released as well (Pacemaker's no-quorum-policy). With
 the groups' addresses still answered by the node that lost quorum, the majority's takeover
 waits for the wire to be clear (guard.py), so the two never answer at once on a shared LAN.
+Where the LAN is cut too, the leases do it: NodeCore sets `renew_until` (quorum.py
+renew_until), and a lease is not renewed after it, so the kernel of a node that stopped hearing
+a majority falls silent before the majority can declare it dead and take over. Unless a peer's
+RFC 5227 probes for the addresses arrive (within two slow probe intervals): then the LAN is
+shared, our answers keep the prober out, and the lease runs on until the release is done.
 
 Start-up: `start()` returns StopStale(g) for every group (nothing can be ours before we claimed
 it, so anything left from an earlier run is stale) and the node claims nothing until `settle()`
@@ -190,6 +195,9 @@ class Arbiter:
         self._started = False
         self.quorum = QUORUM_OK  # quorum.py mode: ok, freeze or stop
         self.quorum_reason = ""
+        # leases are renewed only before this time (quorum.py renew_until; None: no limit)
+        self.renew_until: int | None = None
+        self._probed_at: dict[str, int] = {}  # group -> last RFC 5227 probe by another MAC
         self._last_announcement: Announcement | None = None
 
     # ------------------------------------------------------------------ queries
@@ -341,6 +349,8 @@ class Arbiter:
             if st.state in RUNNING:
                 if kind == SEEN_CLAIM:
                     out += self._conflict(g, st, seen, now)
+                else:
+                    self._probed_at[g] = now  # a peer checks the wire: it will see our answers
             elif gd.probing:
                 if kind == SEEN_CLAIM:
                     gd.seen_use(seen)
@@ -486,6 +496,9 @@ class Arbiter:
         out: list = []
         if self.status != Status.ACTIVE:
             return [RequestResult(name, "", False, f"this node is {self.status.name.lower()}")]
+        if self.quorum != QUORUM_OK:
+            why = f": {self.quorum_reason}" if self.quorum_reason else ""
+            return [RequestResult(name, "", False, f"this node has no quorum{why}")]
         for g in sel:
             st = self.local_groups[g]
             st.failed = False
@@ -700,7 +713,18 @@ class Arbiter:
             out += gd.tick(now)
         if st.state in RUNNING and g not in self._unverified \
                 and (gd.next_renew is None or now >= gd.next_renew):
-            out.append(Lease(g, gd.addresses, gd.renew(now)))
+            # a peer probing for the addresses shares our LAN: while it does, our answers keep
+            # it out, so the lease may run on until the release has stopped the group
+            probed = now - self._probed_at.get(g, -(1 << 62)) <= 2 * gd.timing.slow_probe
+            if self.renew_until is None or now < self.renew_until or probed:
+                out.append(Lease(g, gd.addresses, gd.renew(now)))
+            elif not gd.lease_valid(now):
+                # no majority heard lately and the lease ran out: as after a stall, the wire
+                # must be probed clear before we answer again (the majority may have taken it)
+                self._unverified.add(g)
+                gd.drop_lease()
+            else:
+                gd.next_renew = now + gd.timing.probe  # try again soon
         return out
 
     def _step_group(self, g: str, st: _Local, peers_running: list[str], now: int) -> list:

@@ -107,6 +107,9 @@ class NodeCore:
         # votes of this node's partition, and the witness (quorum.py); the arbiter obeys its mode
         self.quorum = Quorum(c.quorum, c.nodes, node, now)
         self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
+        # quorum.py renew_until: the last lease renewed runs out a keepalive before the majority's
+        # deadtime (counted from our last heartbeat it heard)
+        self.renew_window = max(t.keepalive, t.deadtime - self.guard_timing.lease - t.keepalive)
         self.ownership = Ownership(self.arbiter.local_groups, now)
         # real servers in maintenance, the same on every node (maintenance.py); peers' digests
         self.maintenance = maintenance if maintenance is not None else MaintenanceMap()
@@ -115,6 +118,7 @@ class NodeCore:
         self.changed: dict[tuple[str, ...], int] = {("node", node): now}
         self.left = False
         self._newest: dict[str, tuple[int, int]] = {}
+        self._heard_newest: dict[str, int] = {}  # peer -> when its newest message came (renew_until)
         # per link: drops by reason, the last bad-MAC sender, ICMP errors per destination
         self.link_drops: dict[str, dict[str, int]] = {n: {} for n in self.links}
         self.last_bad_auth: dict[str, dict] = {}
@@ -173,7 +177,8 @@ class NodeCore:
 
     def next_deadline(self) -> int:
         times = [self.membership.next_deadline()]
-        for t in (self.connectivity.next_deadline(), self.arbiter.next_deadline()):
+        for t in (self.connectivity.next_deadline(), self.arbiter.next_deadline(),
+                  self.quorum.next_deadline()):
             if t is not None:
                 times.append(t)
         return min(times)
@@ -208,6 +213,8 @@ class NodeCore:
         newest = key > self._newest.get(msg.node, (-1, -1))
         if newest:
             self._newest[msg.node] = key
+            if msg.kind != Kind.LEAVE:
+                self._heard_newest[msg.node] = now  # a late copy proves nothing about now
         events = self.membership.on_packet(link, msg, now)
         news = {msg.node: msg.announcement} if newest and msg.kind != Kind.LEAVE else {}
         out = self._after_membership(events, now, news)
@@ -228,6 +235,10 @@ class NodeCore:
                 del per[key]  # the episode is over: a new one is reported again
         out = self.connectivity.on_timer(now)
         out += self._after_membership(self.membership.on_timer(now), now, {})
+        if self.quorum.on_timer(now):  # a witness sync timed out
+            self._renew_limit()
+            out += self._quorum_changed(now)
+            self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
         out += self.arbiter.on_timer(now)
         return self._finish(out, now)
 
@@ -235,13 +246,16 @@ class NodeCore:
         pre = self._begin(now)
         return self._finish(pre + self.connectivity.on_reply(address, now), now)
 
-    def on_witness(self, vote: bool | None, now: int) -> list:
+    def on_witness(self, vote: bool | None, now: int, members=None) -> list:
         """The quorum device client's report (issue 11's qdevice-net client): True, qnetd gives
         this node its vote; False, it gives it to the other side; None, qnetd is unreachable or
-        the state is unknown. ValueError if no device is configured."""
+        the state is unknown. `members`: the membership the vote is for (QuorumChanged.members
+        as sent to qnetd); a report for other members is ignored. After each membership change
+        the core waits for a report (quorum.py, "syncing"). ValueError if no device is configured."""
         pre = self._begin(now)
         out = list(pre)
-        if self.quorum.on_witness(vote, now):
+        if self.quorum.on_witness(vote, now, members):
+            self._renew_limit()
             out += self._quorum_changed(now)
             out += self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason())
         return self._finish(out, now)
@@ -322,7 +336,13 @@ class NodeCore:
         if self.left:
             return []
         events = self.membership.note_input(now)
+        self._renew_limit()
         return self._after_membership(events, now, {}) if events else []
+
+    def _renew_limit(self) -> None:
+        """Tell the arbiter until when it may renew leases (quorum.py renew_until)."""
+        self.arbiter.renew_until = self.quorum.renew_until(
+            {n: self._heard_newest.get(n) for n in self.quorum.members}, self.renew_window)
 
     def _after_membership(self, events: list, now: int, news: dict) -> list:
         restarted = [e.node for e in events if isinstance(e, PeerRestarted)]
@@ -332,6 +352,7 @@ class NodeCore:
             # before the arbiter sees the new members, so it never acts on a stale verdict
             out += self._quorum_changed(now)
             self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
+        self._renew_limit()
         if any(isinstance(e, Stalled) for e in events):
             out += self.arbiter.stalled(now)
         if changed or news:
@@ -351,10 +372,12 @@ class NodeCore:
     def _quorum_changed(self, now: int) -> list:
         v = self.quorum.verdict
         return [QuorumChanged(v.quorate, v.votes, v.expected, v.needed, v.witness, self.quorum.mode,
-                              tuple(sorted(self.quorum.members)))]
+                              v.members)]
 
     def _quorum_reason(self) -> str:
         v = self.quorum.verdict
+        if v.syncing:
+            return f"waiting for the witness's vote, {v.votes} of {v.expected} votes"
         if v.waiting_for_all:
             return f"waiting for all nodes (wait_for_all), {v.votes} of {v.expected} votes"
         return f"{v.votes} of {v.expected} votes, {v.needed} needed"

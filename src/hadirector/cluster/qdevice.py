@@ -30,8 +30,9 @@ everything else - not connected, lost (no echo reply in time), waiting (WAIT_FOR
 ASK_LATER). A reply whose ring id is not the last one sent changes nothing (`ring_id_is_valid`
 in the ffsplit/lms client algorithms). After a membership change the client says nothing until
 qnetd answers ACK or NACK for the new ring (votequorum takes a qdevice vote only for the ring it
-was cast for); that answer is always reported, even when it repeats the old vote, because the
-quorum core holds a vote from the old ring as pending meanwhile (cluster/quorum.py). qnetd may
+was cast for); that answer is always reported, even when it repeats the old vote, with the members it is for,
+because the quorum core waits for it ("syncing", cluster/quorum.py) and ignores a report for
+other members. qnetd may
 answer WAIT_FOR_REPLY for a while (ffsplit waits until every connected member sends the same
 ring, i.e. until the peer noticed the change too); if no ACK/NACK comes within `answer_timeout`
 the client reports None.
@@ -108,6 +109,7 @@ class Close:
 class WitnessChanged:
     vote: bool | None  # what the quorum core is told (NodeCore.on_witness)
     detail: str  # e.g. "ACK for ring 1.3", "lost: no echo reply", "disconnected: refused"
+    members: tuple[int, ...] = ()  # the node ids of the membership the vote is for (on_witness members=)
 
 
 Action = Connect | Send | StartTls | Close | WitnessChanged
@@ -373,7 +375,7 @@ class QdeviceClient:
             return []
         self._reported = vote
         self.last_vote_change = now
-        return [WitnessChanged(vote, detail)]
+        return [WitnessChanged(vote, detail, tuple(sorted(self._members)))]
 
     def _send_init(self) -> list[Action]:  # qdevice_net_send_init
         self._seq += 1

@@ -11,7 +11,7 @@ Durations are whole milliseconds (`Duration`): TOML may write `2` (seconds), `1.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal, NamedTuple, Union
+from typing import Annotated, ClassVar, Literal, NamedTuple, Union
 
 from pydantic import (
     BaseModel,
@@ -178,6 +178,9 @@ class QuorumDevice(Model):
     cert_file: str | None = "/etc/hadirector/qdevice/cluster.pem"  # ours, subject CN = the cluster name
     key_file: str | None = "/etc/hadirector/qdevice/cluster.key"
     server_name: str = "Qnetd Server"  # the CN qnetd's certificate must carry (corosync-qnetd-certutil)
+    # after a membership change, how long to wait for the witness's vote on the new membership
+    # before counting it as lost (votequorum qdevice_sync_timeout, VOTEQUORUM_QDEVICE_DEFAULT_SYNC_TIMEOUT)
+    sync_timeout: Annotated[Duration, Field(gt=0)] = 30_000
 
 
 class Quorum(Model):
@@ -189,6 +192,22 @@ class Quorum(Model):
     expected_votes: Annotated[int, Field(ge=1)] | None = None  # None: the sum of the votes
     votes: dict[str, Annotated[int, Field(ge=0, le=255)]] = {}  # node -> votes; unlisted: 1
     device: QuorumDevice | None = None
+
+    DEVICE_VOTES: ClassVar[int] = 1  # the qnetd device's votes (corosync-qdevice quorum.device.votes)
+
+    def node_votes(self, nodes) -> dict[str, int]:
+        return {n: self.votes.get(n, 1) for n in nodes}
+
+    def two_node(self, nodes) -> bool:
+        """votequorum's two_node: exactly two nodes, no device, no votes or expected_votes set;
+        then one vote is quorum (cluster/quorum.py)."""
+        return len(tuple(nodes)) == 2 and self.device is None and not self.votes \
+            and self.expected_votes is None
+
+    def expected(self, nodes) -> int:
+        """expected_votes, else every node's votes plus the device's."""
+        return self.expected_votes or (sum(self.node_votes(nodes).values())
+                                       + (self.DEVICE_VOTES if self.device else 0))
 
 
 class Cluster(Model):

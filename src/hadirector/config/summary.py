@@ -63,6 +63,7 @@ def summary_lines(loaded: Loaded) -> list[str]:
     out.append(f"timing: keepalive {_ms(t.keepalive)}, warntime {_ms(t.warntime)}, "
                f"deadtime {_ms(t.deadtime)}, initdead {_ms(t.initdead)}")
     out.append(f"auth: {c.auth.method} (key {c.auth.index}); auto_failback {c.auto_failback}")
+    out.append(quorum_line(c))
     if c.ping or c.ping_groups:
         parts = []
         if c.ping:
@@ -83,6 +84,19 @@ def summary_lines(loaded: Loaded) -> list[str]:
     if loaded.warnings:
         out.append(f"{len(loaded.warnings)} warning(s), printed on stderr")
     return out
+
+
+def quorum_line(c) -> str:
+    """How quorum will be decided (docs/cluster.md#quorum)."""
+    q = c.quorum
+    wfa = ", wait_for_all" if q.wait_for_all else ""
+    if q.two_node(c.nodes):
+        return f"quorum: two nodes, one vote is quorum (leases and probing decide){wfa}"
+    expected = q.expected(c.nodes)
+    dev = "" if q.device is None else (f", witness qnetd {q.device.host}:{q.device.port} "
+                                       f"({q.device.algorithm}{'' if q.device.tls else ', no TLS'})")
+    return (f"quorum: majority, {expected // 2 + 1} of {expected} votes{dev}{wfa}; "
+            f"no_quorum_policy {q.no_quorum_policy}")
 
 
 def commands(loaded: Loaded) -> list[tuple[str, str]]:

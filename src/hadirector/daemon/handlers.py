@@ -160,6 +160,15 @@ def _wall(age_ms: int | None, now_wall: float) -> float | None:
     return None if age_ms is None else round(now_wall - age_ms / 1000, 3)
 
 
+def _quorum(q: dict, device, wall: float) -> dict:
+    """The core's quorum snapshot (cluster/quorum.py) with wall-clock `since` and the device."""
+    out = {k: v for k, v in q.items() if k != "since_age_ms"}
+    out["since"] = _wall(q["since_age_ms"], wall)
+    out["device"] = None if device is None else {
+        "host": device.host, "port": device.port, "algorithm": device.algorithm, "tls": device.tls}
+    return out
+
+
 def status_reply(d) -> dict:
     """The `status` reply of daemon `d`: plain, JSON-able data. Times (`since`, failed actions'
     `time`) are wall-clock seconds."""
@@ -203,6 +212,7 @@ def status_reply(d) -> dict:
                             for m in sorted(d.core.maintenance.active().values(), key=lambda m: m.key)],
             "dropped": dropped,
             "packets_ok": st["packets"].get("ok", 0), "connectivity": st["connectivity"],
+            "quorum": _quorum(st["quorum"], d.config.cluster.quorum.device, wall),
             "links": {n: {**l.stats.as_dict(), **st["links"].get(n, {})} for n, l in d.links.items()},
             "vip_guard": d.vipguard.status(), "lease_ms": st["lease_ms"],
             "balancer": None if d.balancer is None else d.balancer.summary(),

@@ -421,9 +421,12 @@ class Daemon:
                                    netns=self.opts.netns)
         self.qdevice.start()
 
-    def _on_witness(self, vote: bool | None, detail: str) -> None:
-        # called from the qdevice driver's own action loop: feed the core on the next turn
-        asyncio.get_running_loop().call_soon(self._feed, "on_witness", vote, now_ms())
+    def _on_witness(self, vote: bool | None, detail: str, members: tuple[int, ...]) -> None:
+        # called from the qdevice driver's own action loop: feed the core on the next turn, with
+        # the membership (names) the vote is for (quorum.py ignores a report for other members)
+        names = {i: n for n, i in self._qdevice_ids.items()}
+        who = tuple(sorted(names[i] for i in members if i in names))
+        asyncio.get_running_loop().call_soon(self._feed, "on_witness", vote, now_ms(), who)
 
     def _qdevice_membership(self) -> None:
         """Tell the witness client the directors this node sees, whenever that changes."""

@@ -2,7 +2,8 @@
 corosync-qnetd, the optional TLS session and one timer re-armed from the core's next_deadline().
 
 It carries out the core's actions (Connect, Send, StartTls, Close) and hands every
-`WitnessChanged` to `on_vote(vote, detail)` - the node driver feeds that to NodeCore.on_witness.
+`WitnessChanged` to `on_vote(vote, detail, members)` (members: node ids) - the node driver feeds
+that to NodeCore.on_witness.
 Reconnecting and its back-off are the core's (a Connect action when the time comes); I/O errors
 end the connection and are reported to the core as on_closed, never raised.
 
@@ -66,7 +67,7 @@ def peer_name_problem(cert: dict | None, want: str) -> str | None:
 
 class QdeviceDriver:
     def __init__(self, core: q.QdeviceClient, host: str, port: int,
-                 on_vote: Callable[[bool | None, str], None], log: logging.Logger | None = None,
+                 on_vote: Callable[[bool | None, str, tuple[int, ...]], None], log: logging.Logger | None = None,
                  tls: TlsFiles | None = None, name: str = "", netns: str | None = None) -> None:
         self.core = core
         self.host, self.port = host, port
@@ -143,7 +144,7 @@ class QdeviceDriver:
             self.log.log(logging.WARNING if a.vote is not True else logging.INFO,
                          "witness %s: vote %s (%s)", self.server,
                          {True: "granted", False: "refused", None: "none"}[a.vote], a.detail)
-            self.on_vote(a.vote, a.detail)
+            self.on_vote(a.vote, a.detail, a.members)
 
     def _rearm(self) -> None:
         if self._timer is not None:
