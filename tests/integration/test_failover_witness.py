@@ -84,6 +84,9 @@ def test_cut_link_witness_decides_and_witness_loss_moves_nothing(lab, tmp_path):
     assert (wa["vote"], wb["vote"]) == ("ack", "nack"), (wa, wb)
     assert wa["members"] == [1] and wb["members"] == [2]
     assert (_status(c, "dir-b").get("groups") or [{}])[0].get("owner") != "dir-b"
+    text = subprocess.run([sys.executable, "-m", "hadirector", "status", "--state-dir", c.state_dir("dir-b")],
+                          capture_output=True, text=True, timeout=30).stdout
+    assert f"witness connection {WITNESS}:5403: connected" in text and "qnetd says NACK" in text, text
     for n in ("dir-b", "dir-a"):  # where the time went, from the directors' own logs
         lines = [ln for ln in c.log(n).splitlines() if any(w in ln for w in ("witness", "quorum", "group", "dead"))]
         print(f"\n[{n}] " + f"\n[{n}] ".join(lines[-8:]))
