@@ -163,6 +163,14 @@ def test_toml_quorum_errors_name_key_paths():
     errs = problems(TOML + '[cluster.quorum]\nvotes = { a = 0, b = 0, c = 0 }\n')
     assert errs == ["cluster.quorum.votes: every node has 0 votes: the cluster could never be quorate"]
     assert any(e.startswith("cluster.quorum.device.host:") for e in problems(TOML + "[cluster.quorum.device]\n"))
+    assert problems(TOML + "[cluster.quorum]\nexpected_votes = 1\n") == [
+        "cluster.quorum.expected_votes: expected_votes 1 lets two partitions be quorate at once "
+        "(1 of the 3 votes each); use at least 2"]
+    four = TOML.replace('"c"]', '"c", "d"]')
+    assert problems(four + "[cluster.quorum]\nexpected_votes = 3\n") == [
+        "cluster.quorum.expected_votes: expected_votes 3 lets two partitions be quorate at once "
+        "(2 of the 4 votes each); use at least 4"]
+    assert load_toml_text(TOML + "[cluster.quorum]\nexpected_votes = 2\n")  # 2 of 3 is safe
 
 
 def test_check_says_how_quorum_is_decided():

@@ -598,6 +598,14 @@ def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
                         f"{n!r} is not a cluster node; nodes are {', '.join(cfg.cluster.nodes)}"))
     if sum(q.votes.get(n, 1) for n in cfg.cluster.nodes) == 0:
         out.append(("cluster.quorum.votes", "every node has 0 votes: the cluster could never be quorate"))
+    elif q.expected_votes is not None:
+        total = sum(q.node_votes(cfg.cluster.nodes).values()) + (q.DEVICE_VOTES if q.device else 0)
+        # two disjoint partitions must not both reach expected // 2 + 1 votes
+        if 2 * (q.expected_votes // 2 + 1) <= total:
+            least = next(e for e in range(1, 2 * total + 2) if 2 * (e // 2 + 1) > total)
+            out.append(("cluster.quorum.expected_votes",
+                        f"expected_votes {q.expected_votes} lets two partitions be quorate at once "
+                        f"({q.expected_votes // 2 + 1} of the {total} votes each); use at least {least}"))
     names: set[str] = set()
     for i, pg in enumerate(cfg.cluster.ping_groups):
         if pg.name in names:
