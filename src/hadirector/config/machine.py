@@ -22,7 +22,9 @@ The rules and their sources:
 - a fence device this node may run: its program (a fence agent, or cluster-glue's `stonith`)
   must be executable, else every fence fails and a silent peer is never taken over;
 - ldirectord opens `monitorfile` for appending when it reads the file (ld_read_config); a warning,
-  as hadirector does not write it yet.
+  as hadirector does not write it yet;
+- a quorum device with TLS needs its CA, certificate and key files readable (daemon/qdevice.py
+  loads them at every connect).
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ class Machine:
             if self.executable(os.path.join(d, name)):
                 return os.path.join(d, name)
         return None
+
+    def readable(self, path: str) -> bool:
+        p = self._path(path)
+        try:
+            return os.path.isfile(p) and os.access(p, os.R_OK)
+        except ValueError:
+            return False
 
     def can_append(self, path: str) -> bool:
         p = self._path(path)
@@ -172,6 +181,17 @@ def machine_problems(loaded: Loaded, machine: Machine, director: bool) -> list[P
                           f"fencing would fail, and a silent peer's groups would never be taken over")
     if c.watchdog is not None and machine.char_device(c.watchdog) is None:
         out.warn(where(("cluster", "watchdog")), f"watchdog device {c.watchdog} does not exist on this machine")
+
+    dev = c.quorum.device
+    if dev is not None and dev.tls:
+        # the qdevice driver loads these at every TLS connect (daemon/qdevice.py client_ssl_context);
+        # a missing one means no witness vote, ever
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(dev, key)
+            if path is not None and not machine.readable(path):
+                out.fatal(where(("cluster", "quorum", "device", key)),
+                          f"quorum device tls {key} {path} cannot be read on this machine: the witness "
+                          "would never give its vote (see docs/cluster.md, the witness: TLS)")
 
     if loaded.config.balancer is not None:
         for i, vs in enumerate(loaded.config.balancer.virtual):

@@ -217,6 +217,14 @@ class QuorumDevice(Model):
     port: Annotated[int, Field(ge=1, le=65535)] = 5403  # corosync-qnetd's default port
     algorithm: Literal["ffsplit", "lms"] = "ffsplit"
     tls: bool = True
+    # hadirector's qdevice-net client (cluster/qdevice.py): the echo (heartbeat) interval it asks
+    # qnetd for; qnetd accepts 1000..120000 ms unless started with -S heartbeat_interval_min=...
+    heartbeat_interval: Annotated[Duration, Field(ge=100, le=120_000)] = 2000
+    # TLS files, PEM (docs/cluster.md: how to make them from qnetd's NSS database)
+    ca_file: str = "/etc/hadirector/qdevice/qnetd-cacert.pem"  # the CA that signed qnetd's certificate
+    cert_file: str | None = "/etc/hadirector/qdevice/cluster.pem"  # ours, subject CN = the cluster name
+    key_file: str | None = "/etc/hadirector/qdevice/cluster.key"
+    server_name: str = "Qnetd Server"  # the CN qnetd's certificate must carry (corosync-qnetd-certutil)
     # after a membership change, how long to wait for the witness's vote on the new membership
     # before counting it as lost (votequorum qdevice_sync_timeout, VOTEQUORUM_QDEVICE_DEFAULT_SYNC_TIMEOUT)
     sync_timeout: Annotated[Duration, Field(gt=0)] = 30_000

@@ -202,7 +202,8 @@ def status_reply(d) -> dict:
                        "local": res.get(name)})
     failed = [{**f, "node": d.core.node} for f in d.manager.failed_actions]
     dropped = {k: v for k, v in st["packets"].items() if k != "ok"}
-    return {"cluster": d.config.cluster.name, "node": d.core.node,
+    witness = d.qdevice.status() if getattr(d, "qdevice", None) is not None else None
+    return {"cluster": d.config.cluster.name, "node": d.core.node, "witness": witness,
             "generation": d.core.generation, "phase": "leaving" if d.stopping else
             ("running" if st["settled"] else "starting (initdead)"),
             "now": wall, "nodes": nodes, "groups": groups, "failed_actions": failed,

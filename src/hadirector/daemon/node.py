@@ -127,6 +127,8 @@ class Daemon:
                                     self._hw_watchdog_healthy) if c.watchdog else None
         # fencing.py: runs the fence devices for the core's Fence actions
         self.fence_runner = FenceRunner(self.config, loaded.node, self.log, opts.netns) if c.fencing else None
+        self.qdevice = None  # daemon/qdevice.py: the witness client, when cluster.quorum.device is set
+        self._qdevice_members: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -197,6 +199,8 @@ class Daemon:
             if self.stopping:  # SIGTERM during start-up: nothing was acquired, leave now
                 return 0
             self.running = True
+            if c.quorum.device is not None:
+                self._start_qdevice()
             self.handle(self.core.start(now_ms()))
             if self.hw_watchdog is not None and self.hw_watchdog.open():
                 self.hw_watchdog.start()
@@ -258,6 +262,8 @@ class Daemon:
     async def _close(self) -> None:
         if self._timer:
             self._timer.cancel()
+        if self.qdevice is not None:
+            await self.qdevice.stop()
         if self._watchdog:
             self._watchdog.cancel()
             self._watchdog = None
@@ -338,6 +344,8 @@ class Daemon:
             except Exception:  # one bad action must not take the node down
                 self.log.exception("node %s: failed to carry out %r", self.core.node, a)
         self._rearm()
+        if self.qdevice is not None:
+            self._qdevice_membership()
         if self._sd_status is not None:
             self._sd_update()
 
@@ -444,6 +452,29 @@ class Daemon:
             self._maintenance_changed()
         elif isinstance(a, A.LeaveComplete):
             self._done.set()
+
+    # ------------------------------------------------------------------ the witness (qnetd)
+
+    def _start_qdevice(self) -> None:
+        from .qdevice import from_config, node_ids
+        self._qdevice_ids = node_ids(self.config.cluster.nodes)
+        self.qdevice = from_config(self.config.cluster, self.core.node, self._on_witness, log=self.log,
+                                   netns=self.opts.netns)
+        self.qdevice.start()
+
+    def _on_witness(self, vote: bool | None, detail: str, members: tuple[int, ...]) -> None:
+        # called from the qdevice driver's own action loop: feed the core on the next turn, with
+        # the membership (names) the vote is for (quorum.py ignores a report for other members)
+        names = {i: n for n, i in self._qdevice_ids.items()}
+        who = tuple(sorted(names[i] for i in members if i in names))
+        asyncio.get_running_loop().call_soon(self._feed, "on_witness", vote, now_ms(), who)
+
+    def _qdevice_membership(self) -> None:
+        """Tell the witness client the directors this node sees, whenever that changes."""
+        alive = frozenset(self.core.membership.alive()) | {self.core.node}
+        if alive != self._qdevice_members:
+            self._qdevice_members = alive
+            self.qdevice.set_membership(self._qdevice_ids[n] for n in alive if n in self._qdevice_ids)
 
     def _maintenance_changed(self) -> None:
         """Keep the map on disk (a restart keeps it) and give the balancer its marks."""

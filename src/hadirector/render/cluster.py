@@ -36,6 +36,8 @@ def render_status(st: dict) -> str:
     out += table(rows)
     if st.get("quorum"):
         out += quorum_lines(st["quorum"], now)
+    if st.get("witness"):  # the connection behind quorum's "witness:" line (daemon/qdevice.py)
+        out.append(witness_line(st["witness"]))
     if st.get("groups"):
         out.append("")
         rows = [["GROUP", "PREFERRED", "OWNER", "STATE", "SINCE", "RESOURCES"]]
@@ -155,3 +157,20 @@ def _failed(st: dict, now: float) -> list[str]:
         for g in n.get("failed_groups") or []:
             out.append(f"* group {g}: failed on {n['name']} (not a candidate for it until `takeover`)")
     return out
+
+
+def witness_line(w: dict) -> str:
+    """The qdevice-net connection to corosync-qnetd (daemon/qdevice.py status), under quorum's
+    `witness:` line: e.g. `witness connection 198.18.0.20:5403: connected 12 s, qnetd says ACK;
+    ring 1.3, node id 1, heartbeat 2000 ms`."""
+    answer = {"ack": "qnetd says ACK", "nack": "qnetd says NACK", None: "no vote"}.get(w.get("vote"), w.get("vote"))
+    state = {"idle": "not connected"}.get(w["state"], w["state"])
+    if state == "connected":
+        state = f"connected {(w.get('connected_for_ms') or 0) // 1000} s"
+    parts = [f"witness connection {w['server']}: {state}, {answer}"]
+    if w.get("answer_pending"):
+        parts.append("waiting for qnetd's answer to the new membership")
+    parts.append(f"ring {w['ring_id']}, node id {w['node_id']}, heartbeat {w['heartbeat_interval_ms']} ms")
+    if w.get("last_error") and w["state"] != "connected":
+        parts.append(f"last error: {w['last_error']}")
+    return "; ".join(parts)
