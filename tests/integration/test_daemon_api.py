@@ -142,6 +142,10 @@ def pair(tmp_path_factory):
                    15, 0.1, "beta active on alpha")
         wait_until(lambda: all(c["last_result"] == "ok" for c in pr.status("alpha")["checks"].values())
                    and len(pr.status("alpha")["checks"]) == 2, 15, 0.1, "the first checks")
+        # each check says how long it took (the dashboard's latency): a connect on loopback, well
+        # under its 500 ms checktimeout
+        for c in pr.status("alpha")["checks"].values():
+            assert isinstance(c["latency_ms"], float) and 0 < c["latency_ms"] < 500, c
         yield pr
     finally:
         p.close()
