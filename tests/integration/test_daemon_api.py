@@ -305,11 +305,14 @@ def test_error_codes(pair):
     # a takeover of what it already runs is done (200), saying so
     r = a.post("/api/v1/takeover", {})
     assert r.status == 200 and r.json()["messages"] == ["takeover all: every selected group already runs here"], r
-    # the page: none in this tree yet, or the dashboard's; never a traceback
+    # the page, from the package, with a policy that lets it load only its own files
     r = a.get("/", token=None)
-    assert r.status in (200, 404), r
-    if r.status == 404:
-        assert "no dashboard file 'index.html'" in r.json()["error"]
+    assert r.status == 200 and r.headers["content-type"].startswith("text/html"), r
+    assert b"dashboard.js" in r.body and "default-src 'self'" in r.headers["content-security-policy"], r
+    r = a.get("/static/dashboard.js", token=None)
+    assert r.status == 200 and "javascript" in r.headers["content-type"], r
+    r = a.get("/static/nothing-here.css", token=None)
+    assert r.status == 404 and "no dashboard file 'nothing-here.css'" in r.json()["error"], r
     r = a.get("/static/../../etc/passwd", token=None)
     assert r.status == 404, r
 
