@@ -135,6 +135,7 @@ class BalancerSupervisor:
         # alerts, as before there were holders
         self.always_active = not held
         self.marks: dict = {}  # RealKey -> messages.Mark: the reals in maintenance
+        self.flowsync = None  # daemon/flowsync.py FlowSyncService, set by the daemon
 
     async def start(self) -> None:
         """Start-up: clean the kernel of an earlier run, then start the health checks."""
