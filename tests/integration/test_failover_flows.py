@@ -17,7 +17,7 @@ import sys
 
 from hadirector.lab.hacluster import HaCluster
 from hadirector.lab.presets import director_pair
-from hadirector.lab.survive import SurvivalClient
+from hadirector.lab.survive import SurvivalClient, probe
 from hdtest import wait_until
 
 REALS = (("real1", "198.18.0.11"), ("real2", "198.18.0.12"))
@@ -58,12 +58,14 @@ def dr_cluster(lab, tmp_path, cf: str, *run_args: str, sync: bool = True) -> HaC
     return c
 
 
-def failover_with_open_connections(c: HaCluster, workdir: str, settle: float = 0.0) -> tuple[dict, dict]:
+def failover_with_open_connections(c: HaCluster, workdir: str, settle: float = 0.0,
+                                   spread: bool = True) -> tuple[dict, dict]:
     sc = SurvivalClient(c.pair.client, c.vip, workdir, connections=100, stream_ms=10_000)
     sc.start()
     first = sc.wait_ready(30)
     assert first["opened"] == 100, first
-    assert set(first["first"]) == {"real1", "real2"}, first  # wrr 3:1 spread them
+    if spread:
+        assert set(first["first"]) == {"real1", "real2"}, first  # wrr 3:1 spread them
     if settle:
         import time
         time.sleep(settle)
@@ -115,4 +117,25 @@ def test_dr_wrr_connections_survive_a_power_loss(lab, tmp_path):
             f.write(json.dumps(rep, indent=1) + json.dumps(st["flow_sync"], indent=1) + logs)
     assert rep["same_connection"] >= 99 and rep["same_real"] == rep["same_connection"], \
         (rep, st["flow_sync"], logs)
+    assert rep["download"]["checksum_ok"], rep
+
+
+def test_dr_wrr_persistence_survives_and_returning_clients_keep_their_real(lab, tmp_path):
+    """wrr 3:1 with persistent=60: the keep-alive connections and the download survive the power
+    loss, and clients that come back (new connections, within the timeout) land on the real
+    their persistence template names, on the new holder."""
+    c = dr_cluster(lab, tmp_path, ldirectord_cf("\tpersistent=60\n"))
+    sources = [f"198.18.0.{i}" for i in range(30, 42)]
+    for s in sources:
+        c.pair.client.add_address(f"{s}/24", "eth0")
+    before = probe(c.pair.client, c.vip, sources)
+    assert not [v for v in before.values() if v.startswith("error")], before
+    assert set(before.values()) == {"real1", "real2"}, before  # wrr spread the clients
+    assert probe(c.pair.client, c.vip, sources) == before  # persistence on the first holder
+    first, rep = failover_with_open_connections(c, str(tmp_path), settle=1.0, spread=False)
+    after = probe(c.pair.client, c.vip, sources)
+    st = status(c, "dir-b")["flow_sync"]
+    assert st["loaded_at_takeover"] >= 100 + len(sources), st  # flows and templates were synced
+    assert after == before, (after, before, st)
+    assert rep["same_connection"] >= 99 and rep["same_real"] == rep["same_connection"], (rep, st)
     assert rep["download"]["checksum_ok"], rep

@@ -167,6 +167,29 @@ async def run(host: str, port: int, connections: int, stream_bytes: int, stream_
     return report
 
 
+async def probe_sources(host: str, port: int, sources: list[str], timeout: float = 5.0) -> dict[str, str]:
+    """One new connection from each source address, one request: {source: the answering real}
+    ("error: ..." when it failed). For persistence: a returning client keeps its real."""
+    out: dict[str, str] = {}
+    for src in sources:
+        try:
+            r, w = await asyncio.wait_for(asyncio.open_connection(host, port, local_addr=(src, 0)), timeout)
+            try:
+                out[src] = await _request(r, w, host, timeout)
+            finally:
+                w.close()
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+            out[src] = f"error: {type(exc).__name__}"
+    return out
+
+
+def probe(host: Any, vip: str, sources: list[str], port: int = 80) -> dict[str, str]:
+    """`probe_sources` run in a lab host's namespace (a subprocess)."""
+    cp = host.run([sys.executable, "-m", "hadirector.lab.survive", "--host", vip, "--port", str(port),
+                   "--probe-sources", ",".join(sources)], timeout=60)
+    return json.loads(cp.stdout)
+
+
 class SurvivalClient:
     """Runs `python -m hadirector.lab.survive` in `host`'s namespace (a lab Host) against `vip`."""
 
@@ -233,7 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ready", default=None)
     p.add_argument("--go", default=None)
     p.add_argument("--out", default=None)
+    p.add_argument("--probe-sources", default=None, metavar="A,B,...",
+                   help="only: one new connection from each address, print {address: real}")
     a = p.parse_args(argv)
+    if a.probe_sources:
+        json.dump(asyncio.run(probe_sources(a.host, a.port, a.probe_sources.split(","), a.timeout)), sys.stdout)
+        sys.stdout.write("\n")
+        return 0
     rep = asyncio.run(run(a.host, a.port, a.connections, a.stream_bytes, a.stream_ms, a.ready,
                           a.go, a.timeout))
     if a.out:
