@@ -58,8 +58,32 @@ def dr_cluster(lab, tmp_path, cf: str, *run_args: str, sync: bool = True) -> HaC
     return c
 
 
+def lvs(c: HaCluster, name: str, *args: str) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-m", "hadirector", "lvs", "-n", *args, "--state-dir",
+                          c.state_dir(name)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def check_flow_tables(c: HaCluster) -> None:
+    """`lvs -c` on both directors while the connections are open: the active lists its flows,
+    the backup the same flows, marked synced; `status` says so."""
+    a = json.loads(lvs(c, "dir-a", "-c", "--json").stdout)
+    b = json.loads(lvs(c, "dir-b", "-c", "--json").stdout)
+    flows = lambda d: {(r["source"], r["sport"], r["destination"]) for r in d["connections"]
+                       if r["state"] == "ESTABLISHED"}
+    assert not a["synced"] and b["synced"] and b["synced_from"] == "dir-a", (a, b)
+    assert len(flows(a)) >= 100 and flows(a) <= flows(b), (len(flows(a)), len(flows(b)))
+    text = lvs(c, "dir-b", "-c")
+    assert text.stdout.startswith("IPVS connection entries\npro expire state       source"), text.stdout
+    assert "ESTABLISHED 198.18.0.10:" in text.stdout and "synced from dir-a" in text.stderr, text
+    st = subprocess.run([sys.executable, "-m", "hadirector", "status", "--state-dir", c.state_dir("dir-b")],
+                        capture_output=True, text=True, timeout=30)
+    assert "flow sync: backup, " in st.stdout and "from dir-a" in st.stdout, st.stdout
+
+
 def failover_with_open_connections(c: HaCluster, workdir: str, settle: float = 0.0,
-                                   spread: bool = True) -> tuple[dict, dict]:
+                                   spread: bool = True, check=None) -> tuple[dict, dict]:
     sc = SurvivalClient(c.pair.client, c.vip, workdir, connections=100, stream_ms=10_000)
     sc.start()
     first = sc.wait_ready(30)
@@ -69,6 +93,8 @@ def failover_with_open_connections(c: HaCluster, workdir: str, settle: float = 0
     if settle:
         import time
         time.sleep(settle)
+    if check is not None:
+        check(c)
     c.power_off("dir-a")
     c.wait_holder("dir-b", timeout=10)
     sc.go()
@@ -109,7 +135,7 @@ def test_without_flow_sync_connections_die(lab, tmp_path):
 
 def test_dr_wrr_connections_survive_a_power_loss(lab, tmp_path):
     c = dr_cluster(lab, tmp_path, ldirectord_cf())
-    first, rep = failover_with_open_connections(c, str(tmp_path), settle=1.0)
+    first, rep = failover_with_open_connections(c, str(tmp_path), settle=1.0, check=check_flow_tables)
     st = status(c, "dir-b")
     logs = "\n".join(f"[{n}]\n{c.log(n)[-3000:]}" for n in c.hosts)
     if os.environ.get("HD_DEBUG_DIR"):

@@ -378,11 +378,9 @@ class FlowSyncService:
             out["lag_ms"] = {"p50": None, "p99": None}
         return out
 
-    def synced_connections(self) -> list[dict]:
-        """A backup's store as `lvs -c` rows (set name, client, port, ms left)."""
-        now = _now()
-        return [{"set": e.set, "addr": e.addr, "port": e.port, "expire_ms": left}
-                for e, left in self.store.entries(now)]
+    def store_entries(self) -> list:
+        """A backup's store: [(Elem, ms left)] (`lvs -c` on a backup)."""
+        return self.store.entries(_now())
 
 
 def _flow(payload: bytes):

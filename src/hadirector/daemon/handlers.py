@@ -44,6 +44,8 @@ class ControlHandlers:
         if self.d.balancer is None:
             raise ControlError("this configuration has no [balancer]")
         reply = self.d.balancer.lvs(would=bool(req.get("would")))
+        if req.get("connections"):
+            reply["connections"] = await self.d.balancer.connections()
         reply["held_by"] = balancer_holders(self.d)
         return reply
 

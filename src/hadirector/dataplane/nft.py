@@ -238,36 +238,47 @@ class NftDataPlane(DataPlane):
     async def sync_elements(self) -> list:
         """Every element of the flow-sync sets as the kernel holds them now: [(Elem, ms left)]
         (a snapshot for a backup; the JSON API gives whole seconds)."""
-        from ..balancer.flowsync import Elem
-
-        def work() -> list:
+        def names() -> list:
             out = []
-            rendered = self._rendered
-            if rendered is None or self._nft is None:
-                return out
-            for ss in rendered.sync.values():
-                for name, ms in ((ss.flow, ss.flow_timeout), (ss.fin, ss.fin_timeout),
-                                 (ss.persist, ss.persist_timeout)):
-                    if name is None:
-                        continue
-                    fam, table, sname = name.split(" ")
-                    try:
-                        items = self._nft.list({"set": {"family": fam, "table": table, "name": sname}},
-                                               terse=False)
-                    except NftError:
-                        continue
-                    for it in items:
-                        for el in (it.get("set") or {}).get("elem", []) or []:
-                            left = ms
-                            if isinstance(el, dict) and "elem" in el:
-                                left = 1000 * el["elem"].get("expires", ms // 1000)
-                                el = el["elem"]["val"]
-                            if isinstance(el, dict) and "concat" in el:
-                                out.append((Elem(name, str(el["concat"][0]), int(el["concat"][1])), left))
-                            elif isinstance(el, str):
-                                out.append((Elem(name, el, -1), left))
+            for ss in (self._rendered.sync.values() if self._rendered is not None else ()):
+                out += [(n, ms) for n, ms in ((ss.flow, ss.flow_timeout), (ss.fin, ss.fin_timeout),
+                                              (ss.persist, ss.persist_timeout)) if n is not None]
             return out
-        return await self._worker.acall(work)
+        return await self._worker.acall(lambda: self._elements(names()))
+
+    async def set_elements(self) -> list:
+        """Every element of every flow, closing and persistence set (`lvs -c`): [(Elem, ms left)]."""
+        def names() -> list:
+            r = self._rendered
+            if r is None:
+                return []
+            return [(f"{f} {t} {n}", 0) for sets in (r.flow_sets, r.closing_sets, r.persist_sets)
+                    for (f, t, n) in sets]
+        return await self._worker.acall(lambda: self._elements(names()))
+
+    def _elements(self, names: list) -> list:
+        from ..balancer.flowsync import Elem
+        out: list = []
+        if self._nft is None:
+            return out
+        for name, ms in names:
+            fam, table, sname = name.split(" ")
+            try:
+                items = self._nft.list({"set": {"family": fam, "table": table, "name": sname}}, terse=False)
+            except NftError:
+                continue
+            for it in items:
+                st = it.get("set") or {}
+                for el in st.get("elem", []) or []:
+                    left = ms or 1000 * int(st.get("timeout", 0))
+                    if isinstance(el, dict) and "elem" in el:
+                        left = 1000 * el["elem"].get("expires", left // 1000)
+                        el = el["elem"]["val"]
+                    if isinstance(el, dict) and "concat" in el:
+                        out.append((Elem(name, str(el["concat"][0]), int(el["concat"][1])), left))
+                    elif isinstance(el, str):
+                        out.append((Elem(name, el, -1), left))
+        return out
 
     def _remove_sync(self) -> None:
         assert self._nft is not None

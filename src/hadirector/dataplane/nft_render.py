@@ -818,6 +818,19 @@ def plan(existing: Mapping[tuple[str, str], Existing], rendered: Rendered) -> li
     return cmds
 
 
+def set_owners(desired: DesiredState) -> dict[str, tuple[ServiceState, RealState, str]]:
+    """Set name (without family and table) -> (service, real, kind): kind "flow", "fin" or
+    "persist". What `lvs -c` needs to name a set's elements, on the active or a backup."""
+    out: dict[str, tuple[ServiceState, RealState, str]] = {}
+    for svc in desired.services:
+        s = tag(svc.key)
+        for r in svc.reals:
+            sr = f"{s}_{real_tag(r)}"
+            for kind in ("flow", "fin", "persist"):
+                out[f"{kind}_{sr}"] = (svc, r, kind)
+    return out
+
+
 HOLD_SUFFIX = "_hold"
 
 
