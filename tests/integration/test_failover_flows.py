@@ -16,46 +16,15 @@ import subprocess
 import sys
 
 from hadirector.lab.hacluster import HaCluster
-from hadirector.lab.presets import director_pair
+from hadirector.lab import survive
 from hadirector.lab.survive import SurvivalClient, probe
-from hdtest import wait_until
-
-REALS = (("real1", "198.18.0.11"), ("real2", "198.18.0.12"))
-
-
-def ldirectord_cf(extra: str = "") -> str:
-    return ("checktimeout=1\ncheckinterval=1\nquiescent=no\n\n"
-            "virtual=198.18.0.100:80\n"
-            "\treal=198.18.0.11:80 gate 3\n\treal=198.18.0.12:80 gate 1\n"
-            f"\tscheduler=wrr\n\tprotocol=tcp\n\tchecktype=connect\n{extra}")
 
 
 def dr_cluster(lab, tmp_path, cf: str, *run_args: str, sync: bool = True) -> HaCluster:
-    pair = director_pair(lab, hb_link=True)
-    for name, addr in REALS:
-        r = lab.host(name)
-        r.connect(pair.lan, f"{addr}/24")
-        r.run([sys.executable, "-m", "hadirector", "realserver", "--vip", pair.vip, "up"])
-        r.http_server(port=80, identity=name)
-    c = HaCluster(pair, str(tmp_path), keepalive=100, deadtime=500, auto_failback="off",
-                  extra_resources="ldirectord", ldirectord_cf=cf)
-    for n in ("dir-a", "dir-b"):
-        if sync:
-            c.start(n, *run_args)
-            continue
-        # the same ha.d as native TOML, flow sync switched off
-        toml = os.path.join(str(tmp_path), f"{n}.toml")
-        subprocess.run([sys.executable, "-m", "hadirector", "convert", "--ha-dir", c.ha_dir(n),
-                        "--node", n, "-o", toml], check=True, capture_output=True, timeout=30)
-        with open(toml, "a") as f:
-            f.write("\n[balancer.flow_sync]\nenabled = false\n")
-        c.procs[n] = c.hosts[n].spawn([sys.executable, "-m", "hadirector", "run", "-c", toml, "--node", n,
-                                       "--state-dir", c.state_dir(n), *run_args], name="hadirector")
-    c.wait_holder("dir-a", timeout=15, stable=0.3)
-    wait_until(lambda: c.client_get(timeout=0.5).strip() in ("real1", "real2"), 15, 0.1,
-               lambda: "the client to reach a real through the VIP\n"
-               + "\n".join(f"[{n}]\n{c.log(n)[-3000:]}" for n in c.hosts), ignore=(Exception,))
-    return c
+    return survive.dr_cluster(lab, str(tmp_path), cf, *run_args, sync=sync)
+
+
+ldirectord_cf = survive.ldirectord_cf
 
 
 def lvs(c: HaCluster, name: str, *args: str) -> subprocess.CompletedProcess:

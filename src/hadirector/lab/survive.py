@@ -190,6 +190,63 @@ def probe(host: Any, vip: str, sources: list[str], port: int = 80) -> dict[str, 
     return json.loads(cp.stdout)
 
 
+REALS = (("real1", "198.18.0.11"), ("real2", "198.18.0.12"))
+
+
+def ldirectord_cf(extra: str = "", scheduler: str = "wrr") -> str:
+    """One DR service 198.18.0.100:80, real1 weight 3 and real2 weight 1, `extra` lines added."""
+    return ("checktimeout=1\ncheckinterval=1\nquiescent=no\n\n"
+            "virtual=198.18.0.100:80\n"
+            "\treal=198.18.0.11:80 gate 3\n\treal=198.18.0.12:80 gate 1\n"
+            f"\tscheduler={scheduler}\n\tprotocol=tcp\n\tchecktype=connect\n{extra}")
+
+
+def dr_cluster(lab: Any, workdir: str, cf: str, *run_args: str, sync: bool = True,
+               http: bool = True) -> Any:
+    """client, dir-a, dir-b (heartbeats on the lan and an hb link) and real1/real2 prepared with
+    `hadirector realserver` running lab/httpd.py; both directors run `hadirector run` with
+    haresources `dir-a VIP ldirectord` and ldirectord.cf `cf`. `sync` False: the same ha.d as
+    native TOML with `[balancer.flow_sync] enabled = false`. Returns the started HaCluster once
+    dir-a holds the VIP and a real answers through it."""
+    from .hacluster import HaCluster
+    from .presets import director_pair
+    pair = director_pair(lab, hb_link=True)
+    for name, addr in REALS:
+        r = lab.host(name)
+        r.connect(pair.lan, f"{addr}/24")
+        r.run([sys.executable, "-m", "hadirector", "realserver", "--vip", pair.vip, "up"])
+        if http:
+            r.http_server(port=80, identity=name)
+    c = HaCluster(pair, workdir, keepalive=100, deadtime=500, auto_failback="off",
+                  extra_resources="ldirectord", ldirectord_cf=cf)
+    for n in ("dir-a", "dir-b"):
+        if sync:
+            c.start(n, *run_args)
+            continue
+        toml = os.path.join(workdir, f"{n}.toml")
+        import subprocess
+        subprocess.run([sys.executable, "-m", "hadirector", "convert", "--ha-dir", c.ha_dir(n),
+                        "--node", n, "-o", toml], check=True, capture_output=True, timeout=30)
+        with open(toml, "a") as f:
+            f.write("\n[balancer.flow_sync]\nenabled = false\n")
+        c.procs[n] = c.hosts[n].spawn([sys.executable, "-m", "hadirector", "run", "-c", toml, "--node", n,
+                                       "--state-dir", c.state_dir(n), *run_args], name="hadirector")
+    c.wait_holder("dir-a", timeout=15, stable=0.3)
+    if http:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if c.client_get(timeout=0.5).strip() in ("real1", "real2"):
+                    break
+            except Exception:  # noqa: BLE001 - not yet
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("the client never reached a real through the VIP\n"
+                                     + "\n".join(f"[{n}]\n{c.log(n)[-3000:]}" for n in c.hosts))
+            time.sleep(0.1)
+    return c
+
+
 class SurvivalClient:
     """Runs `python -m hadirector.lab.survive` in `host`'s namespace (a lab Host) against `vip`."""
 
