@@ -42,11 +42,13 @@ flow entry is 17 bytes; `plan_messages` packs entries into datagrams of at most 
 
 from __future__ import annotations
 
+import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
-from ..cluster.auth import METHOD_CODES, METHOD_NAMES, Authenticator
+from ..cluster.auth import METHOD_NAMES, Authenticator
+from ..errors import HadirectorError
 
 MAGIC = b"HDF1"
 VERSION = 1
@@ -85,14 +87,14 @@ class Message:
     size: int = 0  # bytes on the wire (decode fills it)
 
 
-class CodecError(ValueError):
+class CodecError(HadirectorError, ValueError):
     """A datagram that is not ours, corrupt, or fails authentication; the reason names which."""
 
 
 def _pack_addr(addr: str) -> tuple[int, bytes]:
-    import ipaddress
-    ip = ipaddress.ip_address(addr)
-    return ip.version, ip.packed
+    if ":" in addr:
+        return 6, socket.inet_pton(socket.AF_INET6, addr)
+    return 4, socket.inet_aton(addr)
 
 
 def _entry_bytes(e: Entry, index: int) -> bytes:
@@ -129,7 +131,6 @@ def encode(msg: Message, auth: Authenticator) -> bytes:
 
 def decode(data: bytes, auth: Authenticator) -> Message:
     """Check and read one datagram; raises CodecError (count it, drop it) on anything wrong."""
-    import ipaddress
     if len(data) < _HEAD.size + 4 or data[:4] != MAGIC:
         raise CodecError("not a flow-sync message")
     magic, ver, method, index, kind, epoch, seq, wall, snap, part, parts = _HEAD.unpack_from(data)
@@ -167,7 +168,7 @@ def decode(data: bytes, auth: Authenticator) -> Message:
             alen = 4 if fam == 4 else 16 if fam == 6 else None
             if alen is None or si >= len(sets) or op not in (ADD, DEL):
                 raise CodecError("bad entry")
-            addr = str(ipaddress.ip_address(body[off:off + alen]))
+            addr = socket.inet_ntop(socket.AF_INET if alen == 4 else socket.AF_INET6, body[off:off + alen])
             off += alen
             port = -1
             if not flag & 0x80:
@@ -178,7 +179,7 @@ def decode(data: bytes, auth: Authenticator) -> Message:
             entries.append(Entry(Elem(sets[si], addr, port), op, remaining, age))
         if off != len(body):
             raise CodecError("trailing bytes")
-    except (IndexError, struct.error, UnicodeDecodeError, ValueError) as exc:
+    except (IndexError, struct.error, UnicodeDecodeError, ValueError, OSError) as exc:
         if isinstance(exc, CodecError):
             raise
         raise CodecError(f"malformed: {exc}") from None

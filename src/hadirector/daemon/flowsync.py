@@ -50,8 +50,11 @@ def _wall() -> int:
 
 
 def _masked(addr: str, prefix: int | None) -> str:
-    if prefix is None:
+    if prefix is None or prefix == (128 if ":" in addr else 32):
         return addr
+    if ":" not in addr:
+        n = int.from_bytes(socket.inet_aton(addr), "big") & ((0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF)
+        return socket.inet_ntoa(n.to_bytes(4, "big"))
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
 
 
@@ -84,6 +87,7 @@ class FlowSyncService:
         self.send_errors = 0
         self.active = False
         self.loaded_at_takeover = 0
+        self.cpu_s = 0.0  # this thread's CPU in the sync's own callbacks (NFLOG, batches, receiving)
         self._sync_sets: dict = {}
         self._sets_applies = -1
         self._overhead = fs.overhead(node, auth)
@@ -119,8 +123,11 @@ class FlowSyncService:
         sock = netns_socket(self.netns, fam, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            for force, plain in ((33, socket.SO_RCVBUF), (32, socket.SO_SNDBUF)):  # SO_*BUFFORCE
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, force, 4 << 20)
+                except OSError:
+                    sock.setsockopt(socket.SOL_SOCKET, plain, 4 << 20)
             sock.bind((str(self.s.source) if self.s.source else "", self.s.port))
             sock.setblocking(False)
         except OSError:
@@ -171,7 +178,9 @@ class FlowSyncService:
             elif dp is None and self.active:
                 self._become_backup()
             if self.active:
+                t0 = time.thread_time()
                 self._flush(now)
+                self.cpu_s += time.thread_time() - t0
                 if self._last_snapshot_sent is None:
                     self._last_snapshot_sent = now
                 elif now - self._last_snapshot_sent >= self.s.snapshot_interval:
@@ -254,6 +263,13 @@ class FlowSyncService:
         return self._sync_sets
 
     def _on_nflog(self) -> None:
+        t0 = time.thread_time()
+        try:
+            self._read_nflog()
+        finally:
+            self.cpu_s += time.thread_time() - t0
+
+    def _read_nflog(self) -> None:
         if self.nflog is None:
             return
         dp = self._dataplane()
@@ -337,7 +353,14 @@ class FlowSyncService:
                 self.sender.sent(len(msg.entries), len(data))
 
     def _on_datagram(self) -> None:
-        for _ in range(256):
+        t0 = time.thread_time()
+        try:
+            self._read_datagrams()
+        finally:
+            self.cpu_s += time.thread_time() - t0
+
+    def _read_datagrams(self) -> None:
+        for _ in range(64):
             try:
                 data, addr = self.sock.recvfrom(65536)  # type: ignore[union-attr]
             except (BlockingIOError, AttributeError):
@@ -372,7 +395,7 @@ class FlowSyncService:
                                                              "unknown": self.nflog_unknown,
                                                              "overruns": getattr(self.nflog, "overruns", 0),
                                                              "error": self.nflog_error},
-               "loaded_at_takeover": self.loaded_at_takeover}
+               "loaded_at_takeover": self.loaded_at_takeover, "cpu_s": round(self.cpu_s, 3)}
         out.update(self.store.status(now, wall))
         if self.active:
             out["lag_ms"] = {"p50": None, "p99": None}

@@ -217,7 +217,9 @@ def dr_cluster(lab: Any, workdir: str, cf: str, *run_args: str, sync: bool = Tru
         r.run([sys.executable, "-m", "hadirector", "realserver", "--vip", pair.vip, "up"])
         if http:
             r.http_server(port=80, identity=name)
-    c = HaCluster(pair, workdir, keepalive=100, deadtime=500, auto_failback="off",
+    # initdead 3 s: on a loaded machine a node that starts first must not take the group before
+    # it hears the other (a split brain at start-up would leave both "active")
+    c = HaCluster(pair, workdir, keepalive=100, deadtime=500, initdead=3000, auto_failback="off",
                   extra_resources="ldirectord", ldirectord_cf=cf)
     for n in ("dir-a", "dir-b"):
         if sync:
@@ -231,7 +233,7 @@ def dr_cluster(lab: Any, workdir: str, cf: str, *run_args: str, sync: bool = Tru
             f.write("\n[balancer.flow_sync]\nenabled = false\n")
         c.procs[n] = c.hosts[n].spawn([sys.executable, "-m", "hadirector", "run", "-c", toml, "--node", n,
                                        "--state-dir", c.state_dir(n), *run_args], name="hadirector")
-    c.wait_holder("dir-a", timeout=15, stable=0.3)
+    c.wait_holder("dir-a", timeout=20, stable=0.3)
     if http:
         deadline = time.monotonic() + 15
         while True:
@@ -244,7 +246,30 @@ def dr_cluster(lab: Any, workdir: str, cf: str, *run_args: str, sync: bool = Tru
                 raise AssertionError("the client never reached a real through the VIP\n"
                                      + "\n".join(f"[{n}]\n{c.log(n)[-3000:]}" for n in c.hosts))
             time.sleep(0.1)
+    if sync:
+        wait_synced(c, "dir-b", 20)
     return c
+
+
+def flow_sync_status(c: Any, name: str) -> dict:
+    import subprocess
+    out = subprocess.run([sys.executable, "-m", "hadirector", "status", "--json", "--state-dir",
+                          c.state_dir(name)], capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        return {}
+    return json.loads(out.stdout).get("flow_sync") or {}
+
+
+def wait_synced(c: Any, backup: str, timeout: float) -> dict:
+    """Until `backup` holds a complete snapshot from the active (flow sync's `synced`)."""
+    deadline = time.monotonic() + timeout
+    st: dict = {}
+    while time.monotonic() < deadline:
+        st = flow_sync_status(c, backup)
+        if st.get("role") == "backup" and st.get("synced") and st.get("sender"):
+            return st
+        time.sleep(0.2)
+    raise AssertionError(f"{backup}: flow sync never synced: {st}\n{c.log(backup)[-3000:]}")
 
 
 class SurvivalClient:

@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Flow sync at 10,000 new connections per second (issue 12): its CPU cost on the active, the
+sync lag, bytes per entry, and which flows a backup can carry on at a failover, by age.
+
+The lab of tests/integration/test_failover_flows.py (lab/survive.py `dr_cluster`: two directors
+running `hadirector run`, nft direct routing, wrr 3:1 to two reals). A flooder in the client's
+namespace sends, through the VIP, a SYN from a new source port `--rate` times a second (each one
+a new flow for the balancer: the new-flow rule, NFLOG, a sync entry) and, 50 ms later, a FIN on
+the same flow (the closing rule: a second entry), so each connection is what a short HTTP
+connection costs the sync. The reals answer for themselves (DR); the client's kernel ignores
+their answers. Two runs, the same flood:
+
+1. flow sync off ([balancer.flow_sync] enabled = false): the active daemon's CPU during the flood;
+2. flow sync on: the same, the difference is the sync's CPU share of one core. Then the backup's
+   lag (p50/p99: entry learned on the active -> stored on the backup, one host's clock), bytes
+   per entry, and at the end of the flood the active loses power (kill -9, links down): every flow
+   in the dead active's sets (its kernel keeps them) is looked up in the new holder's sets after
+   the takeover; "survives" = the same real's set holds it, so the flow's next packet goes to
+   the same real. By the flow's age at the kill: 0-100 ms, 100 ms-1 s, older.
+
+    sudo .venv/bin/python bench/sync.py [--rate 10000] [--seconds 5]
+
+The CPU figure counts the daemon process (user + system) only; the kernel's NFLOG work runs in
+softirq context on the packet's CPU and is not in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+
+from hadirector.lab import survive  # noqa: E402
+from hadirector.lab.topology import Lab  # noqa: E402
+
+VIP = "198.18.0.100"
+CLIENT = "198.18.0.10"
+
+
+# ----------------------------------------------------------------------------- the flooder
+
+def _csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+
+
+def _tcp(src: str, dst: str, sport: int, dport: int, flags: int, seq: int) -> bytes:
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 64240, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr))
+    c = _csum(pseudo + hdr)
+    return hdr[:16] + struct.pack("!H", c) + hdr[18:]
+
+
+def flood(rate: int, seconds: float, out: str, src: str, fin_after: float | None = 0.05) -> None:
+    """Runs in the client's namespace: SYN from a new port `rate`/s, FIN `fin_after` later."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    s.bind((src, 0))
+    ports = list(range(1024, 65536))
+    random.Random(1).shuffle(ports)
+    n = min(len(ports), int(rate * seconds))
+    syn = [_tcp(src, VIP, p, 80, 0x02, i) for i, p in enumerate(ports[:n])]
+    fin = [_tcp(src, VIP, p, 80, 0x11, i + 1) for i, p in enumerate(ports[:n])]
+    open(out + ".start", "w").close()
+    sent: list[float] = [0.0] * n
+    lag = int(rate * (fin_after or 0))
+    if fin_after is None:
+        j = n
+    t0 = time.monotonic()
+    i = j = 0
+    while i < n or j < n:
+        now = time.monotonic()
+        due = min(n, int((now - t0) * rate) + 1)
+        while i < due:
+            s.sendto(syn[i], (VIP, 0))
+            sent[i] = time.monotonic()
+            i += 1
+        while fin_after is not None and j < n and (j + lag < i or i == n):
+            s.sendto(fin[j], (VIP, 0))
+            j += 1
+        time.sleep(0.001)
+    with open(out + ".tmp", "w") as f:
+        json.dump({"ports": ports[:n], "sent": sent, "elapsed": time.monotonic() - t0}, f)
+    os.replace(out + ".tmp", out)
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status(c, name: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "hadirector", "status", "--json", "--state-dir",
+                          c.state_dir(name)], capture_output=True, text=True, timeout=60)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+def set_flows(host, client: str) -> dict[int, str]:
+    """source port -> real (address) from every flow and closing set of the host's tables."""
+    out = json.loads(host.run(["nft", "-j", "list", "ruleset"], timeout=120).stdout)
+    flows: dict[int, str] = {}
+    for it in out.get("nftables", []):
+        st = it.get("set")
+        if not st or not (st["name"].startswith("flow_") or st["name"].startswith("fin_")):
+            continue
+        real = st["name"].rsplit("_", 2)[-2]
+        for el in st.get("elem", []) or []:
+            v = el["elem"]["val"] if isinstance(el, dict) and "elem" in el else el
+            if isinstance(v, dict) and "concat" in v and v["concat"][0] == client:
+                flows[int(v["concat"][1])] = real
+    return flows
+
+
+def run_flood(c, work: str, rate: int, seconds: float, tag: str) -> tuple[dict, float, float]:
+    """The flood from the client; returns (its log, CPU seconds of dir-a's daemon, wall seconds)."""
+    out = os.path.join(work, f"flood-{tag}.json")
+    pid = c.procs["dir-a"].pid
+    proc = c.pair.client.spawn([sys.executable, __file__, "--flood-out", out, "--rate", str(rate),
+                                "--seconds", str(seconds), "--src", CLIENT], name="flood")
+    deadline = time.monotonic() + seconds + 60
+    while not os.path.exists(out + ".start"):
+        if not proc.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"flooder failed: {proc.output()[-2000:]}")
+        time.sleep(0.01)
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    while not os.path.exists(out):
+        if not proc.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"flooder failed: {proc.output()[-2000:]}")
+        time.sleep(0.05)
+    time.sleep(0.2)  # the last batches
+    cpu, wall = cpu_seconds(pid) - cpu0, time.monotonic() - t0
+    with open(out) as f:
+        return json.load(f), cpu, wall
+
+
+def idle_cpu(c, seconds: float) -> float:
+    pid = c.procs["dir-a"].pid
+    cpu0 = cpu_seconds(pid)
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - cpu0) / seconds
+
+
+def one_run(rate: int, seconds: float, sync: bool) -> dict:
+    with Lab() as lab, tempfile.TemporaryDirectory(prefix="hd-sync-") as work:
+        c = survive.dr_cluster(lab, work, survive.ldirectord_cf(), sync=sync)
+        time.sleep(2)  # the backup's first snapshot, the checks settled
+        idle = idle_cpu(c, 3)
+        cb0 = status(c, "dir-a").get("flow_sync", {}).get("cpu_s", 0) if sync else 0
+        log, cpu, wall = run_flood(c, work, rate, seconds, "on" if sync else "off")
+        res = {"sync": sync, "idle_core_share": round(idle, 4),
+               "flood_core_share": round(cpu / wall, 4), "flood_seconds": round(log["elapsed"], 2),
+               "connections": len(log["ports"]), "rate": round(len(log["ports"]) / log["elapsed"])}
+        if not sync:
+            return res
+        time.sleep(0.5)
+        wall = log["elapsed"]
+        a, b = status(c, "dir-a").get("flow_sync", {}), status(c, "dir-b").get("flow_sync", {})
+        sent = a.get("sent", {})
+        cb = (a.get("cpu_s") or 0) - cb0
+        res.update({"sync_cpu_s_in_callbacks": round(cb, 3),
+                    "sync_callbacks_core_share": round(cb / wall, 4),
+                    "entries_sent": sent.get("entries"), "messages": sent.get("messages"),
+                    "bytes": sent.get("bytes"), "dropped_sender": sent.get("dropped"),
+                    "bytes_per_entry": round(sent.get("bytes", 0) / max(1, sent.get("entries", 1)), 1),
+                    "nflog": a.get("nflog"), "backup_entries": b.get("entries"),
+                    "lag_ms": b.get("lag_ms"), "backup_dropped": b.get("dropped"), "gaps": b.get("gaps")})
+        # a failover at the end of a second flood: every flow's age at the kill
+        log2_path = os.path.join(work, "flood-kill.json")
+        src2 = "198.18.0.20"  # new flows, not the first flood's closing ones
+        c.pair.client.add_address(f"{src2}/24", "eth0")
+        # SYNs only, and the client's kernel kept from answering the reals' SYN-ACKs with RST:
+        # every flow stays in its real's flow set (900 s), so the dead director's kernel can be
+        # read at leisure (listing 50k elements takes seconds on a loaded machine)
+        c.pair.client.run(["nft", "-f", "-"], input="table inet bench_norst { chain out { type filter "
+                          "hook output priority 0; policy accept; tcp flags rst drop; } }\n")
+        proc = c.pair.client.spawn([sys.executable, __file__, "--flood-out", log2_path, "--rate",
+                                    str(rate), "--seconds", str(seconds), "--src", src2, "--no-fin"],
+                                   name="flood")
+        while not os.path.exists(log2_path + ".start") and proc.alive():
+            time.sleep(0.01)
+        t_start = time.monotonic()
+        time.sleep(seconds * 0.999)  # kill while the last flows are a few ms old
+        t_kill = time.monotonic()
+        c.power_off("dir-a")
+        before = set_flows(c.pair.a, src2)  # the dead director's kernel keeps its sets
+        c.wait_holder("dir-b", timeout=15)
+        time.sleep(0.3)
+        after = set_flows(c.pair.b, src2)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(log2_path) and time.monotonic() < deadline and proc.alive():
+            time.sleep(0.05)
+        with open(log2_path) as f:
+            log2 = json.load(f)
+        sent_at = {p: t for p, t in zip(log2["ports"], log2["sent"]) if t}
+        buckets = {"0-100ms": [0, 0], "100ms-1s": [0, 0], ">1s": [0, 0]}
+        for port, real in before.items():
+            t = sent_at.get(port)
+            if t is None or t > t_kill:
+                continue  # (a flow of the first flood's ports reused; sent after the kill)
+            age = t_kill - t
+            b_ = "0-100ms" if age < 0.1 else "100ms-1s" if age < 1.0 else ">1s"
+            buckets[b_][0] += 1
+            buckets[b_][1] += after.get(port) == real
+        res["failover"] = {k: {"flows": n, "survive": ok, "share": round(ok / n, 4) if n else None}
+                           for k, (n, ok) in buckets.items()}
+        res["failover_flood_started_before_kill_s"] = round(t_kill - t_start, 2)
+        return res
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--rate", type=int, default=10_000)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--flood-out", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--src", default=CLIENT, help=argparse.SUPPRESS)
+    p.add_argument("--no-fin", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.flood_out:
+        flood(a.rate, a.seconds, a.flood_out, a.src, None if a.no_fin else 0.05)
+        return 0
+    if os.geteuid() != 0:
+        print("bench/sync.py: needs root (network namespaces, nftables)", file=sys.stderr)
+        return 1
+    off = one_run(a.rate, a.seconds, sync=False)
+    on = one_run(a.rate, a.seconds, sync=True)
+    on["sync_core_share"] = round(on["flood_core_share"] - off["flood_core_share"], 4)
+    print(json.dumps({"off": off, "on": on}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
