@@ -186,8 +186,8 @@ def one_run(rate: int, seconds: float, sync: bool) -> dict:
         # SYNs only, and the client's kernel kept from answering the reals' SYN-ACKs with RST:
         # every flow stays in its real's flow set (900 s), so the dead director's kernel can be
         # read at leisure (listing 50k elements takes seconds on a loaded machine)
-        c.pair.client.run(["nft", "-f", "-"], input="table inet bench_norst { chain out { type filter "
-                          "hook output priority 0; policy accept; tcp flags rst drop; } }\n")
+        c.pair.client.run(["nft", "-f", "-"], input="table inet bench_norst {\n chain out {\n type filter "
+                          "hook output priority 0; policy accept;\n tcp flags rst drop\n }\n}\n")
         proc = c.pair.client.spawn([sys.executable, __file__, "--flood-out", log2_path, "--rate",
                                     str(rate), "--seconds", str(seconds), "--src", src2, "--no-fin"],
                                    name="flood")

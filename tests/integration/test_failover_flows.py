@@ -134,3 +134,24 @@ def test_dr_wrr_persistence_survives_and_returning_clients_keep_their_real(lab, 
     assert after == before, (after, before, st)
     assert rep["same_connection"] >= 99 and rep["same_real"] == rep["same_connection"], (rep, st)
     assert rep["download"]["checksum_ok"], rep
+
+
+def test_proxy_persistence_templates_follow_the_vip(lab, tmp_path):
+    """The userspace proxy: its TCP connections end with the director (a proxied connection
+    cannot move, docs/balancer.md), but its persistence templates are synced, so clients that
+    come back after the power loss land on the real they had."""
+    c = survive.dr_cluster(lab, str(tmp_path), ldirectord_cf("\tpersistent=60\n"), dataplane="proxy")
+    sources = [f"198.18.0.{i}" for i in range(30, 42)]
+    for s in sources:
+        c.pair.client.add_address(f"{s}/24", "eth0")
+    before = probe(c.pair.client, c.vip, sources)
+    assert set(before.values()) == {"real1", "real2"}, before
+    a = json.loads(lvs(c, "dir-a", "-c", "--json").stdout)
+    assert set(sources) <= {r["source"] for r in a["connections"] if r["template"]}, a
+    survive.wait_until_entries(c, "dir-b", len(sources), 10)
+    c.power_off("dir-a")
+    c.wait_holder("dir-b", timeout=10)
+    after = probe(c.pair.client, c.vip, sources)
+    st = status(c, "dir-b")["flow_sync"]
+    assert st["loaded_at_takeover"] >= len(sources), st
+    assert after == before, (after, before, st)

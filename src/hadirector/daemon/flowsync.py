@@ -102,6 +102,11 @@ class FlowSyncService:
         orig = self.driver._factory
 
         def factory(kind: str):
+            if kind == "proxy":
+                dp = orig(kind)
+                dp.preload = self._preload
+                dp.persist_listener = self._on_template
+                return dp
             if kind != "nft":
                 return orig(kind)
             from ..dataplane.factory import make_dataplane
@@ -203,9 +208,13 @@ class FlowSyncService:
         self.store.need_snapshot = False
         try:
             from ..dataplane.nflog import NflogSocket
+            if self.driver.kind != "nft":
+                raise LookupError  # the proxy tells its templates itself
             self.nflog = NflogSocket(self.s.nflog_group, getattr(dp, "netns", None))
             asyncio.get_running_loop().add_reader(self.nflog.fileno(), self._on_nflog)
             self.nflog_error = None
+        except LookupError:
+            self.nflog = None
         except OSError as exc:
             self.nflog = None
             self.nflog_error = str(exc)
@@ -219,7 +228,7 @@ class FlowSyncService:
     async def _hold_update(self) -> None:
         """A backup holds mid-flow packets of DR services in `inet hadirector_hold` (see
         nft_render.hold_commands): the balancer's first transaction deletes it at a takeover."""
-        if self.driver.dataplane is not None:
+        if self.driver.dataplane is not None or self.driver.kind != "nft":
             return
         from ..dataplane.nft_render import hold_commands
         cmds = hold_commands(self.driver.wanted)
@@ -261,6 +270,11 @@ class FlowSyncService:
         if dp.applies != self._sets_applies:
             self._sync_sets, self._sets_applies = dp.sync_sets(), dp.applies
         return self._sync_sets
+
+    def _on_template(self, set_name: str, addr: str, remaining_ms: int) -> None:
+        """The proxy made or refreshed a persistence template (dataplane/proxy/plane.py)."""
+        if self.active and remaining_ms > 0:
+            self.sender.learn(fs.Elem(set_name, addr, -1), fs.ADD, remaining_ms, _now())
 
     def _on_nflog(self) -> None:
         t0 = time.thread_time()
@@ -414,7 +428,8 @@ def _flow(payload: bytes):
 async def make_flowsync(config: Any, node: str, driver: Any, netns: str | None) -> FlowSyncService | None:
     """The service for this configuration, or None (no balancer, sync off, one node, proxy)."""
     b = config.balancer
-    if b is None or not b.flow_sync.enabled or len(config.cluster.nodes) < 2 or driver.kind != "nft":
+    if b is None or not b.flow_sync.enabled or len(config.cluster.nodes) < 2 or \
+            driver.kind not in ("nft", "proxy"):
         return None
     peers = [str(p) for p in b.flow_sync.peers]
     if not peers:

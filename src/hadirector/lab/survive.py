@@ -202,11 +202,12 @@ def ldirectord_cf(extra: str = "", scheduler: str = "wrr") -> str:
 
 
 def dr_cluster(lab: Any, workdir: str, cf: str, *run_args: str, sync: bool = True,
-               http: bool = True) -> Any:
+               http: bool = True, dataplane: str | None = None) -> Any:
     """client, dir-a, dir-b (heartbeats on the lan and an hb link) and real1/real2 prepared with
     `hadirector realserver` running lab/httpd.py; both directors run `hadirector run` with
     haresources `dir-a VIP ldirectord` and ldirectord.cf `cf`. `sync` False: the same ha.d as
-    native TOML with `[balancer.flow_sync] enabled = false`. Returns the started HaCluster once
+    native TOML with `[balancer.flow_sync] enabled = false`; `dataplane` ("proxy"): the same as
+    native TOML with `[balancer] dataplane` set. Returns the started HaCluster once
     dir-a holds the VIP and a real answers through it."""
     from .hacluster import HaCluster
     from .presets import director_pair
@@ -222,15 +223,25 @@ def dr_cluster(lab: Any, workdir: str, cf: str, *run_args: str, sync: bool = Tru
     c = HaCluster(pair, workdir, keepalive=100, deadtime=500, initdead=3000, auto_failback="off",
                   extra_resources="ldirectord", ldirectord_cf=cf)
     for n in ("dir-a", "dir-b"):
-        if sync:
+        if sync and dataplane is None:
             c.start(n, *run_args)
             continue
         toml = os.path.join(workdir, f"{n}.toml")
         import subprocess
         subprocess.run([sys.executable, "-m", "hadirector", "convert", "--ha-dir", c.ha_dir(n),
                         "--node", n, "-o", toml], check=True, capture_output=True, timeout=30)
-        with open(toml, "a") as f:
-            f.write("\n[balancer.flow_sync]\nenabled = false\n")
+        with open(toml) as f:
+            text = f.read()
+        if dataplane is not None:
+            import re
+            text, hits = re.subn(r"^(\[balancer\][^\n]*\n)", f'\\1dataplane = "{dataplane}"\n', text,
+                              count=1, flags=re.M)
+            if not hits:
+                raise AssertionError(f"no [balancer] table in the converted {toml}")
+        if not sync:
+            text += "\n[balancer.flow_sync]\nenabled = false\n"
+        with open(toml, "w") as f:
+            f.write(text)
         c.procs[n] = c.hosts[n].spawn([sys.executable, "-m", "hadirector", "run", "-c", toml, "--node", n,
                                        "--state-dir", c.state_dir(n), *run_args], name="hadirector")
     c.wait_holder("dir-a", timeout=20, stable=0.3)
@@ -258,6 +269,18 @@ def flow_sync_status(c: Any, name: str) -> dict:
     if out.returncode != 0:
         return {}
     return json.loads(out.stdout).get("flow_sync") or {}
+
+
+def wait_until_entries(c: Any, backup: str, n: int, timeout: float) -> dict:
+    """Until `backup`'s flow sync holds at least `n` entries."""
+    deadline = time.monotonic() + timeout
+    st: dict = {}
+    while time.monotonic() < deadline:
+        st = flow_sync_status(c, backup)
+        if (st.get("entries") or 0) >= n:
+            return st
+        time.sleep(0.1)
+    raise AssertionError(f"{backup}: flow sync holds {st.get('entries')} entries, wanted {n}: {st}")
 
 
 def wait_synced(c: Any, backup: str, timeout: float) -> dict:
