@@ -64,14 +64,16 @@ def _tcp(src: str, dst: str, sport: int, dport: int, flags: int, seq: int) -> by
     return hdr[:16] + struct.pack("!H", c) + hdr[18:]
 
 
-def flood(rate: int, seconds: float, out: str, src: str, fin_after: float | None = 0.05) -> None:
-    """Runs in the client's namespace: SYN from a new port `rate`/s, FIN `fin_after` later."""
+def flood(rate: int, seconds: float, out: str, src: str, fin_after: float | None = 0.05,
+          first_flags: int = 0x02) -> None:
+    """Runs in the client's namespace: SYN from a new port `rate`/s, FIN `fin_after` later
+    (`first_flags` 0x10: an ACK instead of the SYN, the probes after a takeover)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
     s.bind((src, 0))
     ports = list(range(1024, 65536))
     random.Random(1).shuffle(ports)
     n = min(len(ports), int(rate * seconds))
-    syn = [_tcp(src, VIP, p, 80, 0x02, i) for i, p in enumerate(ports[:n])]
+    syn = [_tcp(src, VIP, p, 80, first_flags, i) for i, p in enumerate(ports[:n])]
     fin = [_tcp(src, VIP, p, 80, 0x11, i + 1) for i, p in enumerate(ports[:n])]
     open(out + ".start", "w").close()
     sent: list[float] = [0.0] * n
@@ -165,61 +167,102 @@ def one_run(rate: int, seconds: float, sync: bool) -> dict:
         res = {"sync": sync, "idle_core_share": round(idle, 4),
                "flood_core_share": round(cpu / wall, 4), "flood_seconds": round(log["elapsed"], 2),
                "connections": len(log["ports"]), "rate": round(len(log["ports"]) / log["elapsed"])}
-        if not sync:
-            return res
-        time.sleep(0.5)
-        wall = log["elapsed"]
-        a, b = status(c, "dir-a").get("flow_sync", {}), status(c, "dir-b").get("flow_sync", {})
-        sent = a.get("sent", {})
-        cb = (a.get("cpu_s") or 0) - cb0
-        res.update({"sync_cpu_s_in_callbacks": round(cb, 3),
-                    "sync_callbacks_core_share": round(cb / wall, 4),
-                    "entries_sent": sent.get("entries"), "messages": sent.get("messages"),
-                    "bytes": sent.get("bytes"), "dropped_sender": sent.get("dropped"),
-                    "bytes_per_entry": round(sent.get("bytes", 0) / max(1, sent.get("entries", 1)), 1),
-                    "nflog": a.get("nflog"), "backup_entries": b.get("entries"),
-                    "lag_ms": b.get("lag_ms"), "backup_dropped": b.get("dropped"), "gaps": b.get("gaps")})
-        # a failover at the end of a second flood: every flow's age at the kill
-        log2_path = os.path.join(work, "flood-kill.json")
-        src2 = "198.18.0.20"  # new flows, not the first flood's closing ones
-        c.pair.client.add_address(f"{src2}/24", "eth0")
-        # SYNs only, and the client's kernel kept from answering the reals' SYN-ACKs with RST:
-        # every flow stays in its real's flow set (900 s), so the dead director's kernel can be
-        # read at leisure (listing 50k elements takes seconds on a loaded machine)
-        c.pair.client.run(["nft", "-f", "-"], input="table inet bench_norst {\n chain out {\n type filter "
-                          "hook output priority 0; policy accept;\n tcp flags rst drop\n }\n}\n")
-        proc = c.pair.client.spawn([sys.executable, __file__, "--flood-out", log2_path, "--rate",
-                                    str(rate), "--seconds", str(seconds), "--src", src2, "--no-fin"],
-                                   name="flood")
-        while not os.path.exists(log2_path + ".start") and proc.alive():
-            time.sleep(0.01)
-        t_start = time.monotonic()
-        time.sleep(seconds * 0.999)  # kill while the last flows are a few ms old
-        t_kill = time.monotonic()
-        c.power_off("dir-a")
-        before = set_flows(c.pair.a, src2)  # the dead director's kernel keeps its sets
-        c.wait_holder("dir-b", timeout=15)
-        time.sleep(0.3)
-        after = set_flows(c.pair.b, src2)
-        deadline = time.monotonic() + 30
-        while not os.path.exists(log2_path) and time.monotonic() < deadline and proc.alive():
-            time.sleep(0.05)
-        with open(log2_path) as f:
-            log2 = json.load(f)
-        sent_at = {p: t for p, t in zip(log2["ports"], log2["sent"]) if t}
-        buckets = {"0-100ms": [0, 0], "100ms-1s": [0, 0], ">1s": [0, 0]}
-        for port, real in before.items():
-            t = sent_at.get(port)
-            if t is None or t > t_kill:
-                continue  # (a flow of the first flood's ports reused; sent after the kill)
-            age = t_kill - t
-            b_ = "0-100ms" if age < 0.1 else "100ms-1s" if age < 1.0 else ">1s"
-            buckets[b_][0] += 1
-            buckets[b_][1] += after.get(port) == real
-        res["failover"] = {k: {"flows": n, "survive": ok, "share": round(ok / n, 4) if n else None}
-                           for k, (n, ok) in buckets.items()}
-        res["failover_flood_started_before_kill_s"] = round(t_kill - t_start, 2)
+        if sync:
+            time.sleep(0.5)
+            wall = log["elapsed"]
+            a, b = status(c, "dir-a").get("flow_sync", {}), status(c, "dir-b").get("flow_sync", {})
+            sent = a.get("sent", {})
+            cb = (a.get("cpu_s") or 0) - cb0
+            res.update({"sync_cpu_s_in_callbacks": round(cb, 3),
+                        "sync_callbacks_core_share": round(cb / wall, 4),
+                        "entries_sent": sent.get("entries"), "messages": sent.get("messages"),
+                        "bytes": sent.get("bytes"), "dropped_sender": sent.get("dropped"),
+                        "bytes_per_entry": round(sent.get("bytes", 0) / max(1, sent.get("entries", 1)), 1),
+                        "nflog": a.get("nflog"), "backup_entries": b.get("entries"),
+                        "lag_ms": b.get("lag_ms"), "backup_dropped": b.get("dropped"), "gaps": b.get("gaps")})
+        res["failover"] = failover_by_age(c, work, rate, seconds)
         return res
+
+
+TRACKED = "198.18.0.21"  # the flows whose fate is read (the others are load)
+LOAD = "198.18.0.20"
+
+
+def _spawn_flood(c, out: str, rate: int, seconds: float, src: str, *extra: str):
+    return c.pair.client.spawn([sys.executable, __file__, "--flood-out", out, "--rate", str(rate),
+                                "--seconds", str(seconds), "--src", src, *extra], name="flood")
+
+
+def _wait_file(path: str, proc, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if not proc.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"flooder failed: {proc.output()[-2000:]}")
+        time.sleep(0.01)
+
+
+def real_seen(host, name: str) -> set[int]:
+    """Source ports of TRACKED in set `name` of the real's bench table (text listing: fast)."""
+    import re
+    out = host.run(["nft", "list", "set", "netdev", "bench", name], timeout=300).stdout
+    return {int(p) for p in re.findall(re.escape(TRACKED) + r" \. (\d+)", out)}
+
+
+def failover_by_age(c, work: str, rate: int, seconds: float) -> dict:
+    """SYN-only flows at `rate`/s (a tenth of them TRACKED); the active loses power as the flood
+    ends; then one ACK per TRACKED flow through the new holder. Each real records (in its own
+    ingress, before its stack) the SYNs and the ACKs of TRACKED flows it received: a flow
+    survives when its ACK reached the real its SYN did. Only TRACKED flows are listed, so the
+    listing stays small; the client's kernel is kept from answering the reals' SYN-ACKs with
+    RST, so every flow stays open in the balancer's memory."""
+    reals = [c.pair.lab[name] for name, _ in survive.REALS]
+    for r in reals:
+        r.run(["nft", "-f", "-"], input=(
+            "table netdev bench {\n"
+            " set syn { type ipv4_addr . inet_service; flags timeout; timeout 1h; size 65536; }\n"
+            " set ack { type ipv4_addr . inet_service; flags timeout; timeout 1h; size 65536; }\n"
+            " chain in { type filter hook ingress device eth0 priority -200; policy accept;\n"
+            f"  ip saddr {TRACKED} tcp dport 80 tcp flags & (syn|ack) == syn update @syn {{ ip saddr . tcp sport }}\n"
+            f"  ip saddr {TRACKED} tcp dport 80 tcp flags & (syn|ack) == ack update @ack {{ ip saddr . tcp sport }}\n"
+            " }\n}\n"))
+    c.pair.client.run(["nft", "-f", "-"], input="table inet bench_norst {\n chain out {\n type filter "
+                      "hook output priority 0; policy accept;\n tcp flags rst drop\n }\n}\n")
+    for a in (LOAD, TRACKED):
+        c.pair.client.add_address(f"{a}/24", "eth0")
+    tracked_out, load_out = os.path.join(work, "tracked.json"), os.path.join(work, "load.json")
+    tracked_rate = max(1, rate // 10)
+    load = _spawn_flood(c, load_out, rate - tracked_rate, seconds, LOAD, "--no-fin")
+    tracked = _spawn_flood(c, tracked_out, tracked_rate, seconds, TRACKED, "--no-fin")
+    _wait_file(load_out + ".start", load, 60)
+    _wait_file(tracked_out + ".start", tracked, 60)
+    time.sleep(seconds * 0.995)
+    t_kill = time.monotonic()
+    c.power_off("dir-a")
+    _wait_file(tracked_out, tracked, 60)
+    _wait_file(load_out, load, 60)
+    c.wait_holder("dir-b", timeout=15)
+    time.sleep(0.3)
+    with open(tracked_out) as f:
+        log = json.load(f)
+    sent_at = {p: t for p, t in zip(log["ports"], log["sent"]) if t and t <= t_kill}
+    probe_out = os.path.join(work, "probe.json")
+    n = len(log["ports"])
+    probe = _spawn_flood(c, probe_out, 5000, n / 5000 + 0.001, TRACKED, "--probe")
+    _wait_file(probe_out, probe, 120)
+    time.sleep(0.5)
+    syn = {r.name: real_seen(r, "syn") for r in reals}
+    ack = {r.name: real_seen(r, "ack") for r in reals}
+    buckets = {"0-100ms": [0, 0], "100ms-1s": [0, 0], ">1s": [0, 0]}
+    for port, t in sent_at.items():
+        home = [name for name, ports in syn.items() if port in ports]
+        if len(home) != 1:
+            continue  # the SYN reached no real (lost in the outage) or both (cannot be)
+        age = t_kill - t
+        k = "0-100ms" if age < 0.1 else "100ms-1s" if age < 1.0 else ">1s"
+        buckets[k][0] += 1
+        buckets[k][1] += port in ack[home[0]]
+    return {k: {"flows": f, "same_real": ok, "share": round(ok / f, 4) if f else None}
+            for k, (f, ok) in buckets.items()}
 
 
 def main() -> int:
@@ -229,9 +272,11 @@ def main() -> int:
     p.add_argument("--flood-out", default=None, help=argparse.SUPPRESS)
     p.add_argument("--src", default=CLIENT, help=argparse.SUPPRESS)
     p.add_argument("--no-fin", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.flood_out:
-        flood(a.rate, a.seconds, a.flood_out, a.src, None if a.no_fin else 0.05)
+        flood(a.rate, a.seconds, a.flood_out, a.src, None if a.no_fin or a.probe else 0.05,
+              0x10 if a.probe else 0x02)
         return 0
     if os.geteuid() != 0:
         print("bench/sync.py: needs root (network namespaces, nftables)", file=sys.stderr)

@@ -151,3 +151,99 @@ def test_nflog_parse_and_flow_of():
     assert nflog.parse(hdr + body + hdr + body) == [("N eth0 x", ip)] * 2
     assert nflog.flow_of(ip) == ("198.18.9.1", 0xB158)
     assert nflog.flow_of(b"\x45" + b"\0" * 8 + b"\x01" + b"\0" * 20) is None  # ICMP
+
+
+# ----------------------------------------------------------------------------- the renderer's part
+
+from hadirector.balancer.persistence import PersistenceTable  # noqa: E402
+from hadirector.balancer.schedulers import Dest  # noqa: E402
+from hadirector.balancer.state import build_desired  # noqa: E402
+from hadirector.config.model import Balancer  # noqa: E402
+from hadirector.dataplane.nft_render import (Link, NftOptions, RenderEnv, hold_commands, is_ours,  # noqa: E402
+                                             render, set_owners)
+from hadirector.render.lvs import render_connections  # noqa: E402
+
+VIP = "198.18.0.100"
+ENV = RenderEnv(links={"198.18.0.11": Link("eth0", "02:00:00:00:00:11"),
+                       "198.18.0.12": Link("eth0", "02:00:00:00:00:12")},
+                dev_macs={"eth0": "02:00:00:00:00:02"}, vip_devs={VIP: "eth0"})
+
+
+def _desired(**svc):
+    return build_desired(Balancer.model_validate({"virtual": [{
+        "address": VIP, "port": 80, "reals": [{"address": "198.18.0.11", "method": "gate", "weight": 3},
+                                              {"address": "198.18.0.12", "method": "gate", "weight": 1}],
+        **svc}]}))
+
+
+def _rules(r, chain_prefix):
+    t = r.tables[("netdev", "hadirector_eth0")]
+    return [e for c, e in t.rules if c.startswith(chain_prefix)]
+
+
+def test_sync_group_logs_new_and_closing_flows_and_names_the_sets():
+    d = _desired(scheduler="wrr", persistent=60, netmask="255.255.255.0")
+    assert not any("log" in x for e in _rules(render(d, ENV, NftOptions()), "new_") for x in e)
+    r = render(d, ENV, NftOptions(sync_group=8848))
+    logs = [x["log"] for e in _rules(r, "new_") for x in e if "log" in x]
+    assert {l["prefix"] for l in logs} == {"N eth0 tcp_198.18.0.100_80_198.18.0.11_80",
+                                          "N eth0 tcp_198.18.0.100_80_198.18.0.12_80"}
+    assert all(l["group"] == 8848 for l in logs)
+    assert any("log" in x and x["log"]["prefix"].startswith("F eth0 ") for e in _rules(r, "est_") for x in e)
+    ss = r.sync["eth0 tcp_198.18.0.100_80_198.18.0.11_80"]
+    assert ss.flow == "netdev hadirector_eth0 flow_tcp_198.18.0.100_80_198.18.0.11_80"
+    assert ss.fin.startswith("netdev hadirector_eth0 fin_") and ss.persist.endswith("persist_tcp_198.18.0.100_80_198.18.0.11_80")
+    assert (ss.flow_timeout, ss.fin_timeout, ss.persist_timeout, ss.persist_prefix) == (900_000, 10_000, 60_000, 24)
+
+
+def test_deterministic_schedulers_sync_no_flows():
+    r = render(_desired(scheduler="sh"), ENV, NftOptions(sync_group=1))
+    assert all(s.flow is None and s.persist is None for s in r.sync.values())
+    assert not any("log" in x for e in _rules(r, "new_") + _rules(r, "est_") for x in e)
+    r = render(_desired(scheduler="mh", persistent=5), ENV, NftOptions(sync_group=1))
+    assert all(s.flow is None and s.persist is not None for s in r.sync.values())  # templates still
+
+
+def test_hold_table_drops_only_mid_flow_tcp_to_dr_services():
+    cmds = hold_commands(_desired())
+    rule = [c["add"]["rule"] for c in cmds if "rule" in c.get("add", {})]
+    assert len(rule) == 1 and rule[0]["family"] == "inet" and rule[0]["table"] == "hadirector_hold"
+    assert rule[0]["expr"][-1] == {"drop": None}
+    assert {"match": {"op": "==", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, "syn"]},
+                      "right": 0}} in rule[0]["expr"]
+    assert is_ours("inet", "hadirector_hold") and not is_ours("inet", "other")
+    udp = build_desired(Balancer.model_validate({"virtual": [{"address": VIP, "port": 53, "protocol": "udp",
+                                                              "reals": [{"address": "198.18.0.11", "method": "gate"}]}]}))
+    assert hold_commands(udp) == []
+
+
+def test_connection_table_in_ipvsadm_layout():
+    d = _desired(scheduler="wrr", persistent=60)
+    own = set_owners(d)
+    svc, real, kind = own["persist_tcp_198.18.0.100_80_198.18.0.12_80"]
+    assert (svc.port, real.address, kind) == (80, "198.18.0.12", "persist")
+    rows = [{"protocol": "TCP", "expire_ms": 899_001, "state": "ESTABLISHED", "source": "198.18.0.10",
+             "sport": 40512, "virtual": VIP, "vport": 80, "destination": "198.18.0.11", "dport": 80},
+            {"protocol": "TCP", "expire_ms": 59_000, "state": "NONE", "source": "198.18.0.30",
+             "sport": 0, "virtual": VIP, "vport": 80, "destination": "198.18.0.11", "dport": 80}]
+    assert render_connections(rows) == (
+        "IPVS connection entries\n"
+        "pro expire state       source             virtual            destination\n"
+        "TCP 15:00  ESTABLISHED 198.18.0.10:40512  198.18.0.100:80    198.18.0.11:80\n"
+        "TCP 00:59  NONE        198.18.0.30:0      198.18.0.100:80    198.18.0.11:80\n")
+
+
+def test_persistence_templates_tell_and_restore():
+    seen = []
+    t = PersistenceTable(60, 24)
+    t.on_change = lambda k, d, exp: seen.append((k, d.key, exp))
+    d1 = Dest("r1", 1, 80, 1)
+    dest, tpl = t.schedule(0xC6120A07, 100.0, lambda: d1)
+    t.attach(tpl, 100.0)
+    assert seen == [(0xC6120A00, "r1", 160.0)]
+    t.release(tpl, 130.0)
+    assert seen[-1] == (0xC6120A00, "r1", 190.0)
+    b = PersistenceTable(60, 24)
+    b.restore(0xC6120A55, d1, 175.0)
+    assert b.lookup(0xC6120A01, 170.0).dest is d1 and d1.persist == 2
+    assert b.lookup(0xC6120A01, 176.0) is None

@@ -458,7 +458,7 @@ class FlowSync(Model):
 
     enabled: bool = True
     port: Port = 8848  # UDP; IPVS's sync daemon default (ip_vs_sync.c IP_VS_SYNC_PORT)
-    peers: tuple[IPAddress, ...] = ()  # () = every ucast heartbeat peer (ha.cf ucast lines)
+    peers: tuple[IPAddress, ...] = ()  # () = the peers of the first ucast link (ha.cf ucast lines)
     source: IPAddress | None = None  # bind to this address only (a dedicated sync link)
     interval: PositiveDuration = 20  # batch new entries for at most this long
     max_batch: Annotated[int, Field(ge=1, le=4096)] = 256  # ... or until this many wait
