@@ -134,16 +134,9 @@ def run_flood(c, work: str, rate: int, seconds: float, tag: str) -> tuple[dict, 
     pid = c.procs["dir-a"].pid
     proc = c.pair.client.spawn([sys.executable, __file__, "--flood-out", out, "--rate", str(rate),
                                 "--seconds", str(seconds), "--src", CLIENT], name="flood")
-    deadline = time.monotonic() + seconds + 60
-    while not os.path.exists(out + ".start"):
-        if not proc.alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"flooder failed: {proc.output()[-2000:]}")
-        time.sleep(0.01)
+    _wait_file(out + ".start", proc, 60)
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
-    while not os.path.exists(out):
-        if not proc.alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"flooder failed: {proc.output()[-2000:]}")
-        time.sleep(0.05)
+    _wait_file(out, proc, seconds + 60)
     time.sleep(0.2)  # the last batches
     cpu, wall = cpu_seconds(pid) - cpu0, time.monotonic() - t0
     with open(out) as f:
@@ -196,7 +189,7 @@ def _spawn_flood(c, out: str, rate: int, seconds: float, src: str, *extra: str):
 def _wait_file(path: str, proc, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
-        if not proc.alive() or time.monotonic() > deadline:
+        if (not proc.alive() and not os.path.exists(path)) or time.monotonic() > deadline:
             raise RuntimeError(f"flooder failed: {proc.output()[-2000:]}")
         time.sleep(0.01)
 

@@ -94,6 +94,7 @@ class FlowSyncService:
         self._hold: list | None = None  # the hold table's commands as last installed
         self._hold_worker: Any = None
         self.hold_error: str | None = None
+        self.error: str | None = None
         self._install_factory()
 
     # ------------------------------------------------------------------ wiring
@@ -135,13 +136,20 @@ class FlowSyncService:
                     sock.setsockopt(socket.SOL_SOCKET, plain, 4 << 20)
             sock.bind((str(self.s.source) if self.s.source else "", self.s.port))
             sock.setblocking(False)
-        except OSError:
+        except OSError as exc:
             sock.close()
-            raise
+            # the balancer runs without it: failovers then cost the open connections, as before
+            self.error = f"cannot listen on UDP {self.s.source or '*'}:{self.s.port}: {exc.strerror or exc}"
+            self.log.error("flow sync: %s; open connections will not survive a failover", self.error)
+            return
         self.sock = sock
         asyncio.get_running_loop().add_reader(sock.fileno(), self._on_datagram)
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="flow-sync")
-        self.log.info("flow sync: UDP %s, peers %s", self.s.port, ", ".join(self.peers) or "none")
+        if self.peers:
+            self.log.info("flow sync: UDP %s, peers %s", self.s.port, ", ".join(self.peers))
+        else:
+            self.log.warning("flow sync: no peer to send to (no ucast heartbeat link): set "
+                             "[balancer.flow_sync] peers, or open connections will not survive a failover")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -409,7 +417,8 @@ class FlowSyncService:
                                                              "unknown": self.nflog_unknown,
                                                              "overruns": getattr(self.nflog, "overruns", 0),
                                                              "error": self.nflog_error},
-               "loaded_at_takeover": self.loaded_at_takeover, "cpu_s": round(self.cpu_s, 3)}
+               "loaded_at_takeover": self.loaded_at_takeover, "cpu_s": round(self.cpu_s, 3),
+               "error": self.error, "hold_error": self.hold_error}
         out.update(self.store.status(now, wall))
         if self.active:
             out["lag_ms"] = {"p50": None, "p99": None}
