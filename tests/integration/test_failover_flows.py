@@ -70,21 +70,6 @@ def failover_with_open_connections(c: HaCluster, workdir: str, settle: float = 0
     return first, sc.result(60)
 
 
-def test_harness_without_failover_keeps_every_connection(lab, tmp_path):
-    """The harness itself: with no failover every connection answers again, from its real, and
-    the download's checksum matches; so a loss in the tests below is the failover's."""
-    c = dr_cluster(lab, tmp_path, ldirectord_cf())
-    sc = SurvivalClient(c.pair.client, c.vip, str(tmp_path), connections=20, stream_ms=1000,
-                        stream_bytes=1 << 20)
-    sc.start()
-    first = sc.wait_ready(30)
-    assert first["opened"] == 20 and sum(first["first"].values()) == 20, first
-    sc.go()
-    rep = sc.result(30)
-    assert rep["same_connection"] == 20 and rep["same_real"] == 20, rep
-    assert rep["download"]["checksum_ok"] and rep["download"]["bytes"] == 1 << 20, rep
-
-
 def status(c: HaCluster, name: str) -> dict:
     out = subprocess.run([sys.executable, "-m", "hadirector", "status", "--json", "--state-dir",
                           c.state_dir(name)], capture_output=True, text=True, timeout=30)

@@ -247,3 +247,10 @@ def test_persistence_templates_tell_and_restore():
     b.restore(0xC6120A55, d1, 175.0)
     assert b.lookup(0xC6120A01, 170.0).dest is d1 and d1.persist == 2
     assert b.lookup(0xC6120A01, 176.0) is None
+
+
+def test_survival_harness_stream_bytes_are_deterministic_by_offset():
+    from hadirector.lab.httpd import stream_block
+    whole = stream_block(0, 200_000)
+    assert stream_block(65530, 20) == whole[65530:65550] and stream_block(131072, 5) == whole[131072:131077]
+    assert whole[:65536] != whole[65536:131072]  # not periodic per block
