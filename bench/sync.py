@@ -78,10 +78,9 @@ def flood(rate: int, seconds: float, out: str, src: str, fin_after: float | None
     open(out + ".start", "w").close()
     sent: list[float] = [0.0] * n
     lag = int(rate * (fin_after or 0))
-    if fin_after is None:
-        j = n
     t0 = time.monotonic()
-    i = j = 0
+    i = 0
+    j = n if fin_after is None else 0
     while i < n or j < n:
         now = time.monotonic()
         due = min(n, int((now - t0) * rate) + 1)
