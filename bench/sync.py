@@ -223,17 +223,28 @@ def failover_by_age(c, work: str, rate: int, seconds: float) -> dict:
         c.pair.client.add_address(f"{a}/24", "eth0")
     tracked_out, load_out = os.path.join(work, "tracked.json"), os.path.join(work, "load.json")
     tracked_rate = max(1, rate // 10)
-    load = _spawn_flood(c, load_out, rate - tracked_rate, seconds, LOAD, "--no-fin")
-    tracked = _spawn_flood(c, tracked_out, tracked_rate, seconds, TRACKED, "--no-fin")
+    load = _spawn_flood(c, load_out, rate - tracked_rate, seconds + 2, LOAD, "--no-fin")
     _wait_file(load_out + ".start", load, 60)
+    tracked = _spawn_flood(c, tracked_out, tracked_rate, seconds, TRACKED, "--no-fin")
     _wait_file(tracked_out + ".start", tracked, 60)
-    time.sleep(seconds * 0.995)
+    time.sleep(seconds * 0.98)  # the youngest tracked flows a few ms old
     t_kill = time.monotonic()
     c.power_off("dir-a")
     _wait_file(tracked_out, tracked, 60)
     _wait_file(load_out, load, 60)
     c.wait_holder("dir-b", timeout=15)
+    # until the new holder's balancer is in (its first transaction loads the synced entries;
+    # meanwhile the hold table drops the service's packets, which a real client retransmits:
+    # these one-shot probes would not)
+    deadline = time.monotonic() + 60
+    st: dict = {}
+    while time.monotonic() < deadline:
+        st = status(c, "dir-b").get("flow_sync") or {}
+        if st.get("role") == "active" or (not st and status(c, "dir-b").get("balancer", {}).get("running")):
+            break
+        time.sleep(0.1)
     time.sleep(0.3)
+    takeover = {"loaded": st.get("loaded_at_takeover"), "load_ms": st.get("load_ms")}
     with open(tracked_out) as f:
         log = json.load(f)
     sent_at = {p: t for p, t in zip(log["ports"], log["sent"]) if t and t <= t_kill}
@@ -253,8 +264,37 @@ def failover_by_age(c, work: str, rate: int, seconds: float) -> dict:
         k = "0-100ms" if age < 0.1 else "100ms-1s" if age < 1.0 else ">1s"
         buckets[k][0] += 1
         buckets[k][1] += port in ack[home[0]]
-    return {k: {"flows": f, "same_real": ok, "share": round(ok / f, 4) if f else None}
-            for k, (f, ok) in buckets.items()}
+    out: dict = {k: {"flows": f, "same_real": ok, "share": round(ok / f, 4) if f else None}
+                 for k, (f, ok) in buckets.items()}
+    out["takeover"] = takeover
+    return out
+
+
+def listing_cost(sizes=(1000, 10000, 50000)) -> dict:
+    """The alternative to NFLOG, measured: how long one listing of a DR flow set of N elements
+    takes through libnftables' JSON API (what a periodic reader would pay per period)."""
+    from hadirector.dataplane.libnft import Nft
+    out = {}
+    with Lab() as lab:
+        h = lab.host("lister")
+        for n in sizes:
+            elems = ", ".join(f"198.18.{(i >> 8) & 255}.{i & 255} . {1024 + (i % 60000)}" for i in range(n))
+            h.run(["nft", "-f", "-"], input=(
+                "table netdev bench { set s { type ipv4_addr . inet_service; flags timeout; "
+                f"timeout 900s; size 262144; }}\n}}\nflush set netdev bench s\n"
+                f"add element netdev bench s {{ {elems} }}\n"), timeout=300)
+
+            def work():
+                nft = Nft()
+                t = time.perf_counter()
+                items = nft.list({"set": {"family": "netdev", "table": "bench", "name": "s"}}, terse=False)
+                dt = time.perf_counter() - t
+                nft.close()
+                got = sum(len((it.get("set") or {}).get("elem", []) or []) for it in items)
+                return dt, got
+            dt, got = h.worker.call(work)
+            out[n] = {"seconds": round(dt, 3), "elements": got}
+    return out
 
 
 def main() -> int:
@@ -265,7 +305,12 @@ def main() -> int:
     p.add_argument("--src", default=CLIENT, help=argparse.SUPPRESS)
     p.add_argument("--no-fin", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--listing", action="store_true",
+                   help="only: the cost of listing a flow set of 1k/10k/50k elements (the alternative)")
     a = p.parse_args()
+    if a.listing:
+        print(json.dumps(listing_cost(), indent=2))
+        return 0
     if a.flood_out:
         flood(a.rate, a.seconds, a.flood_out, a.src, None if a.no_fin or a.probe else 0.05,
               0x10 if a.probe else 0x02)

@@ -204,13 +204,13 @@ def test_deterministic_schedulers_sync_no_flows():
     assert all(s.flow is None and s.persist is not None for s in r.sync.values())  # templates still
 
 
-def test_hold_table_drops_only_mid_flow_tcp_to_dr_services():
+def test_hold_table_drops_tcp_to_dr_services():
     cmds = hold_commands(_desired())
     rule = [c["add"]["rule"] for c in cmds if "rule" in c.get("add", {})]
     assert len(rule) == 1 and rule[0]["family"] == "inet" and rule[0]["table"] == "hadirector_hold"
     assert rule[0]["expr"][-1] == {"drop": None}
-    assert {"match": {"op": "==", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, "syn"]},
-                      "right": 0}} in rule[0]["expr"]
+    assert {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 80}} \
+        in rule[0]["expr"]
     assert is_ours("inet", "hadirector_hold") and not is_ours("inet", "other")
     udp = build_desired(Balancer.model_validate({"virtual": [{"address": VIP, "port": 53, "protocol": "udp",
                                                               "reals": [{"address": "198.18.0.11", "method": "gate"}]}]}))

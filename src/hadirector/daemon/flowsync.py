@@ -417,7 +417,9 @@ class FlowSyncService:
                                                              "unknown": self.nflog_unknown,
                                                              "overruns": getattr(self.nflog, "overruns", 0),
                                                              "error": self.nflog_error},
-               "loaded_at_takeover": self.loaded_at_takeover, "cpu_s": round(self.cpu_s, 3),
+               "loaded_at_takeover": self.loaded_at_takeover,
+               "load_ms": getattr(self.driver.dataplane, "preload_ms", None),
+               "cpu_s": round(self.cpu_s, 3),
                "error": self.error, "hold_error": self.hold_error}
         out.update(self.store.status(now, wall))
         if self.active:

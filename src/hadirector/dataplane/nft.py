@@ -94,6 +94,7 @@ class NftDataPlane(DataPlane):
         # same transaction that creates them (the first apply after a takeover)
         self.preload: Callable[[], list] | None = None
         self.preloaded = 0  # elements loaded that way
+        self.preload_ms: int | None = None  # how long that transaction took
         try:
             self._worker.call(self._init_nft)
         except BaseException:
@@ -196,11 +197,15 @@ class NftDataPlane(DataPlane):
             items = self._nft.list({"table": {"family": fam, "name": name}}, terse=True)
             existing[(fam, name)] = existing_from_listing(items, fam, name)
         cmds = plan(existing, rendered)
+        t_load = time.monotonic()
+        loaded = self.preloaded
         if self.preload is not None and cmds:
             cmds += self._preload_commands(rendered, existing)
         try:
             if cmds:
                 self._nft.run(cmds)
+            if self.preloaded != loaded:
+                self.preload_ms = int((time.monotonic() - t_load) * 1000)
         except NftError as exc:
             raise DataPlaneError(f"nftables refused the ruleset: {exc.message}") from None
         self.applies += 1

@@ -836,12 +836,13 @@ HOLD_SUFFIX = "_hold"
 
 def hold_commands(desired: DesiredState, table: str = TABLE) -> list[Json]:
     """The hold table of a backup (flow sync, daemon/flowsync.py): `table inet <table>_hold`,
-    which drops every TCP packet without SYN addressed to a direct-routing service. At a takeover
-    the VIP comes up a few tens of ms before the balancer's ruleset is in; a mid-flow packet in
-    that window would reach the director's own stack and draw a RST that kills the connection.
-    Dropped instead, it is retransmitted by the client into the balancer. Once the ruleset is in,
-    its ingress chains forward the service's packets before prerouting, and the driver deletes
-    this table. Empty list: no DR TCP service (nothing to hold)."""
+    which drops every TCP packet addressed to a direct-routing service. At a takeover the VIP
+    comes up before the balancer's ruleset is in (tens of ms; with many synced entries to load,
+    up to seconds); a mid-flow packet in that window would reach the director's own stack and
+    draw a RST that kills the connection, a SYN a RST that refuses it. Dropped instead, either is
+    retransmitted by the client into the balancer. Once the ruleset is in, its ingress chains
+    forward the service's packets before prerouting; its first transaction deletes this table.
+    Empty list: no DR TCP service (nothing to hold)."""
     name = table + HOLD_SUFFIX
     rules: list[Json] = []
     for svc in desired.services:
@@ -850,7 +851,7 @@ def hold_commands(desired: DesiredState, table: str = TABLE) -> list[Json]:
         fam = _ipfam(svc.ipv6)
         rules.append({"add": {"rule": {"family": "inet", "table": name, "chain": "prerouting", "expr": [
             match(payload(fam, "daddr"), svc.address), match(payload("tcp", "dport"), svc.port),
-            match({"&": [payload("tcp", "flags"), "syn"]}, 0), {"drop": None}]}}})
+            {"drop": None}]}}})
     if not rules:
         return []
     return [{"add": {"table": {"family": "inet", "name": name}}},
