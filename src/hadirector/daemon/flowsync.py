@@ -95,6 +95,7 @@ class FlowSyncService:
         self._hold_worker: Any = None
         self.hold_error: str | None = None
         self.error: str | None = None
+        self._last_expire = 0
         self._install_factory()
 
     # ------------------------------------------------------------------ wiring
@@ -144,6 +145,7 @@ class FlowSyncService:
             return
         self.sock = sock
         asyncio.get_running_loop().add_reader(sock.fileno(), self._on_datagram)
+        self._open_nflog()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="flow-sync")
         if self.peers:
             self.log.info("flow sync: UDP %s, peers %s", self.s.port, ", ".join(self.peers))
@@ -182,52 +184,55 @@ class FlowSyncService:
         return dp if dp is not None and hasattr(dp, "sync_sets") and dp.applies > 0 else None
 
     async def _loop(self) -> None:
-        last_expire = 0
+        failing: str | None = None
         while True:
-            now = _now()
-            dp = self._dataplane()
-            if dp is not None and not self.active:
-                self._become_active(dp)
-            elif dp is None and self.active:
-                self._become_backup()
-            if self.active:
-                t0 = time.thread_time()
-                self._flush(now)
-                self.cpu_s += time.thread_time() - t0
-                if self._last_snapshot_sent is None:
-                    self._last_snapshot_sent = now
-                elif now - self._last_snapshot_sent >= self.s.snapshot_interval:
-                    self._last_snapshot_sent = now
-                    for p in self.peers:
-                        self._spawn_snapshot(p)
-            else:
-                if now - last_expire >= 1000:
-                    last_expire = now
-                    self.store.expire(now)
-                    await self._hold_update()
-                if self.store.wants_snapshot(now):
-                    self._send(fs.Message(fs.HELLO, self.node, self.epoch, 0, _wall()), self.peers)
-            due = self.sender.next_due(now)
-            await asyncio.sleep(min(0.01, (due if due is not None else 10) / 1000))
+            try:
+                await self._tick()
+                failing = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - say it once, keep syncing
+                if str(exc) != failing:
+                    self.log.exception("flow sync: %s", exc)
+                failing = str(exc)
+                await asyncio.sleep(1)
+                continue
+            due = self.sender.next_due(_now())
+            # a partial batch is sent when due (full ones go from the NFLOG reader at once); a
+            # backup looks every 20 ms whether its balancer started (then NFLOG must be read)
+            idle = 100 if self.active else 20
+            await asyncio.sleep(min(idle, due if due is not None else idle) / 1000)
+
+    async def _tick(self) -> None:
+        now = _now()
+        dp = self._dataplane()
+        if dp is not None and not self.active:
+            self._become_active(dp)
+        elif dp is None and self.active:
+            self._become_backup()
+        if self.active:
+            t0 = time.thread_time()
+            self._flush(now)
+            self.cpu_s += time.thread_time() - t0
+            if self._last_snapshot_sent is None:
+                self._last_snapshot_sent = now
+            elif now - self._last_snapshot_sent >= self.s.snapshot_interval:
+                self._last_snapshot_sent = now
+                for p in self.peers:
+                    self._spawn_snapshot(p)
+        else:
+            if now - self._last_expire >= 1000:
+                self._last_expire = now
+                self.store.expire(now)
+                await self._hold_update()
+            if self.store.wants_snapshot(now):
+                self._send(fs.Message(fs.HELLO, self.node, self.epoch, 0, _wall()), self.peers)
 
     def _become_active(self, dp) -> None:
         self.active = True
         self.store = fs.SyncStore(max_entries=self.s.max_entries)  # the kernel is the truth now
         self.store.need_snapshot = False
-        try:
-            from ..dataplane.nflog import NflogSocket
-            if self.driver.kind != "nft":
-                raise LookupError  # the proxy tells its templates itself
-            self.nflog = NflogSocket(self.s.nflog_group, getattr(dp, "netns", None))
-            asyncio.get_running_loop().add_reader(self.nflog.fileno(), self._on_nflog)
-            self.nflog_error = None
-        except LookupError:
-            self.nflog = None
-        except OSError as exc:
-            self.nflog = None
-            self.nflog_error = str(exc)
-            self.log.error("flow sync: cannot read NFLOG group %s: %s (new flows are synced by the "
-                           "periodic snapshot only)", self.s.nflog_group, exc)
+        self._open_nflog()
         self.log.info("flow sync: active here (%d synced entries loaded into the sets)",
                       self.loaded_at_takeover)
         for p in self.peers:
@@ -256,10 +261,26 @@ class FlowSyncService:
                 self.log.warning("flow sync: cannot install the hold table: %s", exc)
             self.hold_error = str(exc)
 
+    def _open_nflog(self) -> None:
+        """Bound from the start on every node (a backup has no logging rules: nothing comes), so
+        no new flow of the first moments after a takeover is missed."""
+        if self.nflog is not None or self.driver.kind != "nft":
+            return  # the proxy tells its templates itself
+        try:
+            from ..dataplane.nflog import NflogSocket
+            self.nflog = NflogSocket(self.s.nflog_group, self.netns)
+            asyncio.get_running_loop().add_reader(self.nflog.fileno(), self._on_nflog)
+            self.nflog_error = None
+        except OSError as exc:
+            self.nflog = None
+            if str(exc) != self.nflog_error:
+                self.log.error("flow sync: cannot read NFLOG group %s: %s (new flows are synced by "
+                               "the periodic snapshot only)", self.s.nflog_group, exc)
+            self.nflog_error = str(exc)
+
     def _become_backup(self) -> None:
         self._hold = None  # the data plane's close removed it: put it back
         self.active = False
-        self._close_nflog()
         self.sender.pending.clear()
         self.store = fs.SyncStore(max_entries=self.s.max_entries)
         self.log.info("flow sync: backup here (receiving)")
