@@ -119,6 +119,12 @@ def test_dr_wrr_persistence_survives_and_returning_clients_keep_their_real(lab, 
     assert after == before, (after, before, st)
     assert rep["same_connection"] >= 99 and rep["same_real"] == rep["same_connection"], (rep, st)
     assert rep["download"]["checksum_ok"], rep
+    # the old holder comes back (a backup now): it asks for and gets a full snapshot
+    c.power_on_links("dir-a")
+    c.start("dir-a")
+    back = survive.wait_synced(c, "dir-a", 30)
+    assert back["sender"] == "dir-b" and back["snapshots"] >= 1, back
+    survive.wait_until_entries(c, "dir-a", len(sources), 10)
 
 
 def test_proxy_persistence_templates_follow_the_vip(lab, tmp_path):
