@@ -91,19 +91,33 @@ class CodecError(HadirectorError, ValueError):
     """A datagram that is not ours, corrupt, or fails authentication; the reason names which."""
 
 
+_PACKED: dict[str, tuple[int, bytes]] = {}  # address -> (family, packed): clients repeat
+
+
 def _pack_addr(addr: str) -> tuple[int, bytes]:
-    if ":" in addr:
-        return 6, socket.inet_pton(socket.AF_INET6, addr)
-    return 4, socket.inet_aton(addr)
+    got = _PACKED.get(addr)
+    if got is None:
+        got = (6, socket.inet_pton(socket.AF_INET6, addr)) if ":" in addr else (4, socket.inet_aton(addr))
+        if len(_PACKED) > 65536:
+            _PACKED.clear()
+        _PACKED[addr] = got
+    return got
+
+
+_E4P = struct.Struct("!BBB4sHII")  # IPv4 with port: the common entry in one pack
 
 
 def _entry_bytes(e: Entry, index: int) -> bytes:
     fam, packed = _pack_addr(e.elem.addr)
+    remaining = e.remaining if 0 <= e.remaining <= 0xFFFFFFFF else max(0, min(e.remaining, 0xFFFFFFFF))
+    age = e.age if 0 <= e.age <= 0xFFFFFFFF else max(0, min(e.age, 0xFFFFFFFF))
+    if fam == 4 and e.elem.port >= 0:
+        return _E4P.pack(index, e.op, 4, packed, e.elem.port, remaining, age)
     flag = fam | (0x80 if e.elem.port < 0 else 0)
     out = struct.pack("!BBB", index, e.op, flag) + packed
     if e.elem.port >= 0:
         out += struct.pack("!H", e.elem.port)
-    return out + struct.pack("!II", max(0, min(e.remaining, 0xFFFFFFFF)), max(0, min(e.age, 0xFFFFFFFF)))
+    return out + struct.pack("!II", remaining, age)
 
 
 def encode(msg: Message, auth: Authenticator) -> bytes:
