@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -106,3 +107,45 @@ class Solo:
         from hdtest import wait_until
         wait_until(lambda: self.ctl("status").returncode == 0, timeout, 0.1,
                    lambda: "the daemon to answer\n" + self.log()[-3000:])
+
+
+# ----------------------------------------------------------------------------- daemons on loopback
+
+class Procs:
+    """Processes of a loopback test (no namespaces), each logging to `<tmp>/<name>.log`."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name, argv):
+        log = open(os.path.join(self.tmp, f"{name}.log"), "ab")
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        return self.procs[name]
+
+    def stop(self, name):
+        p = self.procs.pop(name)
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+    def log(self, name):
+        with open(os.path.join(self.tmp, f"{name}.log"), errors="replace") as f:
+            return f.read()
+
+    def close(self):
+        for n in list(self.procs):
+            self.stop(n)
+
+
+def listening(addr: str, port: int) -> bool:
+    try:
+        with socket.create_connection((addr, port), timeout=0.3):
+            return True
+    except OSError:
+        return False

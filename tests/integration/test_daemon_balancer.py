@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from daemon_util import Procs, listening as _listening
 from hdtest import wait_until
 
 HB_PORT = 16950
@@ -70,44 +71,6 @@ scheduler = "wrr"
 checktype = "connect"
 {reals_b}
 """
-
-
-class Procs:
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name, argv):
-        log = open(os.path.join(self.tmp, f"{name}.log"), "ab")
-        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        return self.procs[name]
-
-    def stop(self, name):
-        p = self.procs.pop(name)
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-    def log(self, name):
-        with open(os.path.join(self.tmp, f"{name}.log"), errors="replace") as f:
-            return f.read()
-
-    def close(self):
-        for n in list(self.procs):
-            self.stop(n)
-
-
-def _listening(addr, port):
-    try:
-        with socket.create_connection((addr, port), timeout=0.3):
-            return True
-    except OSError:
-        return False
 
 
 def _ctl(state, *args):

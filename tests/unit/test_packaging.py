@@ -144,7 +144,7 @@ def test_wheel_builds_and_runs_in_a_fresh_venv(tmp_path):
     assert out.strip() == f"hadirector {__version__}"
     installed = _run(py, "-c", "import importlib.metadata as m; print(sorted(d.metadata['Name'].lower() "
                                "for d in m.distributions()))").stdout
-    assert "argcomplete" not in installed and "aiohttp" not in installed and "pytest" not in installed, installed
+    assert "argcomplete" not in installed and "aiosmtpd" not in installed and "pytest" not in installed, installed
     example = _run(py, "-c", "from importlib import resources; "
                              "print(resources.files('hadirector') / 'data' / 'examples' / 'cluster.toml')").stdout.strip()
     assert str(venv) in example

@@ -170,7 +170,8 @@ class HealthMonitor:
                 (log.info if a.up else log.warning)(
                     "virtual %s: %s quorum (weight %d, quorum %d, hysteresis %d)", a.virtual,
                     ("starting with" if a.starting else "gained") if a.up else
-                    ("starting without" if a.starting else "lost"), a.weight, a.quorum, a.hysteresis)
+                    ("starting without" if a.starting else "lost"), a.weight, a.quorum, a.hysteresis,
+                    extra={"fields": {"EVENT": "quorum-changed", "VIRTUAL": a.virtual}})
 
     def _arm_timer(self) -> None:
         if self._loop is None:

@@ -82,13 +82,14 @@ def status_of(fsm: RiseFall, checktype: str) -> CheckStatus:
 class _Real:
     """The driver's side of one real: what to check, its cores, the check in flight."""
 
-    __slots__ = ("target", "fsm", "cycle", "probe_cache", "maint", "handle")
+    __slots__ = ("target", "fsm", "cycle", "probe_cache", "maint", "handle", "started")
 
     def __init__(self, target: CheckTarget, fsm: RiseFall, maint: tuple[str, ...]) -> None:
         self.target, self.fsm, self.maint = target, fsm, maint
         self.cycle = CombinedCycle(target.num_connects) if target.checktype == "combined" else None
         self.probe_cache: dict = {}
         self.handle = None  # the check in flight: a task, a fast-path handle, or _STARTING
+        self.started = 0.0  # when the check in flight started (the loop's clock, s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,9 @@ class CheckScheduler:
                  maintenancedir: str | None = None, ctx: ProbeContext | None = None) -> None:
         self.plan = CheckPlan(concurrency, int(startup_window * 1000))
         self.on_event = on_event
+        # told at the end of each check: (RealKey, seconds it took, ok); the daemon's metrics
+        # (daemon/metrics.py: hadirector_check_duration_seconds, hadirector_check_failures_total)
+        self.on_result: Callable[[RealKey, float, bool], None] | None = None
         self.startup_window = startup_window  # seconds (the plan keeps ms)
         self.maintenancedir = maintenancedir
         self.ctx = ctx or ProbeContext()
@@ -298,6 +302,7 @@ class CheckScheduler:
                 self._emit(real.fsm.force_down(f"in maintenance ({path})", self.now()))
                 self._finish(slot)
                 return
+        real.started = self._loop.time()
         probes = real.probe_cache.get(kind)
         if probes is None:
             probes = real.probe_cache[kind] = (fast_probe_for(target, kind), probe_for(target, kind))
@@ -342,6 +347,11 @@ class CheckScheduler:
             if real.cycle is not None:
                 real.cycle.record(kind, result.ok)
             if slot.alive:
+                if self.on_result is not None:
+                    try:
+                        self.on_result(slot.key, self._loop.time() - real.started, result.ok)
+                    except Exception:  # noqa: BLE001 - a metrics bug must not stop the checks
+                        log.debug("on_result failed for %s", slot.key, exc_info=True)
                 self._emit(real.fsm.on_result(result.ok, result.reason, self.now(), result.weight))
         finally:
             self._finish(slot)

@@ -14,7 +14,8 @@ it, so the line that names the new owner says why the group moved. Several holde
 partition) are listed together ("alpha+beta"); the split-brain rule then releases all but one.
 `since(group)` is when the owner last changed (ms, the core's clock), for `hadirector status`;
 `previous[group]` the owner before the current one (the balancer's new holder asks when that
-one was last heard, to know which alerts it may not have sent: checks/alerts.py).
+one was last heard, to know which alerts it may not have sent: checks/alerts.py); `failovers[group]`
+how often the group moved to a node that did not hold it (`hadirector_failovers_total`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class Ownership:
         self.why: dict[str, str] = {}  # why the last owner lost the group (until a new one has it)
         self.previous: dict[str, str | None] = {g: None for g in self.holders}  # the owner before this one
         self._since: dict[str, int] = {g: now for g in self.holders}
+        # failovers: the group moved to nodes none of which held it before (not a first start,
+        # not a healed split brain keeping one of its holders); the metrics read it
+        self.failovers: dict[str, int] = {g: 0 for g in self.holders}
 
     def since(self, group: str) -> int:
         return self._since[group]
@@ -61,6 +65,8 @@ class Ownership:
             else:
                 why = self.why.pop(g, "start")
             before = _name(old) or self.last.get(g)
+            if before is not None and not set(new) & set(before.split("+")):
+                self.failovers[g] = self.failovers.get(g, 0) + 1
             out.append(OwnerChanged(g, before, _name(new), why))
             self.previous[g] = before
             self.last[g] = _name(new)

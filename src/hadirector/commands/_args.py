@@ -103,6 +103,19 @@ ip_address = Value("an IPv4 or IPv6 address", _ip,
                    bad=("999.1.1.1", "198.18.0", "not-an-ip", "", "198.18.0.1/24"), example="198.18.0.1")
 
 
+def _listen(text: str) -> str:
+    from ..config.listen import format_listen, parse_listen
+    try:
+        return format_listen(*parse_listen(text))
+    except ValueError as exc:
+        raise Why(str(exc)) from None
+
+
+listen_address = Value("ADDR:PORT (an IP address, [v6] in brackets, and a port 0..65535)", _listen,
+                       bad=("127.0.0.1", "localhost:80", "127.0.0.1:99999", "::1:80", ":80", ""),
+                       example="127.0.0.1:8080")
+
+
 def _raise(msg: str = "") -> Any:
     raise ValueError(msg)
 

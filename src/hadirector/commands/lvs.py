@@ -7,7 +7,7 @@ import sys
 
 from ..daemon.control import ControlError, request
 from ..render.checks import render_checks
-from ..render.lvs import decode_snapshot, lvs_json, render_connections, render_lvs, system_resolvers
+from ..render.lvs import decode_snapshot, lvs_reply_json, render_connections, render_lvs, system_resolvers
 from ._common import add_state_dir, default_state_dir
 
 
@@ -74,14 +74,7 @@ def run(args) -> int:
         print(f"hadirector lvs: {note}" + ("; the table it would install:" if args.would else
                                            " (--would: the table it would install)"), file=sys.stderr)
     if args.json:
-        out = lvs_json(desired, stats)
-        out["active"] = reply.get("active", True)
-        out["held_by"] = reply.get("held_by", [])
-        out["would"] = bool(args.would)
-        for svc in out["services"]:
-            for real in svc["reals"]:
-                real["check"] = _check_for(checks, svc["key"], real["address"], real["port"])
-        out["checks"] = list(checks.values())
+        out = lvs_reply_json(reply, would=args.would)
         print(json.dumps(out, indent=2))
         return 0
     host_name = port_name = None
@@ -115,10 +108,3 @@ def _connections(args, reply: dict) -> int:
     sys.stdout.write(render_connections(rows, numeric=args.numeric, host_name=host_name,
                                         port_name=port_name))
     return 0
-
-
-def _check_for(checks: dict, service: str, address: str, port: int) -> dict | None:
-    for c in checks.values():
-        if c["virtual"] == service and c["address"] == address and c["port"] == port:
-            return c
-    return None

@@ -23,6 +23,12 @@ def register(sub) -> None:
                         "/var/lib/heartbeat; default: the --state-dir; the systemd unit passes "
                         "/var/lib/hadirector)")
     add_resource_dirs(p)
+    p.add_argument("--api", metavar="ADDR:PORT", type=_args.listen_address, default=None,
+                   help="serve the HTTP API, metrics and dashboard there (docs/api.md), for any "
+                        "configuration; overrides [api] listen (port 0: the kernel picks one, logged)")
+    p.add_argument("--api-token-file", metavar="FILE", type=_args.existing_file, default=None,
+                   help="with --api: the bearer token every API request must carry (mode 0600, "
+                        "as authkeys); without a token the API refuses every change")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
     p.set_defaults(func=run)
 
@@ -33,6 +39,10 @@ def run(args) -> int:
     # taken (and removed from the environment) first, so no child we start inherits it
     notify = SystemdNotify.from_environ()
     loaded = load_or_report(args, need_node=True)
+    if loaded is None:
+        notify.notify(STATUS="cannot start: the configuration has errors")
+        return 1
+    loaded = with_api(loaded, args.api, args.api_token_file)
     if loaded is None:
         notify.notify(STATUS="cannot start: the configuration has errors")
         return 1
@@ -62,3 +72,39 @@ def run(args) -> int:
         log.debug("internal error", exc_info=True)
         notify.notify(STATUS=f"internal error: {type(exc).__name__}: {exc}")
         return 1
+
+
+def with_api(loaded, listen: str | None, token_file: str | None):
+    """The configuration with `--api`/`--api-token-file` in its [api] table, checked as the
+    loader checks [api] (config/api_rules.py); None (the errors printed) when it cannot work."""
+    if listen is None and token_file is None:
+        return loaded
+    import dataclasses
+    import sys
+
+    from pydantic import ValidationError
+
+    from ..config.api_rules import api_problems
+    from ..config.errors import Collector
+    from ..config.model import Api
+    old = loaded.config.api
+    if listen is None and old is None:
+        print("hadirector run: argument --api-token-file: needs --api ADDR:PORT (or [api] listen)",
+              file=sys.stderr)
+        return None
+    data = old.model_dump() if old is not None else {}
+    data["listen"] = listen or data["listen"]
+    if token_file is not None:
+        data["token_file"] = token_file
+    try:
+        api = Api.model_validate(data)
+    except ValidationError as exc:
+        print(f"hadirector run: --api: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return None
+    col = Collector()
+    api_problems(api, col, lambda path: "--api-token-file" if path[-1] == "token_file" else ".".join(map(str, path)))
+    if col.errors:
+        for p in col.problems:
+            print(p, file=sys.stderr)
+        return None
+    return dataclasses.replace(loaded, config=loaded.config.model_copy(update={"api": api}))

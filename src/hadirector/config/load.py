@@ -55,6 +55,9 @@ def load_config(path: str | os.PathLike | None = None, ha_dir: str | os.PathLike
             raise ConfigError(col.problems)
         source, legacy = str(ha_dir), True
     me = _node_name(cfg, node, need_node, locate, col)
+    if cfg.api is not None:  # the token, certificate and key files ([api], config/api_rules.py)
+        from .api_rules import api_problems
+        api_problems(cfg.api, col, locate)
     col.raise_if_errors()
     return Loaded(cfg, me, source, legacy, col.warnings, files, locate, tuple(col.unused))
 

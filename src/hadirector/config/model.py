@@ -525,12 +525,39 @@ def _is_v6(v) -> bool:
         return False
 
 
+# --------------------------------------------------------------------------- [api] (HTTP API)
+
+class Api(Model):
+    """The daemon's HTTP API, metrics and dashboard (daemon/api.py, docs/api.md); off without
+    this table. The files are checked when the configuration is read (config/api_rules.py)."""
+
+    listen: str  # ADDR:PORT (config/listen.py); port 0: the kernel picks one
+    token_file: str | None = None  # bearer token: every request needs it; changes always do
+    cert_file: str | None = None  # TLS: both or neither
+    key_file: str | None = None
+    max_connections: Annotated[int, Field(ge=1, le=10_000)] = 64
+    max_body: Annotated[int, Field(ge=1024, le=1 << 24)] = 65536  # bytes of a request body
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        from .listen import format_listen, parse_listen
+        return format_listen(*parse_listen(v))
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "Api":
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("TLS needs both cert_file and key_file")
+        return self
+
+
 # --------------------------------------------------------------------------- the whole
 
 class Config(Model):
     cluster: Cluster
     groups: tuple[Group, ...] = ()
     balancer: Balancer | None = None
+    api: Api | None = None  # [api]: the HTTP API (off without it)
 
     def group(self, name: str) -> Group:
         for g in self.groups:

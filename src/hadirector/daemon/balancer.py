@@ -157,7 +157,8 @@ class BalancerSupervisor:
         seen = self._previous_seen() if running else None
         self.health.set_active(running, seen)
         self.log.info("balancer: %s", "active here: alerts and commands from this node" if running
-                      else "no longer active here")
+                      else "no longer active here",
+                      extra={"fields": {"EVENT": "balancer-active" if running else "balancer-inactive"}})
 
     def set_maintenance(self, marks: dict) -> None:
         """The reals in maintenance now: {(virtual, "addr:port"): Mark} from the cluster's map.

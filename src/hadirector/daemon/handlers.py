@@ -71,7 +71,7 @@ class ControlHandlers:
             key = find_real(vs, str(req.get("real", "")))
         except BadName as exc:
             raise ControlError(f"real: {exc}") from None
-        by = _who(req.get("_peer"), d.core.node)
+        by = req.get("_by") or _who(req.get("_peer"), d.core.node)  # _by: the HTTP API's client
         try:
             actions = d.core.set_maintenance(vs.name, real_text(key), state, now_ms(), by=by,
                                              since=int(time.time()))

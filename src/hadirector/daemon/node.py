@@ -107,6 +107,7 @@ class Daemon:
             ctx_kw["resource_dirs"] = opts.resource_dirs
         self.manager = ResourceManager(AgentContext(**ctx_kw), on_failure=self._on_monitor_failure)
         self.control: ControlServer | None = None
+        self.api = None  # daemon/api.py ApiServer, with [api] (or run --api)
         self.vipguard = VipGuard(self.config, opts.netns, self._on_address_seen)
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -149,6 +150,9 @@ class Daemon:
         # the maintenance map is kept with the generation (a restart of the service empties /run)
         maintenance = statedir.load_maintenance(lib_dir)
         generation = statedir.next_generation(lib_dir)
+        api_start = None
+        if self.config.api is not None:  # aiohttp's import takes a while: before the core's clock runs
+            from .api import start_api as api_start
         t0 = now_ms()
         self.core = NodeCore(self.config, self.loaded.node, generation, t0, maintenance=maintenance)
         c = self.config.cluster
@@ -178,6 +182,8 @@ class Daemon:
                     self.balancer.flowsync = self.flowsync
                 if self.config.balancer.autoreload:
                     self._spawn(self.reloader.autoreload())
+            if api_start is not None:
+                self.api = await api_start(self)
             await self.vipguard.start()
             if self.vipguard.leases is not None:
                 self.opts.services["leases"] = self.vipguard.leases  # the vip agents' guard
@@ -266,6 +272,8 @@ class Daemon:
             link.close()
         if self.control:
             await self.control.close()
+        if self.api is not None:
+            await self.api.close()
         self.sd.close()
 
     # ------------------------------------------------------------------ inputs

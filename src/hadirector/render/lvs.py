@@ -197,6 +197,29 @@ def lvs_json(desired: DesiredState, stats: BalancerStats | None = None) -> dict:
     return {"version": IPVS_VERSION, "size": IPVS_TABLE_SIZE, "services": services}
 
 
+def lvs_reply_json(reply: Mapping, would: bool = False) -> dict:
+    """`hadirector lvs --json` (and the HTTP API's `GET /api/v1/lvs`): the daemon's `lvs` reply as
+    the table's plain data, each real with its health check, `active`, `held_by` and `would`."""
+    desired, stats = decode_snapshot(reply)
+    checks = reply.get("checks") or {}
+    out = lvs_json(desired, stats)
+    out["active"] = reply.get("active", True)
+    out["held_by"] = reply.get("held_by", [])
+    out["would"] = bool(would)
+    for svc in out["services"]:
+        for real in svc["reals"]:
+            real["check"] = _check_for(checks, svc["key"], real["address"], real["port"])
+    out["checks"] = list(checks.values())
+    return out
+
+
+def _check_for(checks: Mapping, service: str, address: str, port: int) -> dict | None:
+    for c in checks.values():
+        if c["virtual"] == service and c["address"] == address and c["port"] == port:
+            return c
+    return None
+
+
 # --------------------------------------------------------------------------- connections
 
 def _conn_addr(address: str | None, port: int | None, proto: str, numeric: bool,
