@@ -142,6 +142,10 @@ def pair(tmp_path_factory):
                    15, 0.1, "beta active on alpha")
         wait_until(lambda: all(c["last_result"] == "ok" for c in pr.status("alpha")["checks"].values())
                    and len(pr.status("alpha")["checks"]) == 2, 15, 0.1, "the first checks")
+        # each check says how long it took (the dashboard's latency): a connect on loopback, well
+        # under its 500 ms checktimeout
+        for c in pr.status("alpha")["checks"].values():
+            assert isinstance(c["latency_ms"], float) and 0 < c["latency_ms"] < 500, c
         yield pr
     finally:
         p.close()
@@ -439,7 +443,7 @@ def test_metrics_agree_with_status_and_lvs(pair):
     types = {name: f.type for name, f in fams.items()}
     assert types["hadirector_peer_up"] == "gauge" and types["hadirector_failovers"] == "counter"
     assert types["hadirector_check_duration_seconds"] == "histogram", types
-    assert "hadirector_quorum" not in types  # no quorum source in this version: absent, not made up
+    assert "hadirector_quorum" not in types  # two plain nodes: quorum decides nothing (test_metrics_quorum.py)
     beta = [n for n in st["nodes"] if n["name"] == "beta"][0]
     assert _value(fams, "hadirector_peer_up", node="beta") == (1.0 if beta["status"] == "active" else 0.0) == 1.0
     for link in beta["links"]:

@@ -12,8 +12,9 @@ the directors as any client on that LAN would and nothing is added to the host's
 What is asserted is read from the page's DOM (the group's holder, the node's status, the events
 in the timeline, the real's state and weight), and the drain is checked on the daemon's side too
 (`hadirector lvs --json`: weight 0, maintenance drain). Screenshots of each step, laptop and
-phone sized, go to docs/img/dashboard-*.png (docs/dashboard.md shows them), or to the folder
-HADIRECTOR_SCREENSHOTS names.
+phone sized, go to a temporary folder, or to the folder HADIRECTOR_SCREENSHOTS names
+(`HADIRECTOR_SCREENSHOTS=docs/img` refreshes the ones docs/dashboard.md shows): a test run
+leaves the checkout as it found it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -43,7 +45,7 @@ VIRTUAL = "TCP 198.18.0.100:80"
 LAPTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 SHOTS = Path(os.environ.get("HADIRECTOR_SCREENSHOTS")
-             or Path(__file__).resolve().parents[2] / "docs" / "img")
+             or Path(tempfile.gettempdir()) / f"hadirector-dashboard-{os.getpid()}")
 
 
 

@@ -148,9 +148,10 @@ def test_check_json(tmp_path):
     assert out["ok"] is True and out["errors"] == [] and out["node"] == "primarylb.linuxtone.org"
     assert out["config"]["cluster"]["nodes"] == ["primarylb.linuxtone.org", "backuplb.linuxtone.org"]
     assert out["config"]["cluster"]["auth"]["key"] == "(not shown)" and "Hey!" not in p.stdout
-    assert {"where": f"{d}/ha.cf:14", "message": "watchdog is accepted but not yet acted on: this version of "
-            "hadirector does not open /dev/watchdog or feed it, so a hung node is not reset"} in out["warnings"]
-    assert out["not_run"]["watchdog"] == "/dev/watchdog"
+    # watchdog: acted on, so only the machine's fact is left (no such device here)
+    assert [w["message"] for w in out["warnings"] if w["where"] == f"{d}/ha.cf:14"] in (
+        [], ["watchdog device /dev/watchdog does not exist on this machine"])
+    assert "watchdog" not in out["not_run"]
     bad = make_ha_dir(tmp_path, hacf=HACF + "keepalive 2s\n")
     p = run_cli("check", "--ha-dir", str(bad), "--node", "alpha", "--json")
     assert p.returncode == 1 and p.stderr == ""
@@ -171,8 +172,11 @@ def test_check_summary_says_what_runs(tmp_path):
     out = p.stdout.splitlines()
     assert ("runs: /bin/true (fallbackcommand of TCP 198.18.0.100:80); /usr/local/bin/check-web "
             "(check of TCP 198.18.0.100:80)") in out
-    assert (f"configured but not run by this version: respawn root /bin/sleep 100 ({d}/ha.cf:7); watchdog "
-            f"/dev/watchdog ({d}/ha.cf:8); stonith_host * external/ipmi ({d}/ha.cf:9)") in out
+    assert "respawns: /bin/sleep 100 as root (restarted when they exit, unless with 100)" in out
+    assert "watchdog: feeds /dev/watchdog every 1000 ms while healthy (timeout 11 s: a hung node is reset)" in out
+    assert ("fencing: before taking over, alpha fences beta with stonith external/ipmi (delay 5000 ms when the "
+            "peer ranks above alpha)") in out
+    assert not [ln for ln in out if ln.startswith("configured but not run")]
     assert "secret" not in p.stdout
     assert "watches: 1 heartbeat link(s), 1 resource(s) of 1 group(s), 1 real server(s) of 1 virtual service(s)" in out
 

@@ -93,3 +93,20 @@ def test_logging_applies_at_once():
     got, run = _diff(BASE, BASE.replace("/var/log/ha.log", "/var/log/hadirector.log"))
     assert got == [("cluster.logging.logfile: /var/log/ha.log -> /var/log/hadirector.log", True)]
     assert run.cluster.logging.logfile == "/var/log/hadirector.log"
+
+
+def test_fence_passwords_are_never_shown():
+    from hadirector.config.diff import _cluster
+    from hadirector.config.model import Config
+    from hadirector.cluster.sim import cluster_config
+
+    def cfg(pw):
+        c = cluster_config()
+        f = {"devices": [{"agent": "fence_ipmilan", "params": {"ip": "198.18.5.1", "password": pw}},
+                         {"kind": "stonith", "type": "external/ipmi", "param_text": f"beta 198.18.5.2 admin {pw} lan"}]}
+        return Config.model_validate({**c.model_dump(mode="json"), "cluster": {**c.cluster.model_dump(mode="json"),
+                                                                               "fencing": f}})
+    text = "\n".join(str(x) for x in _cluster(cfg("old-pw"), cfg("new-pw")))
+    assert "old-pw" not in text and "new-pw" not in text
+    assert "cluster.fencing.devices[0].params.password: (old secret) -> (new secret)" in text, text
+    assert "params.ip" not in text  # unchanged: no line

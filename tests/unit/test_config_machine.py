@@ -81,10 +81,10 @@ def test_respawn_user_and_program(tmp_path):
                     f"respawn root {plain}\nfailfast root /nonexistent/prog\n", haresources="")
     probs = machine_problems(load(d), machine(tmp_path), True)
     assert [(str(p), p.warning) for p in probs] == [
-        (f"{d}/ha.cf:3: warning: respawn user 'nosuchuser' does not exist on this machine (heartbeat refuses the "
-         "line)", True),
-        (f"{d}/ha.cf:4: warning: respawn command {plain} is not an executable file on this machine (heartbeat "
-         "refuses the line)", True),
+        (f"{d}/ha.cf:3: respawn user 'nosuchuser' does not exist on this machine (heartbeat refuses the "
+         "line)", False),
+        (f"{d}/ha.cf:4: respawn command {plain} is not an executable file on this machine (heartbeat "
+         "refuses the line)", False),
         (f"{d}/ha.cf:5: warning: failfast command /nonexistent/prog is not an executable file on this machine "
          "(heartbeat refuses the line)", True)]
 

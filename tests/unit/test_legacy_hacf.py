@@ -287,8 +287,9 @@ def test_respawn(tmp_path):
                               "respawn hacluster /usr/lib/heartbeat/ipfail\n"))
     assert [(r.user, r.command) for r in loaded.config.cluster.respawn] == [("root", "/bin/sleep 1000")]
     w = {int(str(x).split(":")[1]): str(x) for x in loaded.warnings if "/ha.cf:" in str(x)}
-    assert "respawn is accepted but not yet acted on: this version of hadirector does not run /bin/sleep" in w[5]
-    assert "respawn of ipfail" in w[6]
+    assert 5 not in w  # acted on: no warning
+    assert w[6].endswith("respawn of ipfail: not run; hadirector does its job itself: its ping / ping_group "
+                         "connectivity score moves the groups to the node that reaches more ping nodes (ipfail's rule)")
 
 
 def test_respawn_needs_full_path(tmp_path):
@@ -310,8 +311,7 @@ def test_a_nul_byte_is_an_error_at_its_line(tmp_path):
 def test_watchdog_once(tmp_path):
     loaded = load(make_ha_dir(tmp_path, hacf=BASE + "watchdog /dev/watchdog\n"))
     assert loaded.config.cluster.watchdog == "/dev/watchdog"
-    assert any(":5: warning: watchdog is accepted but not yet acted on" in str(w) and "not reset" in str(w)
-               for w in loaded.warnings)
+    assert not any("watchdog" in str(w) for w in loaded.warnings)  # acted on: no warning
     d = make_ha_dir(tmp_path, hacf=BASE + "watchdog /dev/watchdog\nwatchdog /dev/watchdog1\n", name="b")
     assert one_error(d) == f"{d}/ha.cf:6: watchdog is set twice; heartbeat takes one watchdog device"
     d3 = make_ha_dir(tmp_path, hacf=BASE + "watchdog /dev/watchdog /dev/watchdog1\n", name="c")
@@ -400,6 +400,11 @@ def test_whole_line_directives(tmp_path, line, msg):
     d = make_ha_dir(tmp_path, hacf=BASE + line + "\n")
     if msg is None:
         loaded = load(d)
+        if line.startswith("stonith"):  # acted on: a fence device, no warning
+            assert not [x for x in loaded.warnings if ":5:" in str(x)]
+            (dev,) = loaded.config.cluster.fencing.devices
+            assert dev.kind == "stonith" and dev.type == line.split()[2 if line.startswith("stonith_host") else 1]
+            return
         (w,) = [str(x) for x in loaded.warnings if ":5:" in str(x)]
         assert "is accepted but not" in w
         return
@@ -411,13 +416,23 @@ def test_apiauth_twice_for_one_client(tmp_path):
     assert one_error(d).startswith(f"{d}/ha.cf:6: apiauth for foo is given twice")
 
 
-def test_fence_devices_are_kept_for_the_summary(tmp_path):
-    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "stonith_host * external/ipmi n2 10.0.0.2 admin s3 lan\n"))
-    (u,) = loaded.unused
-    assert (u.where, u.directive, u.text) == (f"{tmp_path}/ha.d/ha.cf:5", "stonith_host",
-                                              "* external/ipmi n2 10.0.0.2 admin s3 lan")
-    (w,) = [str(x) for x in loaded.warnings if ":5:" in str(x)]
-    assert "stonith_host is accepted but not yet acted on: this version of hadirector does not fence nodes" in w
+def test_fence_lines_become_stonith_devices(tmp_path):
+    # heartbeat resets the node through the device (stonith.h ST_GENERIC_RESET): action reboot
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "stonith_host * external/ipmi n2 10.0.0.2 admin s3 lan\n"
+                              "stonith_host alpha null beta\nstonith baytech /etc/ha.d/conf/stonith.baytech\n"))
+    assert loaded.unused == ()
+    a, b, c = loaded.config.cluster.fencing.devices
+    assert (a.kind, a.type, a.param_text, a.runs_on, a.action) == ("stonith", "external/ipmi",
+                                                                    "n2 10.0.0.2 admin s3 lan", (), "reboot")
+    assert (b.type, b.param_text, b.runs_on) == ("null", "beta", ("alpha",))
+    assert (c.type, c.config_file, c.param_text) == ("baytech", "/etc/ha.d/conf/stonith.baytech", None)
+    assert loaded.locate(("cluster", "fencing", "devices", 1)) == f"{tmp_path}/ha.d/ha.cf:6"
+    assert not [w for w in loaded.warnings if "stonith" in str(w)]
+
+
+def test_stonith_host_for_an_unknown_node_is_an_error(tmp_path):
+    d = make_ha_dir(tmp_path, hacf=BASE + "stonith_host gamma null beta\n")
+    assert one_error(d) == f"{d}/ha.cf:5: 'gamma' is not a cluster node; nodes are alpha, beta"
 
 
 # ---------------------------------------------------------------- autojoin

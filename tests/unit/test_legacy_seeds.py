@@ -41,7 +41,7 @@ def test_seed000_linuxtone_lvs(tmp_path):
         ("192.168.1.104", 80, "gate", 1), ("192.168.1.105", 80, "gate", 1)]
     assert (v.fallback.address, v.fallback.port, v.fallback.method) == ("127.0.0.1", 80, "gate")
     warned = sorted(int(str(w).split(":")[1]) for w in loaded.warnings if "/ha.cf:" in str(w))
-    assert warned == [14, 15, 20, 21, 22]  # watchdog not fed yet, crm on, ping_group again, respawn ipfail, apiauth
+    assert warned == [15, 20, 21, 22]  # crm on, ping_group again, respawn ipfail (replaced), apiauth
 
 
 def test_seed003_test1_and_test2(tmp_path):

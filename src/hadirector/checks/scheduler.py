@@ -72,17 +72,19 @@ class CheckStatus:
     failures: int  # consecutive failures while up (soft failures, ldirectord)
     successes: int  # consecutive successes while down
     checktype: str
+    latency_ms: float | None = None  # how long the last check took; None before the first
 
 
-def status_of(fsm: RiseFall, checktype: str) -> CheckStatus:
+def status_of(fsm: RiseFall, checktype: str, took: float | None = None) -> CheckStatus:
     return CheckStatus(fsm.key, fsm.up, fsm.weight, fsm.last_ok, fsm.last_reason, fsm.last_check,
-                       fsm.last_change, fsm.checks, fsm.failures, fsm.successes, checktype)
+                       fsm.last_change, fsm.checks, fsm.failures, fsm.successes, checktype,
+                       None if took is None else round(took * 1000, 3))
 
 
 class _Real:
     """The driver's side of one real: what to check, its cores, the check in flight."""
 
-    __slots__ = ("target", "fsm", "cycle", "probe_cache", "maint", "handle", "started")
+    __slots__ = ("target", "fsm", "cycle", "probe_cache", "maint", "handle", "started", "took")
 
     def __init__(self, target: CheckTarget, fsm: RiseFall, maint: tuple[str, ...]) -> None:
         self.target, self.fsm, self.maint = target, fsm, maint
@@ -90,6 +92,7 @@ class _Real:
         self.probe_cache: dict = {}
         self.handle = None  # the check in flight: a task, a fast-path handle, or _STARTING
         self.started = 0.0  # when the check in flight started (the loop's clock, s)
+        self.took: float | None = None  # how long the last finished check took (s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +183,7 @@ class CheckScheduler:
 
     def health(self) -> dict[RealKey, CheckStatus]:
         """Every real's check state."""
-        return {k: status_of(s.data.fsm, s.data.target.checktype) for k, s in self.plan.slots.items()}
+        return {k: status_of(s.data.fsm, s.data.target.checktype, s.data.took) for k, s in self.plan.slots.items()}
 
     def facts(self) -> dict[RealKey, RealHealth]:
         """Every real's fact (what the desired state is computed from)."""
@@ -347,9 +350,10 @@ class CheckScheduler:
             if real.cycle is not None:
                 real.cycle.record(kind, result.ok)
             if slot.alive:
+                real.took = self._loop.time() - real.started
                 if self.on_result is not None:
                     try:
-                        self.on_result(slot.key, self._loop.time() - real.started, result.ok)
+                        self.on_result(slot.key, real.took, result.ok)
                     except Exception:  # noqa: BLE001 - a metrics bug must not stop the checks
                         log.debug("on_result failed for %s", slot.key, exc_info=True)
                 self._emit(real.fsm.on_result(result.ok, result.reason, self.now(), result.weight))

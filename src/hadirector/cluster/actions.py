@@ -9,12 +9,14 @@ frozen dataclasses, returned in a list from each input method. Grouped by who pr
 * arbiter.py      AcquireGroup, ReleaseGroup, StopStale, Reannounce, SplitBrain, NotHeardBy,
                   RequestResult, AnnounceNow, StartCancelled, Lease, HeldElsewhere, AddressConflict
 * guard.py        ProbeAddress
+* fencing.py      Fence, FenceResult
 * ownership.py    OwnerChanged
+* quorum.py       QuorumChanged (returned by node.py)
 * node.py         Transmit, PacketDropped, LeaveComplete, NothingListens, MaintenanceChanged
                   (maintenance.py's map, set here or merged from a peer), and everything above
 
 Actions (the driver must do something): Send/Transmit, Probe, ProbeAddress, AcquireGroup,
-ReleaseGroup, StopStale, Reannounce, Lease. Everything else is an event to log or show in
+ReleaseGroup, StopStale, Reannounce, Lease, Fence. Everything else is an event to log or show in
 `hadirector status`.
 """
 
@@ -257,6 +259,23 @@ class OwnerChanged:
     reason: str
 
 
+# --------------------------------------------------------------------------- quorum
+
+
+@dataclass(frozen=True)
+class QuorumChanged:
+    """This node's partition gained or lost quorum, or its votes or the witness changed
+    (quorum.py). `mode` is what the arbiter now does: ok, freeze or stop (no_quorum_policy)."""
+
+    quorate: bool
+    votes: int
+    expected: int
+    needed: int
+    witness: str
+    mode: str
+    members: tuple[str, ...]
+
+
 # --------------------------------------------------------------------------- maintenance
 
 
@@ -306,3 +325,30 @@ class NothingListens:
 @dataclass(frozen=True)
 class LeaveComplete:
     """Shutdown finished: every group is stopped and the peers were told. The driver may exit."""
+
+
+# --------------------------------------------------------------------------- fencing.py
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Power `node` off with the configured fence devices, then report with
+    NodeCore.on_fence_result (an action). `attempt` counts from 1; `delayed_ms` is how long the
+    core waited before asking (the fencing delay), for the log."""
+
+    node: str
+    attempt: int
+    delayed_ms: int = 0
+
+
+@dataclass(frozen=True)
+class FenceResult:
+    """A fence of `node` ended: ok, or failed (`detail`); after a failure the takeover waits and
+    the fence is tried again in `retry_ms`."""
+
+    node: str
+    ok: bool
+    detail: str
+    device: str
+    failures: int
+    retry_ms: int | None

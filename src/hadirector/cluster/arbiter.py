@@ -70,6 +70,18 @@ Operator requests (hb_standby / hb_takeover; "local" and "foreign" are relative 
            not served within request_timeout (heartbeat's 10 s STANDBY_INIT_TO_MS) expires.
 A move needs a target with a score at least as good as the holder's, else it is refused.
 
+Quorum (quorum.py, set by NodeCore through `set_quorum`): in mode "ok" everything above
+applies; in "freeze" (no quorum, no_quorum_policy freeze) no group is claimed or started and
+claims in progress are withdrawn, but running groups stay; in "stop" (no quorum, policy stop)
+every group starting or running here is released as well (Pacemaker's no-quorum-policy). With
+the groups' addresses still answered by the node that lost quorum, the majority's takeover
+waits for the wire to be clear (guard.py), so the two never answer at once on a shared LAN.
+Where the LAN is cut too, the leases do it: NodeCore sets `renew_until` (quorum.py
+renew_until), and a lease is not renewed after it, so the kernel of a node that stopped hearing
+a majority falls silent before the majority can declare it dead and take over. Unless a peer's
+RFC 5227 probes for the addresses arrive (within two slow probe intervals): then the LAN is
+shared, our answers keep the prober out, and the lease runs on until the release is done.
+
 Start-up: `start()` returns StopStale(g) for every group (nothing can be ours before we claimed
 it, so anything left from an earlier run is stale) and the node claims nothing until `settle()`
 (membership's Settled: every peer heard, or initdead passed).
@@ -89,6 +101,7 @@ from .actions import (AcquireGroup, AddressConflict, AnnounceNow, HeldElsewhere,
 from .guard import CLAIM as SEEN_CLAIM, PROBE as SEEN_PROBE, AddressGuard, GuardTiming, Seen
 from .membership import TransitionError
 from .messages import Announcement, GroupEntry, GroupState, Grant, Status
+from .quorum import FREEZE as QUORUM_FREEZE, OK as QUORUM_OK, STOP as QUORUM_STOP
 
 NONE, CLAIM, STARTING, HELD, STOPPING = (GroupState.NONE, GroupState.CLAIM, GroupState.STARTING,
                                          GroupState.HELD, GroupState.STOPPING)
@@ -141,7 +154,8 @@ class Arbiter:
     def __init__(self, local: str, nodes: Iterable[str], groups, auto_failback: str = "legacy", *,
                  request_timeout: int = DEFAULT_REQUEST_TIMEOUT, deaf_after: int = 30_000,
                  addresses: Mapping[str, Iterable[str]] | None = None,
-                 guard_timing: GuardTiming | None = None, stall_yield: int | None = None):
+                 guard_timing: GuardTiming | None = None, stall_yield: int | None = None,
+                 fencer=None):
         self.local = local
         self.nodes = tuple(nodes)
         if local not in self.nodes:
@@ -171,6 +185,9 @@ class Arbiter:
         self.guards: dict[str, AddressGuard] = {
             g: AddressGuard(tuple(a), timing) for g, a in (addresses or {}).items() if tuple(a)}
         self._unverified: set[str] = set()  # held groups whose lease ran out while we stalled
+        # fencing.py Fencer (None: no fencing configured): a claim made while a peer is
+        # unaccounted for waits until that peer was fenced
+        self.fencer = fencer
         self.status = Status.STARTING
         self.score = 0
         self.score_max = 0
@@ -180,6 +197,11 @@ class Arbiter:
         self.requests: dict[str, int] = {}  # group -> deadline of our takeover request
         self._claims = 0
         self._started = False
+        self.quorum = QUORUM_OK  # quorum.py mode: ok, freeze or stop
+        self.quorum_reason = ""
+        # leases are renewed only before this time (quorum.py renew_until; None: no limit)
+        self.renew_until: int | None = None
+        self._probed_at: dict[str, int] = {}  # group -> last RFC 5227 probe by another MAC
         self._last_announcement: Announcement | None = None
 
     # ------------------------------------------------------------------ queries
@@ -331,6 +353,8 @@ class Arbiter:
             if st.state in RUNNING:
                 if kind == SEEN_CLAIM:
                     out += self._conflict(g, st, seen, now)
+                else:
+                    self._probed_at[g] = now  # a peer checks the wire: it will see our answers
             elif gd.probing:
                 if kind == SEEN_CLAIM:
                     gd.seen_use(seen)
@@ -403,6 +427,14 @@ class Arbiter:
             self._news(node, ann, now)
         return self._evaluate(now)
 
+    def set_quorum(self, mode: str, now: int, reason: str = "", evaluate: bool = True) -> list:
+        """quorum.py's mode: ok, freeze or stop (see the module docstring). `evaluate=False`
+        when another input that evaluates follows at once (NodeCore sets it before set_alive)."""
+        if mode not in (QUORUM_OK, QUORUM_FREEZE, QUORUM_STOP):
+            raise ValueError(f"quorum mode must be ok, freeze or stop, got {mode!r}")
+        self.quorum, self.quorum_reason = mode, reason
+        return self._evaluate(now) if evaluate else []
+
     def set_score(self, score: int, score_max: int, now: int) -> list:
         self.score, self.score_max = score, score_max
         return self._evaluate(now)
@@ -468,6 +500,9 @@ class Arbiter:
         out: list = []
         if self.status != Status.ACTIVE:
             return [RequestResult(name, "", False, f"this node is {self.status.name.lower()}")]
+        if self.quorum != QUORUM_OK:
+            why = f": {self.quorum_reason}" if self.quorum_reason else ""
+            return [RequestResult(name, "", False, f"this node has no quorum{why}")]
         for g in sel:
             st = self.local_groups[g]
             st.failed = False
@@ -500,6 +535,8 @@ class Arbiter:
             t = gd.next_deadline()
             if t is not None:
                 times.append(t)
+        if self.fencer is not None and self.fencer.next_deadline() is not None:
+            times.append(self.fencer.next_deadline())
         return min(times) if times else None
 
     # ------------------------------------------------------------------ the rules
@@ -613,10 +650,15 @@ class Arbiter:
         deaf = {p for p in self.peers if self._deaf_to_us(p, now)}
         out += [NotHeardBy(p, now - self._omitted_since[p]) for p in sorted(deaf - self._deaf)]
         self._deaf = deaf
+        if self.fencer is not None:
+            self.fencer.heard(self.alive, self._held_counts())
         for g, st in self.local_groups.items():
             out += self._evaluate_group(g, st, now)
             if g in self.guards:
                 out += self._guard_group(g, st, self.guards[g], now)
+        if self.fencer is not None:
+            claiming = any(st.state == CLAIM for st in self.local_groups.values())
+            out += self.fencer.want(self.unaccounted if claiming else (), now)
         out += self._expire_requests(now)
         ann = self.announcement()
         if ann != self._last_announcement:
@@ -659,6 +701,24 @@ class Arbiter:
         gd = self.guards.get(g)
         return gd is None or not self.unaccounted or gd.clear(now)
 
+    def _fenced(self) -> bool:
+        """With fencing configured, a claim goes on only once every unaccounted peer was fenced
+        (fencing.py; Pacemaker: fence before recovering a lost node's resources)."""
+        return self.fencer is None or not self.unaccounted or self.fencer.clear(self.unaccounted)
+
+    def _held_counts(self) -> dict[str, int]:
+        out = {self.local: sum(st.state in RUNNING for st in self.local_groups.values())}
+        for p, ann in self.peers.items():
+            out[p] = sum(e.state in RUNNING for e in ann.groups)
+        return out
+
+    def fence_result(self, node: str, ok: bool, now: int, detail: str = "", device: str = "",
+                     took_ms: int = 0) -> list:
+        """The driver ran Fence(node)."""
+        if self.fencer is None:
+            raise ValueError("fence result, but no fencing is configured")
+        return self.fencer.result(node, ok, now, detail, device, took_ms) + self._evaluate(now)
+
     def _guard_group(self, g: str, st: _Local, gd: AddressGuard, now: int) -> list:
         """Probe, report and renew for one group with addresses (after its state was stepped)."""
         out: list = []
@@ -682,13 +742,25 @@ class Arbiter:
             out += gd.tick(now)
         if st.state in RUNNING and g not in self._unverified \
                 and (gd.next_renew is None or now >= gd.next_renew):
-            out.append(Lease(g, gd.addresses, gd.renew(now)))
+            # a peer probing for the addresses shares our LAN: while it does, our answers keep
+            # it out, so the lease may run on until the release has stopped the group
+            probed = now - self._probed_at.get(g, -(1 << 62)) <= 2 * gd.timing.slow_probe
+            if self.renew_until is None or now < self.renew_until or probed:
+                out.append(Lease(g, gd.addresses, gd.renew(now)))
+            elif not gd.lease_valid(now):
+                # no majority heard lately and the lease ran out: as after a stall, the wire
+                # must be probed clear before we answer again (the majority may have taken it)
+                self._unverified.add(g)
+                gd.drop_lease()
+            else:
+                gd.next_renew = now + gd.timing.probe  # try again soon
         return out
 
     def _step_group(self, g: str, st: _Local, peers_running: list[str], now: int) -> list:
         out: list = []
         if st.state == NONE:
             if self.status == Status.ACTIVE and not st.failed and not peers_running \
+                    and self.quorum == QUORUM_OK \
                     and self.desired_owner(g) == self.local and self._claim_wins(g):
                 self._claims = self._claims % 0xFFFFFFFF + 1
                 st.claim = self._claims
@@ -696,11 +768,12 @@ class Arbiter:
                 self._move(g, st, "claim", "chosen")
                 st.failback_ok = self._failback_ok(g)
         elif st.state == CLAIM:
-            if self.status != Status.ACTIVE or st.failed or peers_running \
+            if self.status != Status.ACTIVE or st.failed or peers_running or self.quorum != QUORUM_OK \
                     or self.desired_owner(g) != self.local or not self._claim_wins(g):
                 self._move(g, st, "withdraw", "not chosen any more")
             elif all(Grant(self.local, g, st.claim) in self.peers[p].grants for p in self.alive
-                     if p in self.peers) and self.alive <= set(self.peers) and self._wire_clear(g, now):
+                     if p in self.peers) and self.alive <= set(self.peers) and self._wire_clear(g, now) \
+                    and self._fenced():
                 self._move(g, st, "granted", "every live peer granted")
                 if g in self.guards:
                     self.guards[g].stop()
@@ -724,6 +797,9 @@ class Arbiter:
 
     def _evaluate_running(self, g: str, st: _Local, peers_running: list[str]) -> list:
         out: list = []
+        if self.quorum == QUORUM_STOP:  # Pacemaker no-quorum-policy=stop
+            why = f"no quorum: {self.quorum_reason}" if self.quorum_reason else "no quorum"
+            return self._release(g, st, why, None)
         deaf = sorted(p for p in peers_running if p in self._deaf)
         if deaf:
             # it cannot hear that we run the group too, so it will never let go: we must

@@ -86,8 +86,32 @@ def _held_elsewhere(a: A.HeldElsewhere, me: str) -> LogLine:
                             f"({a.mac} answers)")
 
 
+def _fence(a: A.Fence, me: str) -> LogLine:
+    return LogLine(WARNING, f"node {a.node}: fencing it (attempt {a.attempt}) before taking its groups over: "
+                            f"it is silent and may still be alive"
+                            + (f" (after the fencing delay of {a.delayed_ms} ms)" if a.delayed_ms else ""))
+
+
+def _fence_result(a: A.FenceResult, me: str) -> LogLine:
+    if a.ok:
+        return LogLine(NOTICE, f"node {a.node}: fenced by {a.device or 'a fence device'}: taking over may go on")
+    return LogLine(logging.ERROR, f"node {a.node}: FENCING FAILED ({a.failures} in a row): {a.detail}; its groups "
+                                  f"are not taken over; next attempt in {(a.retry_ms or 0) / 1000:.0f} s")
+
+
 def _request(a: A.RequestResult, me: str) -> LogLine:
     return LogLine(INFO, f"{a.request}{f' group {a.group}' if a.group else ''}: {a.detail}")
+
+
+def _quorum(a: A.QuorumChanged, me: str) -> LogLine:
+    state = "quorate" if a.quorate else "no quorum"
+    witness = "" if a.witness == "none" else f", witness: {a.witness}"
+    act = {"ok": "" if a.quorate else "; no_quorum_policy ignore: acting as if quorate",
+           "freeze": "; freeze: keeping what runs here, starting nothing",
+           "stop": "; stopping every group here"}[a.mode]
+    return LogLine(NOTICE if a.quorate else WARNING,
+                   f"node {me}: {state} ({a.votes} of {a.expected} votes, {a.needed} needed, members "
+                   f"{', '.join(a.members)}{witness}){act}")
 
 
 # type -> LogLine, or None for the actions whose effect the driver reports itself
@@ -107,6 +131,8 @@ _TEXT: dict[type, Callable[..., LogLine | None]] = {
     A.Lease: lambda a, me: None,
     A.ProbeAddress: lambda a, me: None,
     A.HeldElsewhere: _held_elsewhere,
+    A.Fence: _fence,
+    A.FenceResult: _fence_result,
     A.AddressConflict: lambda a, me: LogLine(
         WARNING, f"group {a.group}: {a.mac} also answers for {a.address} on {a.where}: address "
                  f"conflict (RFC 5227); {a.keeper} keeps the group"),
@@ -140,6 +166,7 @@ _TEXT: dict[type, Callable[..., LogLine | None]] = {
     A.ScoreChanged: lambda a, me: LogLine(INFO, f"connectivity score {a.old} -> {a.new}"),
     A.OwnerChanged: _owner,
     A.MaintenanceChanged: _maintenance,
+    A.QuorumChanged: _quorum,
 }
 
 

@@ -11,6 +11,8 @@ This is what the daemon drives. It owns no socket, no clock and no resource; eve
         group start ok/fail  -> handle(core.group_started(g, ms()) / core.group_failed(g, ms(), why))
         group fully stopped  -> handle(core.group_stopped(g, ms()))        (ReleaseDone)
         ping reply from A    -> handle(core.probe_reply(A, ms()))
+        Fence(peer) done     -> handle(core.on_fence_result(peer, ok, ms(), detail, device))
+        qdevice client says  -> handle(core.on_witness(True|False|None, ms()))  (quorum.py)
         ARP/ND about a VIP   -> handle(core.address_seen(addr, "claim"|"probe", mac, own_mac, ifname, ms()))
         port unreachable     -> handle(core.link_unreachable(L, addr, port, ms()))   (ICMP errors)
         operator             -> handle(core.standby(which, ms()) / core.takeover(which, ms()))
@@ -32,16 +34,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .actions import (AnnounceNow, LateHeartbeat, LeaveComplete, LinkDown, LinkUp, MaintenanceChanged,
-                      NodeChanged, NothingListens, PacketDropped, PeerRestarted, ScoreChanged, Send,
-                      Settled, Stalled, Transmit)
+                      NodeChanged, NothingListens, PacketDropped, PeerRestarted, QuorumChanged,
+                      ScoreChanged, Send, Settled, Stalled, Transmit)
 from .arbiter import Arbiter, DEFAULT_REQUEST_TIMEOUT
 from .auth import Authenticator
+from .fencing import Fencer
 from .connectivity import Connectivity
 from .guard import GuardTiming
 from .maintenance import MaintenanceMap
 from .membership import UP, Membership
 from .messages import DEFAULT_MAX_SIZE, BadMessage, Codec, Kind, Message, encode_mark, encoded_size
 from .ownership import Ownership
+from .quorum import Quorum
 
 LEAVE_COPIES = 2  # LEAVE is sent this many times per link: a lost one costs the peer a deadtime
 # An episode of ICMP port unreachable ends after this long without one. Linux sends about one
@@ -95,13 +99,25 @@ class NodeCore:
         self.connectivity = Connectivity(c.ping, c.ping_groups, interval=t.keepalive,
                                          deadping=deadping or t.deadtime, now=now)
         self.guard_timing = GuardTiming.derive(t.keepalive, t.deadtime)
+        # fencing.py: the peers this node has a fence device for (config.model fence_devices_for)
+        fencer = None
+        if c.fencing is not None:
+            from ..config.model import fence_devices_for
+            fencer = Fencer(node, c.nodes, c.fencing.delay,
+                            targets=[n for n in c.nodes if fence_devices_for(c.fencing, node, n, c.nodes)])
         self.arbiter = Arbiter(node, c.nodes, config.groups, c.auto_failback,
                                request_timeout=request_timeout, deaf_after=t.deadtime,
                                addresses=group_addresses(config.groups),
-                               guard_timing=self.guard_timing)
+                               guard_timing=self.guard_timing, fencer=fencer)
         self.arbiter.unaccounted = self.membership.unaccounted()
         self.arbiter.score = self.connectivity.score
         self.arbiter.score_max = self.connectivity.score_max
+        # votes of this node's partition, and the witness (quorum.py); the arbiter obeys its mode
+        self.quorum = Quorum(c.quorum, c.nodes, node, now)
+        self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
+        # quorum.py renew_until: the last lease renewed runs out a keepalive before the majority's
+        # deadtime (counted from our last heartbeat it heard)
+        self.renew_window = max(t.keepalive, t.deadtime - self.guard_timing.lease - t.keepalive)
         self.ownership = Ownership(self.arbiter.local_groups, now)
         # real servers in maintenance, the same on every node (maintenance.py); peers' digests
         self.maintenance = maintenance if maintenance is not None else MaintenanceMap()
@@ -110,6 +126,7 @@ class NodeCore:
         self.changed: dict[tuple[str, ...], int] = {("node", node): now}
         self.left = False
         self._newest: dict[str, tuple[int, int]] = {}
+        self._heard_newest: dict[str, int] = {}  # peer -> when its newest message came (renew_until)
         # per link: drops by reason, the last bad-MAC sender, ICMP errors per destination
         self.link_drops: dict[str, dict[str, int]] = {n: {} for n in self.links}
         self.last_bad_auth: dict[str, dict] = {}
@@ -161,13 +178,16 @@ class NodeCore:
                 "score_max": self.connectivity.score_max,
                 "peers": peers, "links": links,
                 "connectivity": self.connectivity.snapshot(now),
+                "quorum": self.quorum.snapshot(now),
                 **arb,
                 "lease_ms": self.guard_timing.lease,
+                **({"fencing": self.arbiter.fencer.snapshot(now)} if self.arbiter.fencer is not None else {}),
                 "packets": dict(self.codec.counters)}
 
     def next_deadline(self) -> int:
         times = [self.membership.next_deadline()]
-        for t in (self.connectivity.next_deadline(), self.arbiter.next_deadline()):
+        for t in (self.connectivity.next_deadline(), self.arbiter.next_deadline(),
+                  self.quorum.next_deadline()):
             if t is not None:
                 times.append(t)
         return min(times)
@@ -202,6 +222,8 @@ class NodeCore:
         newest = key > self._newest.get(msg.node, (-1, -1))
         if newest:
             self._newest[msg.node] = key
+            if msg.kind != Kind.LEAVE:
+                self._heard_newest[msg.node] = now  # a late copy proves nothing about now
         events = self.membership.on_packet(link, msg, now)
         news = {msg.node: msg.announcement} if newest and msg.kind != Kind.LEAVE else {}
         out = self._after_membership(events, now, news)
@@ -222,12 +244,30 @@ class NodeCore:
                 del per[key]  # the episode is over: a new one is reported again
         out = self.connectivity.on_timer(now)
         out += self._after_membership(self.membership.on_timer(now), now, {})
+        if self.quorum.on_timer(now):  # a witness sync timed out
+            self._renew_limit()
+            out += self._quorum_changed(now)
+            self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
         out += self.arbiter.on_timer(now)
         return self._finish(out, now)
 
     def probe_reply(self, address: str, now: int) -> list:
         pre = self._begin(now)
         return self._finish(pre + self.connectivity.on_reply(address, now), now)
+
+    def on_witness(self, vote: bool | None, now: int, members=None) -> list:
+        """The quorum device client's report (issue 11's qdevice-net client): True, qnetd gives
+        this node its vote; False, it gives it to the other side; None, qnetd is unreachable or
+        the state is unknown. `members`: the membership the vote is for (QuorumChanged.members
+        as sent to qnetd); a report for other members is ignored. After each membership change
+        the core waits for a report (quorum.py, "syncing"). ValueError if no device is configured."""
+        pre = self._begin(now)
+        out = list(pre)
+        if self.quorum.on_witness(vote, now, members):
+            self._renew_limit()
+            out += self._quorum_changed(now)
+            out += self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason())
+        return self._finish(out, now)
 
     def address_seen(self, address: str, kind: str, mac: str, own_mac: str, where: str,
                      now: int) -> list:
@@ -265,6 +305,12 @@ class NodeCore:
         """ReleaseDone: the group's resources are fully stopped here."""
         pre = self._begin(now)
         return self._finish(pre + self.arbiter.group_stopped(group, now), now)
+
+    def on_fence_result(self, peer: str, ok: bool, now: int, detail: str = "", device: str = "",
+                        took_ms: int = 0) -> list:
+        """The driver ran Fence(peer) with the fence devices: ok, or failed with `detail`."""
+        pre = self._begin(now)
+        return self._finish(pre + self.arbiter.fence_result(peer, ok, now, detail, device, took_ms), now)
 
     def standby(self, which: str, now: int) -> list:
         pre = self._begin(now)
@@ -305,12 +351,23 @@ class NodeCore:
         if self.left:
             return []
         events = self.membership.note_input(now)
+        self._renew_limit()
         return self._after_membership(events, now, {}) if events else []
+
+    def _renew_limit(self) -> None:
+        """Tell the arbiter until when it may renew leases (quorum.py renew_until)."""
+        self.arbiter.renew_until = self.quorum.renew_until(
+            {n: self._heard_newest.get(n) for n in self.quorum.members}, self.renew_window)
 
     def _after_membership(self, events: list, now: int, news: dict) -> list:
         restarted = [e.node for e in events if isinstance(e, PeerRestarted)]
         changed = any(isinstance(e, (NodeChanged, PeerRestarted)) for e in events)
         out = list(events)
+        if changed and self.quorum.set_members(self.membership.alive(), now):
+            # before the arbiter sees the new members, so it never acts on a stale verdict
+            out += self._quorum_changed(now)
+            self.arbiter.set_quorum(self.quorum.mode, now, self._quorum_reason(), evaluate=False)
+        self._renew_limit()
         if any(isinstance(e, Stalled) for e in events):
             out += self.arbiter.stalled(now)
         if changed or news:
@@ -326,6 +383,19 @@ class NodeCore:
                for e in events):
             out.append(AnnounceNow())
         return out
+
+    def _quorum_changed(self, now: int) -> list:
+        v = self.quorum.verdict
+        return [QuorumChanged(v.quorate, v.votes, v.expected, v.needed, v.witness, self.quorum.mode,
+                              v.members)]
+
+    def _quorum_reason(self) -> str:
+        v = self.quorum.verdict
+        if v.syncing:
+            return f"waiting for the witness's vote, {v.votes} of {v.expected} votes"
+        if v.waiting_for_all:
+            return f"waiting for all nodes (wait_for_all), {v.votes} of {v.expected} votes"
+        return f"{v.votes} of {v.expected} votes, {v.needed} needed"
 
     def _finish(self, actions: list, now: int) -> list:
         """Turn score changes into arbiter input and sends into datagrams."""

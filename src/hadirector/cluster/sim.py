@@ -35,9 +35,9 @@ import itertools
 import random
 from dataclasses import dataclass, field
 
-from ..config.model import (Auth, Cluster, Config, Group, Link, PingGroup, ScriptResource, Timing,
-                            VipResource)
-from .actions import (AcquireGroup, Lease, LeaveComplete, Probe, ProbeAddress, Reannounce,
+from ..config.model import (Auth, Cluster, Config, FenceDevice, Fencing, Group, Link, PingGroup, Quorum,
+                            ScriptResource, Timing, VipResource)
+from .actions import (AcquireGroup, Fence, Lease, LeaveComplete, Probe, ProbeAddress, Reannounce,
                       ReleaseGroup, StopStale, Transmit)
 from .maintenance import MaintenanceMap
 from .node import NodeCore, group_addresses
@@ -45,10 +45,13 @@ from .node import NodeCore, group_addresses
 
 def cluster_config(nodes=("alpha", "beta"), groups=None, *, links: int = 2, auto_failback="on",
                    keepalive=100, deadtime=500, warntime=300, initdead=1000, method="sha256",
-                   key="sim-key", ping=(), ping_groups=(), name="sim", vips=None) -> Config:
+                   key="sim-key", ping=(), ping_groups=(), name="sim", vips=None,
+                   fencing: int | None = None, quorum=None) -> Config:
     """A small valid Config for simulations: `links` ucast links (eth0, eth1, ...) and
     `groups` = {name: preferred node} (default: one group per node, "g-<node>"); `vips` = {group:
-    address} gives those groups a VIP (first resource), True gives each group one. Times in ms."""
+    address} gives those groups a VIP (first resource), True gives each group one; `fencing` =
+    the fencing delay turns fencing on (one device that fences every node); `quorum` is a
+    config.model.Quorum or its keys as a dict ([cluster.quorum]). Times in ms."""
     groups = groups if groups is not None else {f"g-{n}": n for n in nodes}
     if vips is True:
         vips = {g: f"198.18.0.{100 + i}" for i, g in enumerate(groups)}
@@ -62,7 +65,10 @@ def cluster_config(nodes=("alpha", "beta"), groups=None, *, links: int = 2, auto
                           warntime=f"{warntime}ms", initdead=f"{initdead}ms"),
             auth=Auth(method=method, key=key if method != "crc" else ""),
             auto_failback=auto_failback, ping=tuple(ping),
-            ping_groups=tuple(PingGroup(name=n, addresses=tuple(a)) for n, a in ping_groups)),
+            ping_groups=tuple(PingGroup(name=n, addresses=tuple(a)) for n, a in ping_groups),
+            fencing=None if fencing is None else Fencing(devices=(FenceDevice(agent="fence_sim"),),
+                                                         delay=f"{fencing}ms"),
+            quorum=Quorum.model_validate(quorum) if isinstance(quorum, dict) else (quorum or Quorum())),
         groups=tuple(Group(name=g, preferred_node=p, resources=(
             *((VipResource(address=vips[g]),) if g in vips else ()), ScriptResource(name=f"svc-{g}")))
             for g, p in groups.items()))
@@ -116,6 +122,11 @@ class Sim:
         self.group_of = {a: g for g, addrs in self.addresses.items() for a in addrs}
         self.macs = {n: f"02:00:00:00:00:{i + 1:02x}" for i, n in enumerate(config.cluster.nodes)}
         self.delivered = 0
+        # fencing: a Fence powers its target off (crash) after fence_time ms and reports ok,
+        # unless the target is in fence_fails (the device fails: nothing happens, reported failed)
+        self.fence_time = 200
+        self.fence_fails: set[str] = set()
+        self.fenced: list[tuple[int, str, str]] = []  # (time, fencer, target) of successful fences
         if start:
             for i, n in enumerate(config.cluster.nodes):
                 self.boot(n, generation=1, at=i * stagger)
@@ -213,6 +224,9 @@ class Sim:
     def _redeliver(self, name: str, item: tuple) -> None:
         if item[0] == "seen":  # an ARP frame that waited in the address watch's socket
             self._seen(name, *item[1:])
+        elif item[0] == "fence":
+            node = self.nodes[name]
+            self._handle(node, node.core.on_fence_result(item[1], item[2], self.now, "", "fence_sim"))
         else:
             self._deliver(name, *item)
 
@@ -295,6 +309,25 @@ class Sim:
                 self._probe(node, a.address)
             elif isinstance(a, Reannounce):
                 self._announce(node, a.group)
+            elif isinstance(a, Fence):
+                self._fence(node, a.node)
+
+    def _fence(self, node: SimNode, target: str) -> None:
+        gen = node.generation
+
+        def done():
+            ok = target not in self.fence_fails
+            if ok:
+                self.crash(target)
+                self.fenced.append((self.now, node.name, target))
+            me = self.nodes[node.name]
+            if me.up and me.generation == gen:  # the fencer itself may have died meanwhile
+                if me.frozen:
+                    me.inbox.append(("fence", target, ok))
+                else:
+                    self._handle(me, me.core.on_fence_result(target, ok, self.now, "" if ok else "sim: device failed",
+                                                             "fence_sim", self.fence_time))
+        self._at(self.now + self.fence_time, done)
 
     # ------------------------------------------------------------------ the public LAN
 

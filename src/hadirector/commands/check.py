@@ -89,13 +89,17 @@ def _report(loaded, problems: list[Problem], director: bool) -> dict:
     cfg = loaded.config.model_dump(mode="json")
     if cfg["cluster"]["auth"].get("key"):
         cfg["cluster"]["auth"]["key"] = "(not shown)"
+    for dev in (cfg["cluster"].get("fencing") or {}).get("devices", []):
+        # fence device parameters hold passwords (ipmi, ilo, stonith_host lines)
+        dev["params"] = {k: "(not shown)" for k in dev.get("params") or {}}
+        if dev.get("param_text"):
+            dev["param_text"] = "(not shown)"
     c = loaded.config.cluster
     out.update({
         "source": loaded.source, "legacy": loaded.legacy, "node": loaded.node, "on_director": director,
         "files": list(loaded.files),
         "runs": [{"what": what, "command": cmd} for what, cmd in commands(loaded)],
-        "not_run": {"respawn": [r.model_dump() for r in c.respawn], "watchdog": c.watchdog,
-                    "unused": [{"where": u.where, "directive": u.directive,
+        "not_run": {"unused": [{"where": u.where, "directive": u.directive,
                                 "text": u.text if u.directive != "stonith_host" else " ".join(u.text.split()[:2])}
                                for u in loaded.unused]},
         "config": cfg,

@@ -86,10 +86,29 @@ def _cluster(old: Config, new: Config) -> list[Change]:
             d["auth"]["key"] = "(secret)"
     if old.cluster.auth.key != new.cluster.auth.key:
         a["auth"]["key"], b["auth"]["key"] = "(old secret)", "(new secret)"
+    _hide_fence_params(a, b)
     out = []
     for path, x, y in _walk(a, b, "cluster"):
         out.append(Change(path, f"{show(x)} -> {show(y)}", live=path.startswith("cluster.logging.")))
     return out
+
+
+def _hide_fence_params(a: dict, b: dict) -> None:
+    """Fence device parameters hold passwords: show that they changed, never their values."""
+    devs = [(d.get("fencing") or {}).get("devices") or [] for d in (a, b)]
+    for i in range(max(len(devs[0]), len(devs[1]))):
+        pair = [ds[i] if i < len(ds) else None for ds in devs]
+        for key in ("params", "param_text"):
+            vals = [None if d is None else d.get(key) for d in pair]
+            for j, d in enumerate(pair):
+                if d is None or not d.get(key):
+                    continue
+                if key == "param_text":
+                    d[key] = "(secret)" if vals[0] == vals[1] else ("(old secret)", "(new secret)")[j]
+                else:
+                    other = vals[1 - j] or {}
+                    d[key] = {k: "(secret)" if other.get(k) == v else ("(old secret)", "(new secret)")[j]
+                              for k, v in d[key].items()}
 
 
 def _groups(old: Config, new: Config) -> list[Change]:

@@ -16,11 +16,15 @@ The rules and their sources:
 - a vip's interface must exist, and a vip without one needs an interface whose subnet holds it
   (resources/vip.py, as heartbeat's findif);
 - respawn and failfast: the user must exist and the program be executable (config.c
-  add_client_child_base refuses the line); a warning, because hadirector does not run them yet;
+  add_client_child_base refuses the line); for failfast a warning, as hadirector does not run it;
 - a script resource must be in the resource directories (ResourceManager scriptpath: the first
   executable `dir/name`), warned at its haresources line;
+- a fence device this node may run: its program (a fence agent, or cluster-glue's `stonith`)
+  must be executable, else every fence fails and a silent peer is never taken over;
 - ldirectord opens `monitorfile` for appending when it reads the file (ld_read_config); a warning,
-  as hadirector does not write it yet.
+  as hadirector does not write it yet;
+- a quorum device with TLS needs its CA, certificate and key files readable (daemon/qdevice.py
+  loads them at every connect).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from dataclasses import dataclass, field
 
 from .errors import Problem
 from .load import Loaded
-from .model import ScriptResource, VipResource
+from .model import ScriptResource, VipResource, program_candidates
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,13 @@ class Machine:
             if self.executable(os.path.join(d, name)):
                 return os.path.join(d, name)
         return None
+
+    def readable(self, path: str) -> bool:
+        p = self._path(path)
+        try:
+            return os.path.isfile(p) and os.access(p, os.R_OK)
+        except ValueError:
+            return False
 
     def can_append(self, path: str) -> bool:
         p = self._path(path)
@@ -156,8 +167,31 @@ def machine_problems(loaded: Loaded, machine: Machine, director: bool) -> list[P
         if u.directive == "failfast":
             user, _, command = u.text.partition(" ")
             _client_child(out, machine, u.where, "failfast", user, command.strip())
+    if c.fencing is not None and loaded.node is not None:
+        for i, dev in enumerate(c.fencing.devices):
+            if loaded.node not in (dev.runs_on or c.nodes):
+                continue
+            prog = dev.agent if dev.kind == "agent" else "stonith"
+            if not any(machine.executable(p) for p in program_candidates(prog)):
+                what = "fence agent" if dev.kind == "agent" else "cluster-glue's stonith command"
+                pkg = "fence-agents" if dev.kind == "agent" else "cluster-glue"
+                out.fatal(where(("cluster", "fencing", "devices", i)),
+                          f"{what} {prog} is not an executable file on this machine "
+                          f"(looked in {', '.join(program_candidates(prog))}; Debian package {pkg}): "
+                          f"fencing would fail, and a silent peer's groups would never be taken over")
     if c.watchdog is not None and machine.char_device(c.watchdog) is None:
         out.warn(where(("cluster", "watchdog")), f"watchdog device {c.watchdog} does not exist on this machine")
+
+    dev = c.quorum.device
+    if dev is not None and dev.tls:
+        # the qdevice driver loads these at every TLS connect (daemon/qdevice.py client_ssl_context);
+        # a missing one means no witness vote, ever
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(dev, key)
+            if path is not None and not machine.readable(path):
+                out.fatal(where(("cluster", "quorum", "device", key)),
+                          f"quorum device tls {key} {path} cannot be read on this machine: the witness "
+                          "would never give its vote (see docs/cluster.md, the witness: TLS)")
 
     if loaded.config.balancer is not None:
         for i, vs in enumerate(loaded.config.balancer.virtual):
@@ -170,13 +204,15 @@ def machine_problems(loaded: Loaded, machine: Machine, director: bool) -> list[P
 
 def _client_child(out: _Out, machine: Machine, loc: str, directive: str, user: str, command: str) -> None:
     # config.c add_client_child_base: "Invalid uid specified for client child", "Client child
-    # command is not executable"; hadirector does not run these yet, so only a warning
+    # command is not executable"; respawn is run (daemon/respawn.py), so an error on the
+    # director; failfast is not run, so only a warning
+    report = out.fatal if directive == "respawn" else out.warn
     if not machine.user_exists(user):
-        out.warn(loc, f"{directive} user {user!r} does not exist on this machine (heartbeat refuses the line)")
+        report(loc, f"{directive} user {user!r} does not exist on this machine (heartbeat refuses the line)")
     prog = command.split()[0] if command.split() else command
     if prog and not machine.executable(prog):
-        out.warn(loc, f"{directive} command {prog} is not an executable file on this machine (heartbeat refuses "
-                 "the line)")
+        report(loc, f"{directive} command {prog} is not an executable file on this machine (heartbeat refuses "
+               "the line)")
 
 
 def _have(machine: Machine) -> str:

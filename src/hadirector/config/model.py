@@ -11,7 +11,7 @@ Durations are whole milliseconds (`Duration`): TOML may write `2` (seconds), `1.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal, NamedTuple, Union
+from typing import Annotated, ClassVar, Literal, NamedTuple, Union
 
 from pydantic import (
     BaseModel,
@@ -143,6 +143,53 @@ class Respawn(Model):
     command: str
 
 
+class FenceDevice(Model):
+    """One fence device (cluster/fencing.py, daemon/fencing.py). kind `agent`: a fence-agents
+    program (`agent`, e.g. fence_ipmilan, a name in /usr/sbin or a full path) given `params`
+    and `action`, `port` (the plug), `nodename` on its standard input as key=value lines (fence-agents' FenceAgentAPI);
+    kind `stonith`: cluster-glue's `stonith -t TYPE -p PARAMS` (or `-F config_file`)
+    `-T reset|off NODE` (heartbeat's stonith / stonith_host lines)."""
+
+    kind: Literal["agent", "stonith"] = "agent"
+    name: str | None = None  # for logs and status (default: the agent or the stonith type)
+    agent: str | None = None  # kind agent
+    type: str | None = None  # kind stonith: the cluster-glue device type (external/ipmi, null, ...)
+    params: dict[str, str] = {}  # agent: key=value lines; stonith: name=value arguments
+    param_text: str | None = None  # stonith: `-p` text (stonith_host's parameters, in order)
+    config_file: str | None = None  # stonith: `-F` file (ha.cf `stonith TYPE FILE`)
+    nodes: tuple[str, ...] = ()  # the nodes it can fence (default: every node)
+    runs_on: tuple[str, ...] = ()  # the nodes that may run it (default: every node; stonith_host HOST)
+    plugs: dict[str, str] = {}  # node -> plug/port name on the device (Pacemaker's pcmk_host_map)
+    action: Literal["off", "reboot"] = "reboot"  # Pacemaker's stonith-action default: reboot
+    timeout: PositiveDuration = 60_000  # Pacemaker's stonith-timeout default: 60 s
+
+    @model_validator(mode="after")
+    def _kind(self) -> "FenceDevice":
+        if self.kind == "agent" and not self.agent:
+            raise ValueError("a fence device of kind agent needs `agent` (a fence-agents program, e.g. fence_ipmilan)")
+        if self.kind == "stonith" and not self.type:
+            raise ValueError("a fence device of kind stonith needs `type` (a cluster-glue device type, e.g. external/ipmi)")
+        if self.kind == "stonith" and self.param_text is not None and self.config_file is not None:
+            raise ValueError("a stonith device takes param_text or config_file, not both")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.agent or f"stonith {self.type}"
+
+
+class Fencing(Model):
+    """Fence a silent peer before taking over from it (cluster/fencing.py). `delay`: the fencing
+    of a peer that ranks above this node (held more groups, or as many and is listed first in
+    `nodes`) waits this long, so that of two nodes that lost each other only one fences."""
+
+    devices: tuple[FenceDevice, ...] = Field(min_length=1)
+    delay: Duration = 5_000
+    # mail on a failed fence (to, sender, smtp as ldirectord's emailalert); empty `to`: the
+    # [balancer]'s emailalert addresses, if any
+    alerts: Alerts | None = None
+
+
 class Logging(Model):
     logfile: str | None = None
     debugfile: str | None = None
@@ -161,6 +208,55 @@ class Logging(Model):
         return v
 
 
+class QuorumDevice(Model):
+    """A quorum device: corosync-qnetd, the witness that gives its one vote to one side of a
+    partition (corosync-qdevice's `model: net`, its host, port 5403, ffsplit or lms, TLS)."""
+
+    model: Literal["net"] = "net"
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 5403  # corosync-qnetd's default port
+    algorithm: Literal["ffsplit", "lms"] = "ffsplit"
+    tls: bool = True
+    # hadirector's qdevice-net client (cluster/qdevice.py): the echo (heartbeat) interval it asks
+    # qnetd for; qnetd accepts 1000..120000 ms unless started with -S heartbeat_interval_min=...
+    heartbeat_interval: Annotated[Duration, Field(ge=100, le=120_000)] = 2000
+    # TLS files, PEM (docs/cluster.md: how to make them from qnetd's NSS database)
+    ca_file: str = "/etc/hadirector/qdevice/qnetd-cacert.pem"  # the CA that signed qnetd's certificate
+    cert_file: str | None = "/etc/hadirector/qdevice/cluster.pem"  # ours, subject CN = the cluster name
+    key_file: str | None = "/etc/hadirector/qdevice/cluster.key"
+    server_name: str = "Qnetd Server"  # the CN qnetd's certificate must carry (corosync-qnetd-certutil)
+    # after a membership change, how long to wait for the witness's vote on the new membership
+    # before counting it as lost (votequorum qdevice_sync_timeout, VOTEQUORUM_QDEVICE_DEFAULT_SYNC_TIMEOUT)
+    sync_timeout: Annotated[Duration, Field(gt=0)] = 30_000
+
+
+class Quorum(Model):
+    """Who may hold groups when the cluster is split (cluster/quorum.py). Names and meanings are
+    votequorum(5)'s (votes, expected_votes, wait_for_all) and Pacemaker's no-quorum-policy."""
+
+    no_quorum_policy: Literal["stop", "freeze", "ignore"] = "stop"
+    wait_for_all: bool = False
+    expected_votes: Annotated[int, Field(ge=1)] | None = None  # None: the sum of the votes
+    votes: dict[str, Annotated[int, Field(ge=0, le=255)]] = {}  # node -> votes; unlisted: 1
+    device: QuorumDevice | None = None
+
+    DEVICE_VOTES: ClassVar[int] = 1  # the qnetd device's votes (corosync-qdevice quorum.device.votes)
+
+    def node_votes(self, nodes) -> dict[str, int]:
+        return {n: self.votes.get(n, 1) for n in nodes}
+
+    def two_node(self, nodes) -> bool:
+        """votequorum's two_node: exactly two nodes, no device, no votes or expected_votes set;
+        then one vote is quorum (cluster/quorum.py)."""
+        return len(tuple(nodes)) == 2 and self.device is None and not self.votes \
+            and self.expected_votes is None
+
+    def expected(self, nodes) -> int:
+        """expected_votes, else every node's votes plus the device's."""
+        return self.expected_votes or (sum(self.node_votes(nodes).values())
+                                       + (self.DEVICE_VOTES if self.device else 0))
+
+
 class Cluster(Model):
     name: str = "hadirector"
     nodes: tuple[str, ...] = Field(min_length=1)
@@ -172,7 +268,9 @@ class Cluster(Model):
     ping_groups: tuple[PingGroup, ...] = ()
     respawn: tuple[Respawn, ...] = ()
     watchdog: str | None = None
+    fencing: Fencing | None = None
     logging: Logging = Logging()
+    quorum: Quorum = Quorum()
 
     @field_validator("auto_failback", mode="before")
     @classmethod
@@ -566,6 +664,36 @@ class Config(Model):
         raise KeyError(name)
 
 
+def _fencing_problems(f: Fencing, nodes: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Fence devices name cluster nodes only (a typo would leave a node unfenceable)."""
+    out: list[tuple[str, str]] = []
+    for i, d in enumerate(f.devices):
+        for key, names in (("nodes", d.nodes), ("runs_on", d.runs_on), ("plugs", tuple(d.plugs))):
+            for n in names:
+                if n not in nodes:
+                    out.append((f"cluster.fencing.devices.{i}.{key}",
+                                f"{n!r} is not a cluster node; nodes are {', '.join(nodes)}"))
+    return out
+
+
+# where a fence agent named without a path is looked for (Debian's fence-agents: /usr/sbin),
+# and cluster-glue's stonith command (Debian cluster-glue: /usr/sbin/stonith)
+FENCE_AGENT_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+
+
+def program_candidates(name: str) -> tuple[str, ...]:
+    """The paths a fence program name stands for, in lookup order."""
+    return (name,) if "/" in name else tuple(f"{d}/{name}" for d in FENCE_AGENT_DIRS)
+
+
+def fence_devices_for(f: Fencing | None, local: str, target: str, nodes: tuple[str, ...]) -> list[FenceDevice]:
+    """The devices `local` may run to fence `target`, in configuration order."""
+    if f is None:
+        return []
+    return [d for d in f.devices if target in (d.nodes or nodes) and local in (d.runs_on or nodes)
+            and target != local]
+
+
 def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
     """Rules across fields, as (key path, message). Heartbeat's and ldirectord's own rules first."""
     out: list[tuple[str, str]] = []
@@ -584,6 +712,23 @@ def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
         if n in seen:
             out.append((f"cluster.nodes.{i}", f"node {n!r} is listed twice"))
         seen.add(n)
+    if cfg.cluster.fencing is not None:
+        out += _fencing_problems(cfg.cluster.fencing, cfg.cluster.nodes)
+    q = cfg.cluster.quorum
+    for n in q.votes:
+        if n not in cfg.cluster.nodes:
+            out.append((f"cluster.quorum.votes.{n}",
+                        f"{n!r} is not a cluster node; nodes are {', '.join(cfg.cluster.nodes)}"))
+    if sum(q.votes.get(n, 1) for n in cfg.cluster.nodes) == 0:
+        out.append(("cluster.quorum.votes", "every node has 0 votes: the cluster could never be quorate"))
+    elif q.expected_votes is not None:
+        total = sum(q.node_votes(cfg.cluster.nodes).values()) + (q.DEVICE_VOTES if q.device else 0)
+        # two disjoint partitions must not both reach expected // 2 + 1 votes
+        if 2 * (q.expected_votes // 2 + 1) <= total:
+            least = next(e for e in range(1, 2 * total + 2) if 2 * (e // 2 + 1) > total)
+            out.append(("cluster.quorum.expected_votes",
+                        f"expected_votes {q.expected_votes} lets two partitions be quorate at once "
+                        f"({q.expected_votes // 2 + 1} of the {total} votes each); use at least {least}"))
     names: set[str] = set()
     for i, pg in enumerate(cfg.cluster.ping_groups):
         if pg.name in names:

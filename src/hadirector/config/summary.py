@@ -1,10 +1,11 @@
 """A short human summary of a loaded configuration (what `hadirector check` prints): the cluster,
 its groups and virtual services, then what `run` will start and watch on this node, and what is
-configured but not run by this version (respawn, watchdog, fencing)."""
+configured but not run by this version."""
 
 from __future__ import annotations
 
 from .load import Loaded
+from .model import fence_devices_for
 from .model import (BalancerResource, OcfResource, ScriptResource, SystemdResource, VipResource,
                     VirtualService)
 
@@ -63,6 +64,7 @@ def summary_lines(loaded: Loaded) -> list[str]:
     out.append(f"timing: keepalive {_ms(t.keepalive)}, warntime {_ms(t.warntime)}, "
                f"deadtime {_ms(t.deadtime)}, initdead {_ms(t.initdead)}")
     out.append(f"auth: {c.auth.method} (key {c.auth.index}); auto_failback {c.auto_failback}")
+    out.append(quorum_line(c))
     if c.ping or c.ping_groups:
         parts = []
         if c.ping:
@@ -85,6 +87,19 @@ def summary_lines(loaded: Loaded) -> list[str]:
     return out
 
 
+def quorum_line(c) -> str:
+    """How quorum will be decided (docs/cluster.md#quorum)."""
+    q = c.quorum
+    wfa = ", wait_for_all" if q.wait_for_all else ""
+    if q.two_node(c.nodes):
+        return f"quorum: two nodes, one vote is quorum (leases and probing decide){wfa}"
+    expected = q.expected(c.nodes)
+    dev = "" if q.device is None else (f", witness qnetd {q.device.host}:{q.device.port} "
+                                       f"({q.device.algorithm}{'' if q.device.tls else ', no TLS'})")
+    return (f"quorum: majority, {expected // 2 + 1} of {expected} votes{dev}{wfa}; "
+            f"no_quorum_policy {q.no_quorum_policy}")
+
+
 def commands(loaded: Loaded) -> list[tuple[str, str]]:
     """(what, command) for every command `run` may start: group notify, the balancer's callback and
     fallback commands, quorum and real server notifications, external check commands."""
@@ -100,6 +115,30 @@ def commands(loaded: Loaded) -> list[tuple[str, str]]:
                     out.append((f"{key} of {vs.name}", getattr(vs, key)))
             if vs.checktype in ("external", "external-perl"):
                 out.append((f"check of {vs.name}", vs.checkcommand))
+    return out
+
+
+def fencing_lines(loaded: Loaded) -> list[str]:
+    """Which peers this node fences with which devices, and from which it takes over unfenced."""
+    c = loaded.config.cluster
+    if c.fencing is None:
+        return ["fencing: none configured (a silent peer is taken over without being powered off)"]
+    me = loaded.node
+    if me is None:
+        return [f"fencing: {len(c.fencing.devices)} device(s), delay {c.fencing.delay} ms"]
+    parts, bare = [], []
+    for n in c.nodes:
+        if n == me:
+            continue
+        devs = fence_devices_for(c.fencing, me, n, c.nodes)
+        if devs:
+            parts.append(f"{n} with {', '.join(d.label for d in devs)}")
+        else:
+            bare.append(n)
+    out = [f"fencing: before taking over, {me} fences " + ("; ".join(parts) if parts else "nobody")
+           + f" (delay {c.fencing.delay} ms when the peer ranks above {me})"]
+    if bare:
+        out.append(f"fencing: no device lets {me} fence {', '.join(bare)}: taken over without fencing")
     return out
 
 
@@ -122,16 +161,17 @@ def run_lines(loaded: Loaded) -> list[str]:
     if mail:
         to = sorted({a for al in mail for a in al.to})
         out.append(f"mails: {', '.join(to)} on real server changes")
-    idle = [f"respawn {r.user} {r.command} ({loaded.locate(('cluster', 'respawn', i))})"
-            for i, r in enumerate(c.respawn)]
+    if c.respawn:
+        out.append("respawns: " + "; ".join(f"{r.command} as {r.user}" for r in c.respawn)
+                   + " (restarted when they exit, unless with 100)")
     if c.watchdog:
-        idle.append(f"watchdog {c.watchdog} ({loaded.locate(('cluster', 'watchdog'))})")
+        out.append(f"watchdog: feeds {c.watchdog} every {c.timing.keepalive} ms while healthy "
+                   f"(timeout {(c.timing.deadtime + 1009) // 1000} s: a hung node is reset)")
+    idle: list[str] = []
     # stonith_host parameters often hold a password: show the host and the device type only
     idle += [f"{u.directive} {' '.join(u.text.split()[:2]) if u.directive == 'stonith_host' else u.text} ({u.where})"
              for u in loaded.unused]
-    fencing = [u for u in loaded.unused if u.directive in ("stonith", "stonith_host")]
-    if not fencing:
-        out.append("fencing: none configured (a silent peer is taken over without being powered off)")
+    out += fencing_lines(loaded)
     if idle:
         out.append("configured but not run by this version: " + "; ".join(idle))
     return out

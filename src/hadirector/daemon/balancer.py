@@ -240,7 +240,7 @@ class BalancerSupervisor:
             out[str(key)] = {"virtual": key.virtual, "address": key.address, "port": key.port,
                              "state": "up" if h.up else "down", "weight": h.weight,
                              "last_result": None if h.last_ok is None else ("ok" if h.last_ok else "failed"),
-                             "reason": h.reason, "last_check": wall(h.last_check),
+                             "reason": h.reason, "last_check": wall(h.last_check), "latency_ms": h.latency_ms,
                              "last_change": wall(h.last_change), "checktype": h.checktype,
                              "maintenance": None if m is None else {"state": m.state, "by": m.by,
                                                                     "since": m.since, "origin": m.origin}}

@@ -162,6 +162,15 @@ def _wall(age_ms: int | None, now_wall: float) -> float | None:
     return None if age_ms is None else round(now_wall - age_ms / 1000, 3)
 
 
+def _quorum(q: dict, device, wall: float) -> dict:
+    """The core's quorum snapshot (cluster/quorum.py) with wall-clock `since` and the device."""
+    out = {k: v for k, v in q.items() if k != "since_age_ms"}
+    out["since"] = _wall(q["since_age_ms"], wall)
+    out["device"] = None if device is None else {
+        "host": device.host, "port": device.port, "algorithm": device.algorithm, "tls": device.tls}
+    return out
+
+
 def status_reply(d) -> dict:
     """The `status` reply of daemon `d`: plain, JSON-able data. Times (`since`, failed actions'
     `time`) are wall-clock seconds."""
@@ -195,7 +204,8 @@ def status_reply(d) -> dict:
                        "local": res.get(name)})
     failed = [{**f, "node": d.core.node} for f in d.manager.failed_actions]
     dropped = {k: v for k, v in st["packets"].items() if k != "ok"}
-    return {"cluster": d.config.cluster.name, "node": d.core.node,
+    witness = d.qdevice.status() if getattr(d, "qdevice", None) is not None else None
+    return {"cluster": d.config.cluster.name, "node": d.core.node, "witness": witness,
             "generation": d.core.generation, "phase": "leaving" if d.stopping else
             ("running" if st["settled"] else "starting (initdead)"),
             "now": wall, "nodes": nodes, "groups": groups, "failed_actions": failed,
@@ -204,9 +214,22 @@ def status_reply(d) -> dict:
                             for m in sorted(d.core.maintenance.active().values(), key=lambda m: m.key)],
             "dropped": dropped,
             "packets_ok": st["packets"].get("ok", 0), "connectivity": st["connectivity"],
+            "quorum": _quorum(st["quorum"], d.config.cluster.quorum.device, wall),
             "links": {n: {**l.stats.as_dict(), **st["links"].get(n, {})} for n, l in d.links.items()},
             "vip_guard": d.vipguard.status(), "lease_ms": st["lease_ms"],
             "balancer": None if d.balancer is None else d.balancer.summary(),
             "checks": {} if d.balancer is None else d.balancer.checks(),
             "flow_sync": None if getattr(d, "flowsync", None) is None else d.flowsync.status(),
+            "respawn": [] if getattr(d, "respawner", None) is None else d.respawner.snapshot(),
+            "watchdog": None if getattr(d, "hw_watchdog", None) is None else d.hw_watchdog.snapshot(),
+            **_fencing(st, wall),
             "uptime_s": round(time.time() - d.started_at, 1)}
+
+
+def _fencing(st: dict, wall: float) -> dict:
+    """Fencing state and history (cluster/fencing.py), with wall-clock times."""
+    f = st.get("fencing")
+    if f is None:
+        return {}
+    hist = [{**h, "time": _wall(h["age_ms"], wall)} for h in f["history"]]
+    return {"fencing": {**f, "history": hist}}

@@ -6,9 +6,10 @@ counters, the health checks' state), so nothing is counted twice. The only obser
 here are the ones no other part keeps: each health check's duration and each failed check
 (`CheckMetrics.observe`, called by the check scheduler when a check ends).
 
-Quorum: `hadirector_quorum` is exported only when the daemon has a quorum source (`quorum` on
-the daemon, an object with `status() -> {"quorate": bool, ...}`); this version has none, so the
-metric is absent rather than made up.
+Quorum: `hadirector_quorum` (and `hadirector_quorum_votes{kind=present|expected}`) come from the
+cluster core's quorum (cluster/quorum.py), exported only where quorum decides something: three or
+more nodes, a witness, `expected_votes` or `wait_for_all`. Two plain nodes (votequorum's two_node,
+always quorate) have no such metric rather than a constant 1.
 """
 
 from __future__ import annotations
@@ -97,18 +98,19 @@ class DaemonCollector:
         yield dropped
 
     def _quorum(self, d):
-        # the quorum hook: a quorum source on the daemon (being built elsewhere) shows here
-        source = getattr(d, "quorum", None)
-        if source is None:
-            return
-        try:
-            quorate = bool(source.status().get("quorate"))
-        except Exception:  # noqa: BLE001 - a scrape must not fail on it
-            log.debug("quorum status failed", exc_info=True)
+        # the core's quorum (cluster/quorum.py); absent where quorum decides nothing: two nodes
+        # without a witness, expected_votes or wait_for_all (votequorum's two_node, always quorate)
+        q = d.core.status(now_ms()).get("quorum")
+        if not q or (q.get("two_node") and not q.get("wait_for_all")):
             return
         g = GaugeMetricFamily("hadirector_quorum", "1 while this node's partition has quorum")
-        g.add_metric((), 1.0 if quorate else 0.0)
+        g.add_metric((), 1.0 if q["quorate"] else 0.0)
         yield g
+        votes = GaugeMetricFamily("hadirector_quorum_votes", "votes in this node's partition, and expected",
+                                  labels=("kind",))
+        votes.add_metric(("present",), float(q["votes"]))
+        votes.add_metric(("expected",), float(q["expected"]))
+        yield votes
 
     def _reals(self, d):
         snap = d.balancer.lvs()

@@ -56,6 +56,9 @@ from ..loglevel import NOTICE
 from .reload import Reloader
 from .sdnotify import SystemdNotify
 from .vipguard import VipGuard
+from .respawn import Respawner
+from .fencing import FenceRunner
+from .watchdog import Watchdog
 
 
 @dataclass
@@ -118,6 +121,15 @@ class Daemon:
         self.sd = opts.notify or SystemdNotify.from_environ()
         self._sd_status: str | None = None  # the last STATUS sent; None: READY not sent yet
         self._watchdog: asyncio.TimerHandle | None = None
+        c = self.config.cluster
+        # ha.cf respawn (respawn.py) and watchdog (watchdog.py)
+        self.respawner = Respawner(c.respawn, self.log, opts.netns) if c.respawn else None
+        self.hw_watchdog = Watchdog(c.watchdog, c.timing.deadtime, c.timing.keepalive / 1000, self.log,
+                                    self._hw_watchdog_healthy) if c.watchdog else None
+        # fencing.py: runs the fence devices for the core's Fence actions
+        self.fence_runner = FenceRunner(self.config, loaded.node, self.log, opts.netns) if c.fencing else None
+        self.qdevice = None  # daemon/qdevice.py: the witness client, when cluster.quorum.device is set
+        self._qdevice_members: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -194,7 +206,13 @@ class Daemon:
             if self.stopping:  # SIGTERM during start-up: nothing was acquired, leave now
                 return 0
             self.running = True
+            if c.quorum.device is not None:
+                self._start_qdevice()
             self.handle(self.core.start(now_ms()))
+            if self.hw_watchdog is not None and self.hw_watchdog.open():
+                self.hw_watchdog.start()
+            if self.respawner is not None:
+                self.respawner.start()
             self._sd_send(READY=1, STATUS=self._service_status())
             if self.sd.watchdog_interval:
                 self._arm_watchdog(loop.time() + self.sd.watchdog_interval)
@@ -251,6 +269,8 @@ class Daemon:
     async def _close(self) -> None:
         if self._timer:
             self._timer.cancel()
+        if self.qdevice is not None:
+            await self.qdevice.stop()
         if self._watchdog:
             self._watchdog.cancel()
             self._watchdog = None
@@ -266,6 +286,8 @@ class Daemon:
         await self.notifier.drain(5)
         if self.flowsync is not None:
             await self.flowsync.stop()
+        if self.respawner is not None:
+            await self.respawner.stop()
         if self.balancer is not None:
             await self.balancer.stop()
         for link in self.links.values():
@@ -274,6 +296,8 @@ class Daemon:
             await self.control.close()
         if self.api is not None:
             await self.api.close()
+        if self.hw_watchdog is not None:
+            self.hw_watchdog.disarm()  # last: a clean stop (heartbeat.c hb_close_watchdog at the end)
         self.sd.close()
 
     # ------------------------------------------------------------------ inputs
@@ -329,6 +353,8 @@ class Daemon:
             except Exception:  # one bad action must not take the node down
                 self.log.exception("node %s: failed to carry out %r", self.core.node, a)
         self._rearm()
+        if self.qdevice is not None:
+            self._qdevice_membership()
         if self._sd_status is not None:
             self._sd_update()
 
@@ -381,6 +407,17 @@ class Daemon:
         nxt = due + interval
         self._arm_watchdog(nxt if nxt > now else now + interval)
 
+    def _hw_watchdog_healthy(self, late: float) -> tuple[bool, str]:
+        """Feed the device only while the loop and the cluster timer are on time (watchdog_ok)."""
+        interval = self.hw_watchdog.interval
+        overdue = 0.0
+        if self.running and not self.stopping and not self.core.left:
+            overdue = max(0.0, (now_ms() - self.core.next_deadline()) / 1000)
+        if watchdog_ok(late, overdue, interval):
+            return True, ""
+        return False, (f"the loop ran {late * 1000:.0f} ms late, the cluster timer is {overdue * 1000:.0f} ms "
+                       f"overdue (allowed {interval * 1000:.0f} ms)")
+
     def _spawn(self, coro) -> None:
         t = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(t)
@@ -416,10 +453,37 @@ class Daemon:
             self.vipguard.lease(a.group, a.addresses, a.until)
         elif isinstance(a, A.ProbeAddress):
             self.vipguard.probe(a.address)
+        elif isinstance(a, A.Fence):
+            self._spawn(self._fence(a.node))
+        elif isinstance(a, A.FenceResult) and not a.ok:
+            self._fence_failed(a)
         elif isinstance(a, A.MaintenanceChanged):
             self._maintenance_changed()
         elif isinstance(a, A.LeaveComplete):
             self._done.set()
+
+    # ------------------------------------------------------------------ the witness (qnetd)
+
+    def _start_qdevice(self) -> None:
+        from .qdevice import from_config, node_ids
+        self._qdevice_ids = node_ids(self.config.cluster.nodes)
+        self.qdevice = from_config(self.config.cluster, self.core.node, self._on_witness, log=self.log,
+                                   netns=self.opts.netns)
+        self.qdevice.start()
+
+    def _on_witness(self, vote: bool | None, detail: str, members: tuple[int, ...]) -> None:
+        # called from the qdevice driver's own action loop: feed the core on the next turn, with
+        # the membership (names) the vote is for (quorum.py ignores a report for other members)
+        names = {i: n for n, i in self._qdevice_ids.items()}
+        who = tuple(sorted(names[i] for i in members if i in names))
+        asyncio.get_running_loop().call_soon(self._feed, "on_witness", vote, now_ms(), who)
+
+    def _qdevice_membership(self) -> None:
+        """Tell the witness client the directors this node sees, whenever that changes."""
+        alive = frozenset(self.core.membership.alive()) | {self.core.node}
+        if alive != self._qdevice_members:
+            self._qdevice_members = alive
+            self.qdevice.set_membership(self._qdevice_ids[n] for n in alive if n in self._qdevice_ids)
 
     def _maintenance_changed(self) -> None:
         """Keep the map on disk (a restart keeps it) and give the balancer its marks."""
@@ -451,6 +515,25 @@ class Daemon:
                 elif n in peers and peers[n]["silent_ms"] is not None:
                     seen.append(now - peers[n]["silent_ms"])
         return max(seen) if seen else None
+
+    async def _fence(self, peer: str) -> None:
+        """Run the fence devices for `peer` (daemon/fencing.py) and tell the core."""
+        try:
+            ok, detail, device, took = await self.fence_runner.fence(peer)
+        except Exception as exc:  # noqa: BLE001 - a fence that raised failed; the core retries
+            self.log.exception("node %s: fencing raised", peer)
+            ok, detail, device, took = False, f"{type(exc).__name__}: {exc}", "", 0
+        if ok:
+            self.log.info("node %s: fence by %s succeeded in %d ms: %s", peer, device, took, detail)
+        self._feed("on_fence_result", peer, ok, now_ms(), detail, device, took)
+
+    def _fence_failed(self, a) -> None:
+        """Loud: the log line (eventlog) and an alert mail at the first failure and every 10th."""
+        if self.fence_runner is None or (a.failures != 1 and a.failures % 10):
+            return
+        mail = self.fence_runner.failure_mail(a.node, a.detail, a.failures, a.retry_ms)
+        if mail is not None:
+            self.notifier.mail(mail)
 
     async def _probe(self, address: str) -> None:
         timeout = max(0.2, self.config.cluster.timing.keepalive / 1000)

@@ -31,7 +31,8 @@ def write_ha_dir(path: str, *, nodes: list[str], lan_addrs: list[str], vip: str,
                  warntime: int | None = None, initdead: int | None = None,
                  hb_addrs: list[str] | None = None, key: str = "lab-secret",
                  extra_resources: str = "", ldirectord_cf: str | None = None,
-                 lan_heartbeat: bool = True, udpport: int = 694, ping: tuple[str, ...] = ()) -> None:
+                 lan_heartbeat: bool = True, udpport: int = 694, ping: tuple[str, ...] = (),
+                 extra_hacf: str = "") -> None:
     """Write ha.cf, authkeys (mode 0600) and haresources, as a heartbeat user would have them:
     every node's address on each ucast line, so one file serves both nodes. `lan_heartbeat`
     False: heartbeats only on the hb link (eth1), none on the public LAN; `ping`: ping nodes."""
@@ -44,6 +45,7 @@ def write_ha_dir(path: str, *, nodes: list[str], lan_addrs: list[str], vip: str,
     lines += [f"ucast eth1 {a}" for a in (hb_addrs or [])]
     lines += [f"ping {a}" for a in ping]
     lines += [f"auto_failback {auto_failback}"] + [f"node {n}" for n in nodes]
+    lines += [extra_hacf.rstrip("\n")] if extra_hacf else []  # e.g. a quorum_device line
     with open(os.path.join(path, "ha.cf"), "w") as f:
         f.write("\n".join(lines) + "\n")
     fd = os.open(os.path.join(path, "authkeys"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -83,7 +85,7 @@ class HaCluster:
                  warntime: int | None = None, initdead: int | None = None, auto_failback: str = "on",
                  two_links: bool = True, extra_resources: str = "", ldirectord_cf: str | None = None,
                  lan_heartbeat: bool = True, ping: tuple[str, ...] = (),
-                 overrides: dict[str, dict] | None = None):
+                 overrides: dict[str, dict] | None = None, extra_hacf: str = ""):
         """`lan_heartbeat` False puts the heartbeat on the hb link only; `overrides` gives one
         node other write_ha_dir arguments (a misconfiguration: {"dir-b": {"key": "other"}})."""
         self.pair = pair
@@ -100,7 +102,8 @@ class HaCluster:
                 "preferred": self.preferred, "auto_failback": auto_failback, "keepalive": keepalive,
                 "deadtime": deadtime, "warntime": warntime, "initdead": initdead, "hb_addrs": hb,
                 "extra_resources": extra_resources, "ldirectord_cf": ldirectord_cf,
-                "lan_heartbeat": lan_heartbeat, "ping": ping, **(overrides or {}).get(n, {})})
+                "lan_heartbeat": lan_heartbeat, "ping": ping, "extra_hacf": extra_hacf,
+                **(overrides or {}).get(n, {})})
         self.off: set[str] = set()  # hosts whose power is off (links down, daemon killed)
         self.samples: list[Sample] = []
         self._sampling = threading.Event()

@@ -8,6 +8,8 @@ director pair (heartbeat/failover tests)::
     dir-a  198.18.1.2  ─┬─ hb  (br-hb, optional second heartbeat link, eth1)
     dir-b  198.18.1.3  ─┘
 
+director trio (quorum tests): the pair plus dir-c, 198.18.0.4 on lan and 198.18.1.4 on hb.
+
 balancer, layout "one-arm" (direct routing; NAT with masquerade)::
 
     client 198.18.0.10, director 198.18.0.2 (+ VIP 198.18.0.100), real1..N 198.18.0.11.. on lan
@@ -74,6 +76,33 @@ def director_pair(lab: Lab, hb_link: bool = False, names: tuple[str, str, str] =
         b.connect(hb, "198.18.1.3/24")
         hb_addr = {aname: "198.18.1.2", bname: "198.18.1.3"}
     return DirectorPair(lab, lan, c, a, b, hb=hb, addr=addr, hb_addr=hb_addr)  # type: ignore[arg-type]
+
+
+@dataclass
+class DirectorTrio(DirectorPair):
+    """A director pair plus a third director, dir-c (198.18.0.4 on lan, 198.18.1.4 on hb): the
+    smallest cluster with a majority quorum."""
+
+    c3: Host | None = None
+
+    @property
+    def directors(self) -> tuple[Host, ...]:  # type: ignore[override]
+        return (self.a, self.b, self.c3)  # type: ignore[return-value]
+
+
+def director_trio(lab: Lab, hb_link: bool = False,
+                  names: tuple[str, str, str, str] = ("client", "dir-a", "dir-b", "dir-c")) -> DirectorTrio:
+    """Three directors (eth0 on the lan, eth1 on an optional heartbeat-only link) and a client."""
+    pair = director_pair(lab, hb_link, names[:3])
+    third = lab.host(names[3])
+    third.connect(pair.lan, "198.18.0.4/24")
+    addr = {**pair.addr, names[3]: "198.18.0.4"}
+    hb_addr = dict(pair.hb_addr)
+    if pair.hb is not None:
+        third.connect(pair.hb, "198.18.1.4/24")
+        hb_addr[names[3]] = "198.18.1.4"
+    return DirectorTrio(lab, pair.lan, pair.client, pair.a, pair.b, hb=pair.hb, addr=addr,
+                        hb_addr=hb_addr, c3=third)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from .checks import maintenance_text
+from .safety import safety_lines
 from .table import ago, table, when
 
 
@@ -33,6 +34,10 @@ def render_status(st: dict) -> str:
         name = n["name"] + (" (this node)" if n.get("local") else "")
         rows.append([name, n["status"], _score(n), when(n.get("since"), now), links])
     out += table(rows)
+    if st.get("quorum"):
+        out += quorum_lines(st["quorum"], now)
+    if st.get("witness"):  # the connection behind quorum's "witness:" line (daemon/qdevice.py)
+        out.append(witness_line(st["witness"]))
     if st.get("groups"):
         out.append("")
         rows = [["GROUP", "PREFERRED", "OWNER", "STATE", "SINCE", "RESOURCES"]]
@@ -62,6 +67,7 @@ def render_status(st: dict) -> str:
     if notes:
         out.append("")
         out += notes
+    out += safety_lines(st, now)  # fencing, watchdog, respawn (render/safety.py)
     return "\n".join(out) + "\n"
 
 
@@ -85,6 +91,35 @@ def flow_sync_line(fs: dict, now: float) -> str:
             f"{'' if fs.get('synced') else ' (waiting for a full snapshot)'}, {lagt}, last full "
             f"snapshot {snap}; received {recv.get('entries', 0)} entries ({recv.get('bytes', 0)} bytes), "
             f"dropped {sum(drop.values()) if drop else 0}, gaps {fs.get('gaps', 0)}")
+
+
+def quorum_lines(q: dict, now: float) -> list[str]:
+    """`quorum: ...` and, with a device, `witness: ...` (cluster/quorum.py's snapshot)."""
+    votes = f"{q['votes']} of {q['expected']} votes, {q['needed']} needed"
+    since = f", {ago(q['since'], now)}" if q.get("since") else ""
+    if q.get("two_node"):
+        state = "two nodes, one vote is quorum (leases and probing decide)"
+        if q.get("waiting_for_all"):
+            state = "NO QUORUM: waiting for both nodes (wait_for_all)"
+    elif q["quorate"]:
+        state = f"quorate ({votes}{since})"
+    elif q.get("waiting_for_all"):
+        state = f"NO QUORUM: waiting for all nodes (wait_for_all; {votes})"
+    else:
+        state = f"NO QUORUM ({votes}{since})"
+    act = {"stop": "groups stopped here", "freeze": "frozen: keeping what runs, starting nothing",
+           "ok": "ignored"}
+    policy = f"no_quorum_policy {q['policy']}"
+    if q.get("witness") == "waiting":
+        policy += "; waiting for the witness's vote, nothing starts or stops"
+    elif not q["quorate"]:
+        policy += f": {act[q.get('mode', 'stop')]}"
+    out = [f"quorum: {state}; {policy}"]
+    dev = q.get("device")
+    if dev:
+        out.append(f"witness: qnetd {dev['host']}:{dev['port']} ({dev['algorithm']}"
+                   f"{'' if dev.get('tls', True) else ', no TLS'}): {q.get('witness', 'unknown')}")
+    return out
 
 
 def service_status(node: str, snap: dict, stopping: bool = False) -> str:
@@ -148,3 +183,20 @@ def _failed(st: dict, now: float) -> list[str]:
         for g in n.get("failed_groups") or []:
             out.append(f"* group {g}: failed on {n['name']} (not a candidate for it until `takeover`)")
     return out
+
+
+def witness_line(w: dict) -> str:
+    """The qdevice-net connection to corosync-qnetd (daemon/qdevice.py status), under quorum's
+    `witness:` line: e.g. `witness connection 198.18.0.20:5403: connected 12 s, qnetd says ACK;
+    ring 1.3, node id 1, heartbeat 2000 ms`."""
+    answer = {"ack": "qnetd says ACK", "nack": "qnetd says NACK", None: "no vote"}.get(w.get("vote"), w.get("vote"))
+    state = {"idle": "not connected"}.get(w["state"], w["state"])
+    if state == "connected":
+        state = f"connected {(w.get('connected_for_ms') or 0) // 1000} s"
+    parts = [f"witness connection {w['server']}: {state}, {answer}"]
+    if w.get("answer_pending"):
+        parts.append("waiting for qnetd's answer to the new membership")
+    parts.append(f"ring {w['ring_id']}, node id {w['node_id']}, heartbeat {w['heartbeat_interval_ms']} ms")
+    if w.get("last_error") and w["state"] != "connected":
+        parts.append(f"last error: {w['last_error']}")
+    return "; ".join(parts)

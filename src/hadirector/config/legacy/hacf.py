@@ -50,6 +50,10 @@ OPTION_MEDIA = ("bcast", "serial", "ping", "ping6")
 LINE_MEDIA = ("ucast", "ucast6", "mcast", "mcast6", "ping_group")
 # config.c WLdirectives[] (respawn and failfast share add_client_child_base)
 WHOLE_LINE = ("respawn", "failfast", "apiauth", "stonith", "stonith_host")
+# hadirector's own whole-line directives (heartbeat never had them)
+OWN_WHOLE_LINE = ("quorum_device",)
+QUORUM_DEVICE_USAGE = ("`quorum_device qnetd HOST[:PORT] [algorithm ffsplit|lms] [tls on|off] "
+                       "[heartbeat MSEC] [ca FILE] [cert FILE] [key FILE]`")
 
 
 def _bool(v: str) -> str | None:
@@ -135,13 +139,26 @@ UNSUPPORTED_MEDIA = {
     "tipc": "TIPC sockets",
 }
 
-KNOWN = set(MAPPED) | set(OPTION_MEDIA) | set(LINE_MEDIA) | set(WHOLE_LINE) | set(IGNORED) | set(UNSUPPORTED_MEDIA)
+KNOWN = set(MAPPED) | set(OPTION_MEDIA) | set(LINE_MEDIA) | set(WHOLE_LINE) | set(IGNORED) | set(UNSUPPORTED_MEDIA) \
+    | set(OWN_WHOLE_LINE)
 
 # heartbeat's own API clients: they talk to heartbeat's client API, which hadirector does not
 # offer, so a `respawn` of them would fail forever. ipfail's job (move resources to the node that
 # reaches more ping nodes) is done by hadirector's arbiter.
 HEARTBEAT_CLIENTS = {"ipfail", "ccm", "cib", "crmd", "lrmd", "stonithd", "attrd", "pingd", "mgmtd",
                      "dopd", "hbagent"}
+
+# heartbeat API clients whose job hadirector does itself: `respawn` of one is replaced by that
+# built-in behaviour (a warning says which)
+REPLACED_CLIENTS = {
+    "ipfail": "its ping / ping_group connectivity score moves the groups to the node that reaches more "
+              "ping nodes (ipfail's rule)",
+    "dopd": "dopd keeps a silent peer's DRBD data from being used; hadirector's fencing (stonith, "
+            "stonith_host, [cluster.fencing]), when configured, powers a silent peer off before taking "
+            "its groups over",
+    "ifcheckd": "it watches each heartbeat link of each peer and the ping nodes itself (`hadirector "
+                "status` shows them)",
+}
 
 # Directives whose second value replaces the first (a repeat is worth a warning)
 SINGLE = {"keepalive", "deadtime", "warntime", "initdead", "udpport", "auto_failback", "nice_failback",
@@ -195,6 +212,8 @@ class _HaCf:
         self.ping_groups: dict[str, dict] = {}
         self.ping_group_where: dict[str, tuple[str, list[str]]] = {}
         self.respawn: list[dict] = []
+        self.fence_devices: list[dict] = []  # stonith / stonith_host lines
+        self.fence_where: list[str] = []
         self.respawn_where: list[str] = []
         self.logging: dict = {}
         self.seen: dict[str, str] = {}
@@ -204,6 +223,7 @@ class _HaCf:
         self.pacemaker_on = False
         self.use_logd: tuple[bool, str] | None = None
         self.apiauth: dict[str, str] = {}
+        self.quorum_device: tuple[dict, str] | None = None  # (cluster.quorum.device, line)
 
     # ------------------------------------------------------------------ line dispatch
 
@@ -227,7 +247,7 @@ class _HaCf:
                            "supported by hadirector; use ucast, mcast, bcast or serial")
             return
         rest = rest.lstrip(", \t\n\r\f")  # parse_config skips DELIMS after the directive
-        if directive in LINE_MEDIA or directive in WHOLE_LINE:
+        if directive in LINE_MEDIA or directive in WHOLE_LINE or directive in OWN_WHOLE_LINE:
             getattr(self, "d_" + directive)(rest.rstrip(WHITESPACE), loc)
             return
         values = [v for v in _DELIMS.split(rest) if v]
@@ -546,19 +566,78 @@ class _HaCf:
             return None
         return user, command
 
+    def d_quorum_device(self, rest: str, loc: str) -> None:
+        """hadirector's own: `quorum_device qnetd HOST[:PORT] [algorithm ffsplit|lms] [tls on|off]
+        [heartbeat MSEC] [ca FILE] [cert FILE] [key FILE]` -> cluster.quorum.device (a
+        corosync-qnetd witness; heartbeat has no such directive)."""
+        words = rest.split()
+        if self.quorum_device is not None:
+            self.col.error(loc, f"quorum_device is given again (first at line {_lineno(self.quorum_device[1])}); "
+                           "a cluster has one quorum device")
+            return
+        if len(words) < 2 or words[0] != "qnetd":
+            self.col.error(loc, f"quorum_device needs the model `qnetd` and qnetd's address: {QUORUM_DEVICE_USAGE}")
+            return
+        device: dict = {"model": "net"}
+        target = words[1]
+        m = re.fullmatch(r"\[([^\]]+)\](?::(.*))?", target)
+        host, port = (m.group(1), m.group(2)) if m else (
+            target.rsplit(":", 1) if target.count(":") == 1 else (target, None))
+        if not host:
+            self.col.error(loc, f"quorum_device: no host in {target!r}: {QUORUM_DEVICE_USAGE}")
+            return
+        device["host"] = host
+        if port is not None:
+            if not port.isdigit() or not 1 <= int(port) <= 65535:
+                self.col.error(loc, f"quorum_device: port {port!r} is not 1..65535")
+                return
+            device["port"] = int(port)
+        options = words[2:]
+        if len(options) % 2:
+            self.col.error(loc, f"quorum_device: {options[-1]!r} has no value: {QUORUM_DEVICE_USAGE}")
+            return
+        for key, value in zip(options[::2], options[1::2]):
+            if key == "algorithm":
+                if value not in ("ffsplit", "lms"):
+                    self.col.error(loc, f"quorum_device: algorithm {value!r} is not ffsplit or lms")
+                    return
+                device["algorithm"] = value
+            elif key == "tls":
+                b = heartbeat_bool(value)
+                if b is None:
+                    self.col.error(loc, f"quorum_device: tls {value!r} is not on or off")
+                    return
+                device["tls"] = b
+            elif key == "heartbeat":
+                err = _positive_msec(value)
+                if err:
+                    self.col.error(loc, f"quorum_device: heartbeat: {err}")
+                    return
+                device["heartbeat_interval"] = f"{heartbeat_msec(value)}ms"
+            elif key in ("ca", "cert", "key"):
+                if not value.startswith("/"):
+                    self.col.error(loc, f"quorum_device: {key} {value!r} is not an absolute path")
+                    return
+                device[f"{key}_file"] = value
+            else:
+                self.col.error(loc, f"quorum_device: unknown option {key!r}{suggest(key, ('algorithm', 'tls', 'heartbeat', 'ca', 'cert', 'key'))}: "
+                               f"{QUORUM_DEVICE_USAGE}")
+                return
+        self.quorum_device = (device, loc)
+
     def d_respawn(self, rest: str, loc: str) -> None:
         got = self._client_child("respawn", rest, loc)
         if got is None:
             return
         user, command = got
         prog = os.path.basename(command.split()[0])
+        if prog in REPLACED_CLIENTS:
+            self.col.warn(loc, f"respawn of {prog}: not run; hadirector does its job itself: {REPLACED_CLIENTS[prog]}")
+            return
         if prog in HEARTBEAT_CLIENTS:
             self.col.warn(loc, f"respawn of {prog}: it is a client of heartbeat's API, which hadirector does "
-                          "not provide, so it is not respawned"
-                          + ("; hadirector's ping nodes and arbiter do ipfail's job" if prog == "ipfail" else ""))
+                          "not provide, so it is not respawned")
             return
-        self.col.warn(loc, f"respawn is accepted but not yet acted on: this version of hadirector does not run "
-                      f"{command.split()[0]} (nor restart it); run it from systemd meanwhile")
         self.respawn.append({"user": user, "command": command})
         self.respawn_where.append(loc)
 
@@ -596,7 +675,7 @@ class _HaCf:
     def d_stonith(self, rest: str, loc: str) -> None:
         # config.c set_stonith_info: `stonith TYPE CONFIGFILE`
         toks = rest.split(None, 1)
-        if not toks:
+        if len(toks) < 2:
             self.col.error(loc, "stonith needs a device type and its configuration file: "
                            "`stonith baytech /etc/ha.d/conf/stonith.baytech`")
             return
@@ -613,9 +692,18 @@ class _HaCf:
         self._fencing(loc, "stonith_host", rest)
 
     def _fencing(self, loc: str, directive: str, rest: str) -> None:
-        self.col.warn(loc, f"{directive} is accepted but not yet acted on: this version of hadirector does not "
-                      "fence nodes, so a silent peer is taken over without being powered off first")
-        self.col.note(loc, directive, rest)
+        # a fence device run through cluster-glue's `stonith` command (daemon/fencing.py);
+        # heartbeat resets the node (stonith.h ST_GENERIC_RESET): action reboot, `-T reset`
+        if directive == "stonith":
+            typ, cfile = rest.split(None, 1)
+            dev = {"kind": "stonith", "type": typ, "config_file": cfile.strip()}
+        else:
+            host, typ, *params = rest.split(None, 2)
+            dev = {"kind": "stonith", "type": typ, "param_text": params[0].strip() if params else ""}
+            if host != "*":
+                dev["runs_on"] = [host]
+        self.fence_devices.append(dev)
+        self.fence_where.append(loc)
 
     # ------------------------------------------------------------------ the rest
 
@@ -650,8 +738,6 @@ class _HaCf:
         if not v.startswith("/"):
             self.col.error(loc, f"watchdog: expected a device path such as /dev/watchdog, got {v!r}")
             return
-        self.col.warn(loc, "watchdog is accepted but not yet acted on: this version of hadirector does not "
-                      f"open {v} or feed it, so a hung node is not reset")
         self.cluster["watchdog"] = v
         self.smap.set(("cluster", "watchdog"), loc)
 
@@ -784,7 +870,20 @@ class _HaCf:
             smap.set(("cluster", "ping_groups", i), first)
             for j, loc in enumerate(member_lines):
                 smap.set(("cluster", "ping_groups", i, "addresses", j), loc)
+        if self.quorum_device is not None:
+            device, loc = self.quorum_device
+            out["quorum"] = {"device": device}
+            smap.set(("cluster", "quorum"), loc)
+            smap.set(("cluster", "quorum", "device"), loc)
+            for k in device:
+                smap.set(("cluster", "quorum", "device", k), loc)
         out["respawn"] = self.respawn
+        if self.fence_devices:
+            out["fencing"] = {"devices": self.fence_devices}
+            for i, loc in enumerate(self.fence_where):
+                smap.set(("cluster", "fencing", "devices", i), loc)
+                for key in ("type", "config_file", "param_text", "runs_on"):
+                    smap.set(("cluster", "fencing", "devices", i, key), loc)
         for i, loc in enumerate(self.respawn_where):
             smap.set(("cluster", "respawn", i), loc)
         if self.logging:
