@@ -62,9 +62,9 @@ def test_dr_balancer_follows_the_vip(lab, tmp_path):
     got = _spread(c, 400)
     assert got["failed"] == 0, got
     assert abs(got["real1"] / 400 - 0.75) < 0.05, got
-    # the backup runs health checks but no data plane
+    # the backup runs health checks but no data plane (only flow sync's hold table)
     tables = pair.b.run(["nft", "list", "tables"]).stdout
-    assert "hadirector" not in tables, tables
+    assert "hadirector_eth0" not in tables and "ip hadirector" not in tables, tables
 
     c.power_off("dir-a")
     c.wait_holder("dir-b", timeout=10)

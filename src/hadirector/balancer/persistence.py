@@ -50,6 +50,9 @@ class PersistenceTable:
         self.mask = ((1 << bits) - 1) ^ ((1 << (bits - prefix)) - 1)
         self.expire_quiescent_template = expire_quiescent_template
         self.templates: dict[int, Template] = {}
+        # told (key, dest, expires) when a template's timer restarts: flow sync sends it to the
+        # backups (daemon/flowsync.py); None = nobody listens
+        self.on_change: Callable[[int, Dest, float], None] | None = None
 
     def _advance(self, t: Template, now: float) -> bool:
         """False when the template has expired at `now`."""
@@ -98,12 +101,27 @@ class PersistenceTable:
         the template timer)."""
         t.controlled += 1
         t.expires = now + self.timeout
+        if self.on_change is not None:
+            self.on_change(t.key, t.dest, t.expires)
 
     def release(self, t: Template, now: float) -> None:
         """A connection made through `t` ended (ip_vs_control_del)."""
         t.controlled -= 1
         if t.controlled == 0:
             t.expires = max(t.expires, now + self.timeout)
+            if self.on_change is not None and t.table is self and self.templates.get(t.key) is t:
+                self.on_change(t.key, t.dest, t.expires)
+
+    def restore(self, key: int, dest: Dest, expires: float) -> Template:
+        """A template synced from the active director (flow sync), put in at a takeover: it
+        names `dest` until `expires`, with no connection of its own yet."""
+        old = self.templates.get(key & self.mask)
+        if old is not None:
+            self._drop(old)
+        t = Template(key & self.mask, dest, expires, self)
+        self.templates[t.key] = t
+        dest.bind_template()
+        return t
 
     def expire(self, now: float) -> int:
         """Drop expired templates; returns how many."""

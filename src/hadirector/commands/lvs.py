@@ -7,7 +7,7 @@ import sys
 
 from ..daemon.control import ControlError, request
 from ..render.checks import render_checks
-from ..render.lvs import decode_snapshot, lvs_reply_json, render_lvs, system_resolvers
+from ..render.lvs import decode_snapshot, lvs_reply_json, render_connections, render_lvs, system_resolvers
 from ._common import add_state_dir, default_state_dir
 
 
@@ -23,6 +23,10 @@ def register(sub) -> None:
     what = p.add_mutually_exclusive_group()
     what.add_argument("--stats", action="store_true", help="connection, packet and byte counters")
     what.add_argument("--rate", action="store_true", help="rates per second")
+    what.add_argument("-c", "--connection", action="store_true",
+                      help="the connection table like `ipvsadm -L -c`: direct-routing flows, "
+                           "closing flows and persistence templates; on a backup, the entries "
+                           "flow sync holds for a takeover (said on standard error, `synced` in --json)")
     p.add_argument("--exact", action="store_true", help="exact numbers instead of K/M/G rounding")
     p.add_argument("--json", action="store_true",
                    help="the same table as JSON, with each real's health check state")
@@ -35,9 +39,12 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def fetch_lvs(state_dir: str, timeout: float = 10.0, would: bool = False) -> dict:
+def fetch_lvs(state_dir: str, timeout: float = 10.0, would: bool = False,
+              connections: bool = False) -> dict:
     """Ask the daemon at `<state_dir>/control.sock` for `{"cmd": "lvs"}`; its reply
     (`render.lvs.lvs_snapshot`). Raises ControlError with a message fit for the user."""
+    if connections:
+        return request(state_dir, "lvs", timeout=timeout, would=would, connections=True)
     return request(state_dir, "lvs", timeout=timeout, would=would)
 
 
@@ -53,11 +60,13 @@ def inactive_note(reply: dict) -> str | None:
 def run(args) -> int:
     state_dir = args.state_dir or default_state_dir()
     try:
-        reply = fetch_lvs(state_dir, would=args.would)
+        reply = fetch_lvs(state_dir, would=args.would, connections=args.connection)
         desired, stats = decode_snapshot(reply)
     except (ControlError, ValueError) as exc:
         print(f"hadirector lvs: {exc}", file=sys.stderr)
         return 1
+    if args.connection:
+        return _connections(args, reply)
     checks = reply.get("checks") or {}
     note = inactive_note(reply)
     if note and not args.json:
@@ -78,3 +87,24 @@ def run(args) -> int:
         sys.stdout.write(render_checks(checks))
     return 0
 
+
+def _connections(args, reply: dict) -> int:
+    conns = reply.get("connections") or {"rows": [], "synced": False, "source": None}
+    rows = conns.get("rows") or []
+    if args.json:
+        print(json.dumps({"active": reply.get("active", True), "held_by": reply.get("held_by", []),
+                          "synced": bool(conns.get("synced")), "synced_from": conns.get("source"),
+                          "connections": rows}, indent=2))
+        return 0
+    if conns.get("synced"):
+        print(f"hadirector lvs: balancer not active on this node; {len(rows)} entries synced from "
+              f"{conns.get('source') or 'no active director yet'} (loaded into the data plane at a "
+              "takeover)", file=sys.stderr)
+    elif not reply.get("active", True):
+        print(f"hadirector lvs: {inactive_note(reply)}", file=sys.stderr)
+    host_name = port_name = None
+    if not args.numeric:
+        host_name, port_name = system_resolvers()
+    sys.stdout.write(render_connections(rows, numeric=args.numeric, host_name=host_name,
+                                        port_name=port_name))
+    return 0

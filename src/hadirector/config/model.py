@@ -550,6 +550,21 @@ class VirtualService(Model):
         return self.negotiatetimeout or self.checktimeout or 30_000
 
 
+class FlowSync(Model):
+    """[balancer.flow_sync]: the active director's DR flow memory and persistence templates to
+    the backups (daemon/flowsync.py, docs/balancer.md "What survives a failover")."""
+
+    enabled: bool = True
+    port: Port = 8848  # UDP; IPVS's sync daemon default (ip_vs_sync.c IP_VS_SYNC_PORT)
+    peers: tuple[IPAddress, ...] = ()  # () = the peers of the first ucast link (ha.cf ucast lines)
+    source: IPAddress | None = None  # bind to this address only (a dedicated sync link)
+    interval: PositiveDuration = 20  # batch new entries for at most this long
+    max_batch: Annotated[int, Field(ge=1, le=4096)] = 256  # ... or until this many wait
+    max_entries: Annotated[int, Field(ge=1)] = 262144  # a backup keeps at most this many
+    snapshot_interval: PositiveDuration = 60_000  # full snapshot to every backup this often
+    nflog_group: Annotated[int, Field(ge=1, le=65535)] = 8848
+
+
 class Balancer(Model):
     """ldirectord.cf: global directives and the virtual services."""
 
@@ -576,6 +591,7 @@ class Balancer(Model):
     supervised: bool = False
     execute: tuple[str, ...] = ()
     dataplane: Literal["auto", "nft", "proxy"] = "auto"
+    flow_sync: FlowSync = FlowSync()
     virtual: tuple[VirtualService, ...] = ()
 
     @model_validator(mode="before")

@@ -135,6 +135,7 @@ class BalancerSupervisor:
         # alerts, as before there were holders
         self.always_active = not held
         self.marks: dict = {}  # RealKey -> messages.Mark: the reals in maintenance
+        self.flowsync = None  # daemon/flowsync.py FlowSyncService, set by the daemon
 
     async def start(self) -> None:
         """Start-up: clean the kernel of an earlier run, then start the health checks."""
@@ -257,6 +258,34 @@ class BalancerSupervisor:
         snap["active"] = self.driver.running
         snap["checks"] = self.checks()
         return snap
+
+    async def connections(self) -> dict:
+        """`lvs -c`: the flow table. Where the balancer runs, the kernel's flow, closing and
+        persistence sets; on a backup, what flow sync holds for a takeover (rows marked synced)."""
+        from ..dataplane.nft_render import set_owners
+        dp = self.driver.dataplane
+        if dp is not None and hasattr(dp, "set_elements"):
+            elems, synced, desired = await dp.set_elements(), False, self.driver.desired
+        elif self.flowsync is not None:
+            elems, synced = self.flowsync.store_entries(), True
+            desired = self.health.desired() if self.health is not None else self.driver.wanted
+        else:
+            return {"rows": [], "synced": False, "source": None}
+        owners = set_owners(desired)
+        rows = []
+        for e, left in elems:
+            own = owners.get(e.set.rsplit(" ", 1)[-1])
+            if own is None:
+                continue
+            svc, real, kind = own
+            state = {"flow": "ESTABLISHED" if svc.protocol == "tcp" else "UDP", "fin": "FIN_WAIT",
+                     "persist": "NONE"}[kind]
+            rows.append({"protocol": svc.protocol.upper(), "expire_ms": max(0, left), "state": state,
+                         "source": e.addr, "sport": max(0, e.port), "virtual": svc.address,
+                         "vport": svc.port, "destination": real.address, "dport": real.port,
+                         "template": kind == "persist", "synced": synced})
+        return {"rows": rows, "synced": synced,
+                "source": self.flowsync.store.sender if synced and self.flowsync is not None else None}
 
     def summary(self) -> dict:
         d = self.driver

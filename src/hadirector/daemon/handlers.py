@@ -44,6 +44,8 @@ class ControlHandlers:
         if self.d.balancer is None:
             raise ControlError("this configuration has no [balancer]")
         reply = self.d.balancer.lvs(would=bool(req.get("would")))
+        if req.get("connections"):
+            reply["connections"] = await self.d.balancer.connections()
         reply["held_by"] = balancer_holders(self.d)
         return reply
 
@@ -217,6 +219,7 @@ def status_reply(d) -> dict:
             "vip_guard": d.vipguard.status(), "lease_ms": st["lease_ms"],
             "balancer": None if d.balancer is None else d.balancer.summary(),
             "checks": {} if d.balancer is None else d.balancer.checks(),
+            "flow_sync": None if getattr(d, "flowsync", None) is None else d.flowsync.status(),
             "respawn": [] if getattr(d, "respawner", None) is None else d.respawner.snapshot(),
             "watchdog": None if getattr(d, "hw_watchdog", None) is None else d.hw_watchdog.snapshot(),
             **_fencing(st, wall),

@@ -99,6 +99,7 @@ class Daemon:
                                                held=any(r.kind == "balancer" for g in self.config.groups
                                                         for r in g.resources))
             opts.services.setdefault("balancer", self.balancer.driver)
+        self.flowsync = None  # daemon/flowsync.py, made at start (it needs the local addresses)
         self.reloader = Reloader(self)
         from ..checks.alerts import Notifier
         self.notifier = Notifier()  # group notify commands (keepalived notify), callback
@@ -185,6 +186,12 @@ class Daemon:
             if self.balancer is not None:
                 self.balancer.set_maintenance(self.core.maintenance.active())
                 await self.balancer.start()
+                from .flowsync import make_flowsync
+                self.flowsync = await make_flowsync(self.config, self.loaded.node, self.balancer.driver,
+                                                    self.opts.netns)
+                if self.flowsync is not None:
+                    await self.flowsync.start()
+                    self.balancer.flowsync = self.flowsync
                 if self.config.balancer.autoreload:
                     self._spawn(self.reloader.autoreload())
             if api_start is not None:
@@ -277,6 +284,8 @@ class Daemon:
             self.log.error("VIP %s: still guarded at exit (its stop did not finish): its kernel "
                            "stays silent for it until the next start removes it", address)
         await self.notifier.drain(5)
+        if self.flowsync is not None:
+            await self.flowsync.stop()
         if self.respawner is not None:
             await self.respawner.stop()
         if self.balancer is not None:

@@ -59,12 +59,38 @@ def render_status(st: dict) -> str:
     if dropped:
         out.append("")
         out.append("dropped packets: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+    fsync = st.get("flow_sync")
+    if fsync:
+        out.append("")
+        out.append(flow_sync_line(fsync, now))
     notes = link_notes(st.get("links", {}))
     if notes:
         out.append("")
         out += notes
     out += safety_lines(st, now)  # fencing, watchdog, respawn (render/safety.py)
     return "\n".join(out) + "\n"
+
+
+def flow_sync_line(fs: dict, now: float) -> str:
+    """One line on flow sync (daemon/flowsync.py): the role, what it holds or sent, the lag and
+    the last full snapshot."""
+    sent, recv, drop = fs.get("sent", {}), fs.get("received", {}), fs.get("dropped", {})
+    if fs.get("role") == "active":
+        text = (f"flow sync: active, sending to {', '.join(fs.get('peers') or []) or 'no peer'}: "
+                f"{sent.get('entries', 0)} entries in {sent.get('messages', 0)} messages "
+                f"({sent.get('bytes', 0)} bytes), {sent.get('snapshots', 0)} snapshots, "
+                f"{sent.get('dropped', 0)} dropped")
+        if (fs.get("nflog") or {}).get("error"):
+            text += f"; NFLOG: {fs['nflog']['error']}"
+        return text
+    lag = fs.get("lag_ms") or {}
+    last = fs.get("last_snapshot")
+    snap = when(last / 1000, now) if last else "never"
+    lagt = f"lag p50 {lag.get('p50')} ms p99 {lag.get('p99')} ms" if lag.get("p50") is not None else "lag -"
+    return (f"flow sync: backup, {fs.get('entries', 0)} entries from {fs.get('sender') or 'no active yet'}"
+            f"{'' if fs.get('synced') else ' (waiting for a full snapshot)'}, {lagt}, last full "
+            f"snapshot {snap}; received {recv.get('entries', 0)} entries ({recv.get('bytes', 0)} bytes), "
+            f"dropped {sum(drop.values()) if drop else 0}, gaps {fs.get('gaps', 0)}")
 
 
 def quorum_lines(q: dict, now: float) -> list[str]:

@@ -220,6 +220,33 @@ def _check_for(checks: Mapping, service: str, address: str, port: int) -> dict |
     return None
 
 
+# --------------------------------------------------------------------------- connections
+
+def _conn_addr(address: str | None, port: int | None, proto: str, numeric: bool,
+               host_name: Resolver | None, port_name: PortResolver | None) -> str:
+    return _addrport(address or "0.0.0.0", port or 0, proto.lower(), numeric, host_name, port_name)
+
+
+def render_connections(rows: list[Mapping], *, numeric: bool = True, host_name: Resolver | None = None,
+                       port_name: PortResolver | None = None) -> str:
+    """ipvsadm -L -c: the connection table (ipvsadm.c list_conn/print_conn): `pro expire state
+    source virtual destination`, expire as MM:SS, persistence templates with state NONE and
+    client port 0, as IPVS shows them. Sorted by virtual, destination, source."""
+    lines = ["IPVS connection entries",
+             f"pro expire {'state':<11} {'source':<18} {'virtual':<18} destination"]
+    key = (lambda r: (str(r.get("virtual")), r.get("vport") or 0, str(r.get("destination")),
+                      r.get("dport") or 0, str(r.get("source")), r.get("sport") or 0))
+    for r in sorted(rows, key=key):
+        secs = -(-int(r.get("expire_ms", 0)) // 1000)
+        expire = f"{secs // 60:02d}:{secs % 60:02d}"
+        proto = str(r.get("protocol", "TCP"))
+        src = _conn_addr(r.get("source"), r.get("sport"), proto, numeric, host_name, port_name)
+        vip = _conn_addr(r.get("virtual"), r.get("vport"), proto, numeric, host_name, port_name)
+        dst = _conn_addr(r.get("destination"), r.get("dport"), proto, numeric, host_name, port_name)
+        lines.append(f"{proto:<3} {expire:<6} {r.get('state', ''):<11} {src:<18} {vip:<18} {dst}")
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- control socket
 
 def lvs_snapshot(desired: DesiredState, stats: BalancerStats, dataplane: str | None = None) -> dict:

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Callable, Mapping
 
 from ...balancer.schedulers import SCHEDULERS
-from ...balancer.state import DesiredState, ServiceState
+from ...balancer.state import DesiredState, RealState, ServiceState
 from ..base import (BalancerStats, Capabilities, DataPlane, DataPlaneError, RealStats,
                     ServiceStats, Unserved, UnservedKind)
 from .proxy_protocol import VERSIONS
@@ -102,6 +102,11 @@ class ProxyDataPlane(DataPlane):
         self.connect_errors = 0  # real servers that refused or did not answer a connect
         self.connect_timeouts = 0  # of which: no answer within connect_timeout
         self.udp_dropped = 0
+        # flow sync (daemon/flowsync.py): persistence templates follow the VIP
+        self.persist_listener: Callable[[str, str, int], None] | None = None  # (set, client net, ms)
+        self.preload: Callable[[], list] | None = None
+        self.preloaded = 0
+        self.applies = 0
 
     @property
     def unserved(self) -> Mapping[str, Unserved]:
@@ -162,12 +167,70 @@ class ProxyDataPlane(DataPlane):
                     self._unserved.pop(key, None)
                     self.services[key] = svc
                     svc.sync_reals(st.installed)
+                    self._hook_persistence(svc)
                 else:
                     svc.pp = self._pp_for(key)
                     svc.update(st)
+                    self._hook_persistence(svc)
+            if self.applies == 0 and self.preload is not None:
+                self._restore_templates(self.preload())
+            self.applies += 1
             self.desired = desired
             if errors:
                 raise DataPlaneError("; ".join(errors))
+
+    # ------------------------------------------------------------------ flow sync
+    def _hook_persistence(self, svc: "Served") -> None:
+        if svc.persist is not None and self.persist_listener is not None:
+            listener, ipv6 = self.persist_listener, svc.state.ipv6
+
+            def changed(k: int, dest, expires: float) -> None:
+                if dest.data is not None:
+                    listener(proxy_set(svc.key, dest.data.state), int_addr(k, ipv6),
+                             int((expires - self.now()) * 1000))
+            svc.persist.on_change = changed
+
+    def _restore_templates(self, entries: list) -> None:
+        """Templates synced from the active (flow sync): `proxy - persist_<S>_<R>` elements."""
+        from ...balancer.schedulers import addr_int
+        from ..nft_render import real_tag, tag
+        where = {}
+        for svc in self.services.values():
+            if svc.persist is None:
+                continue
+            for real in svc.reals.values():
+                where[f"persist_{tag(svc.key)}_{real_tag(real.state)}"] = (svc, real)
+        now = self.now()
+        for elem, left in entries:
+            hit = where.get(elem.set.rsplit(" ", 1)[-1])
+            if hit is None or left <= 0:
+                continue
+            svc, real = hit
+            svc.persist.restore(addr_int(elem.addr), real.dest, now + left / 1000)
+            self.preloaded += 1
+
+    async def sync_elements(self) -> list:
+        """Every persistence template as flow-sync elements: [(Elem, ms left)]."""
+        from ...balancer.flowsync import Elem
+        from ..nft_render import tag
+        out = []
+        now = self.now()
+        for svc in self.services.values():
+            if svc.persist is None:
+                continue
+            for t in list(svc.persist.templates.values()):
+                real = t.dest.data
+                left = int((t.expires - now) * 1000) if t.controlled == 0 else int(svc.persist.timeout * 1000)
+                if left > 0 and real is not None:
+                    out.append((Elem(proxy_set(svc.key, real.state), int_addr(t.key, svc.state.ipv6), -1), left))
+        return out
+
+    async def set_elements(self) -> list:
+        """`lvs -c`: the proxy's only connection-table entries that outlive a connection."""
+        return await self.sync_elements()
+
+    def sync_sets(self) -> dict:
+        return {}
 
     def _pp_for(self, key: str) -> str | None:
         pp = self.proxy_protocol
@@ -266,3 +329,15 @@ class ProxyDataPlane(DataPlane):
                 self._tcp = None
             self._unserved.clear()
             self.desired = DesiredState()
+
+
+def proxy_set(service_key: str, real: RealState) -> str:
+    """The flow-sync name of a proxy service's persistence templates for one real, shaped like
+    the nft set names ("family table set") so `lvs -c` names them alike."""
+    from ..nft_render import real_tag, tag
+    return f"proxy - persist_{tag(service_key)}_{real_tag(real)}"
+
+
+def int_addr(value: int, ipv6: bool) -> str:
+    import ipaddress
+    return str(ipaddress.IPv6Address(value) if ipv6 else ipaddress.IPv4Address(value))
