@@ -452,6 +452,18 @@ class VirtualService(Model):
         return self.negotiatetimeout or self.checktimeout or 30_000
 
 
+class Sync(Model):
+    """[balancer.sync]: the state that follows the VIP to a backup (docs/balancer.md). NAT keeps
+    its connections with conntrackd (conntrack-tools, FTFW mode) on every director; config/sync.py
+    resolves these keys into what conntrackd is given."""
+
+    conntrackd: bool | None = None  # None: on when a service has masq reals and there are 2+ nodes
+    interface: str | None = None  # the sync link; None: the first cluster link with an interface
+    peers: tuple[IPAddress, ...] = ()  # every director's address on it, own one skipped at run time;
+    # () = that link's ucast peers, or multicast (225.0.0.50) when it has none
+    port: Port = 3780  # conntrackd's UDP port (multicast: its Group)
+
+
 class Balancer(Model):
     """ldirectord.cf: global directives and the virtual services."""
 
@@ -478,6 +490,7 @@ class Balancer(Model):
     supervised: bool = False
     execute: tuple[str, ...] = ()
     dataplane: Literal["auto", "nft", "proxy"] = "auto"
+    sync: Sync = Sync()
     virtual: tuple[VirtualService, ...] = ()
 
     @model_validator(mode="before")
@@ -570,6 +583,8 @@ def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
                                     f"real {r.address} is not of the virtual service's address family"))
             if vs.netmask is not None and vs.persistent is None:
                 out.append((f"balancer.virtual.{i}.netmask", "netmask needs persistent"))
+        from .sync import sync_problems
+        out += sync_problems(cfg)
         from .check_rules import check_problems
         from .dataplane_rules import dataplane_problems
         out += check_problems(cfg.balancer)
