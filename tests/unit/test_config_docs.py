@@ -16,7 +16,7 @@ WORDS = {w for c in CODE for w in re.findall(r"[A-Za-z_][A-Za-z0-9_\-]*", c)}
 
 MODELS = [model.Config, model.Cluster, model.Link, model.Timing, model.Auth, model.PingGroup, model.Respawn,
           model.Logging, model.Group, model.VipResource, model.ScriptResource, model.SystemdResource,
-          model.OcfResource, model.BalancerResource, model.Balancer, model.Alerts, model.Fallback,
+          model.OcfResource, model.BalancerResource, model.Balancer, model.FlowSync, model.Alerts, model.Fallback,
           model.VirtualService, model.Real]
 
 

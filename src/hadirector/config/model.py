@@ -452,16 +452,31 @@ class VirtualService(Model):
         return self.negotiatetimeout or self.checktimeout or 30_000
 
 
-class Sync(Model):
-    """[balancer.sync]: the state that follows the VIP to a backup (docs/balancer.md). NAT keeps
-    its connections with conntrackd (conntrack-tools, FTFW mode) on every director; config/sync.py
-    resolves these keys into what conntrackd is given."""
+class Conntrackd(Model):
+    """[balancer.conntrackd]: open NAT connections follow the VIP (docs/balancer.md). conntrackd
+    (conntrack-tools, FTFW mode) on every director keeps the others' conntrack tables;
+    config/sync.py resolves these keys into what conntrackd is given."""
 
-    conntrackd: bool | None = None  # None: on when a service has masq reals and there are 2+ nodes
+    enabled: bool | None = None  # None: on when a service has masq reals and there are 2+ nodes
     interface: str | None = None  # the sync link; None: the first cluster link with an interface
     peers: tuple[IPAddress, ...] = ()  # every director's address on it, own one skipped at run time;
     # () = that link's ucast peers, or multicast (225.0.0.50) when it has none
     port: Port = 3780  # conntrackd's UDP port (multicast: its Group)
+
+
+class FlowSync(Model):
+    """[balancer.flow_sync]: the active director's DR flow memory and persistence templates to
+    the backups (daemon/flowsync.py, docs/balancer.md "What survives a failover")."""
+
+    enabled: bool = True
+    port: Port = 8848  # UDP; IPVS's sync daemon default (ip_vs_sync.c IP_VS_SYNC_PORT)
+    peers: tuple[IPAddress, ...] = ()  # () = every ucast heartbeat peer (ha.cf ucast lines)
+    source: IPAddress | None = None  # bind to this address only (a dedicated sync link)
+    interval: PositiveDuration = 20  # batch new entries for at most this long
+    max_batch: Annotated[int, Field(ge=1, le=4096)] = 256  # ... or until this many wait
+    max_entries: Annotated[int, Field(ge=1)] = 262144  # a backup keeps at most this many
+    snapshot_interval: PositiveDuration = 60_000  # full snapshot to every backup this often
+    nflog_group: Annotated[int, Field(ge=1, le=65535)] = 8848
 
 
 class Balancer(Model):
@@ -490,7 +505,8 @@ class Balancer(Model):
     supervised: bool = False
     execute: tuple[str, ...] = ()
     dataplane: Literal["auto", "nft", "proxy"] = "auto"
-    sync: Sync = Sync()
+    flow_sync: FlowSync = FlowSync()
+    conntrackd: Conntrackd = Conntrackd()
     virtual: tuple[VirtualService, ...] = ()
 
     @model_validator(mode="before")

@@ -1,4 +1,4 @@
-"""What keeps open NAT connections across a failover: the `[balancer.sync]` keys resolved into a
+"""What keeps open NAT connections across a failover: the `[balancer.conntrackd]` keys resolved into a
 plan for conntrackd (pure; the driver is dataplane/conntrackd.py).
 
 A NAT connection lives in the director's conntrack table (the DNAT to its real). conntrackd
@@ -8,7 +8,7 @@ before the VIP is announced (conntrack-tools doc/sync/primary-backup.sh, the `pr
 which keepalived users run from notify_master). hadirector does no conntrack sync of its own.
 
 Rules:
-- `conntrackd` unset: on when a virtual service has masq reals (or a masq fallback) and the
+- `enabled` unset: on when a virtual service has masq reals (or a masq fallback) and the
   cluster has more than one node; `true` runs it anyway, `false` never.
 - the sync link: `interface` or the first cluster link with an interface; its peers: `peers`, else
   that link's ucast peers when `interface` names it (or was not given). One remote peer: UDP
@@ -53,17 +53,17 @@ def nat_services(balancer: "Balancer | None") -> list:
 
 def wants_conntrackd(cfg: "Config") -> bool:
     b = cfg.balancer
-    if b is None or b.sync.conntrackd is False:
+    if b is None or b.conntrackd.enabled is False:
         return False
-    if b.sync.conntrackd:
+    if b.conntrackd.enabled:
         return True
     # by default only where there is a link to sync over (a serial-only cluster has none)
     return bool(nat_services(b)) and len(cfg.cluster.nodes) > 1 and \
-        (b.sync.interface is not None or _link(cfg) is not None)
+        (b.conntrackd.interface is not None or _link(cfg) is not None)
 
 
 def _link(cfg: "Config"):
-    want = cfg.balancer.sync.interface if cfg.balancer is not None else None
+    want = cfg.balancer.conntrackd.interface if cfg.balancer is not None else None
     for link in cfg.cluster.links:
         if link.interface and (want is None or link.interface == want):
             return link
@@ -76,10 +76,10 @@ def conntrackd_plan(cfg: "Config") -> ConntrackdPlan | None:
         return None
     b = cfg.balancer
     link = _link(cfg)
-    interface = b.sync.interface or (link.interface if link is not None else None)
+    interface = b.conntrackd.interface or (link.interface if link is not None else None)
     if interface is None:
         return None  # sync_problems refuses it
-    peers = b.sync.peers or (link.peers if link is not None and link.kind == "ucast" else ())
+    peers = b.conntrackd.peers or (link.peers if link is not None and link.kind == "ucast" else ())
     protocols: set[str] = set()
     vips: list[str] = []
     for vs in nat_services(b) or b.virtual:
@@ -90,23 +90,23 @@ def conntrackd_plan(cfg: "Config") -> ConntrackdPlan | None:
         for r in g.resources:
             if r.kind == "vip":
                 vips.append(r.address)
-    return ConntrackdPlan(interface=interface, peers=tuple(peers), port=b.sync.port,
+    return ConntrackdPlan(interface=interface, peers=tuple(peers), port=b.conntrackd.port,
                           protocols=tuple(sorted(protocols or {"TCP"})),
-                          vips=tuple(dict.fromkeys(vips)), explicit=bool(b.sync.conntrackd))
+                          vips=tuple(dict.fromkeys(vips)), explicit=bool(b.conntrackd.enabled))
 
 
 def sync_problems(cfg: "Config") -> list[tuple[str, str]]:
-    """Values of [balancer.sync] that cannot work, as (key path, message)."""
+    """Values of [balancer.conntrackd] that cannot work, as (key path, message)."""
     b = cfg.balancer
     if b is None or not wants_conntrackd(cfg):
         return []
     out = []
-    if b.sync.interface is None and _link(cfg) is None:
-        out.append(("balancer.sync.interface", "conntrackd needs a sync link: no cluster link has an "
+    if b.conntrackd.interface is None and _link(cfg) is None:
+        out.append(("balancer.conntrackd.interface", "conntrackd needs a sync link: no cluster link has an "
                     "interface (serial only); name one with interface"))
-    fams = {":" in p for p in b.sync.peers}
+    fams = {":" in p for p in b.conntrackd.peers}
     if len(fams) > 1:
-        out.append(("balancer.sync.peers", "the sync peers mix IPv4 and IPv6 addresses; conntrackd "
+        out.append(("balancer.conntrackd.peers", "the sync peers mix IPv4 and IPv6 addresses; conntrackd "
                     "sends on one family"))
     return out
 

@@ -149,6 +149,7 @@ class BalancerSupervisor:
         # alerts, as before there were holders
         self.always_active = not held
         self.marks: dict = {}  # RealKey -> messages.Mark: the reals in maintenance
+        self.flowsync = None  # daemon/flowsync.py FlowSyncService, set by the daemon
 
     async def start(self) -> None:
         """Start-up: clean the kernel of an earlier run, then start the health checks."""
@@ -175,7 +176,7 @@ class BalancerSupervisor:
             await self.conntrackd.start()
         except (ConntrackdError, OSError) as exc:
             if self.conntrackd.plan.explicit:
-                raise ConntrackdError(f"balancer.sync: {exc}") from None
+                raise ConntrackdError(f"balancer.conntrackd: {exc}") from None
             self.log.warning("balancer: %s; running without it: open NAT connections will not "
                              "survive a failover", exc)
             self.conntrackd = None

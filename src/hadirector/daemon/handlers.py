@@ -206,4 +206,5 @@ def status_reply(d) -> dict:
             "vip_guard": d.vipguard.status(), "lease_ms": st["lease_ms"],
             "balancer": None if d.balancer is None else d.balancer.summary(),
             "checks": {} if d.balancer is None else d.balancer.checks(),
+            "flow_sync": None if getattr(d, "flowsync", None) is None else d.flowsync.status(),
             "uptime_s": round(time.time() - d.started_at, 1)}

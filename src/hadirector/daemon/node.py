@@ -84,7 +84,7 @@ def _conntrackd(config, opts: Options, log):
     if plan is None:
         if nat_without_sync(config):
             log.warning("balancer: NAT services on several directors without conntrackd "
-                        "([balancer.sync] conntrackd = false): open connections will not survive a failover")
+                        "([balancer.conntrackd] enabled = false): open connections will not survive a failover")
         return None
     from ..dataplane.conntrackd import Conntrackd
     return Conntrackd(plan, opts.state_dir, netns=opts.netns, log=log)
@@ -111,6 +111,7 @@ class Daemon:
                                                         for r in g.resources),
                                                conntrackd=_conntrackd(self.config, opts, self.log))
             opts.services.setdefault("balancer", self.balancer.driver)
+        self.flowsync = None  # daemon/flowsync.py, made at start (it needs the local addresses)
         self.reloader = Reloader(self)
         from ..checks.alerts import Notifier
         self.notifier = Notifier()  # group notify commands (keepalived notify), callback
@@ -184,6 +185,12 @@ class Daemon:
             if self.balancer is not None:
                 self.balancer.set_maintenance(self.core.maintenance.active())
                 await self.balancer.start()
+                from .flowsync import make_flowsync
+                self.flowsync = await make_flowsync(self.config, self.loaded.node, self.balancer.driver,
+                                                    self.opts.netns)
+                if self.flowsync is not None:
+                    await self.flowsync.start()
+                    self.balancer.flowsync = self.flowsync
                 if self.config.balancer.autoreload:
                     self._spawn(self.reloader.autoreload())
             await self.vipguard.start()
@@ -266,6 +273,8 @@ class Daemon:
             self.log.error("VIP %s: still guarded at exit (its stop did not finish): its kernel "
                            "stays silent for it until the next start removes it", address)
         await self.notifier.drain(5)
+        if self.flowsync is not None:
+            await self.flowsync.stop()
         if self.balancer is not None:
             await self.balancer.stop()
         for link in self.links.values():

@@ -90,6 +90,10 @@ class NftDataPlane(DataPlane):
         self._closed = False
         self.warnings: list[str] = []
         self.applies = 0  # transactions committed (tests, status)
+        # flow sync (daemon/flowsync.py): entries a backup holds, loaded into the sets in the
+        # same transaction that creates them (the first apply after a takeover)
+        self.preload: Callable[[], list] | None = None
+        self.preloaded = 0  # elements loaded that way
         try:
             self._worker.call(self._init_nft)
         except BaseException:
@@ -192,6 +196,8 @@ class NftDataPlane(DataPlane):
             items = self._nft.list({"table": {"family": fam, "name": name}}, terse=True)
             existing[(fam, name)] = existing_from_listing(items, fam, name)
         cmds = plan(existing, rendered)
+        if self.preload is not None and cmds:
+            cmds += self._preload_commands(rendered, existing)
         try:
             if cmds:
                 self._nft.run(cmds)
@@ -203,6 +209,65 @@ class NftDataPlane(DataPlane):
                 log.warning("%s", w)
                 self.warnings.append(w)
         self._rendered, self._env, self._installed = rendered, env, wanted
+
+    def _preload_commands(self, rendered: Rendered, existing: Mapping) -> list[dict]:
+        """Add elements for the synced entries of sets this transaction creates (a set the kernel
+        already has keeps its own, fresher memory)."""
+        from ..balancer.flowsync import to_nft_elements
+        timeouts: dict[str, int] = {}
+        for ss in rendered.sync.values():
+            for name, ms in ((ss.flow, ss.flow_timeout), (ss.fin, ss.fin_timeout),
+                             (ss.persist, ss.persist_timeout)):
+                if name is None:
+                    continue
+                fam, table, sname = name.split(" ")
+                ex = existing.get((fam, table))
+                if ex is None or sname not in ex.sets:
+                    timeouts[name] = ms // 1000
+        entries = self.preload() if timeouts else []
+        cmds = to_nft_elements(entries, timeouts)
+        n = sum(len(c["add"]["element"]["elem"]) for c in cmds)
+        self.preloaded += n
+        log.info("flow sync: %d synced entries (of %d) go into %d new sets", n, len(entries), len(timeouts))
+        return cmds
+
+    def sync_sets(self) -> dict:
+        """The installed ruleset's flow-sync sets (nft_render.Rendered.sync)."""
+        return dict(self._rendered.sync) if self._rendered is not None else {}
+
+    async def sync_elements(self) -> list:
+        """Every element of the flow-sync sets as the kernel holds them now: [(Elem, ms left)]
+        (a snapshot for a backup; the JSON API gives whole seconds)."""
+        from ..balancer.flowsync import Elem
+
+        def work() -> list:
+            out = []
+            rendered = self._rendered
+            if rendered is None or self._nft is None:
+                return out
+            for ss in rendered.sync.values():
+                for name, ms in ((ss.flow, ss.flow_timeout), (ss.fin, ss.fin_timeout),
+                                 (ss.persist, ss.persist_timeout)):
+                    if name is None:
+                        continue
+                    fam, table, sname = name.split(" ")
+                    try:
+                        items = self._nft.list({"set": {"family": fam, "table": table, "name": sname}},
+                                               terse=False)
+                    except NftError:
+                        continue
+                    for it in items:
+                        for el in (it.get("set") or {}).get("elem", []) or []:
+                            left = ms
+                            if isinstance(el, dict) and "elem" in el:
+                                left = 1000 * el["elem"].get("expires", ms // 1000)
+                                el = el["elem"]["val"]
+                            if isinstance(el, dict) and "concat" in el:
+                                out.append((Elem(name, str(el["concat"][0]), int(el["concat"][1])), left))
+                            elif isinstance(el, str):
+                                out.append((Elem(name, el, -1), left))
+            return out
+        return await self._worker.acall(work)
 
     def _remove_sync(self) -> None:
         assert self._nft is not None

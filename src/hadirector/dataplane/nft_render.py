@@ -85,6 +85,9 @@ class NftOptions:
     ingress_priority: int = -100  # netdev ingress chain priority
     wrr_interleave_max: int = 1024  # longest wrr cycle rendered in the kernel's interleaved order
     count_traffic: bool = True  # per-real packet/byte counters for NAT services (forward chain)
+    # flow sync (issue 12, daemon/flowsync.py): NFLOG group told of each new DR flow and each
+    # flow that starts closing; None = no log rules (a single director)
+    sync_group: int | None = None
 
     def __post_init__(self) -> None:
         if self.snat not in ("none", "masquerade"):
@@ -147,6 +150,32 @@ class CounterRef:
     kind: str  # conns, in, out
 
 
+@dataclass(frozen=True)
+class SyncSets:
+    """The dynamic sets of one DR real that flow sync carries (names "family table set"), their
+    timeouts in ms, and the persistence key's prefix length (None: not persistent)."""
+
+    flow: str | None
+    fin: str | None
+    persist: str | None
+    flow_timeout: int
+    fin_timeout: int
+    persist_timeout: int
+    persist_prefix: int | None
+    ipv6: bool
+
+
+SYNC_NEW, SYNC_FIN = "N", "F"  # NFLOG prefix heads: a new flow, a flow starting to close
+NFLOG_PREFIX_MAX = 127  # NF_LOG_PREFIXLEN - 1
+
+
+def _deterministic(svc: ServiceState) -> bool:
+    """Schedulers both directors compute alike from the packet (hashing, or the single
+    highest-weight real): a backup with the same reals sends an old flow to the same real without
+    being told, so flow sync leaves their flows out (persistence templates still travel)."""
+    return svc.scheduler in ("sh", "dh", "mh", "lblc", "lblcr", "fo")
+
+
 @dataclass
 class Rendered:
     tables: dict[tuple[str, str], Table] = field(default_factory=dict)
@@ -156,6 +185,8 @@ class Rendered:
     closing_sets: dict[tuple[str, str, str], tuple[str, tuple[str, int]]] = field(default_factory=dict)
     persist_sets: dict[tuple[str, str, str], tuple[str, tuple[str, int]]] = field(default_factory=dict)
     nat_reals: dict[str, list[RealState]] = field(default_factory=dict)  # service key -> NAT reals
+    # flow sync: the NFLOG prefix "<dev> <S>_<R>" of a DR real -> what to sync for it
+    sync: dict[str, "SyncSets"] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def table(self, family: str, name: str) -> Table:
@@ -593,12 +624,42 @@ def _render_gate(out: Rendered, svc: ServiceState, reals: list[RealState], env: 
                             "timeout": -(-svc.persistent_ms // 1000), "size": options.persist_size}
             out.persist_sets[("netdev", t.name, pset)] = (svc.key, r.key)
             t.rule(new_chain, {"set": {"op": "update", "elem": _client_net(svc), "set": f"@{pset}"}})
+        sync_log = _sync_log(out, t, svc, dev, f"{s}_{rt}", fset if remember else None, options)
+        if sync_log is not None and (sync_log[0] or svc.persistent_ms is not None):
+            t.rule(new_chain, {"log": {"prefix": f"{SYNC_NEW} {dev} {s}_{rt}", "group": options.sync_group}})
         t.rule(new_chain, *forward)
         # an open flow stays on its real whatever its weight now (IPVS connection table)
         if remember:
-            _flow_chains(t, out, svc, svc_chain, f"{s}_{rt}", fset, fkey, forward, options, r)
+            _flow_chains(t, out, svc, svc_chain, f"{s}_{rt}", fset, fkey, forward, options, r,
+                         sync_log is not None and sync_log[0])
     _persist_then_schedule(t, svc, svc_chain, reals, new_chains, env, options)
     # no real takes the flow: it goes on up the stack (to the NAT table's fallback, or a RST)
+
+
+def _sync_log(out: Rendered, t: Table, svc: ServiceState, dev: str, sr: str, fset: str | None,
+              options: NftOptions) -> tuple[bool] | None:
+    """Flow sync for one DR real: record its sets in `out.sync`; returns (flows logged?) or None
+    when nothing is logged (no sync group, or the prefix would not fit)."""
+    if options.sync_group is None:
+        return None
+    prefix = f"{SYNC_NEW} {dev} {sr}"
+    if len(prefix.encode()) > NFLOG_PREFIX_MAX:
+        out.warnings.append(f"{svc.key}: flow sync skips real {sr} (NFLOG prefix longer than "
+                            f"{NFLOG_PREFIX_MAX} bytes)")
+        return None
+    flows = fset is not None and not _deterministic(svc)
+    name = f"{t.family} {t.name} "
+    persist = svc.persistent_ms is not None
+    prefix_len = (svc.netmask if svc.netmask is not None else (128 if svc.ipv6 else 32)) if persist else None
+    out.sync[f"{dev} {sr}"] = SyncSets(
+        flow=name + fset if flows and fset else None,
+        fin=name + _fin_set(fset) if flows and fset and svc.protocol == "tcp" else None,
+        persist=name + f"persist_{sr}" if persist else None,
+        flow_timeout=1000 * (options.udp_timeout if svc.protocol == "udp" else options.tcp_timeout),
+        fin_timeout=1000 * options.tcpfin_timeout,
+        persist_timeout=1000 * -(-(svc.persistent_ms or 0) // 1000), persist_prefix=prefix_len,
+        ipv6=svc.ipv6)
+    return (flows,)
 
 
 def _fin_set(flow_set: str) -> str:
@@ -606,7 +667,8 @@ def _fin_set(flow_set: str) -> str:
 
 
 def _flow_chains(t: Table, out: Rendered, svc: ServiceState, svc_chain: str, sr: str, fset: str,
-                 fkey: Json, forward: list[Json], options: NftOptions, r: RealState) -> None:
+                 fkey: Json, forward: list[Json], options: NftOptions, r: RealState,
+                 sync_log: bool = False) -> None:
     """Flow memory for direct routing, refreshed by every packet from the client: `est_<S>_<R>`
     for a flow in the real's flow set. TCP flows move to the real's closing set (`fin_`, short
     timeout, ipvsadm --set tcpfin) on a FIN or RST and back on a new SYN with the same address
@@ -627,8 +689,10 @@ def _flow_chains(t: Table, out: Rendered, svc: ServiceState, svc_chain: str, sr:
     t.rule(svc_chain, match(fkey, f"@{fin}"), goto(cls))
     flags = {"&": [payload("tcp", "flags"), {"|": ["fin", "rst"]}]}
     # established: FIN or RST -> closing; anything else refreshes
+    closing = [{"log": {"prefix": f"{SYNC_FIN} {t.base['ingress']['dev']} {sr}",
+                        "group": options.sync_group}}] if sync_log else []
     t.rule(est, match(flags, 0, "!="), {"set": {"op": "delete", "elem": fkey, "set": f"@{fset}"}},
-           {"set": {"op": "update", "elem": fkey, "set": f"@{fin}"}})
+           {"set": {"op": "update", "elem": fkey, "set": f"@{fin}"}}, *closing)
     t.rule(est, match(flags, 0), {"set": {"op": "update", "elem": fkey, "set": f"@{fset}"}})
     t.rule(est, *forward)
     # closing: a new SYN on the same address and port is a new connection to the same real
@@ -754,8 +818,40 @@ def plan(existing: Mapping[tuple[str, str], Existing], rendered: Rendered) -> li
     return cmds
 
 
+HOLD_SUFFIX = "_hold"
+
+
+def hold_commands(desired: DesiredState, table: str = TABLE) -> list[Json]:
+    """The hold table of a backup (flow sync, daemon/flowsync.py): `table inet <table>_hold`,
+    which drops every TCP packet without SYN addressed to a direct-routing service. At a takeover
+    the VIP comes up a few tens of ms before the balancer's ruleset is in; a mid-flow packet in
+    that window would reach the director's own stack and draw a RST that kills the connection.
+    Dropped instead, it is retransmitted by the client into the balancer. Once the ruleset is in,
+    its ingress chains forward the service's packets before prerouting, and the driver deletes
+    this table. Empty list: no DR TCP service (nothing to hold)."""
+    name = table + HOLD_SUFFIX
+    rules: list[Json] = []
+    for svc in desired.services:
+        if svc.protocol != "tcp" or svc.address is None or not any(r.method == "gate" for r in svc.reals):
+            continue
+        fam = _ipfam(svc.ipv6)
+        rules.append({"add": {"rule": {"family": "inet", "table": name, "chain": "prerouting", "expr": [
+            match(payload(fam, "daddr"), svc.address), match(payload("tcp", "dport"), svc.port),
+            match({"&": [payload("tcp", "flags"), "syn"]}, 0), {"drop": None}]}}})
+    if not rules:
+        return []
+    return [{"add": {"table": {"family": "inet", "name": name}}},
+            {"delete": {"table": {"family": "inet", "name": name}}},
+            {"add": {"table": {"family": "inet", "name": name}}},
+            {"add": {"chain": {"family": "inet", "table": name, "name": "prerouting", "type": "filter",
+                               "hook": "prerouting", "prio": -300, "policy": "accept"}}}] + rules
+
+
 def is_ours(family: str, name: str, table: str = TABLE) -> bool:
-    """Tables this data plane owns: `ip|ip6 <table>` and `netdev <table>_<dev>`."""
+    """Tables this data plane owns: `ip|ip6 <table>`, `netdev <table>_<dev>` and flow sync's
+    `inet <table>_hold`."""
+    if family == "inet":
+        return name == table + HOLD_SUFFIX
     if family in ("ip", "ip6"):
         return name == table
     if family == "netdev":

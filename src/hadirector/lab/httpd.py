@@ -4,6 +4,9 @@ body (and an `X-Real` header), HTTP/1.1 keep-alive or HTTP/1.0 close, quiet. Pat
   /            the identity and a newline
   /peer        the identity, then the client address and port as the server saw them
   /sleep/<ms>  the identity after a delay (at most 60 s)
+  /stream/<bytes>/<ms>  `bytes` bytes of stream_block() data spread evenly over `ms` milliseconds
+               (at most 1 GiB, 10 min), Content-Length set, the identity in `X-Real`: a long
+               download whose checksum the client can recompute (lab/survive.py)
 
     python -m hadirector.lab.httpd --port 80 --identity real1 [--bind 0.0.0.0] [--udp-echo PORT]
 
@@ -16,9 +19,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import signal
 
 MAX_HEADER = 16384
+STREAM_CHUNK = 16384
+MAX_STREAM_BYTES = 1 << 30
+MAX_STREAM_MS = 600_000
+
+
+def stream_block(offset: int, size: int) -> bytes:
+    """The bytes [offset, offset+size) of the /stream data: 64 KiB block k is
+    random.Random(k).randbytes(65536) (deterministic, fast, not periodic), so the client can
+    recompute the checksum of what it should have received."""
+    out = bytearray()
+    k, skip = divmod(offset, 65536)
+    while len(out) < size:
+        out += random.Random(k).randbytes(65536)[skip:skip + size - len(out)]
+        k, skip = k + 1, 0
+    return bytes(out)
+
+
+async def _stream(writer: asyncio.StreamWriter, version: str, identity: str, path: str) -> None:
+    try:
+        _, _, nbytes, ms = path.split("/")
+        total, span = min(int(nbytes), MAX_STREAM_BYTES), min(int(ms), MAX_STREAM_MS)
+    except ValueError:
+        writer.write(f"{version} 400 Bad Request\r\nContent-Length: 0\r\n\r\n".encode())
+        return
+    writer.write((f"{version} 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                  f"Content-Length: {total}\r\nX-Real: {identity}\r\nConnection: close\r\n\r\n").encode())
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    sent = 0
+    while sent < total:
+        n = min(STREAM_CHUNK, total - sent)
+        writer.write(stream_block(sent, n))
+        sent += n
+        await writer.drain()
+        due = t0 + span / 1000 * sent / total  # pace: byte `sent` is due at this instant
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
 
 
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, identity: str) -> None:
@@ -43,6 +84,10 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, id
             clen = int(headers.get("content-length", "0") or 0)
             if clen:
                 await reader.readexactly(min(clen, 1 << 20))
+            if path.startswith("/stream/") and method == "GET":
+                await _stream(writer, version, identity, path)
+                await writer.drain()
+                return
             body = identity + "\n"
             if path == "/peer":
                 body = f"{identity}\n{peer[0]} {peer[1]}\n"

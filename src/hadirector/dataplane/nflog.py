@@ -1,0 +1,149 @@
+"""NFLOG (nfnetlink_log) reader: the packets an nft `log group N prefix "..."` rule copies to
+userspace. Flow sync (daemon/flowsync.py) puts such a rule in each DR real's new-flow chain, so
+the active director hears of every new flow and of every flow that starts closing.
+
+The protocol is the kernel's (include/uapi/linux/netfilter/nfnetlink_log.h, as libnetfilter_log's
+nflog_bind_group / nflog_set_mode / nflog_set_qthresh / nflog_set_timeout send it):
+NFULNL_MSG_CONFIG (subsystem NFNL_SUBSYS_ULOG) with NFULA_CFG_CMD BIND for the group,
+NFULA_CFG_MODE (copy the first `copy_range` bytes of the packet), NFULA_CFG_QTHRESH and
+NFULA_CFG_TIMEOUT (the kernel batches up to qthresh packets or timeout/100 s into one
+datagram, fewer wake-ups at high rates); then NFULNL_MSG_PACKET messages with NFULA_PREFIX and
+NFULA_PAYLOAD (at netdev ingress the payload starts at the IP header).
+
+`parse(data)` is pure (one datagram -> [(prefix, payload)]); `flow_of(payload)` reads the client
+address and source port; `NflogSocket` is the socket (non-blocking, for an event loop's reader).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import struct
+
+from ..net.netns import netns_socket
+
+NETLINK_NETFILTER = 12
+NFNL_SUBSYS_ULOG = 4
+NFULNL_MSG_PACKET, NFULNL_MSG_CONFIG = 0, 1
+NFULA_CFG_CMD, NFULA_CFG_MODE, NFULA_CFG_NLBUFSIZ, NFULA_CFG_TIMEOUT, NFULA_CFG_QTHRESH = 1, 2, 3, 4, 5
+NFULNL_CFG_CMD_BIND, NFULNL_CFG_CMD_UNBIND = 1, 2
+NFULNL_COPY_PACKET = 2
+NFULA_PAYLOAD, NFULA_PREFIX = 9, 10
+NLM_F_REQUEST, NLM_F_ACK = 1, 4
+NLMSG_ERROR = 2
+_NLH = struct.Struct("=IHHII")
+
+
+def _attr(kind: int, data: bytes) -> bytes:
+    n = 4 + len(data)
+    return struct.pack("=HH", n, kind) + data + b"\0" * (-n % 4)
+
+
+def config_message(group: int, attrs: list[bytes], seq: int) -> bytes:
+    body = struct.pack("=BBH", socket.AF_UNSPEC, 0, socket.htons(group)) + b"".join(attrs)
+    return _NLH.pack(_NLH.size + len(body), (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG,
+                     NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
+
+
+def parse(data: bytes) -> list[tuple[str, bytes]]:
+    """The (prefix, payload) of each NFULNL_MSG_PACKET in one netlink datagram; others skipped."""
+    out = []
+    off = 0
+    while off + _NLH.size <= len(data):
+        length, kind, _flags, _seq, _pid = _NLH.unpack_from(data, off)
+        if length < _NLH.size or off + length > len(data):
+            break
+        if kind == (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET:
+            prefix, payload = "", b""
+            a = off + _NLH.size + 4  # after struct nfgenmsg
+            while a + 4 <= off + length:
+                alen, atype = struct.unpack_from("=HH", data, a)
+                if alen < 4:
+                    break
+                atype &= 0x7FFF
+                if atype == NFULA_PREFIX:
+                    prefix = data[a + 4:a + alen].rstrip(b"\0").decode(errors="replace")
+                elif atype == NFULA_PAYLOAD:
+                    payload = data[a + 4:a + alen]
+                a += (alen + 3) & ~3
+            out.append((prefix, payload))
+        off += (length + 3) & ~3
+    return out
+
+
+def flow_of(payload: bytes) -> tuple[str, int] | None:
+    """(client address, source port) of an IPv4/IPv6 TCP or UDP packet; None if not one."""
+    if len(payload) < 1:
+        return None
+    v = payload[0] >> 4
+    if v == 4 and len(payload) >= 20:
+        ihl = (payload[0] & 0x0F) * 4
+        if payload[9] not in (6, 17) or len(payload) < ihl + 2:
+            return None
+        return str(ipaddress.IPv4Address(payload[12:16])), struct.unpack_from("!H", payload, ihl)[0]
+    if v == 6 and len(payload) >= 42:
+        if payload[6] not in (6, 17):  # no extension headers expected on a flow's packets
+            return None
+        return str(ipaddress.IPv6Address(payload[8:24])), struct.unpack_from("!H", payload, 40)[0]
+    return None
+
+
+class NflogSocket:
+    """Bound to one NFLOG group in `netns`; `read()` returns the (prefix, payload) pairs that
+    are waiting (non-blocking), `fileno()` for loop.add_reader."""
+
+    def __init__(self, group: int, netns: str | None = None, *, copy_range: int = 64,
+                 qthresh: int = 64, timeout_cs: int = 1, rcvbuf: int = 8 << 20):
+        self.group = group
+        self.sock = netns_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.bind((0, 0))
+            self.sock.settimeout(2.0)
+            seq = 1
+            for attrs in ([_attr(NFULA_CFG_CMD, struct.pack("=B", NFULNL_CFG_CMD_BIND))],
+                          [_attr(NFULA_CFG_MODE, struct.pack("!IBB", copy_range, NFULNL_COPY_PACKET, 0))],
+                          [_attr(NFULA_CFG_QTHRESH, struct.pack("!I", qthresh))],
+                          [_attr(NFULA_CFG_TIMEOUT, struct.pack("!I", timeout_cs))]):
+                self.sock.send(config_message(group, attrs, seq))
+                ack = self.sock.recv(4096)
+                length, kind, *_ = _NLH.unpack_from(ack)
+                if kind == NLMSG_ERROR:
+                    (err,) = struct.unpack_from("=i", ack, _NLH.size)
+                    if err != 0:
+                        raise OSError(-err, f"NFLOG group {group}: the kernel refused the "
+                                      f"configuration: {os.strerror(-err)}")
+                seq += 1
+            self.sock.setblocking(False)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.overruns = 0  # ENOBUFS: the kernel dropped messages (socket buffer full)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read(self, limit: int = 256) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = []
+        for _ in range(limit):
+            try:
+                data = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == 105:  # ENOBUFS
+                    self.overruns += 1
+                    continue
+                raise
+            out += parse(data)
+        return out
+
+    def close(self) -> None:
+        try:
+            self.sock.setblocking(True)
+            self.sock.settimeout(0.5)
+            self.sock.send(config_message(self.group, [_attr(NFULA_CFG_CMD, struct.pack("=B", NFULNL_CFG_CMD_UNBIND))], 99))
+        except OSError:
+            pass
+        self.sock.close()
