@@ -53,7 +53,7 @@ def nat_cluster(lab, tmp_path, conntrackd: bool = True) -> HaCluster:
         r.connect(pair.hb, f"{addr}/24")
         r.route("198.18.0.0/24", via=INSIDE_VIP)
         r.http_server(port=80, identity=name)
-    c = HaCluster(pair, str(tmp_path), keepalive=100, deadtime=500, auto_failback="off",
+    c = HaCluster(pair, str(tmp_path), keepalive=100, deadtime=500, initdead=2500, auto_failback="off",
                   extra_resources=f"{INSIDE_VIP}/24/eth1 ldirectord", ldirectord_cf=LDIRECTORD_CF)
     for n in ("dir-a", "dir-b"):
         if conntrackd:  # the default for NAT on two nodes: nothing to configure

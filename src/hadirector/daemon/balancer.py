@@ -50,7 +50,7 @@ class BalancerDriver:
         self.dataplane: DataPlane | None = None
         self.desired = DesiredState()  # what the data plane has installed
         self.last_error: str | None = None
-        self.sync = None  # dataplane.conntrackd.Conntrackd: NAT connections synced (the supervisor's)
+        self.conntrackd = None  # dataplane.conntrackd.Conntrackd: NAT connections synced (the supervisor's)
         self._lock = asyncio.Lock()
 
     @property
@@ -75,10 +75,10 @@ class BalancerDriver:
         `prepare`): with conntrackd, load the data plane first (a committed NAT entry is only
         translated where a nat chain hooks the packet), then commit the connections the other
         directors synced to us (conntrack-tools primary-backup.sh `primary`)."""
-        if self.sync is None:
+        if self.conntrackd is None:
             return
         await self.start()
-        await self.sync.primary()
+        await self.conntrackd.primary()
 
     async def stop(self) -> None:
         async with self._lock:
@@ -86,8 +86,8 @@ class BalancerDriver:
             self.desired = DesiredState()
             if dp is not None:
                 await dp.close()
-        if dp is not None and self.sync is not None:
-            await self.sync.backup()  # primary-backup.sh `backup`
+        if dp is not None and self.conntrackd is not None:
+            await self.conntrackd.backup()  # primary-backup.sh `backup`
         if dp is not None and self.on_running is not None:
             self.on_running(False)
 
@@ -181,7 +181,7 @@ class BalancerSupervisor:
                              "survive a failover", exc)
             self.conntrackd = None
             return
-        self.driver.sync = self.conntrackd
+        self.driver.conntrackd = self.conntrackd
 
     def _running(self, running: bool) -> None:
         """The data plane started (this node holds the balancer now) or stopped."""
@@ -228,7 +228,7 @@ class BalancerSupervisor:
         if self.driver.running:
             await self.driver.stop()  # normally stopped with its group already
         if self.conntrackd is not None:
-            self.driver.sync = None
+            self.driver.conntrackd = None
             await self.conntrackd.stop()
 
     async def reload(self, balancer: Balancer, why: str) -> str:
