@@ -15,66 +15,17 @@ The download is ~10 s rather than the issue's 30 s to keep `make test` fast: the
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import tomllib
-
-import tomli_w
 
 from hadirector.lab.hacluster import HaCluster
-from hadirector.lab.presets import director_pair
+from hadirector.lab.natpair import nat_cluster as _nat_cluster
 from hadirector.lab.survive import SurvivalClient
-from hdtest import need_root, wait_until
-
-INSIDE_VIP = "198.18.1.1"
-REALS = (("real1", "198.18.1.11"), ("real2", "198.18.1.12"))
-LDIRECTORD_CF = """checktimeout=1
-checkinterval=1
-quiescent=no
-
-virtual=198.18.0.100:80
-	real=198.18.1.11:80 masq 1
-	real=198.18.1.12:80 masq 1
-	scheduler=wlc
-	protocol=tcp
-	checktype=connect
-"""
+from hdtest import need_root
 
 
 def nat_cluster(lab, tmp_path, conntrackd: bool = True) -> HaCluster:
     need_root("ip", "nft", "conntrackd", "conntrack")
-    pair = director_pair(lab, hb_link=True)
-    for d in pair.directors:
-        d.enable_forwarding()
-    for name, addr in REALS:
-        r = lab.host(name)
-        r.connect(pair.hb, f"{addr}/24")
-        r.route("198.18.0.0/24", via=INSIDE_VIP)
-        r.http_server(port=80, identity=name)
-    c = HaCluster(pair, str(tmp_path), keepalive=100, deadtime=500, initdead=2500, auto_failback="off",
-                  extra_resources=f"{INSIDE_VIP}/24/eth1 ldirectord", ldirectord_cf=LDIRECTORD_CF)
-    for n in ("dir-a", "dir-b"):
-        if conntrackd:  # the default for NAT on two nodes: nothing to configure
-            c.start(n)
-            continue
-        # the same ha.d as native TOML, conntrackd switched off
-        toml = os.path.join(str(tmp_path), f"{n}.toml")
-        subprocess.run([sys.executable, "-m", "hadirector", "convert", "--ha-dir", c.ha_dir(n),
-                        "--node", n, "-o", toml], check=True, capture_output=True, timeout=30)
-        with open(toml, "rb") as f:
-            data = tomllib.load(f)
-        data["balancer"].setdefault("conntrackd", {})["enabled"] = False
-        with open(toml, "wb") as f:
-            tomli_w.dump(data, f)
-        c.procs[n] = c.hosts[n].spawn([sys.executable, "-m", "hadirector", "run", "-c", toml, "--node", n,
-                                       "--state-dir", c.state_dir(n)], name="hadirector")
-    c.wait_holder("dir-a", timeout=15, stable=0.3)
-    wait_until(lambda: c.client_get(timeout=0.5).strip() in ("real1", "real2"), 15, 0.1,
-               lambda: "the client to reach a real through the VIP\n"
-               + "\n".join(f"[{n}]\n{c.log(n)[-3000:]}" for n in c.hosts), ignore=(Exception,))
-    return c
+    return _nat_cluster(lab, str(tmp_path), conntrackd=conntrackd)
 
 
 def kernel_flows(host, vip: str) -> int:
