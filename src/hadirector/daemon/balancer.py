@@ -72,9 +72,10 @@ class BalancerDriver:
 
     async def prepare(self) -> None:
         """Before the group holding the balancer announces its VIPs (resources/balancer.py
-        `prepare`): with conntrackd, load the data plane first (a committed NAT entry is only
-        translated where a nat chain hooks the packet), then commit the connections the other
-        directors synced to us (conntrack-tools primary-backup.sh `primary`)."""
+        `prepare`): with conntrackd, load the data plane (without a nat chain no nat hook runs,
+        and a packet of a synced connection reaches our own stack, which resets it), then commit
+        the connections the other directors synced to us (conntrack-tools primary-backup.sh
+        `primary`). Both before any VIP, whatever the haresources order."""
         if self.conntrackd is None:
             return
         await self.start()
