@@ -71,12 +71,13 @@ def test_nat_connections_survive_a_power_loss(lab, tmp_path):
 def test_without_conntrackd_nat_connections_die(lab, tmp_path):
     """The fault, proven: with conntrackd off ([balancer.conntrackd] enabled = false, the native
     configuration converted from the same ha.d) the new holder has no conntrack entry for an open
-    connection: its next packet is scheduled afresh (wlc may pick the other real, which answers
-    RST), and the real's replies to the client are not translated back (the client resets them)."""
+    connection: a packet that arrives before its nat chains are loaded is reset by its own stack,
+    a later one is scheduled afresh (wlc may pick the other real, which answers RST). Measured:
+    0 of 100 answer (every connection sends right after the takeover)."""
     c = nat_cluster(lab, tmp_path, conntrackd=False)
     log_a = c.log("dir-a")
     assert "conntrackd: running" not in log_a, log_a[-3000:]
     assert "without conntrackd" in log_a and "will not survive a failover" in log_a, log_a[-3000:]
     first, rep = failover(c, str(tmp_path), settle=1.0)
     assert rep["same_connection"] < 95, rep
-    assert not rep["download"]["checksum_ok"], rep
+    assert rep["errors"].get("ConnectionResetError", 0) > 0, rep
