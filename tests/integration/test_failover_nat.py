@@ -15,17 +15,36 @@ The download is ~10 s rather than the issue's 30 s to keep `make test` fast: the
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 from hadirector.lab.hacluster import HaCluster
 from hadirector.lab.natpair import nat_cluster as _nat_cluster
 from hadirector.lab.survive import SurvivalClient
-from hdtest import need_root
+from hdtest import need_root, wait_until
 
 
 def nat_cluster(lab, tmp_path, conntrackd: bool = True) -> HaCluster:
     need_root("ip", "nft", "conntrackd", "conntrack")
     return _nat_cluster(lab, str(tmp_path), conntrackd=conntrackd)
+
+
+def conntrackd_of(c: HaCluster, name: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "hadirector", "status", "--json", "--state-dir",
+                          c.state_dir(name)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["balancer"]["conntrackd"]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def kernel_flows(host, vip: str) -> int:
@@ -34,13 +53,14 @@ def kernel_flows(host, vip: str) -> int:
     return sum(1 for ln in out.stdout.splitlines() if "dport=80" in ln)
 
 
-def failover(c: HaCluster, workdir: str, settle: float) -> tuple[dict, dict]:
+def failover(c: HaCluster, workdir: str, settle: float, before=lambda: None) -> tuple[dict, dict]:
     sc = SurvivalClient(c.pair.client, c.vip, workdir, connections=100, stream_ms=10_000)
     sc.start()
     first = sc.wait_ready(30)
     assert first["opened"] == 100, first
     assert set(first["first"]) == {"real1", "real2"}, first  # wlc spread them
     time.sleep(settle)  # the connections are older than `settle` when the holder dies
+    before()
     c.power_off("dir-a")
     c.wait_holder("dir-b", timeout=10)
     sc.go()
@@ -53,9 +73,17 @@ def _logs(c: HaCluster) -> str:
 
 def test_nat_connections_survive_a_power_loss(lab, tmp_path):
     c = nat_cluster(lab, tmp_path)
-    # the backup's conntrackd holds the active's connections in its external cache only: its
-    # kernel has none of them until the commit
-    first, rep = failover(c, str(tmp_path), settle=1.0)
+    ct_a, ct_b = conntrackd_of(c, "dir-a"), conntrackd_of(c, "dir-b")
+    assert ct_a["running"] and ct_b["running"] and ct_b["role"] == "backup", (ct_a, ct_b)
+    seen = {}
+
+    def before_loss():
+        # the backup's conntrackd holds the active's connections in its external cache only:
+        # its kernel has none of them until the commit
+        seen["backup_kernel"] = kernel_flows(c.hosts["dir-b"], c.vip)
+
+    first, rep = failover(c, str(tmp_path), settle=1.0, before=before_loss)
+    assert seen["backup_kernel"] == 0, seen
     logs = _logs(c)
     assert rep["same_connection"] >= 99, (rep, logs)
     assert rep["same_real"] == rep["same_connection"], rep
@@ -66,6 +94,13 @@ def test_nat_connections_survive_a_power_loss(lab, tmp_path):
     committed = log_b.find("conntrackd: primary: -c -f -R -B done")
     vip_up = log_b.find("vip 198.18.0.100 started")
     assert 0 <= committed < vip_up, log_b[-4000:]
+    assert conntrackd_of(c, "dir-b")["role"] == "primary"
+    # the dead holder's conntrackd died with its daemon (PR_SET_PDEATHSIG), the other stops
+    # with its daemon and leaves no lock file
+    wait_until(lambda: not alive(ct_a["pid"]), 5, 0.05, "dir-a's conntrackd to die with its daemon")
+    c.stop("dir-b")
+    assert not alive(ct_b["pid"])
+    assert not os.path.exists(os.path.join(c.state_dir("dir-b"), "conntrackd.lock"))
 
 
 def test_without_conntrackd_nat_connections_die(lab, tmp_path):
