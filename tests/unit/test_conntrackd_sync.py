@@ -77,6 +77,13 @@ def test_interface_picks_that_link_and_peers_override():
 
 def test_mixed_families_are_refused_when_read():
     from hadirector.config.errors import ConfigError
+    serial = BASE.replace('kind = "ucast"\ninterface = "eth0"\npeers = ["198.18.0.2", "198.18.0.3"]\n'
+                          '[[cluster.links]]\nkind = "ucast"\ninterface = "eth1"\n'
+                          'peers = ["198.18.1.2", "198.18.1.3"]', 'kind = "serial"\ndevice = "/dev/ttyS0"')
+    serial = serial.replace("{method}", "masq")
+    assert conntrackd_plan(load_toml_text(serial)) is None  # by default: no link, no conntrackd
+    with pytest.raises(ConfigError, match="balancer.conntrackd.interface: conntrackd needs a sync link"):
+        load_toml_text(serial + "[balancer.conntrackd]\nenabled = true\n")
     with pytest.raises(ConfigError, match="balancer.conntrackd.peers: the sync peers mix IPv4 and IPv6"):
         cfg(extra='[balancer.conntrackd]\npeers = ["198.18.9.1", "2001:2::1"]\n')
 
@@ -111,6 +118,9 @@ def test_render_refuses_what_cannot_work():
     plan = conntrackd_plan(cfg())
     with pytest.raises(ConntrackdConfError, match="none of the sync peers .* is an address of this node on eth0"):
         render(plan, ["198.18.7.7"], PATHS)
+    blank = Paths(conf="c", socket="/my state/conntrackd.ctl", lock="/l", log="/g")
+    with pytest.raises(ConntrackdConfError, match="cannot read the path '/my state/conntrackd.ctl'"):
+        render(plan, ["198.18.0.2"], blank)
     long = Paths(conf="c", socket="/" + "x" * 120, lock="l", log="g")
     with pytest.raises(ConntrackdConfError, match="longer than 107 characters; use a shorter --state-dir"):
         render(plan, ["198.18.0.2"], long)

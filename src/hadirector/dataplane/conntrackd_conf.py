@@ -64,6 +64,11 @@ def render(plan: ConntrackdPlan, local: Iterable[str], paths: Paths,
     """The conntrackd.conf text. `interface_address`: an IPv4 address of the sync interface,
     needed for multicast (IPv4_interface) when the plan names no peers."""
     local = list(local)
+    for p in (paths.socket, paths.lock, paths.log):
+        # conntrackd's lexer reads a path up to the first blank or quote (read_config_lex.l `path`)
+        if any(c.isspace() or c == '"' for c in p):
+            raise ConntrackdConfError(f"conntrackd: it cannot read the path {p!r} (a blank or quote in "
+                                      "it); use a --state-dir without one")
     if len(paths.socket) > UNIX_PATH_MAX:
         raise ConntrackdConfError(f"conntrackd: control socket path {paths.socket} is longer than "
                                   f"{UNIX_PATH_MAX} characters; use a shorter --state-dir")
