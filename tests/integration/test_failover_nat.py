@@ -116,3 +116,47 @@ def test_without_conntrackd_nat_connections_die(lab, tmp_path):
     first, rep = failover(c, str(tmp_path), settle=1.0)
     assert rep["same_connection"] < 95, rep
     assert rep["errors"].get("ConnectionResetError", 0) > 0, rep
+
+
+async def test_conntrackd_multicast_between_three_directors(lab, tmp_path):
+    """The driver alone (dataplane/conntrackd.py), multicast as with three or more directors: an
+    entry created in one director's kernel reaches the others' external caches, not their kernels,
+    and `primary()` commits it there."""
+    need_root("ip", "conntrackd", "conntrack")
+    from hadirector.config.sync import ConntrackdPlan
+    from hadirector.dataplane.conntrackd import Conntrackd
+
+    sw = lab.switch("sync")
+    hosts = []
+    for i in range(3):
+        h = lab.host(f"d{i}")
+        h.connect(sw, f"198.18.4.{i + 1}/24")
+        hosts.append(h)
+    plan = ConntrackdPlan(interface="eth0", peers=(), port=3780, protocols=("TCP",),
+                          vips=("198.18.0.100",), explicit=True)
+    daemons = []
+    try:
+        for h in hosts:
+            d = Conntrackd(plan, str(tmp_path / h.name), netns=h.netns)
+            os.makedirs(str(tmp_path / h.name))
+            await d.start()
+            daemons.append(d)
+        with open(daemons[1].paths.conf) as f:
+            assert "Multicast {" in f.read()
+        hosts[0].run(["conntrack", "-I", "-p", "tcp", "-s", "198.18.0.10", "-d", "198.18.0.100",
+                      "--sport", "40000", "--dport", "80", "--state", "ESTABLISHED", "-t", "300",
+                      "--dst-nat", "198.18.1.11:80", "-u", "SEEN_REPLY,ASSURED"])
+
+        def external(h) -> str:
+            return h.run(["conntrackd", "-C", str(tmp_path / h.name / "conntrackd.conf"), "-e"]).stdout
+
+        for h in hosts[1:]:
+            wait_until(lambda h=h: "sport=40000" in external(h), 10, 0.1, f"the entry in {h.name}'s external cache")
+            assert kernel_flows(h, "198.18.0.100") == 0  # not in its kernel before a commit
+        assert await daemons[2].primary()
+        assert kernel_flows(hosts[2], "198.18.0.100") == 1
+        line = hosts[2].run(["conntrack", "-L", "-p", "tcp", "--orig-dst", "198.18.0.100"]).stdout
+        assert "src=198.18.1.11 dst=198.18.0.10 sport=80 dport=40000" in line, line  # the DNAT came along
+    finally:
+        for d in daemons:
+            await d.stop()
