@@ -18,7 +18,9 @@ Rules:
   services, and it ignores the director's own addresses, loopback and the VIPs (locally
   delivered traffic cannot move to another host; conntrack-tools src/filter.c
   __ct_filter_test_ipv4 compares the original source and the reply source only, so a DNATed
-  connection, whose reply source is the real, passes).
+  connection, whose reply source is the real, passes). Not `Filter From Kernelspace`: with the
+  VIPs in its ignore list it synced nothing (measured; the kernel filter also looks at the
+  original destination), and without them it cost the same CPU (docs/benchmarks.md).
 """
 
 from __future__ import annotations
