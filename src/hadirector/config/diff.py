@@ -14,7 +14,7 @@ diffed by the health checks and the desired state's core, DESIGN convention 5) a
 `cluster.logging` (the log files, facility and debug level are set up again). Needing a restart:
 the rest of `[cluster]` and the resource groups (a running cluster's membership and ownership are
 not changed under it), adding or removing the whole `[balancer]`, its `dataplane` and
-`autoreload`. A virtual's key that only changed because the global it inherits changed is not
+`autoreload` and `conntrackd`. A virtual's key that only changed because the global it inherits changed is not
 repeated for every virtual: the global's line says it.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 from .model import INHERITED_KEYS, Balancer, Config, VirtualService
 
-BALANCER_RESTART = ("dataplane", "autoreload")
+BALANCER_RESTART = ("dataplane", "autoreload", "conntrackd")  # conntrackd: its child starts with the daemon
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ The rules and their sources:
   executable `dir/name`), warned at its haresources line;
 - a fence device this node may run: its program (a fence agent, or cluster-glue's `stonith`)
   must be executable, else every fence fails and a silent peer is never taken over;
+- conntrackd (config/sync.py): NAT on several directors without it is warned about (open
+  connections die at a failover); when it is on, a missing program is an error if
+  `[balancer.conntrackd] enabled = true` asked for it (run refuses), else a warning, and the
+  sync interface must exist;
 - ldirectord opens `monitorfile` for appending when it reads the file (ld_read_config); a warning,
   as hadirector does not write it yet;
 - a quorum device with TLS needs its CA, certificate and key files readable (daemon/qdevice.py
@@ -87,6 +91,14 @@ class Machine:
             return os.path.isfile(p) and os.access(p, os.R_OK)
         except ValueError:
             return False
+
+    def program(self, name: str) -> str | None:
+        """A program found on PATH or in the sbin directories (daemons such as conntrackd)."""
+        dirs = os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/sbin", "/usr/local/sbin"]
+        for d in dict.fromkeys(d for d in dirs if d):
+            if self.executable(os.path.join(d, name)):
+                return os.path.join(d, name)
+        return None
 
     def can_append(self, path: str) -> bool:
         p = self._path(path)
@@ -193,6 +205,8 @@ def machine_problems(loaded: Loaded, machine: Machine, director: bool) -> list[P
                           f"quorum device tls {key} {path} cannot be read on this machine: the witness "
                           "would never give its vote (see docs/cluster.md, the witness: TLS)")
 
+    _conntrackd(out, machine, loaded)
+
     if loaded.config.balancer is not None:
         for i, vs in enumerate(loaded.config.balancer.virtual):
             if vs.monitorfile and not machine.can_append(vs.monitorfile):
@@ -200,6 +214,31 @@ def machine_problems(loaded: Loaded, machine: Machine, director: bool) -> list[P
                          f"monitorfile {vs.monitorfile} cannot be opened for appending on this machine "
                          "(ldirectord refuses the file then)")
     return out.problems
+
+
+def _conntrackd(out: _Out, machine: Machine, loaded: Loaded) -> None:
+    # NAT connections live in the kernel's conntrack table: without conntrackd they die at a
+    # failover (config/sync.py); `run` refuses a missing conntrackd asked for by name
+    # (daemon/balancer.py _start_conntrackd) and warns when it was only the default
+    from .sync import conntrackd_plan, nat_without_sync
+    cfg = loaded.config
+    where = loaded.locate(("balancer", "conntrackd"))
+    if nat_without_sync(cfg):
+        out.warn(where, "NAT (masq) services on several directors without conntrackd: open "
+                 "connections will not survive a failover")
+    plan = conntrackd_plan(cfg)
+    if plan is None:
+        return
+    if machine.program("conntrackd") is None:
+        msg = ("conntrackd is not installed (Debian package conntrackd): open NAT connections "
+               "will not survive a failover")
+        if plan.explicit:
+            out.fatal(where, msg + "; run refuses to start the balancer without it")
+        else:
+            out.warn(where, msg)
+    if plan.interface not in machine.interfaces:
+        out.fatal(loaded.locate(("balancer", "conntrackd", "interface")),
+                  f"conntrackd's sync interface {plan.interface} does not exist on this machine" + _have(machine))
 
 
 def _client_child(out: _Out, machine: Machine, loc: str, directive: str, user: str, command: str) -> None:

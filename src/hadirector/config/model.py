@@ -550,6 +550,18 @@ class VirtualService(Model):
         return self.negotiatetimeout or self.checktimeout or 30_000
 
 
+class Conntrackd(Model):
+    """[balancer.conntrackd]: open NAT connections follow the VIP (docs/balancer.md). conntrackd
+    (conntrack-tools, FTFW mode) on every director keeps the others' conntrack tables;
+    config/sync.py resolves these keys into what conntrackd is given."""
+
+    enabled: bool | None = None  # None: on when a service has masq reals and there are 2+ nodes
+    interface: str | None = None  # the sync link; None: the first cluster link with an interface
+    peers: tuple[IPAddress, ...] = ()  # every director's address on it, own one skipped at run time;
+    # () = that link's ucast peers, or multicast (225.0.0.50) when it has none
+    port: Port = 3780  # conntrackd's UDP port (multicast: its Group)
+
+
 class FlowSync(Model):
     """[balancer.flow_sync]: the active director's DR flow memory and persistence templates to
     the backups (daemon/flowsync.py, docs/balancer.md "What survives a failover")."""
@@ -592,6 +604,7 @@ class Balancer(Model):
     execute: tuple[str, ...] = ()
     dataplane: Literal["auto", "nft", "proxy"] = "auto"
     flow_sync: FlowSync = FlowSync()
+    conntrackd: Conntrackd = Conntrackd()
     virtual: tuple[VirtualService, ...] = ()
 
     @model_validator(mode="before")
@@ -758,6 +771,8 @@ def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
                                     f"real {r.address} is not of the virtual service's address family"))
             if vs.netmask is not None and vs.persistent is None:
                 out.append((f"balancer.virtual.{i}.netmask", "netmask needs persistent"))
+        from .sync import sync_problems
+        out += sync_problems(cfg)
         from .check_rules import check_problems
         from .dataplane_rules import dataplane_problems
         out += check_problems(cfg.balancer)

@@ -157,6 +157,14 @@ def run_lines(loaded: Loaded) -> list[str]:
     out = ["watches: " + ", ".join(watch)]
     cmds = commands(loaded)
     out.append("runs: " + ("; ".join(f"{cmd} ({what})" for what, cmd in cmds) if cmds else "no commands"))
+    from .sync import conntrackd_plan, nat_without_sync
+    plan = conntrackd_plan(cfg)
+    if plan is not None:
+        how = "UDP" if len(plan.peers) == 2 else "multicast"
+        out.append(f"NAT connections: conntrackd (FTFW, {how} port {plan.port} on {plan.interface}), "
+                   "committed at takeover before the VIPs")
+    elif nat_without_sync(cfg):
+        out.append("NAT connections: not synced (conntrackd off): they die at a failover")
     mail = [vs.alerts for vs in cfg.balancer.virtual if vs.alerts.to] if cfg.balancer else []
     if mail:
         to = sorted({a for al in mail for a in al.to})

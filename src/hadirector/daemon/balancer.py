@@ -50,6 +50,7 @@ class BalancerDriver:
         self.dataplane: DataPlane | None = None
         self.desired = DesiredState()  # what the data plane has installed
         self.last_error: str | None = None
+        self.conntrackd = None  # dataplane.conntrackd.Conntrackd: NAT connections synced (the supervisor's)
         self._lock = asyncio.Lock()
 
     @property
@@ -69,12 +70,25 @@ class BalancerDriver:
         if started and self.on_running is not None:
             self.on_running(True)
 
+    async def prepare(self) -> None:
+        """Before the group holding the balancer announces its VIPs (resources/balancer.py
+        `prepare`): with conntrackd, load the data plane (without a nat chain no nat hook runs,
+        and a packet of a synced connection reaches our own stack, which resets it), then commit
+        the connections the other directors synced to us (conntrack-tools primary-backup.sh
+        `primary`). Both before any VIP, whatever the haresources order."""
+        if self.conntrackd is None:
+            return
+        await self.start()
+        await self.conntrackd.primary()
+
     async def stop(self) -> None:
         async with self._lock:
             dp, self.dataplane = self.dataplane, None
             self.desired = DesiredState()
             if dp is not None:
                 await dp.close()
+        if dp is not None and self.conntrackd is not None:
+            await self.conntrackd.backup()  # primary-backup.sh `backup`
         if dp is not None and self.on_running is not None:
             self.on_running(False)
 
@@ -124,8 +138,9 @@ class BalancerSupervisor:
 
     def __init__(self, balancer: Balancer, *, netns: str | None, log: logging.Logger,
                  spawn: Callable, previous_seen: Callable[[], int | None] = lambda: None,
-                 held: bool = True) -> None:
+                 held: bool = True, conntrackd=None) -> None:
         self.driver = BalancerDriver(balancer, on_running=self._running)
+        self.conntrackd = conntrackd  # dataplane.conntrackd.Conntrackd, run on every node
         self.health = None  # checks.monitor.HealthMonitor, from start()
         self.netns = netns
         self.log = log
@@ -141,6 +156,7 @@ class BalancerSupervisor:
         """Start-up: clean the kernel of an earlier run, then start the health checks."""
         if self.driver.kind == "nft":
             await self._purge_nft()
+        await self._start_conntrackd()
         from ..checks.monitor import HealthMonitor
         # inactive until the balancer resource starts here: checks run, alerts wait (alerts.py)
         self.health = HealthMonitor(self.driver.balancer, on_desired=self._on_desired,
@@ -149,6 +165,24 @@ class BalancerSupervisor:
         self.health.set_daemon_status("running")
         if self.marks:
             self.health.set_maintenance({k: m.state for k, m in self.marks.items()})
+
+    async def _start_conntrackd(self) -> None:
+        """conntrackd runs on every director (a backup receives). It is refused at start when the
+        configuration asks for it by name (`hadirector check` says so too); otherwise the balancer
+        runs without it, and says that NAT connections will not survive a failover."""
+        if self.conntrackd is None:
+            return
+        from ..dataplane.conntrackd import ConntrackdError
+        try:
+            await self.conntrackd.start()
+        except (ConntrackdError, OSError) as exc:
+            if self.conntrackd.plan.explicit:
+                raise ConntrackdError(f"balancer.conntrackd: {exc}") from None
+            self.log.warning("balancer: %s; running without it: open NAT connections will not "
+                             "survive a failover", exc)
+            self.conntrackd = None
+            return
+        self.driver.conntrackd = self.conntrackd
 
     def _running(self, running: bool) -> None:
         """The data plane started (this node holds the balancer now) or stopped."""
@@ -195,6 +229,9 @@ class BalancerSupervisor:
             await self.health.stop()
         if self.driver.running:
             await self.driver.stop()  # normally stopped with its group already
+        if self.conntrackd is not None:
+            self.driver.conntrackd = None
+            await self.conntrackd.stop()
 
     async def reload(self, balancer: Balancer, why: str) -> str:
         """A new [balancer]: the checks and the desired state take the difference, the driver
@@ -289,4 +326,7 @@ class BalancerSupervisor:
 
     def summary(self) -> dict:
         d = self.driver
-        return {"running": d.running, "dataplane": d.kind, "last_error": d.last_error}
+        out = {"running": d.running, "dataplane": d.kind, "last_error": d.last_error}
+        if self.conntrackd is not None:
+            out["conntrackd"] = self.conntrackd.status()
+        return out

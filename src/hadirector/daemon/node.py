@@ -79,6 +79,20 @@ def watchdog_ok(late: float, core_overdue: float, interval: float) -> bool:
     return late <= interval and core_overdue <= interval
 
 
+def _conntrackd(config, opts: Options, log):
+    """conntrackd for the NAT services' connections, when the configuration wants it
+    (config/sync.py); it runs with the balancer on every node."""
+    from ..config.sync import conntrackd_plan, nat_without_sync
+    plan = conntrackd_plan(config)
+    if plan is None:
+        if nat_without_sync(config):
+            log.warning("balancer: NAT services on several directors without conntrackd "
+                        "([balancer.conntrackd] enabled = false): open connections will not survive a failover")
+        return None
+    from ..dataplane.conntrackd import Conntrackd
+    return Conntrackd(plan, opts.state_dir, netns=opts.netns, log=log)
+
+
 class Daemon:
     def __init__(self, loaded: Loaded, opts: Options, log: logging.Logger | None = None):
         if loaded.node is None:
@@ -97,7 +111,8 @@ class Daemon:
             self.balancer = BalancerSupervisor(self.config.balancer, netns=opts.netns, log=self.log,
                                                spawn=self._spawn, previous_seen=self._balancer_previous_seen,
                                                held=any(r.kind == "balancer" for g in self.config.groups
-                                                        for r in g.resources))
+                                                        for r in g.resources),
+                                               conntrackd=_conntrackd(self.config, opts, self.log))
             opts.services.setdefault("balancer", self.balancer.driver)
         self.flowsync = None  # daemon/flowsync.py, made at start (it needs the local addresses)
         self.reloader = Reloader(self)

@@ -44,6 +44,13 @@ class BalancerAgent(Agent):
             raise AgentError(f"{self.name}: {text}", transient=is_transient(exc),
                              code=getattr(exc, "errno", None), errno=getattr(exc, "errno", None)) from None
 
+    async def prepare(self) -> None:
+        # with conntrackd: load the data plane and commit the synced connections before the
+        # group's VIPs are announced (BalancerDriver.prepare)
+        driver = self.ctx.services.get("balancer")
+        if driver is not None and hasattr(driver, "prepare"):
+            await driver.prepare()
+
     async def stop(self) -> None:
         driver = self._driver()
         try:

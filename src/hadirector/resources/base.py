@@ -87,6 +87,12 @@ class Agent:
     async def monitor(self) -> bool:
         raise NotImplementedError
 
+    async def prepare(self) -> None:
+        """Called for every resource of a group, in order, before the group's first resource
+        starts (its VIPs are announced). The balancer commits the NAT connections synced by
+        conntrackd here, as keepalived users do in notify_master. A failure is logged, not fatal:
+        the start that follows reports what does not work. Most agents have nothing to do."""
+
     async def reannounce(self) -> bool:
         """Tell the network again that this node holds the resource (gratuitous ARP for a VIP).
         Returns whether the agent had anything to announce. Most agents have not."""

@@ -305,6 +305,13 @@ class ResourceManager:
             run.failcounts[i] = 0
             run.errors[i] = None
         log.info("group %s: starting %d resource(s)", group.name, len(run.agents))
+        for agent in run.agents:
+            # before any resource starts: e.g. the balancer commits the synced NAT connections
+            # before a VIP is announced (Agent.prepare)
+            try:
+                await call_with_timeout(f"{agent.name} prepare", agent.prepare(), group.start_timeout)
+            except Exception as e:  # noqa: BLE001 - the start below reports what does not work
+                log.warning("group %s: %s prepare failed: %s", group.name, agent.name, _as_agent_error(e))
         for i, agent in enumerate(run.agents):
             attempt = 0
             while True:
