@@ -243,6 +243,14 @@ def test_lvs_is_what_lvs_json_prints_with_checks(pair):
     b = pair.http["beta"].get("/api/v1/lvs?would=1").json()
     assert b["active"] is False and b["would"] is True and b["held_by"] == ["alpha"]
     assert {r["address"] for r in b["services"][0]["reals"]} == set(REALS)
+    # with the flow table: what `lvs -c --json` prints (on a backup, the entries synced to it;
+    # test_failover_flows.py checks those through the same render/lvs.py connections_json)
+    api_c = pair.http["alpha"].get("/api/v1/lvs?connections=1").json()["connections"]
+    cli_c = json.loads(_ctl(pair.state["alpha"], "lvs", "-c", "--json").stdout)
+    assert set(api_c) == set(cli_c) == {"active", "held_by", "synced", "synced_from", "connections"}, api_c
+    assert api_c["active"] is True and api_c["synced"] is False and isinstance(api_c["connections"], list)
+    r = pair.http["alpha"].get("/api/v1/lvs?connections=maybe")
+    assert r.status == 400 and r.json()["error"] == "connections: expected 1 or 0, got 'maybe'", r
 
 
 def test_the_token_rules(pair):

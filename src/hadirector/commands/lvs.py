@@ -7,7 +7,7 @@ import sys
 
 from ..daemon.control import ControlError, request
 from ..render.checks import render_checks
-from ..render.lvs import decode_snapshot, lvs_reply_json, render_connections, render_lvs, system_resolvers
+from ..render.lvs import connections_json, decode_snapshot, lvs_reply_json, render_connections, render_lvs, system_resolvers
 from ._common import add_state_dir, default_state_dir
 
 
@@ -92,9 +92,7 @@ def _connections(args, reply: dict) -> int:
     conns = reply.get("connections") or {"rows": [], "synced": False, "source": None}
     rows = conns.get("rows") or []
     if args.json:
-        print(json.dumps({"active": reply.get("active", True), "held_by": reply.get("held_by", []),
-                          "synced": bool(conns.get("synced")), "synced_from": conns.get("source"),
-                          "connections": rows}, indent=2))
+        print(json.dumps(connections_json(reply), indent=2))
         return 0
     if conns.get("synced"):
         print(f"hadirector lvs: balancer not active on this node; {len(rows)} entries synced from "

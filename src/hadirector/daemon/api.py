@@ -323,13 +323,16 @@ class ApiServer:
         return _json(status_reply(self.d))
 
     async def get_lvs(self, request: web.Request) -> web.Response:
-        from ..render.lvs import lvs_reply_json
-        would = _flag(request, "would")
+        from ..render.lvs import connections_json, lvs_reply_json
+        would, conns = _flag(request, "would"), _flag(request, "connections")
         try:
-            reply = await self.handlers.lvs({"would": would})
+            reply = await self.handlers.lvs({"would": would, "connections": conns})
         except ControlError as exc:
             raise ApiError(404, str(exc)) from None
-        return _json(lvs_reply_json(reply, would=would))
+        out = lvs_reply_json(reply, would=would)
+        if conns:  # the flow table (`lvs -c --json`): the active's flows, a backup's synced ones
+            out["connections"] = connections_json(reply)
+        return _json(out)
 
     async def get_auth(self, request: web.Request) -> web.Response:
         ok = self.authorized(request)

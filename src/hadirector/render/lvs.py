@@ -222,6 +222,15 @@ def _check_for(checks: Mapping, service: str, address: str, port: int) -> dict |
 
 # --------------------------------------------------------------------------- connections
 
+def connections_json(reply: Mapping) -> dict:
+    """`hadirector lvs -c --json` (and `GET /api/v1/lvs?connections=1`'s `connections`): the flow
+    table, on a backup the entries synced from the active (`synced`, `synced_from`)."""
+    conns = reply.get("connections") or {"rows": [], "synced": False, "source": None}
+    return {"active": reply.get("active", True), "held_by": reply.get("held_by", []),
+            "synced": bool(conns.get("synced")), "synced_from": conns.get("source"),
+            "connections": conns.get("rows") or []}
+
+
 def _conn_addr(address: str | None, port: int | None, proto: str, numeric: bool,
                host_name: Resolver | None, port_name: PortResolver | None) -> str:
     return _addrport(address or "0.0.0.0", port or 0, proto.lower(), numeric, host_name, port_name)
