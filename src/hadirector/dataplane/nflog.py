@@ -105,7 +105,8 @@ class NflogSocket:
     are waiting (non-blocking), `fileno()` for loop.add_reader."""
 
     def __init__(self, group: int, netns: str | None = None, *, copy_range: int = 48,
-                 qthresh: int = 64, timeout_cs: int = 1, rcvbuf: int = 8 << 20):
+                 qthresh: int = 256, timeout_cs: int = 1, nlbufsiz: int = 128 << 10,
+                 rcvbuf: int = 8 << 20):
         self.group = group
         self.sock = netns_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         try:
@@ -118,6 +119,10 @@ class NflogSocket:
             seq = 1
             for attrs in ([_attr(NFULA_CFG_CMD, struct.pack("=B", NFULNL_CFG_CMD_BIND))],
                           [_attr(NFULA_CFG_MODE, struct.pack("!IBB", copy_range, NFULNL_COPY_PACKET, 0))],
+                          # the kernel's batch buffer: its default (NLMSG_GOODSIZE, about 4 KiB)
+                          # holds ~20 of our packet messages, so a datagram was flushed well
+                          # before qthresh; nfulnl_set_nlbufsiz accepts up to 128 KiB
+                          [_attr(NFULA_CFG_NLBUFSIZ, struct.pack("!I", nlbufsiz))],
                           [_attr(NFULA_CFG_QTHRESH, struct.pack("!I", qthresh))],
                           [_attr(NFULA_CFG_TIMEOUT, struct.pack("!I", timeout_cs))]):
                 self.sock.send(config_message(group, attrs, seq))
@@ -144,7 +149,7 @@ class NflogSocket:
         out: list[tuple[str, bytes]] = []
         for _ in range(limit):
             try:
-                data = self.sock.recv(1 << 16)
+                data = self.sock.recv(1 << 18)
             except BlockingIOError:
                 break
             except OSError as exc:
