@@ -11,7 +11,7 @@ datagram, fewer wake-ups at high rates); then NFULNL_MSG_PACKET messages with NF
 NFULA_PAYLOAD (at netdev ingress the payload starts at the IP header).
 
 `parse(data)` is pure (one datagram -> [(prefix, payload)]); `flow_of(payload)` reads the client
-address and source port; `NflogSocket` is the socket (non-blocking, for an event loop's reader).
+address and source port; `parse_flows(data)` does both in one walk (flow sync's hot path); `NflogSocket` is the socket (non-blocking, for an event loop's reader).
 """
 
 from __future__ import annotations
@@ -83,6 +83,57 @@ def parse(data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
+_INET_NTOA = socket.inet_ntoa
+
+
+def parse_flows(data, end: int | None = None) -> list[tuple[bytes, str | None, int]]:
+    """The hot path of flow sync: (prefix bytes, client address, source port) of each
+    NFULNL_MSG_PACKET in `data[:end]` (bytes or a memoryview of the receive buffer), the address
+    None when the payload is not an IPv4/IPv6 TCP or UDP packet. `parse` + `flow_of` in one
+    walk, without a string per prefix (the caller keys a dict on the prefix bytes)."""
+    out = []
+    off = 0
+    if end is None:
+        end = len(data)
+    nlh = _NLH.unpack_from
+    attr = _ATTR.unpack_from
+    append = out.append
+    while off + 16 <= end:
+        length, kind, _flags, _seq, _pid = nlh(data, off)
+        if length < 16 or off + length > end:
+            break
+        if kind == _PACKET:
+            prefix = b""
+            a = off + 20
+            stop = off + length
+            flow = None
+            while a + 4 <= stop:
+                alen, atype = attr(data, a)
+                if alen < 4:
+                    break
+                atype &= 0x7FFF
+                if atype == NFULA_PREFIX:
+                    prefix = bytes(data[a + 4:a + alen - 1])
+                elif atype == NFULA_PAYLOAD:
+                    p = a + 4
+                    n = alen - 4
+                    b0 = data[p] if n else 0
+                    if b0 >> 4 == 4 and n >= 20:
+                        ihl = (b0 & 0x0F) * 4
+                        if data[p + 9] in (6, 17) and n >= ihl + 2:
+                            flow = (_INET_NTOA(data[p + 12:p + 16]), (data[p + ihl] << 8) | data[p + ihl + 1])
+                    elif b0 >> 4 == 6:
+                        flow = flow_of(bytes(data[p:p + n]))
+                    break
+                a += (alen + 3) & ~3
+            if flow is None:
+                append((prefix, None, 0))
+            else:
+                append((prefix, flow[0], flow[1]))
+        off += (length + 3) & ~3
+    return out
+
+
 def flow_of(payload: bytes) -> tuple[str, int] | None:
     """(client address, source port) of an IPv4/IPv6 TCP or UDP packet; None if not one."""
     if len(payload) < 1:
@@ -139,6 +190,8 @@ class NflogSocket:
             self.sock.close()
             raise
         self.overruns = 0  # ENOBUFS: the kernel dropped messages (socket buffer full)
+        self._buf = bytearray(1 << 18)  # one datagram (nlbufsiz at most, and one oversized packet)
+        self._view = memoryview(self._buf)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -158,6 +211,25 @@ class NflogSocket:
                     continue
                 raise
             out += parse(data)
+        return out
+
+    def read_flows(self, limit: int = 16) -> list[tuple[bytes, str | None, int]]:
+        """`read` for flow sync: `parse_flows` of at most `limit` datagrams, received into one
+        preallocated buffer until the socket has no more (EAGAIN)."""
+        out: list[tuple[bytes, str | None, int]] = []
+        recv_into = self.sock.recv_into
+        view = self._view
+        for _ in range(limit):
+            try:
+                n = recv_into(view)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == 105:  # ENOBUFS
+                    self.overruns += 1
+                    continue
+                raise
+            out += parse_flows(view, n)
         return out
 
     def close(self) -> None:
