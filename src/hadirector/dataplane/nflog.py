@@ -86,50 +86,68 @@ def parse(data: bytes) -> list[tuple[str, bytes]]:
 _INET_NTOA = socket.inet_ntoa
 
 
-def parse_flows(data, end: int | None = None) -> list[tuple[bytes, str | None, int]]:
+_LAYOUTS: dict[int, int] = {}  # message length << 16 | prefix attribute length -> payload offset
+_HDR_PREFIX = struct.Struct("=HH4xHH")  # NFULA_PACKET_HDR (4 bytes of data), NFULA_PREFIX headers
+
+
+def parse_flows(data: bytes, end: int | None = None) -> list[tuple[bytes, str | None, int]]:
     """The hot path of flow sync: (prefix bytes, client address, source port) of each
-    NFULNL_MSG_PACKET in `data[:end]` (bytes or a memoryview of the receive buffer), the address
-    None when the payload is not an IPv4/IPv6 TCP or UDP packet. `parse` + `flow_of` in one
-    walk, without a string per prefix (the caller keys a dict on the prefix bytes)."""
-    out = []
+    NFULNL_MSG_PACKET in `data[:end]`, the address None when the payload is not an IPv4/IPv6
+    TCP or UDP packet. `parse` + `flow_of` in one pass, without a string per prefix (the caller
+    keys a dict on the prefix bytes).
+
+    The kernel writes NFULA_PACKET_HDR (8 bytes) first, NFULA_PREFIX second and NFULA_PAYLOAD
+    last (nfnetlink_log.c __build_packet_message); the attributes between (interface, hardware
+    header, timestamp) are the same for every packet of one rule, so a message of the same
+    length and prefix length has its payload at the same offset: that offset is remembered and
+    checked (an NFULA_PAYLOAD attribute that ends the message exactly), else the attributes are
+    walked."""
+    out: list[tuple[bytes, str | None, int]] = []
     off = 0
     if end is None:
         end = len(data)
     nlh = _NLH.unpack_from
     attr = _ATTR.unpack_from
+    hp = _HDR_PREFIX.unpack_from
     append = out.append
+    layouts = _LAYOUTS
+    ntoa = _INET_NTOA
     while off + 16 <= end:
         length, kind, _flags, _seq, _pid = nlh(data, off)
         if length < 16 or off + length > end:
             break
         if kind == _PACKET:
+            if length >= 36:  # the fast path: a remembered layout, IPv4 without options
+                hlen, _ht, plen, ptype = hp(data, off + 20)
+                if hlen == 8 and ptype & 0x7FFF == NFULA_PREFIX and plen >= 5:
+                    rel = layouts.get(length << 16 | plen)
+                    if rel is not None:
+                        alen, atype = attr(data, off + rel)
+                        p = off + rel + 4
+                        if atype & 0x7FFF == NFULA_PAYLOAD and rel + ((alen + 3) & ~3) == length \
+                                and alen >= 26 and data[p] == 0x45 and data[p + 9] in (6, 17):
+                            append((data[off + 32:off + 27 + plen], ntoa(data[p + 12:p + 16]),
+                                    (data[p + 20] << 8) | data[p + 21]))
+                            off += (length + 3) & ~3
+                            continue
             prefix = b""
+            flow = None
             a = off + 20
             stop = off + length
-            flow = None
             while a + 4 <= stop:
                 alen, atype = attr(data, a)
                 if alen < 4:
                     break
                 atype &= 0x7FFF
                 if atype == NFULA_PREFIX:
-                    prefix = bytes(data[a + 4:a + alen - 1])
+                    prefix = data[a + 4:a + alen - 1]
                 elif atype == NFULA_PAYLOAD:
-                    p = a + 4
-                    n = alen - 4
-                    b0 = data[p] if n else 0
-                    if b0 >> 4 == 4 and n >= 20:
-                        ihl = (b0 & 0x0F) * 4
-                        if data[p + 9] in (6, 17) and n >= ihl + 2:
-                            flow = (_INET_NTOA(data[p + 12:p + 16]), (data[p + ihl] << 8) | data[p + ihl + 1])
-                    elif b0 >> 4 == 6:
-                        flow = flow_of(bytes(data[p:p + n]))
+                    if a + ((alen + 3) & ~3) == stop:
+                        layouts[length << 16 | (len(prefix) + 5)] = a - off
+                    flow = flow_of(data[a + 4:a + alen])
                     break
                 a += (alen + 3) & ~3
-            if flow is None:
-                append((prefix, None, 0))
-            else:
-                append((prefix, flow[0], flow[1]))
+            append((prefix, None, 0) if flow is None else (prefix, flow[0], flow[1]))
         off += (length + 3) & ~3
     return out
 
@@ -229,7 +247,7 @@ class NflogSocket:
                     self.overruns += 1
                     continue
                 raise
-            out += parse_flows(view, n)
+            out += parse_flows(bytes(view[:n]))
         return out
 
     def close(self) -> None:
