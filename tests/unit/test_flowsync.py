@@ -288,3 +288,15 @@ def test_nflog_parse_flows_matches_parse_and_flow_of_with_remembered_layouts():
     assert nflog.parse_flows(data) == want  # the second takes the remembered offsets
     assert nflog.parse_flows(data + b"\x01\x02", len(data)) == want  # `end` bounds it
     assert nflog.parse_flows(data[:-3]) == want[:-1]  # a truncated last message is not read
+
+
+def test_sender_learn_many_is_learn_for_each():
+    items = [(e(1), fs.ADD, 900_000), (e(2), fs.ADD, 900_000), (e(1), fs.DEL, 0), (e(3), fs.ADD, 5),
+             (e(4), fs.ADD, 5)]
+    one, many = fs.SyncSender(max_pending=3), fs.SyncSender(max_pending=3)
+    for elem, op, timeout in items:
+        one.learn(elem, op, timeout, now=1000)
+    many.learn_many(items, now=1000)
+    assert many.pending == one.pending and many.counters == one.counters and many.first_at == 1000
+    assert (many.counters.deduped, many.counters.dropped) == (1, 1)
+    assert type(many.take(1020, force=True)[0]) is fs.Entry

@@ -285,6 +285,27 @@ class SyncSender:
             self.first_at = now
         return True
 
+    def learn_many(self, items: list[tuple[Elem, int, int]], now: int) -> None:
+        """`learn` for each (elem, op, timeout), the NFLOG reader's batch in one call."""
+        pending = self.pending
+        c = self.counters
+        c.learned += len(items)
+        room = self.max_pending - len(pending)
+        deduped = dropped = 0
+        for elem, op, timeout in items:
+            if elem in pending:
+                deduped += 1
+            elif room <= 0:
+                dropped += 1
+                continue
+            else:
+                room -= 1
+            pending[elem] = (op, now + timeout, now)
+        c.deduped += deduped
+        c.dropped += dropped
+        if self.first_at is None and pending:
+            self.first_at = now
+
     def due(self, now: int) -> bool:
         return bool(self.pending) and (len(self.pending) >= self.max_batch
                                        or now - (self.first_at or now) >= self.interval)
@@ -298,7 +319,8 @@ class SyncSender:
     def take(self, now: int, force: bool = False) -> list[Entry]:
         if not (force or self.due(now)):
             return []
-        out = [Entry(e, op, max(0, exp - now), now - learned)
+        new, cls = tuple.__new__, Entry  # Entry(...) without its Python-level __new__: the hot path
+        out = [new(cls, (e, op, exp - now if exp > now else 0, now - learned))
                for e, (op, exp, learned) in self.pending.items()]
         self.pending.clear()
         self.first_at = None

@@ -326,8 +326,9 @@ class FlowSyncService:
             self._actions, self._actions_for = {}, sets
         actions = self._actions
         now = _now()
-        learn = self.sender.learn
-        Elem, ADD, DEL = fs.Elem, fs.ADD, fs.DEL
+        items: list = []
+        add = items.append
+        new_elem, Elem, ADD, DEL = tuple.__new__, fs.Elem, fs.ADD, fs.DEL  # Elem(...) minus a frame
         self.nflog_events += len(events)
         for prefix, addr, port in events:
             act = actions.get(prefix)
@@ -339,13 +340,14 @@ class FlowSyncService:
             new, flow, flow_timeout, second, second_timeout, mask = act
             if new:
                 if flow is not None:
-                    learn(Elem(flow, addr, port), ADD, flow_timeout, now)
+                    add((new_elem(Elem, (flow, addr, port)), ADD, flow_timeout))
                 if second is not None:
-                    learn(Elem(second, _masked(addr, mask), -1), ADD, second_timeout, now)
+                    add((new_elem(Elem, (second, _masked(addr, mask), -1)), ADD, second_timeout))
             elif flow is not None:
-                learn(Elem(flow, addr, port), DEL, 0, now)
+                add((new_elem(Elem, (flow, addr, port)), DEL, 0))
                 if second is not None:
-                    learn(Elem(second, addr, port), ADD, second_timeout, now)
+                    add((new_elem(Elem, (second, addr, port)), ADD, second_timeout))
+        self.sender.learn_many(items, now)
         self._flush(now)
 
     def _flush(self, now: int) -> None:
