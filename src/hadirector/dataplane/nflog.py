@@ -87,6 +87,7 @@ _INET_NTOA = socket.inet_ntoa
 
 
 _LAYOUTS: dict[int, int] = {}  # message length << 16 | prefix attribute length -> payload offset
+_LEN_KIND = struct.Struct("=IH")  # nlmsg_len, nlmsg_type
 _HDR_PREFIX = struct.Struct("=HH4xHH")  # NFULA_PACKET_HDR (4 bytes of data), NFULA_PREFIX headers
 
 
@@ -106,14 +107,14 @@ def parse_flows(data: bytes, end: int | None = None) -> list[tuple[bytes, str | 
     off = 0
     if end is None:
         end = len(data)
-    nlh = _NLH.unpack_from
+    nlh = _LEN_KIND.unpack_from
     attr = _ATTR.unpack_from
     hp = _HDR_PREFIX.unpack_from
     append = out.append
     layouts = _LAYOUTS
     ntoa = _INET_NTOA
     while off + 16 <= end:
-        length, kind, _flags, _seq, _pid = nlh(data, off)
+        length, kind = nlh(data, off)
         if length < 16 or off + length > end:
             break
         if kind == _PACKET:
