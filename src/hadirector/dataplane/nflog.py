@@ -7,7 +7,8 @@ nflog_bind_group / nflog_set_mode / nflog_set_qthresh / nflog_set_timeout send i
 NFULNL_MSG_CONFIG (subsystem NFNL_SUBSYS_ULOG) with NFULA_CFG_CMD BIND for the group,
 NFULA_CFG_MODE (copy the first `copy_range` bytes of the packet), NFULA_CFG_QTHRESH and
 NFULA_CFG_TIMEOUT (the kernel batches up to qthresh packets or timeout/100 s into one
-datagram, fewer wake-ups at high rates); then NFULNL_MSG_PACKET messages with NFULA_PREFIX and
+datagram, fewer wake-ups at high rates) and NFULA_CFG_NLBUFSIZ (the batch buffer: the default,
+NLMSG_GOODSIZE, fills after ~20 packets and flushes early); then NFULNL_MSG_PACKET messages with NFULA_PREFIX and
 NFULA_PAYLOAD (at netdev ingress the payload starts at the IP header).
 
 `parse(data)` is pure (one datagram -> [(prefix, payload)]); `flow_of(payload)` reads the client
