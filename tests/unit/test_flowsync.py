@@ -254,3 +254,49 @@ def test_survival_harness_stream_bytes_are_deterministic_by_offset():
     whole = stream_block(0, 200_000)
     assert stream_block(65530, 20) == whole[65530:65550] and stream_block(131072, 5) == whole[131072:131077]
     assert whole[:65536] != whole[65536:131072]  # not periodic per block
+
+
+def _nflog_msg(prefix: bytes, payload: bytes, extra: list[tuple[int, bytes]]) -> bytes:
+    # the kernel's order (nfnetlink_log.c __build_packet_message): PACKET_HDR, PREFIX, ..., PAYLOAD
+    attrs = nflog._attr(1, b"\x08\x00\x01\x00") + nflog._attr(nflog.NFULA_PREFIX, prefix + b"\0")
+    attrs += b"".join(nflog._attr(k, v) for k, v in extra) + nflog._attr(nflog.NFULA_PAYLOAD, payload)
+    body = b"\x02\0\0\0" + attrs
+    return nflog._NLH.pack(nflog._NLH.size + len(body), nflog.NFNL_SUBSYS_ULOG << 8, 0, 0, 0) + body
+
+
+def test_nflog_parse_flows_matches_parse_and_flow_of_with_remembered_layouts():
+    ip = bytes.fromhex("4500003cc66840004006d624c6120901c6120909b1580050d17b447800000000a002faf0")
+    ip2 = ip[:12] + bytes([198, 18, 9, 2]) + ip[16:20] + b"\x04\xd2" + ip[22:]
+    ip6 = bytes([0x60, 0, 0, 0, 0, 20, 6, 64]) + bytes.fromhex("20010db8" + "0" * 23 + "7") + b"\0" * 16 + b"\x1f\x90\0\x50"
+    icmp = b"\x45" + b"\0" * 8 + b"\x01" + b"\0" * 30
+    ifidx, ts, hw = (4, b"\0\0\0\2"), (3, b"\0" * 16), (16, b"\0" * 14)
+    pad = b"\0" * 8
+    msgs = [_nflog_msg(b"N eth0 a", ip + pad, [ifidx, ts, hw]),
+            _nflog_msg(b"N eth0 a", ip2 + pad, [ifidx, ts, hw]),     # same layout: remembered offset
+            _nflog_msg(b"F eth0 a", ip2, [ifidx, ts, (16, b"\xff" * 22)]),  # same length, payload 8 bytes on
+            _nflog_msg(b"N eth0 b", ip[:44] + b"\xff" * 4, [ifidx]),  # another length and payload size
+            _nflog_msg(b"N eth0 a", icmp, [ifidx, ts, hw]),
+            _nflog_msg(b"N eth0 6", ip6, [ifidx])]
+    assert len(msgs[0]) == len(msgs[2])
+    data = b"".join(msgs)
+    want = [(p.encode(), *(nflog.flow_of(pl) or (None, 0))) for p, pl in nflog.parse(data)]
+    assert [w[1:] for w in want] == [("198.18.9.1", 0xB158), ("198.18.9.2", 1234), ("198.18.9.2", 1234),
+                                     ("198.18.9.1", 0xB158), (None, 0), ("2001:db8::7", 8080)]
+    nflog._LAYOUTS.clear()
+    assert nflog.parse_flows(data) == want  # the first pass walks and remembers
+    assert nflog._LAYOUTS
+    assert nflog.parse_flows(data) == want  # the second takes the remembered offsets
+    assert nflog.parse_flows(data + b"\x01\x02", len(data)) == want  # `end` bounds it
+    assert nflog.parse_flows(data[:-3]) == want[:-1]  # a truncated last message is not read
+
+
+def test_sender_learn_many_is_learn_for_each():
+    items = [(e(1), fs.ADD, 900_000), (e(2), fs.ADD, 900_000), (e(1), fs.DEL, 0), (e(3), fs.ADD, 5),
+             (e(4), fs.ADD, 5)]
+    one, many = fs.SyncSender(max_pending=3), fs.SyncSender(max_pending=3)
+    for elem, op, timeout in items:
+        one.learn(elem, op, timeout, now=1000)
+    many.learn_many(items, now=1000)
+    assert many.pending == one.pending and many.counters == one.counters and many.first_at == 1000
+    assert (many.counters.deduped, many.counters.dropped) == (1, 1)
+    assert type(many.take(1020, force=True)[0]) is fs.Entry

@@ -89,6 +89,8 @@ class FlowSyncService:
         self.loaded_at_takeover = 0
         self.cpu_s = 0.0  # this thread's CPU in the sync's own callbacks (NFLOG, batches, receiving)
         self._sync_sets: dict = {}
+        self._actions: dict[bytes, tuple | None] = {}  # NFLOG prefix -> what to learn (_action)
+        self._actions_for: dict | None = None  # the sync_sets() the actions were made from
         self._sets_applies = -1
         self._overhead = fs.overhead(node, auth)
         self._hold: list | None = None  # the hold table's commands as last installed
@@ -316,31 +318,36 @@ class FlowSyncService:
         if self.nflog is None:
             return
         dp = self._dataplane()
-        events = self.nflog.read()
+        events = self.nflog.read_flows()
         if dp is None:
             return
         sets = self._sets(dp)
+        if sets is not self._actions_for:
+            self._actions, self._actions_for = {}, sets
+        actions = self._actions
         now = _now()
-        learn = self.sender.learn
-        for prefix, payload in events:
-            self.nflog_events += 1
-            head, _, key = prefix.partition(" ")
-            ss = sets.get(key)
-            flow = _flow(payload)
-            if ss is None or flow is None:
+        items: list = []
+        add = items.append
+        new_elem, Elem, ADD, DEL = tuple.__new__, fs.Elem, fs.ADD, fs.DEL  # Elem(...) minus a frame
+        self.nflog_events += len(events)
+        for prefix, addr, port in events:
+            act = actions.get(prefix)
+            if act is None:
+                act = actions[prefix] = _action(prefix, sets)
+            if not act or addr is None:
                 self.nflog_unknown += 1
                 continue
-            addr, port = flow
-            if head == "N":
-                if ss.flow is not None:
-                    learn(fs.Elem(ss.flow, addr, port), fs.ADD, ss.flow_timeout, now)
-                if ss.persist is not None:
-                    learn(fs.Elem(ss.persist, _masked(addr, ss.persist_prefix), -1), fs.ADD,
-                          ss.persist_timeout, now)
-            elif head == "F" and ss.flow is not None:
-                learn(fs.Elem(ss.flow, addr, port), fs.DEL, 0, now)
-                if ss.fin is not None:
-                    learn(fs.Elem(ss.fin, addr, port), fs.ADD, ss.fin_timeout, now)
+            new, flow, flow_timeout, second, second_timeout, mask = act
+            if new:
+                if flow is not None:
+                    add((new_elem(Elem, (flow, addr, port)), ADD, flow_timeout))
+                if second is not None:
+                    add((new_elem(Elem, (second, _masked(addr, mask), -1)), ADD, second_timeout))
+            elif flow is not None:
+                add((new_elem(Elem, (flow, addr, port)), DEL, 0))
+                if second is not None:
+                    add((new_elem(Elem, (second, addr, port)), ADD, second_timeout))
+        self.sender.learn_many(items, now)
         self._flush(now)
 
     def _flush(self, now: int) -> None:
@@ -452,9 +459,20 @@ class FlowSyncService:
         return self.store.entries(_now())
 
 
-def _flow(payload: bytes):
-    from ..dataplane.nflog import flow_of
-    return flow_of(payload)
+def _action(prefix: bytes, sets: dict) -> tuple | None:
+    """What an NFLOG prefix "<head> <dev> <S>_<R>" means (worked out once per prefix and data
+    plane transaction): (new?, flow set, its timeout, second set, its timeout, persistence mask),
+    the second set being the persistence set for a new flow, the closing set for a closing one;
+    None for a prefix that is not ours."""
+    head, _, key = prefix.decode(errors="replace").partition(" ")
+    ss = sets.get(key)
+    if ss is None:
+        return None
+    if head == "N":
+        return (True, ss.flow, ss.flow_timeout, ss.persist, ss.persist_timeout, ss.persist_prefix)
+    if head == "F":
+        return (False, ss.flow, 0, ss.fin, ss.fin_timeout, None)
+    return None
 
 
 async def make_flowsync(config: Any, node: str, driver: Any, netns: str | None) -> FlowSyncService | None:
