@@ -44,6 +44,11 @@ from .load import Loaded
 from .model import ScriptResource, VipResource, program_candidates
 
 
+# where a daemon's program is looked for beyond PATH (root's PATH has them; a login shell's may
+# not): check and run (dataplane/conntrackd.py find_program) look in the same places
+SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
+
+
 @dataclass(frozen=True)
 class Machine:
     """The facts of one machine. `interfaces` and `addresses` ("ip/prefixlen" per interface) come
@@ -94,7 +99,7 @@ class Machine:
 
     def program(self, name: str) -> str | None:
         """A program found on PATH or in the sbin directories (daemons such as conntrackd)."""
-        dirs = os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/sbin", "/usr/local/sbin"]
+        dirs = os.environ.get("PATH", "").split(os.pathsep) + list(SBIN_DIRS)
         for d in dict.fromkeys(d for d in dirs if d):
             if self.executable(os.path.join(d, name)):
                 return os.path.join(d, name)

@@ -30,12 +30,12 @@ import shutil
 import signal
 import time
 
+from ..config.machine import SBIN_DIRS
 from ..config.sync import ConntrackdPlan
 from ..errors import HadirectorError
 from .conntrackd_conf import ConntrackdConfError, Paths, render
 
 PROGRAM = "conntrackd"
-SEARCH = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 PR_SET_PDEATHSIG = 1
 START_TIMEOUT = 10.0  # the socket must answer within this
 CLIENT_TIMEOUT = 30.0  # one client command (a commit of a large table takes a while)
@@ -46,7 +46,7 @@ class ConntrackdError(HadirectorError, RuntimeError):
 
 
 def find_program(name: str = PROGRAM) -> str | None:
-    path = os.environ.get("PATH", "") + os.pathsep + os.pathsep.join(SEARCH)
+    path = os.environ.get("PATH", "") + os.pathsep + os.pathsep.join(SBIN_DIRS)
     return shutil.which(name, path=path)
 
 
