@@ -1,0 +1,110 @@
+"""The one topology every measure in bench/peers uses, for every system.
+
+    client 198.18.0.10 ─┐
+    dir-a  198.18.0.2  ─┤
+    dir-b  198.18.0.3  ─┼─ lan (eth0)            VIP 198.18.0.100 (on the holder's eth0)
+    real1  198.18.0.11 ─┤
+    real2  198.18.0.12 ─┘
+    dir-a  198.18.1.2  ─┬─ hb (eth1): the heartbeat link, and only the heartbeat travels on it
+    dir-b  198.18.1.3  ─┘
+
+Every director runs an HTTP server on port 80 that answers its own name: the failover measures
+probe the VIP and so time the move of the address alone, the same for every system. The reals
+run an HTTP server answering their name on port 80, for the check and data-plane measures.
+
+Faults and load used by the measures live here too, so that every system gets the same ones:
+`power_off` (every process of the system on that node killed with -9 and its links down in the
+same instant), `hb_loss` (netem random loss on both ends of the heartbeat link) and `Burners`
+(one busy process per CPU, at normal priority).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+
+from hadirector.lab.presets import DirectorPair, director_pair  # noqa: E402
+from hadirector.lab.topology import Host, Lab  # noqa: E402
+
+VIP = "198.18.0.100"
+REALS = {"real1": "198.18.0.11", "real2": "198.18.0.12"}
+NODES = ("dir-a", "dir-b")
+
+
+@dataclass
+class PeersLab:
+    lab: Lab
+    pair: DirectorPair
+    reals: dict[str, Host]
+
+    @property
+    def client(self) -> Host:
+        return self.pair.client
+
+    def host(self, name: str) -> Host:
+        return {h.name: h for h in (*self.pair.directors, *self.reals.values())}[name]
+
+    def other(self, node: str) -> str:
+        return NODES[1 - NODES.index(node)]
+
+    def holders(self) -> list[str]:
+        """Directors whose kernel has the VIP configured (links up or not)."""
+        return [n for n in NODES if self.host(n).has_address(VIP)]
+
+    def links(self, node: str, up: bool) -> None:
+        for dev in ("eth0", "eth1"):
+            self.host(node).run(["ip", "link", "set", dev, "up" if up else "down"])
+
+    def clear_vip(self, node: str) -> None:
+        """What a power loss does to the addresses: the VIP is gone when the machine comes back."""
+        h = self.host(node)
+        if h.has_address(VIP):
+            h.run(["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"], check=False)
+
+    def hb_loss(self, percent: float) -> None:
+        """Random loss on the heartbeat link, both directions (netem on each director's eth1);
+        0 removes it. Proves the qdisc took effect by reading it back."""
+        for n in NODES:
+            h = self.host(n)
+            h.run(["tc", "qdisc", "del", "dev", "eth1", "root"], check=False)
+            if percent > 0:
+                h.run(["tc", "qdisc", "add", "dev", "eth1", "root", "netem", "loss", f"{percent}%"])
+                shown = h.run(["tc", "qdisc", "show", "dev", "eth1"]).stdout
+                if "netem" not in shown or "loss" not in shown:
+                    raise RuntimeError(f"netem loss on {n} eth1 did not take effect: {shown!r}")
+
+
+def build(lab: Lab) -> PeersLab:
+    pair = director_pair(lab, hb_link=True)
+    for h in pair.directors:
+        h.http_server(port=80, identity=h.name)
+    reals = {}
+    for name, addr in REALS.items():
+        r = lab.host(name)
+        r.connect(pair.lan, f"{addr}/24")
+        r.http_server(port=80, identity=name)
+        reals[name] = r
+    return PeersLab(lab, pair, reals)
+
+
+class Burners:
+    """One busy-looping process per CPU at normal priority, so both cores are busy; ended by pid."""
+
+    def __init__(self, count: int | None = None):
+        self.count = count or os.cpu_count() or 2
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "Burners":
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(self.count)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
