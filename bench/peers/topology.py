@@ -14,13 +14,14 @@ run an HTTP server answering their name on port 80, for the check and data-plane
 
 Faults and load used by the measures live here too, so that every system gets the same ones:
 `power_off` (every process of the system on that node killed with -9 and its links down in the
-same instant), `hb_loss` (netem random loss on both ends of the heartbeat link) and `Burners`
+same instant), `hb_loss` (random loss on both ends of the heartbeat link) and `Burners`
 (one busy process per CPU, at normal priority).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from hadirector.lab.topology import Host, Lab  # noqa: E402
 VIP = "198.18.0.100"
 REALS = {"real1": "198.18.0.11", "real2": "198.18.0.12"}
 NODES = ("dir-a", "dir-b")
+LOSS_TABLE = "peers_hb_loss"
 
 
 @dataclass
@@ -68,16 +70,30 @@ class PeersLab:
             h.run(["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"], check=False)
 
     def hb_loss(self, percent: float) -> None:
-        """Random loss on the heartbeat link, both directions (netem on each director's eth1);
-        0 removes it. Proves the qdisc took effect by reading it back."""
+        """Random loss on the heartbeat link, both directions: each director drops `percent` % of
+        what it sends out of eth1 (nftables `numgen random` in an output chain of its own table;
+        netem is not in this kernel). 0 removes it. Proves the rule is in place by reading it back;
+        `hb_dropped()` gives the counters."""
         for n in NODES:
             h = self.host(n)
-            h.run(["tc", "qdisc", "del", "dev", "eth1", "root"], check=False)
+            h.run(["nft", "delete", "table", "inet", LOSS_TABLE], check=False)
             if percent > 0:
-                h.run(["tc", "qdisc", "add", "dev", "eth1", "root", "netem", "loss", f"{percent}%"])
-                shown = h.run(["tc", "qdisc", "show", "dev", "eth1"]).stdout
-                if "netem" not in shown or "loss" not in shown:
-                    raise RuntimeError(f"netem loss on {n} eth1 did not take effect: {shown!r}")
+                per_mille = int(round(percent * 10))
+                h.run(["nft", "-f", "-"], input=(
+                    f"table inet {LOSS_TABLE} {{\n chain out {{\n  type filter hook output priority -400;\n"
+                    f'  oifname "eth1" numgen random mod 1000 < {per_mille} counter drop\n }}\n}}\n'))
+                shown = h.run(["nft", "list", "table", "inet", LOSS_TABLE]).stdout
+                if f"< {per_mille}" not in shown or "drop" not in shown:
+                    raise RuntimeError(f"heartbeat loss on {n} eth1 did not take effect: {shown!r}")
+
+    def hb_dropped(self) -> int:
+        """Packets the loss rules dropped so far, both directors."""
+        total = 0
+        for n in NODES:
+            r = self.host(n).run(["nft", "list", "table", "inet", LOSS_TABLE], check=False)
+            m = re.search(r"packets (\d+)", r.stdout)
+            total += int(m.group(1)) if m else 0
+        return total
 
 
 def build(lab: Lab) -> PeersLab:

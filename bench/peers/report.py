@@ -1,0 +1,89 @@
+"""The tables bench/peers prints, with hadirector's ratio to the best peer of each table."""
+
+from __future__ import annotations
+
+import math
+
+
+def _f(x, fmt="{:8.1f}") -> str:
+    return "       -" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def _best_peer(rows: list[dict], key: str = "median") -> dict | None:
+    peers = [r for r in rows if r.get("system") != "hadirector" and r.get(key) is not None
+             and not (isinstance(r.get(key), float) and math.isnan(r[key]))]
+    return min(peers, key=lambda r: r[key], default=None)
+
+
+def _ratio_line(rows: list[dict], key: str = "median", what: str = "median outage") -> str:
+    ours = next((r for r in rows if r.get("system") == "hadirector" and r.get(key) is not None), None)
+    best = _best_peer(rows, key)
+    if not ours or not best or not best[key]:
+        return ""
+    others = ", ".join(f"{r['system']} {ours[key] / r[key]:.2f}" for r in rows
+                       if r.get("system") != "hadirector" and r.get(key))
+    return f"  hadirector / best peer ({best['system']}) {what}: {ours[key] / best[key]:.2f}   (each: {others})"
+
+
+def crash_table(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    print(f"  {'system':11s} {'setting':30s} {'n':>3s} {'median ms':>10s} {'p95 ms':>9s} {'max ms':>9s}")
+    for r in rows:
+        if r.get("setting") is None:
+            print(f"  {r['system']:11s} no safe setting on its ladder")
+            continue
+        print(f"  {r['system']:11s} {r['setting']:30s} {r['n']:3d} {_f(r['median'], '{:10.1f}')} "
+              f"{_f(r['p95'], '{:9.1f}')} {_f(r['max'], '{:9.1f}')}")
+    line = _ratio_line([r for r in rows if r.get("setting") is not None])
+    if line:
+        print(line)
+
+
+def print_tables(res: dict) -> None:
+    print(f"\n==== bench/peers, started {res['started']}, {res['machine']['cpus']} CPUs, kernel "
+          f"{res['machine']['kernel']}, {res.get('seconds', 0)} s")
+    if "crash_defaults" in res:
+        crash_table("Crash failover, each system at its defaults (kill -9 + links down; outage from "
+                    "the kill to the first answer from the other director)", res["crash_defaults"])
+    if "crash_fast" in res:
+        crash_table("Crash failover at fast settings", res["crash_fast"])
+    if "switchover" in res:
+        print("\nPlanned switchover (client: one request every 5 ms, new connection each, 3 s timeout)")
+        print(f"  {'system':11s} {'n':>3s} {'gap median ms':>14s} {'gap max ms':>11s} {'lost':>10s} "
+              f"{'delayed>200ms':>14s}")
+        for r in res["switchover"]:
+            print(f"  {r['system']:11s} {r['n']:3d} {r['median']:14.1f} {r['max']:11.1f} "
+                  f"{r['lost']:>4d}/{r['sent']:<5d} {r['delayed']:14d}")
+        line = _ratio_line(res["switchover"], what="median gap")
+        if line:
+            print(line)
+    if "frontier_soak" in res:
+        print("\nSafety frontier soak: every candidate at once, both CPUs busy, heartbeat link loss")
+        print(f"  {'system':11s} {'setting':30s} {'moves':>5s} {'two':>5s} {'silent':>6s} {'dead decl':>9s}  safe")
+        for s, rows in res["frontier_soak"].items():
+            for r in rows:
+                print(f"  {s:11s} {r['setting']:30s} {r['moves']:5d} {r['two']:5d} {r['silences']:6d} "
+                      f"{r['detections']:9d}  {'yes' if r['safe'] else 'NO'}")
+    if "frontier" in res:
+        crash_table("Crash failover at each system's tightest safe setting (same load and loss)", res["frontier"])
+        ours = next((r for r in res["frontier"] if r["system"] == "hadirector" and r.get("median")), None)
+        if ours:
+            for r in res["frontier"]:
+                if r["system"] != "hadirector" and r.get("median"):
+                    ok = ours["median"] <= r["median"] / 2
+                    print(f"  target: hadirector median <= half of {r['system']}'s: "
+                          f"{ours['median']:.0f} vs {r['median']:.0f} ms: {'met' if ok else 'NOT met'}")
+    if "checks" in res:
+        print("\nCheck detection: a real's server stops -> the real is removed")
+        print(f"  {'system':24s} {'kind':5s} {'n':>3s} {'median ms':>10s} {'p95 ms':>9s} {'max ms':>9s}")
+        for r in res["checks"]:
+            print(f"  {r['system']:24s} {r['kind']:5s} {r['n']:3d} {r['median_ms']:10.1f} {r['p95_ms']:9.1f} "
+                  f"{r['max_ms']:9.1f}")
+        for kind in ("tcp", "http"):
+            ours = next((r for r in res["checks"] if r["system"].startswith("hadirector") and r["kind"] == kind), None)
+            ha = next((r for r in res["checks"] if r["system"].startswith("haproxy") and r["kind"] == kind), None)
+            if ours and ha and ha["median_ms"]:
+                print(f"  {kind}: hadirector / haproxy median {ours['median_ms'] / ha['median_ms']:.2f} "
+                      f"(target <= 1: {'met' if ours['median_ms'] <= ha['median_ms'] else 'NOT met'})")
+    if "dataplane" in res:
+        print("\nData plane: see the bench/dataplane.py output above")
