@@ -6,10 +6,11 @@
 One nginx (a temporary config, `return 200` of a small body) is the real server on 127.0.0.1.
 Each *target* is a way to reach it: `direct`, `proxy` (our userspace proxy, uvloop, in its own
 process via `python -m hadirector proxy`), `haproxy` (TCP mode, one thread, a temporary
-config). Every target is measured with keep-alive and with a new connection per request
+config), `nginx-stream` (nginx's stream module as a TCP proxy, one worker process, a temporary
+config; Debian's nginx-light loads it from libnginx-mod-stream). Every target is measured with keep-alive and with a new connection per request
 (`wrk -H 'Connection: close'`), interleaved over several rounds in one run (the machine is
 shared: interleaving spreads background load evenly; the median is reported). The script prints
-requests/s per target and mode and the ratios (proxy / haproxy, each / direct) and writes nothing else: temporary
+requests/s per target and mode and the ratios (proxy / haproxy, proxy / nginx-stream, each / direct) and writes nothing else: temporary
 files live in a temporary directory that is removed, and every process it started is stopped by
 its pid.
 
@@ -180,8 +181,67 @@ backend be
         stop_proc(self.proc, signal.SIGUSR1)  # soft stop
 
 
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+
+class NginxStream:
+    """nginx's stream module as a plain TCP proxy (`stream { upstream; server { proxy_pass } }`),
+    one worker process to match HAProxy's one thread, temporary config, stopped by pid.
+    Debian builds the module dynamically (`nginx -V`: --with-stream=dynamic); nginx-light does
+    not ship it: it is in libnginx-mod-stream (scripts/system-packages.txt)."""
+
+    name = "nginx-stream"
+
+    def __init__(self, real: Nginx, tmp: str) -> None:
+        self.real = real
+        self.tmp = os.path.join(tmp, "nginx-stream")
+        self.proc = None
+
+    def start(self) -> tuple[str, int]:
+        if not os.path.exists(STREAM_MODULE):
+            raise RuntimeError(f"{STREAM_MODULE} is missing: apt-get install libnginx-mod-stream")
+        os.makedirs(self.tmp, exist_ok=True)
+        port = free_port()
+        conf = os.path.join(self.tmp, "nginx.conf")
+        # the same limits and timeouts as the haproxy target: maxconn 8000 client connections
+        # (nginx counts each relayed connection twice: client side and upstream side), connect
+        # timeout 5 s, idle timeout 60 s
+        with open(conf, "w") as f:
+            f.write(f"""
+load_module {STREAM_MODULE};
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+pid {self.tmp}/nginx.pid;
+error_log {self.tmp}/error.log warn;
+events {{ worker_connections 16000; }}
+stream {{
+    upstream be {{
+        server {self.real.host}:{self.real.port};
+    }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        proxy_pass be;
+        proxy_connect_timeout 5s;
+        proxy_timeout 60s;
+    }}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.tmp],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.tmp, "stderr.log"), "w"))
+        wait_port("127.0.0.1", port, proc=self.proc)
+        return "127.0.0.1", port
+
+    def stop(self) -> None:
+        stop_proc(self.proc, signal.SIGQUIT)  # graceful stop of master and worker
+
+
+USER_TARGETS = ("direct", "proxy", "haproxy", "nginx-stream")
+
+
 def build_targets(real: Nginx, tmp: str) -> list:
-    return [Direct(real), Proxy(real, tmp), HAProxy(real, tmp)] + kernel_targets()
+    return [Direct(real), Proxy(real, tmp), HAProxy(real, tmp), NginxStream(real, tmp)] + kernel_targets()
 
 
 def kernel_targets() -> list:
@@ -220,7 +280,14 @@ def main(argv=None) -> int:
         try:
             targets = build_targets(real, tmp)
             if args.only:
-                keep = set(args.only.split(","))
+                keep = [n.strip() for n in args.only.split(",") if n.strip()]
+                unknown = [n for n in keep if n not in {t.name for t in targets}]
+                if unknown:
+                    print(f"bench: unknown target(s) {', '.join(unknown)}; known here: "
+                          f"{', '.join(t.name for t in targets)}"
+                          + ("" if os.geteuid() == 0 else " (the nft targets need root)"),
+                          file=sys.stderr)
+                    return 2
                 targets = [t for t in targets if t.name in keep]
             where = {}
             for t in targets:
@@ -234,7 +301,7 @@ def main(argv=None) -> int:
                         rps = run_wrk(*where[t.name], mode, args.duration, args.connections, args.threads,
                                       getattr(t, "wrk_prefix", []))
                         runs.setdefault(t.name, {}).setdefault(mode, []).append(rps)
-                        print(f"  round {rnd + 1}  {t.name:<10} {mode:<11} {rps:>12,.0f} req/s",
+                        print(f"  round {rnd + 1}  {t.name:<12} {mode:<11} {rps:>12,.0f} req/s",
                               file=sys.stderr)
         finally:
             for t in reversed(started):
@@ -244,19 +311,20 @@ def main(argv=None) -> int:
     print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} rounds "
           f"(median), nginx {args.nginx_workers} worker(s), {os.cpu_count()} CPUs, "
           f"load average at the end: {os.getloadavg()[0]:.2f}")
-    print(f"{'target':<20}" + "".join(f"{m:>16}" for m in modes))
+    print(f"{'target':<22}" + "".join(f"{m:>16}" for m in modes))
     for name, r in results.items():
-        print(f"{name:<20}" + "".join(f"{r.get(m, 0):>16,.0f}" for m in modes))
+        print(f"{name:<22}" + "".join(f"{r.get(m, 0):>16,.0f}" for m in modes))
     print()
     base = results.get("direct")
     kernel = [t for t in targets if hasattr(t, "wrk_prefix")]
     for name, r in results.items():
         if base and name != "direct" and name not in {t.name for t in kernel}:
-            print(f"{name + ' / direct':<20}" + "".join(
+            print(f"{name + ' / direct':<22}" + "".join(
                 f"{r[m] / base[m]:>16.2f}" for m in modes if m in r and base.get(m)))
-    if "proxy" in results and "haproxy" in results:
-        r, h = results["proxy"], results["haproxy"]
-        print(f"{'proxy / haproxy':<20}" + "".join(f"{r[m] / h[m]:>16.2f}" for m in modes if h.get(m)))
+    for peer in ("haproxy", "nginx-stream"):
+        if "proxy" in results and peer in results:
+            r, h = results["proxy"], results[peer]
+            print(f"{'proxy / ' + peer:<22}" + "".join(f"{r[m] / h[m]:>16.2f}" for m in modes if h.get(m)))
     if kernel:
         from dataplane_nft import print_ratios
         print()
