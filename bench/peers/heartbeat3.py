@@ -23,12 +23,19 @@ Otherwise the Setting's values are written in ms; init_config refuses deadtime <
 and initdead < deadtime (and only warns when initdead < 10 s), which we check first so that a bad
 Setting is a clear ValueError rather than a heartbeat that will not start.
 
+Detection: check_for_timeouts runs from polled_input_dispatch every POLL_INTERVAL (250 ms,
+heartbeat.c), so the peer is declared dead ("node X: is dead", mark_node_dead) between deadtime -
+keepalive and deadtime + 250 ms after its last heartbeat; taking the VIP then runs shell scripts
+(rc.d/status, mach_down, ResourceManager, IPaddr2 via resource.d) at normal priority.
+
 Start-up: when both nodes come up together, heartbeat v1 with auto_failback off waits RQSTDELAY
 (10 s, compiled in, include/heartbeat.h) once it has the peer's resource message (process_resources
 in hb_resource.c sets local_takeover_time; polled_input_dispatch in heartbeat.c acts on it) before
 the owner acquires its resources: the first wait_one_holder takes 12-16 s at any Setting (give it
-30 s or more; a node started alone also waits initdead, 30 s at the defaults). recover() is quicker
-(about 0.5-2 s): the peer already holds everything and says so.
+30 s or more; a node started alone also waits initdead, 30 s at the defaults). recover() hears the peer
+again within 0.5-2 s (the peer already holds everything and says so) but returns only
+`young_for()` (5 s + 2 keepalives + 0.3 s) after the start: a freshly started heartbeat announces
+deadtime + 2 s for its first 5 s, and a crash inside that window is detected 2 s late.
 """
 
 from __future__ import annotations
@@ -128,6 +135,7 @@ class Heartbeat3Pair(Pair):
         self.mntns: dict[str, str] = {}  # node -> its mount namespace (readlink of ns/mnt)
         self.crashes = {n: 0 for n in NODES}
         self.down: set[str] = set()  # crashed and not started since
+        self.started: dict[str, float] = {}  # node -> monotonic time of its last start
         self.etc_dirs: list[str] = []  # the /etc/netns/<netns>/ha.d we made
 
     # ------------------------------------------------------------------ files
@@ -176,6 +184,7 @@ class Heartbeat3Pair(Pair):
         proc = self.lab.host(node).spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", outer],
                                          name="heartbeat")
         self.procs[node] = proc
+        self.started[node] = time.monotonic()
         self.down.discard(node)
         # make_daemon writes the pid file once init_config and the haresources check passed
         deadline = time.monotonic() + 15
@@ -278,9 +287,19 @@ class Heartbeat3Pair(Pair):
         r = self._in_node(node, [CL_STATUS, *args], timeout=5)
         return r.stdout.strip() if r.returncode == 0 else f"?{r.returncode}"
 
+    def young_for(self) -> float:
+        """How long after its start a node still announces a longer deadtime: heartbeat's
+        initialize_heartbeat (heartbeat.c) calls hb_add_deadtime(2000) and hb_pop_deadtime only
+        5000 ms later, and the peer uses the deadtime each status message carries (F_DT), so for
+        its first 5 s a node is declared dead only after deadtime + 2 s. Plus two keepalives for
+        the status message with the normal deadtime to arrive, and a margin."""
+        keepalive = 1000 if self.setting.defaults else self.setting.keepalive_ms
+        return 5.0 + 2 * keepalive / 1000 + 0.3
+
     def _settled(self) -> bool:
         """Both heartbeats run, each sees the other active, neither in a resource transition
-        (cl_status rscstatus: hb_rsc_resource_state answers "transition" until hb_rsc_isstable)."""
+        (cl_status rscstatus: hb_rsc_resource_state answers "transition" until hb_rsc_isstable),
+        and neither started so recently that it still announces deadtime + 2 s (young_for)."""
         for n in NODES:
             p = self.procs.get(n)
             if p is None or not p.alive():
@@ -288,6 +307,8 @@ class Heartbeat3Pair(Pair):
                     raise RuntimeError(f"heartbeat on {n} exited by itself ({p.popen.returncode}):\n"
                                        + self._tail(n))
                 return False
+        if any(time.monotonic() - self.started[n] < self.young_for() for n in NODES):
+            return False
         for n in NODES:
             if self._status(n, "nodestatus", self.lab.other(n)) != "active":
                 return False
