@@ -13,7 +13,9 @@ How two instances share one machine: each node's heartbeat sees
 The process we spawn ends up being heartbeat's master itself (ip netns exec, unshare and sh all
 exec), run with -f so it stays in the foreground. Everything else of the node lives in that mount
 namespace, so the node's processes are: the master, its descendants, and whatever else shares its
-mount namespace (send_arp, which IPaddr2 leaves running in the background, is orphaned).
+mount namespace (send_arp, which IPaddr2 starts in the background, and children a dying master
+leaves behind, such as its hb_signal_giveup_resources child blocked on the fifo, re-parented to
+init).
 
 Timing. With `Setting(defaults=True)` ha.cf has no keepalive/deadtime/warntime/initdead lines and
 heartbeat's own defaults apply (heartbeat/config.c, the Directives table and init_config):
@@ -24,16 +26,17 @@ and initdead < deadtime (and only warns when initdead < 10 s), which we check fi
 Setting is a clear ValueError rather than a heartbeat that will not start.
 
 Detection: check_for_timeouts runs from polled_input_dispatch every POLL_INTERVAL (250 ms,
-heartbeat.c), so the peer is declared dead ("node X: is dead", mark_node_dead) between deadtime -
-keepalive and deadtime + 250 ms after its last heartbeat; taking the VIP then runs shell scripts
-(rc.d/status, mach_down, ResourceManager, IPaddr2 via resource.d) at normal priority.
+heartbeat.c), so the peer is declared dead ("node X: is dead", mark_node_dead) deadtime to
+deadtime + 250 ms after its last heartbeat, i.e. deadtime - keepalive to deadtime + 250 ms after a
+crash (measured at 100/500: 545-790 ms); taking the VIP then runs shell scripts (rc.d/status,
+mach_down, ResourceManager, IPaddr2 via resource.d) at normal priority, another 0.3-0.7 s here.
 
 Start-up: when both nodes come up together, heartbeat v1 with auto_failback off waits RQSTDELAY
 (10 s, compiled in, include/heartbeat.h) once it has the peer's resource message (process_resources
 in hb_resource.c sets local_takeover_time; polled_input_dispatch in heartbeat.c acts on it) before
-the owner acquires its resources: the first wait_one_holder takes 12-16 s at any Setting (give it
-30 s or more; a node started alone also waits initdead, 30 s at the defaults). recover() hears the peer
-again within 0.5-2 s (the peer already holds everything and says so) but returns only
+the owner acquires its resources: the first wait_one_holder takes 11-16 s at any Setting (give
+it 30 s or more; a node started alone also waits initdead, 30 s at the defaults). recover() hears
+the peer again within 0.5-2 s (the peer already holds everything and says so) but returns only
 `young_for()` (5 s + 2 keepalives + 0.3 s) after the start: a freshly started heartbeat announces
 deadtime + 2 s for its first 5 s, and a crash inside that window is detected 2 s late.
 """

@@ -61,7 +61,7 @@ def run(setting: Setting, crashes: int, switchovers: int, limit: float) -> None:
                       flush=True)
                 t = time.monotonic()
                 pair.recover(holder)
-                print(f"           {holder} recovered and heard again after {time.monotonic() - t:.1f} s",
+                print(f"           {holder} recovered, heard and settled after {time.monotonic() - t:.1f} s",
                       flush=True)
             for i in range(switchovers):
                 holder = pair.wait_one_holder(60)
