@@ -75,6 +75,10 @@ class Pair:
     def log(self, node: str) -> str:
         raise NotImplementedError
 
+    def log_tails(self, n: int = 2500) -> str:
+        """The end of both nodes' logs, for error messages."""
+        return "\n".join(f"--- {node} ---\n{self.log(node)[-n:]}" for node in ("dir-a", "dir-b"))
+
     def stop(self) -> None:
         """End every process this driver started, by pid, and whatever they forked."""
         raise NotImplementedError

@@ -24,9 +24,9 @@ from .base import Setting
 from .measures import arp_summary, arpwatch, wait_file
 
 LADDERS: dict[str, list[Setting]] = {
-    "hadirector": [Setting(f"keepalive {k} / deadtime {d}", k, d, d // 2, 2000)
+    "hadirector": [Setting(f"keepalive {k} / deadtime {d}", k, d, d // 2, max(2000, d))
                    for k, d in ((10, 50), (20, 100), (50, 250), (100, 500), (200, 1000))],
-    "heartbeat3": [Setting(f"keepalive {k} / deadtime {d}", k, d, d // 2, 2000)
+    "heartbeat3": [Setting(f"keepalive {k} / deadtime {d}", k, d, d // 2, max(2000, d))
                    for k, d in ((10, 50), (20, 100), (50, 250), (100, 500), (200, 1000), (500, 2500))],
     "keepalived": [Setting(f"advert_int {a / 1000:g}", advert_ms=a)
                    for a in (50, 100, 300, 1000, 2000, 3000)],
@@ -67,10 +67,11 @@ def soak(make_pair, systems: list[str], seconds: float, loss: float, say=print) 
                 time.sleep(0.3)
                 pair.start("dir-b")
                 runs.append((system, setting, pl, wd, pair))
+        base = {}
         for system, setting, pl, wd, pair in runs:
             pair.wait_one_holder(120)
+            base[id(pair)] = pair.false_detections()  # counted from the moment its loss starts
             pl.hb_loss(loss)
-        base = {id(p): p.false_detections() for *_, p in runs}
         say(f"  {len(runs)} pairs settled; {loss:g} % loss on every heartbeat link; soaking {seconds:.0f} s "
             f"with both CPUs busy")
         watches = []

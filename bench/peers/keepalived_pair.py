@@ -140,9 +140,6 @@ class KeepalivedPair(Pair):
     def log(self, node: str) -> str:
         return self.logs[node] + (self.procs[node].output() if node in self.procs else "")
 
-    def log_tails(self) -> str:
-        return "\n".join(f"--- {n} ---\n{self.log(n)[-2500:]}" for n in NODES)
-
     def stop(self) -> None:
         for n, p in self.procs.items():
             p.stop(10)
