@@ -67,17 +67,17 @@ def soak(make_pair, systems: list[str], seconds: float, loss: float, say=print) 
                 time.sleep(0.3)
                 pair.start("dir-b")
                 runs.append((system, setting, pl, wd, pair))
-        base = {}
         for system, setting, pl, wd, pair in runs:
             pair.wait_one_holder(120)
-            base[id(pair)] = pair.false_detections()  # counted from the moment its loss starts
-            pl.hb_loss(loss)
-        say(f"  {len(runs)} pairs settled; {loss:g} % loss on every heartbeat link; soaking {seconds:.0f} s "
-            f"with both CPUs busy")
+        base = {}
         watches = []
-        for system, setting, pl, wd, pair in runs:
+        for system, setting, pl, wd, pair in runs:  # loss and the client's ARP watch start together
+            base[id(pair)] = pair.false_detections()
+            pl.hb_loss(loss)
             path = os.path.join(wd, "arp.json")
             watches.append((path, arpwatch(pl, path, seconds)))
+        say(f"  {len(runs)} pairs settled; {loss:g} % loss on every heartbeat link; soaking {seconds:.0f} s "
+            f"with both CPUs busy")
         t_end = time.monotonic() + seconds
         while time.monotonic() < t_end:
             time.sleep(min(10.0, max(0.0, t_end - time.monotonic())))

@@ -87,3 +87,70 @@ def print_tables(res: dict) -> None:
                       f"(target <= 1: {'met' if ours['median_ms'] <= ha['median_ms'] else 'NOT met'})")
     if "dataplane" in res:
         print("\nData plane: see the bench/dataplane.py output above")
+
+
+def _ms(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x / 1000:.2f} s" if x >= 10_000 else f"{x:.0f} ms"
+
+
+def _md_crash(rows: list[dict]) -> list[str]:
+    ok = [r for r in rows if r.get("setting") is not None and r.get("n")]
+    ours = next((r for r in ok if r["system"] == "hadirector"), None)
+    best = _best_peer(ok)
+    out = ["| system | setting | n | median | p95 | max | hadirector / this |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("setting") is None:
+            out.append(f"| {r['system']} | no safe setting on its ladder | | | | | |")
+            continue
+        ratio = f"{ours['median'] / r['median']:.2f}" if ours and r is not ours and r["median"] else ""
+        if best is r and ratio:
+            ratio = f"**{ratio}** (best peer)"
+        out.append(f"| {r['system']} | {r['setting']} | {r['n']} | {_ms(r['median'])} | {_ms(r['p95'])} | "
+                   f"{_ms(r['max'])} | {ratio} |")
+    return out
+
+
+def markdown(res: dict) -> str:
+    """The tables of docs/benchmarks.md "Peers", from one result file."""
+    md: list[str] = [f"Run of {res['started']} (`bench/peers {' '.join(res['argv'])}`, {res.get('seconds', 0)} s, "
+                     f"{res['machine']['cpus']} CPUs, kernel {res['machine']['kernel']})."]
+    for key, title in (("crash_defaults", "Crash failover, each at its defaults"),
+                       ("crash_fast", "Crash failover at fast settings"),
+                       ("frontier", "Crash failover at each system's tightest safe setting, under the soak's load and loss")):
+        if key in res:
+            md += ["", f"**{title}**", ""] + _md_crash(res[key])
+    if "switchover" in res:
+        md += ["", "**Planned switchover**", "",
+               "| system | how | n | gap median | gap max | requests lost | delayed > 200 ms |",
+               "|---|---|---|---|---|---|---|"]
+        how = {"hadirector": "`hadirector standby`", "heartbeat3": "`hb_standby`",
+               "keepalived": "SIGTERM to the master (priority-0 advert)"}
+        for r in res["switchover"]:
+            md.append(f"| {r['system']} | {how.get(r['system'], '')} | {r['n']} | {_ms(r['median'])} | "
+                      f"{_ms(r['max'])} | {r['lost']} of {r['sent']} | {r['delayed']} |")
+    if "frontier_soak" in res:
+        md += ["", "**Safety frontier soak**", "",
+               "| system | setting | VIP moves | samples with two answering | silences >= 100 ms | "
+               "peer declared dead | heartbeats dropped | safe |", "|---|---|---|---|---|---|---|---|"]
+        for s, rows in res["frontier_soak"].items():
+            for r in rows:
+                md.append(f"| {s} | {r['setting']} | {r['moves']} | {r['two']} | {r['silences']} | "
+                          f"{r['detections']} | {r['hb_dropped']} | {'yes' if r['safe'] else '**no**'} |")
+    if "checks" in res:
+        md += ["", "**Check detection** (a real's server stops; time until the real is removed)", "",
+               "| system | check | n | median | p95 | max | / haproxy |", "|---|---|---|---|---|---|---|"]
+        for r in res["checks"]:
+            ha = next((x for x in res["checks"] if x["system"].startswith("haproxy") and x["kind"] == r["kind"]), None)
+            ratio = f"{r['median_ms'] / ha['median_ms']:.2f}" if ha and ha is not r and ha["median_ms"] else ""
+            md.append(f"| {r['system']} | {r['kind']} | {r['n']} | {r['median_ms']:.0f} ms | {r['p95_ms']:.0f} ms | "
+                      f"{r['max_ms']:.0f} ms | {ratio} |")
+    return "\n".join(md) + "\n"
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    with open(sys.argv[1]) as f:
+        print(markdown(json.load(f)))
