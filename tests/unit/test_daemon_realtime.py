@@ -115,8 +115,8 @@ def test_eperm_without_cap_sys_nice_warns_and_goes_on(monkeypatch, caplog):
 def test_eperm_with_cap_sys_nice_names_seccomp_or_the_cgroup(monkeypatch, caplog):
     Kernel(monkeypatch, sched_err=errno.EPERM)
     st = run(Realtime(), caplog)
-    assert "refused although CAP_SYS_NICE is held: a seccomp filter (systemd's RestrictRealtime=yes) or a cgroup " \
-           "without realtime time (cpu.rt_runtime_us 0)" in st.problems[0]
+    assert "refused although CAP_SYS_NICE or RLIMIT_RTPRIO allows it: a seccomp filter (systemd's " \
+           "RestrictRealtime=yes) or a cgroup without realtime time (cpu.rt_runtime_us 0)" in st.problems[0]
 
 
 def test_a_thread_that_ended_is_skipped(monkeypatch, caplog):

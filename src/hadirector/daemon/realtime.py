@@ -146,12 +146,12 @@ def _schedule(rt, state: RealtimeState) -> str | None:
 def _why_sched(exc: OSError, rt) -> str:
     if exc.errno != errno.EPERM:
         return "the kernel refused the policy"
-    if not _capable(CAP_SYS_NICE, _status()):
-        soft = resource.getrlimit(resource.RLIMIT_RTPRIO)[0]
-        return (f"no CAP_SYS_NICE, and RLIMIT_RTPRIO is {'unlimited' if soft == resource.RLIM_INFINITY else soft}, "
-                f"below {rt.priority}; under systemd add CAP_SYS_NICE to CapabilityBoundingSet or set LimitRTPRIO")
-    return ("refused although CAP_SYS_NICE is held: a seccomp filter (systemd's RestrictRealtime=yes) or a "
-            "cgroup without realtime time (cpu.rt_runtime_us 0)")
+    soft = resource.getrlimit(resource.RLIMIT_RTPRIO)[0]
+    if not _capable(CAP_SYS_NICE, _status()) and soft != resource.RLIM_INFINITY and soft < rt.priority:
+        return (f"no CAP_SYS_NICE, and RLIMIT_RTPRIO is {soft}, below {rt.priority}; under systemd add "
+                "CAP_SYS_NICE to CapabilityBoundingSet or set LimitRTPRIO")
+    return ("refused although CAP_SYS_NICE or RLIMIT_RTPRIO allows it: a seccomp filter (systemd's "
+            "RestrictRealtime=yes) or a cgroup without realtime time (cpu.rt_runtime_us 0)")
 
 
 def _lock(state: RealtimeState) -> str | None:
