@@ -5,11 +5,13 @@ There is no systemd as PID 1 here, so the unit's CapabilityBoundingSet (and NoNe
 applied the way systemd applies it, with util-linux `setpriv` before exec: a one-node cluster in
 a network namespace binds the heartbeat port 694 on eth0, adds a VIP with gratuitous ARP, and runs
 a resource script that calls `arping` and `ip`, signals another user's process, and tries a
-`chown` (refused: no CAP_CHOWN). The client must reach the VIP.
+`chown` (refused: no CAP_CHOWN). The client must reach the VIP, and the daemon runs SCHED_RR with
+its memory locked ([cluster.realtime] at its defaults: CAP_SYS_NICE, CAP_IPC_LOCK).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -63,7 +65,7 @@ name = "lvs"
 """
 # linux/capability.h
 CAP_NUMBERS = {"CAP_CHOWN": 0, "CAP_KILL": 5, "CAP_SETUID": 7, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_ADMIN": 12,
-               "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21}
+               "CAP_NET_RAW": 13, "CAP_IPC_LOCK": 14, "CAP_SYS_ADMIN": 21, "CAP_SYS_NICE": 23}
 
 
 def _unit_caps() -> list[str]:
@@ -106,6 +108,10 @@ def test_daemon_and_scripts_run_with_the_units_capabilities(lab, tmp_path):
         eff = int(re.search(r"^CapEff:\s+([0-9a-f]+)", status, re.M).group(1), 16)
         bnd = int(re.search(r"^CapBnd:\s+([0-9a-f]+)", status, re.M).group(1), 16)
         assert eff == bnd == _mask(caps), (hex(eff), hex(bnd), hex(_mask(caps)))
+        # [cluster.realtime] at its defaults took effect with them: SCHED_RR priority 1, memory locked
+        assert os.sched_getscheduler(daemon.pid) & ~os.SCHED_RESET_ON_FORK == os.SCHED_RR
+        assert os.sched_getparam(daemon.pid).sched_priority == 1
+        assert int(re.search(r"^VmLck:\s+(\d+)", status, re.M).group(1)) > 0, status
         # the daemon did its part: heartbeat port 694 bound to eth0, VIP added and announced
         wait_until(lambda: client.run(["ping", "-c", "1", "-W", "1", VIP], check=False).returncode == 0, 10, 0.2,
                    "the client to reach the VIP")

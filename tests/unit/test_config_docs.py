@@ -19,7 +19,7 @@ MODELS = [model.Config, model.Cluster, model.Link, model.Timing, model.Auth, mod
           model.OcfResource, model.BalancerResource, model.Balancer, model.FlowSync, model.Alerts, model.Fallback,
           model.VirtualService, model.Real, model.Api,
           model.Fencing, model.FenceDevice,
-          model.Quorum, model.QuorumDevice]
+          model.Quorum, model.QuorumDevice, model.Realtime]
 
 
 @pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)

@@ -94,7 +94,9 @@ def test_unit_has_what_a_notify_daemon_needs():
     assert s["RuntimeDirectory"] == ["hadirector"] and s["StateDirectory"] == ["hadirector"]
     assert s["ProtectSystem"] == ["strict"] and s["ProtectHome"] == ["yes"] and s["PrivateTmp"] == ["yes"]
     assert set(s["CapabilityBoundingSet"][0].split()) == {"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE",
-                                                          "CAP_KILL"}
+                                                          "CAP_KILL", "CAP_SYS_NICE", "CAP_IPC_LOCK"}
+    # [cluster.realtime] (on by default, as heartbeat's realtime) needs realtime policies allowed
+    assert s["RestrictRealtime"] == ["no"]
     # the daemon's directories are the ones the unit makes writable
     assert "--state-dir /run/hadirector --lib-dir /var/lib/hadirector" in s["ExecStart"][0]
 

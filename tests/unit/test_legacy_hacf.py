@@ -318,6 +318,37 @@ def test_watchdog_once(tmp_path):
     assert one_error(d3) == f"{d3}/ha.cf:5: watchdog is set twice; heartbeat takes one watchdog device"
 
 
+@pytest.mark.parametrize("lines, want", [
+    ("", (True, 1)),  # heartbeat's default: config.c Directives[] realtime "true", no rtprio -> 1
+    ("realtime on\n", (True, 1)),
+    ("realtime yes\nrtprio 50\n", (True, 50)),
+    ("rtprio 99\n", (True, 99)),
+    ("realtime off\n", (False, 1)),
+    ("realtime false\n", (False, 1)),
+])
+def test_realtime_and_rtprio_map_to_cluster_realtime(tmp_path, lines, want):
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + lines))
+    rt = loaded.config.cluster.realtime
+    assert (rt.enabled, rt.priority) == want
+    assert (rt.policy, rt.lock_memory) == ("rr", True)  # heartbeat's SCHED_RR, and it locks itself
+    assert not any("realtime" in str(w) or "rtprio" in str(w) for w in loaded.warnings)  # acted on
+
+
+def test_realtime_errors_and_warnings_name_their_line(tmp_path):
+    d = make_ha_dir(tmp_path, hacf=BASE + "realtime maybe\n")
+    assert one_error(d) == (f"{d}/ha.cf:5: realtime: expected a boolean (on/off, yes/no, true/false, 1/0), "
+                            "got 'maybe'")
+    for bad in ("0", "100", "x"):  # set_realtime_prio: atoi within SCHED_FIFO's 1..99
+        d = make_ha_dir(tmp_path, hacf=BASE + f"rtprio {bad}\n", name=f"p{bad}")
+        assert one_error(d) == f"{d}/ha.cf:5: rtprio: expected a number 1..99, got {bad!r}"
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "realtime off\nrtprio 20\n", name="off"))
+    assert [str(w).split(": ", 1)[1] for w in loaded.warnings if "rtprio" in str(w)] == [
+        "warning: rtprio has no effect with `realtime off` (line 5), in heartbeat as in hadirector"]
+    loaded = load(make_ha_dir(tmp_path, hacf=BASE + "realtime on\nrealtime off\n", name="twice"))
+    assert loaded.config.cluster.realtime.enabled is False  # the later one wins, as in heartbeat
+    assert any(":6: warning: realtime is set again (first at line 5)" in str(w) for w in loaded.warnings)
+
+
 def test_logging_and_cluster_name(tmp_path):
     c = cfg_of(tmp_path, BASE + "logfile /var/log/ha-log\ndebugfile /var/log/ha-debug\n"
                "logfacility local0\ndebug 2\ncluster web\n").cluster
@@ -335,7 +366,7 @@ def test_bad_logfacility_lands_on_its_line(tmp_path, value):
 
 # a value heartbeat's handler accepts, and one it refuses (config.c set_* handlers)
 IGNORED_VALUES = {
-    "hopfudge": ("3", "300"), "deadping": ("30", "soon"), "rtprio": ("50", "0"), "realtime": ("off", "maybe"),
+    "hopfudge": ("3", "300"), "deadping": ("30", "soon"),
     "hbgenmethod": ("time", "x"), "msgfmt": ("netstring", "x"), "use_logd": ("yes", "x"),
     "conn_logd_time": ("10", "0"), "use_apphbd": ("no", "x"), "log_badpack": ("true", "x"),
     "syslogmsgfmt": ("false", "x"), "coredumps": ("1", "x"), "coreroot": ("/var/lib/cores", "cores"),

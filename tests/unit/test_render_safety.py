@@ -28,3 +28,12 @@ def test_fencing_watchdog_respawn_lines():
 def test_nothing_shown_without_them():
     text = render_status(_status())
     assert "Fencing" not in text and "watchdog" not in text and "Respawned" not in text
+
+
+def test_realtime_line():
+    rt = {"enabled": True, "policy": "SCHED_RR", "priority": 1, "threads": 1, "lock_memory": True,
+          "locked": True, "locked_kib": 58000, "problems": []}
+    assert "\nrealtime: SCHED_RR priority 1, memory locked (58000 KiB at start)\n" in render_status(_status(realtime=rt))
+    off = {**rt, "enabled": False, "policy": None, "locked": False}
+    assert "realtime: off (normal scheduling, memory not locked)" in render_status(_status(realtime=off))
+    assert "realtime" not in render_status(_status(realtime=None))

@@ -25,7 +25,8 @@ from .native import dump_toml, load_toml_text
 Locate = Callable[[tuple], str]
 
 # tables written as [section] / [[array of tables]]; every other table or list is written inline
-_SECTIONS = {("cluster",), ("cluster", "timing"), ("cluster", "auth"), ("cluster", "logging"), ("balancer",),
+_SECTIONS = {("cluster",), ("cluster", "timing"), ("cluster", "auth"), ("cluster", "logging"),
+             ("cluster", "realtime"), ("balancer",),
              ("balancer", "alerts"), ("balancer", "virtual", "alerts")}
 _ARRAYS = {("groups",), ("balancer", "virtual")}
 # inline lists of tables written one item a line, each with a comment naming its line

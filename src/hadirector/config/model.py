@@ -208,6 +208,32 @@ class Logging(Model):
         return v
 
 
+class Realtime(Model):
+    """[cluster.realtime]: the daemon as a soft realtime process (ha.cf `realtime`, `rtprio`;
+    daemon/realtime.py does it). The defaults are heartbeat 3's: `realtime` is on unless ha.cf
+    says off (config.c Directives[]: KEY_REALTIME default "true"), the policy SCHED_RR
+    (clplumbing/realtime.h DEFAULT_REALTIME_POLICY) and, without `rtprio`, the lowest priority of
+    that policy, 1 (heartbeat.c hb_realtime_prio = -1, which cl_make_realtime replaces with
+    sched_get_priority_min), and the memory locked (cl_make_realtime's mlockall)."""
+
+    enabled: bool = True
+    policy: Literal["rr", "fifo"] = "rr"  # SCHED_RR or SCHED_FIFO
+    priority: int = 1  # ha.cf rtprio: 1..99 (config.c set_realtime_prio: SCHED_FIFO's min..max)
+    lock_memory: bool = True  # mlockall(MCL_CURRENT | MCL_FUTURE), as cl_make_realtime does
+
+    PRIORITY_MIN: ClassVar[int] = 1  # sched_get_priority_min/max(SCHED_RR or SCHED_FIFO) on Linux
+    PRIORITY_MAX: ClassVar[int] = 99
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, v: object) -> object:
+        lo, hi = cls.PRIORITY_MIN, cls.PRIORITY_MAX
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ValueError(f"expected a whole number {lo}..{hi} (the realtime priorities of SCHED_RR "
+                             f"and SCHED_FIFO on Linux), got {v!r}")
+        return v
+
+
 class QuorumDevice(Model):
     """A quorum device: corosync-qnetd, the witness that gives its one vote to one side of a
     partition (corosync-qdevice's `model: net`, its host, port 5403, ffsplit or lms, TLS)."""
@@ -271,6 +297,7 @@ class Cluster(Model):
     fencing: Fencing | None = None
     logging: Logging = Logging()
     quorum: Quorum = Quorum()
+    realtime: Realtime = Realtime()
 
     @field_validator("auto_failback", mode="before")
     @classmethod

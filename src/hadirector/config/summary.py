@@ -175,6 +175,13 @@ def run_lines(loaded: Loaded) -> list[str]:
     if c.watchdog:
         out.append(f"watchdog: feeds {c.watchdog} every {c.timing.keepalive} ms while healthy "
                    f"(timeout {(c.timing.deadtime + 1009) // 1000} s: a hung node is reset)")
+    rt = c.realtime
+    if rt.enabled:
+        out.append(f"realtime: SCHED_{rt.policy.upper()} priority {rt.priority}"
+                   + (", memory locked" if rt.lock_memory else "") + " (if the kernel allows it; "
+                   "processes it starts run at normal priority)")
+    else:
+        out.append("realtime: off (normal scheduling)")
     idle: list[str] = []
     # stonith_host parameters often hold a password: show the host and the device type only
     idle += [f"{u.directive} {' '.join(u.text.split()[:2]) if u.directive == 'stonith_host' else u.text} ({u.where})"

@@ -222,6 +222,7 @@ def status_reply(d) -> dict:
             "flow_sync": None if getattr(d, "flowsync", None) is None else d.flowsync.status(),
             "respawn": [] if getattr(d, "respawner", None) is None else d.respawner.snapshot(),
             "watchdog": None if getattr(d, "hw_watchdog", None) is None else d.hw_watchdog.snapshot(),
+            "realtime": None if getattr(d, "realtime", None) is None else d.realtime.snapshot(),
             **_fencing(st, wall),
             "uptime_s": round(time.time() - d.started_at, 1)}
 

@@ -20,7 +20,8 @@ words them, naming the node/group.
 The rest of the daemon lives beside this module, one concern each: balancer.py (the balancer
 driver and its health checks), vipguard.py (VIP leases, address conflict probes and watches),
 handlers.py (the control socket's commands and the status reply),
-reload.py (SIGHUP, `reload`, ldirectord's autoreload), control.py (the socket itself).
+reload.py (SIGHUP, `reload`, ldirectord's autoreload), control.py (the socket itself),
+realtime.py (ha.cf `realtime`/`rtprio`: the scheduling policy and locked memory, set at start).
 
 Under systemd (Type=notify) the daemon reports through $NOTIFY_SOCKET (sdnotify.py): READY=1 once
 the core has started with every link open, STATUS= whenever what this node holds changes
@@ -56,6 +57,7 @@ from ..loglevel import NOTICE
 from .reload import Reloader
 from .sdnotify import SystemdNotify
 from .vipguard import VipGuard
+from .realtime import make_realtime
 from .respawn import Respawner
 from .fencing import FenceRunner
 from .watchdog import Watchdog
@@ -144,6 +146,7 @@ class Daemon:
         # fencing.py: runs the fence devices for the core's Fence actions
         self.fence_runner = FenceRunner(self.config, loaded.node, self.log, opts.netns) if c.fencing else None
         self.qdevice = None  # daemon/qdevice.py: the witness client, when cluster.quorum.device is set
+        self.realtime = None  # daemon/realtime.py RealtimeState, once applied at start
         self._qdevice_members: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -192,6 +195,14 @@ class Daemon:
         if not self.core.authenticated:
             self.log.warning("authkeys method crc: heartbeat messages are NOT authenticated; anybody "
                              "on a heartbeat link can forge them (use sha1, or sha256 natively)")
+        # ha.cf realtime / rtprio: once, before any link opens or anything is started (heartbeat's
+        # master_control_process calls cl_make_realtime before its main loop)
+        self.realtime = make_realtime(c.realtime, self.log, self.core.node)
+        if self.realtime.policy and self.balancer is not None and self.balancer.driver.kind == "proxy":
+            self.log.warning("node %s: realtime: the userspace proxy relays connections on the daemon's loop, "
+                             "so under load it takes CPU before every normal process (clients and reals on "
+                             "this machine too); set [cluster.realtime] enabled = false if that matters",
+                             self.core.node)
         control = ControlServer(self.opts.state_dir, ControlHandlers(self).table(), log=self.log.warning,
                                 debug=self.log.debug)
         await control.start()

@@ -41,6 +41,10 @@ initdead = "1s"
 method = "sha256"
 key = "demo: not a secret"
 
+# the proxy relays on the daemon's loop, and the demo's clients and reals share this machine
+[cluster.realtime]
+enabled = false
+
 [[cluster.links]]
 kind = "ucast"
 interface = "lo"

@@ -1,6 +1,7 @@
 """The safety part of `hadirector status`: fencing (its state per peer and the last attempts),
-the hardware watchdog and the respawned processes (daemon/handlers.py status_reply keys
-`fencing`, `watchdog`, `respawn`). Pure: it only lays the dict out."""
+the hardware watchdog, the respawned processes and whether the daemon runs as a realtime process
+(daemon/handlers.py status_reply keys `fencing`, `watchdog`, `respawn`, `realtime`). Pure: it
+only lays the dict out."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ def safety_lines(st: dict, now: float) -> list[str]:
                    + f", fed {wd['feeds']} times" + (f", last {last} ms ago" if last is not None else "")
                    + (f", {wd['skipped']} feeds skipped (late loop)" if wd.get("skipped") else "")
                    + (f"; {wd['error']}" if wd.get("error") else ""))
+    rt = st.get("realtime")
+    if rt:
+        out.append("")
+        out.append(realtime_line(rt))
     rs = st.get("respawn") or []
     if rs:
         out.append("")
@@ -45,3 +50,19 @@ def safety_lines(st: dict, now: float) -> list[str]:
                 and r.get("next_start_in_ms") is not None else ""
             out.append(f"* {r['command']} (as {r['user']}): {r['state']}, {pid}, {r['restarts']} restarts{last}{wait}")
     return out
+
+
+def realtime_line(rt: dict) -> str:
+    """One line on [cluster.realtime] (daemon/realtime.py RealtimeState.snapshot())."""
+    if not rt.get("enabled"):
+        return "realtime: off (normal scheduling, memory not locked)"
+    sched = (f"{rt['policy']} priority {rt['priority']}" if rt.get("policy")
+             else "NOT in effect (normal scheduling)")
+    if rt.get("locked"):
+        mem = f"memory locked ({rt.get('locked_kib') or 0} KiB at start)"
+    elif rt.get("lock_memory"):
+        mem = "memory NOT locked"
+    else:
+        mem = "memory not locked (lock_memory = false)"
+    problems = rt.get("problems") or []
+    return f"realtime: {sched}, {mem}" + (f"; {'; '.join(problems)}" if problems else "")

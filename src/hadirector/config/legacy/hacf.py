@@ -44,7 +44,7 @@ BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
 # Option directives hadirector maps into the model; each has a d_<name> method.
 MAPPED = ("node", "keepalive", "deadtime", "warntime", "initdead", "udpport", "baud", "watchdog",
           "auto_failback", "nice_failback", "logfile", "debugfile", "logfacility", "debug", "cluster",
-          "autojoin", "crm", "pacemaker")
+          "autojoin", "crm", "pacemaker", "realtime", "rtprio")
 # Media: option-style ones take one device or host per value, whole-line ones parse the line.
 OPTION_MEDIA = ("bcast", "serial", "ping", "ping6")
 LINE_MEDIA = ("ucast", "ucast6", "mcast", "mcast6", "ping_group")
@@ -103,8 +103,6 @@ def _env(v: str) -> str | None:
 IGNORED: dict[str, tuple] = {
     "hopfudge": (_int_range(0, 255), "hadirector sends heartbeats straight to each peer; there are no hops to count"),
     "deadping": (_msec, "a ping node is down after `deadtime` without replies, like a cluster node"),
-    "rtprio": (_int_range(1, 99), "hadirector runs at normal scheduling priority"),
-    "realtime": (_bool, "hadirector runs at normal scheduling priority and does not lock its memory"),
     "hbgenmethod": (_choice("file", "time"), "hadirector keeps its generation number in its state directory"),
     "msgfmt": (_choice("classic", "netstring"), "hadirector has its own wire format"),
     "use_logd": (_bool, "hadirector logs by itself: standard error, plus logfile, debugfile and logfacility"),
@@ -119,7 +117,8 @@ IGNORED: dict[str, tuple] = {
     "compression_threshold": (_positive_int, "heartbeat messages are small and never compressed"),
     "traditional_compression": (_bool, "heartbeat messages are small and never compressed"),
     "max_rexmit_delay": (_positive_int, "hadirector does not retransmit heartbeat messages"),
-    "memreserve": (_positive_int, "hadirector does not preallocate memory"),
+    "memreserve": (_positive_int, "hadirector does not preallocate memory (with realtime on, all it maps is "
+                   "locked as it is mapped)"),
     "uuidfrom": (_choice("file", "nodename"), "nodes are known by name, without a uuid"),
     "env": (_env, "hadirector sets no environment variables for the commands it runs"),
     "crm_daemon_dir": (_any, "Pacemaker is not used: resources come from haresources"),
@@ -162,7 +161,7 @@ REPLACED_CLIENTS = {
 
 # Directives whose second value replaces the first (a repeat is worth a warning)
 SINGLE = {"keepalive", "deadtime", "warntime", "initdead", "udpport", "auto_failback", "nice_failback",
-          "logfile", "debugfile", "logfacility", "debug", "cluster", "autojoin"}
+          "logfile", "debugfile", "logfacility", "debug", "cluster", "autojoin", "realtime", "rtprio"}
 
 # cl_syslogfac_str2int (clplumbing cl_syslog.c) over glibc's facilitynames: the names it takes, as
 # written ("security" is auth; glibc's internal "mark" is left out: no log goes there)
@@ -224,6 +223,8 @@ class _HaCf:
         self.use_logd: tuple[bool, str] | None = None
         self.apiauth: dict[str, str] = {}
         self.quorum_device: tuple[dict, str] | None = None  # (cluster.quorum.device, line)
+        self.realtime: dict = {}  # cluster.realtime: enabled (realtime), priority (rtprio)
+        self.realtime_where: dict[str, str] = {}
 
     # ------------------------------------------------------------------ line dispatch
 
@@ -730,6 +731,27 @@ class _HaCf:
         self.cluster["auto_failback"] = value
         self.smap.set(("cluster", "auto_failback"), loc)
 
+    def d_realtime(self, v: str, loc: str) -> None:
+        # config.c set_realtime: cl_str_to_boolean; on (the default) lets heartbeat.c's
+        # cl_make_realtime calls act, off makes them no-ops (cl_disable_realtime)
+        b = heartbeat_bool(v)
+        if b is None:
+            self.col.error(loc, f"realtime: {_bool(v)}")
+            return
+        self.realtime["enabled"] = b
+        self.realtime_where["enabled"] = loc
+
+    def d_rtprio(self, v: str, loc: str) -> None:
+        # config.c set_realtime_prio: atoi(value) within sched_get_priority_min..max(SCHED_FIFO);
+        # the master control process runs at it (heartbeat.c cl_make_realtime(-1, hb_realtime_prio,
+        # ...)), its child processes one below. hadirector is one process: it runs at rtprio.
+        bad = _int_range(1, 99)(v)
+        if bad:
+            self.col.error(loc, f"rtprio: {bad}")
+            return
+        self.realtime["priority"] = atoi(v)
+        self.realtime_where["priority"] = loc
+
     def d_watchdog(self, v: str, loc: str) -> None:
         if "watchdog" in self.cluster:
             # config.c set_watchdogdev: "Watchdog device multiply specified"
@@ -888,6 +910,16 @@ class _HaCf:
             smap.set(("cluster", "respawn", i), loc)
         if self.logging:
             out["logging"] = self.logging
+        if self.realtime:
+            # no `realtime` line: heartbeat's default, on (config.c Directives[] KEY_REALTIME "true"),
+            # which is the model's default too
+            out["realtime"] = dict(self.realtime)
+            for key, loc in self.realtime_where.items():
+                smap.set(("cluster", "realtime", key), loc)
+            smap.set(("cluster", "realtime"), next(iter(self.realtime_where.values())))
+            if self.realtime.get("enabled") is False and "priority" in self.realtime:
+                col.warn(self.realtime_where["priority"], "rtprio has no effect with `realtime off` "
+                         f"(line {_lineno(self.realtime_where['enabled'])}), in heartbeat as in hadirector")
         return out
 
     def _autojoin(self) -> None:
