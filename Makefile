@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: test demo venv sysdeps bench clean man wheel
+.PHONY: test demo venv sysdeps bench bench-peers clean man wheel
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ test: venv sysdeps
 
 demo: venv
 	$(VENV)/bin/hadirector demo
+
+# hadirector beside heartbeat 3, keepalived, HAProxy and nginx, every table in one run (root; about
+# 45 minutes; docs/benchmarks.md "Peers"). BENCH_ARGS="--only crash --rounds 5" for a part of it.
+bench-peers: venv sysdeps
+	$(PY) bench/peers $(BENCH_ARGS)
 
 # the manual pages shipped in the package, from the argument parser and docs/ (scripts/manpages.py)
 man: venv
