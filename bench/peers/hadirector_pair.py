@@ -55,11 +55,11 @@ class HadirectorPair(Pair):
         self.procs[node] = self.lab.host(node).spawn(argv, name="hadirector")
 
     def _status(self, node: str) -> dict:
-        r = subprocess.run([sys.executable, "-m", "hadirector", "status", "--json", "--state-dir",
-                            self.state_dir(node)], capture_output=True, text=True, timeout=30)
         try:
+            r = subprocess.run([sys.executable, "-m", "hadirector", "status", "--json", "--state-dir",
+                                self.state_dir(node)], capture_output=True, text=True, timeout=30)
             return json.loads(r.stdout)
-        except ValueError:
+        except (ValueError, subprocess.TimeoutExpired):  # starting, or a starved machine: ask again
             return {}
 
     def _hears(self, node: str, peer: str) -> bool:
