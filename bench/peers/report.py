@@ -30,7 +30,8 @@ def crash_table(title: str, rows: list[dict]) -> None:
     print(f"  {'system':11s} {'setting':30s} {'n':>3s} {'median ms':>10s} {'p95 ms':>9s} {'max ms':>9s}")
     for r in rows:
         if r.get("setting") is None:
-            print(f"  {r['system']:11s} no safe setting on its ladder")
+            print(f"  {r['system']:11s} " + (f"failed: {r['error'][:200]}" if r.get("error") else
+                                             "no safe setting on its ladder"))
             continue
         print(f"  {r['system']:11s} {r['setting']:30s} {r['n']:3d} {_f(r['median'], '{:10.1f}')} "
               f"{_f(r['p95'], '{:9.1f}')} {_f(r['max'], '{:9.1f}')}")
@@ -102,7 +103,8 @@ def _md_crash(rows: list[dict]) -> list[str]:
     out = ["| system | setting | n | median | p95 | max | hadirector / this |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("setting") is None:
-            out.append(f"| {r['system']} | no safe setting on its ladder | | | | | |")
+            out.append(f"| {r['system']} | {'run failed' if r.get('error') else 'no safe setting on its ladder'} "
+                       "| | | | | |")
             continue
         ratio = f"{ours['median'] / r['median']:.2f}" if ours and r is not ours and r["median"] else ""
         if best is r and ratio:
