@@ -47,6 +47,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 try:
@@ -57,6 +58,15 @@ except ImportError:  # run as a script from bench/peers
     from topology import NODES, VIP  # type: ignore[no-redef]
 
 HEARTBEAT = "/usr/libexec/heartbeat/heartbeat"
+
+
+def _zombie(pid: int) -> bool:
+    """True when `pid` has exited and waits to be reaped (or is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 HB_STANDBY = "/usr/share/heartbeat/hb_standby"
 CL_STATUS = "cl_status"
 HB_ADDR = {"dir-a": "198.18.1.2", "dir-b": "198.18.1.3"}
@@ -368,8 +378,8 @@ class Heartbeat3Pair(Pair):
         while time.monotonic() < deadline and any(p.alive() for p in self.procs.values()):
             time.sleep(0.05)
         for n in live:
-            for _ in range(5):
-                rest = self._processes(n)
+            for _ in range(40):  # up to 2 s; a killed process that nobody reaps stays a zombie
+                rest = [(pid, st) for pid, st in self._processes(n) if not _zombie(pid)]
                 if not rest:
                     break
                 self._kill(rest, signal.SIGKILL)
@@ -387,5 +397,5 @@ class Heartbeat3Pair(Pair):
             except OSError:
                 pass
         self.etc_dirs.clear()
-        if errors:
-            raise RuntimeError("heartbeat3 stop: " + "; ".join(errors))
+        if errors:  # said, not raised: a stop is cleanup, and the other pairs must be stopped too
+            print("heartbeat3 stop: " + "; ".join(errors), file=sys.stderr, flush=True)
