@@ -25,7 +25,7 @@ def plot_all(res: dict, outdir: str) -> list[str]:
         ax.set_xlabel("client outage, ms (kill -9 + links down -> first answer from the other director)")
         if key == "crash_defaults":
             ax.set_xscale("log")
-        ax.set_title(f"{title} (n={rows[0]['n']} each, {res['started']})", fontsize=9)
+        ax.set_title(f"{title} (n={rows[0]['n']} each, {res['started'][:16]})", fontsize=9)
         fig.tight_layout()
         path = os.path.join(outdir, f"peers-{key.replace('_', '-')}.png")
         fig.savefig(path, dpi=110)
