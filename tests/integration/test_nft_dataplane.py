@@ -264,6 +264,25 @@ async def test_apply_is_idempotent_and_errors_name_the_service(lab):
         await dp.close()
 
 
+async def test_a_chain_deleted_behind_our_back_is_put_back(lab):
+    """An apply plans from the tables it installed last; when someone changed them the kernel
+    refuses that plan and the apply plans again from a listing."""
+    bl = make_lab(lab, "masq")
+    d = bl.director
+    dp = NftDataPlane(netns=d.netns, stats_interval=0)
+    try:
+        await dp.apply(desired(bl, "masq", weights=(1, 1, 1)))
+        chain = next(o["chain"]["name"] for o in dp.ruleset()
+                     if "chain" in o and o["chain"]["name"].startswith("real_"))
+        d.run(["nft", f"flush table ip hadirector; delete chain ip hadirector {chain}"])
+        n = dp.applies
+        await dp.apply(desired(bl, "masq", weights=(1, 2, 3)))
+        assert dp.applies == n + 1
+        assert load(bl, n=60, c=6)["counts"] == {"real1": 10, "real2": 20, "real3": 30}
+    finally:
+        await dp.close()
+
+
 async def test_gate_real_behind_a_router_is_refused(lab):
     bl = make_lab(lab, "masq")  # two-arm: from the director the reals are on eth1, but add a far one
     bl.director.route("198.18.2.0/24", via="198.18.1.11")

@@ -17,8 +17,8 @@ from hadirector.balancer.state import build_desired
 from hadirector.config.model import Balancer
 from hadirector.dataplane.nft import adaptive_weights
 from hadirector.dataplane.nft_render import (Existing, Link, NftOptions, RenderEnv, RenderError,
-                                             existing_from_listing, install_commands, is_ours, plan,
-                                             render, wrr_sequence)
+                                             existing_from_listing, existing_from_rendered,
+                                             install_commands, is_ours, plan, render, wrr_sequence)
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "fixtures", "nft")
 VIP = "198.18.0.100"
@@ -213,6 +213,26 @@ def test_plan_keeps_sets_and_counters_and_deletes_only_what_is_gone():
     assert sum(1 for v, k, n in verbs if k == "rule") == len(t.rules)
     # from nothing: the install batch
     assert plan({}, r) == install_commands(r)
+
+
+def test_plan_from_what_we_installed_refills_the_chains_only():
+    """The data plane plans the next apply from the tables it installed (no listing): every
+    chain, set and counter is kept, the chains are flushed and the rules re-added. A listing
+    that says the same (nftables 1.0.6 lists a netdev base chain without its "dev") plans the
+    same transaction, up to the order of the flushes."""
+    for name in sorted(CASES):
+        r = _render_case(name)
+        held = {k: existing_from_rendered(t) for k, t in r.tables.items()}
+        cmds = plan(held, r)
+        verbs = Counter((next(iter(c)), next(iter(next(iter(c.values()))))) for c in cmds)
+        assert set(verbs) == {("add", "table"), ("flush", "chain"), ("add", "rule")}, verbs
+        assert verbs[("add", "rule")] == sum(len(t.rules) for t in r.tables.values())
+        listed = {k: Existing(chains={c: {h: v for h, v in t.base.get(c, {}).items() if h != "dev"}
+                                      for c in reversed(t.chains)},
+                              sets={n: dict(d, name=n, handle=7) for n, d in t.sets.items()},
+                              counters=set(t.counters))
+                  for k, t in r.tables.items()}
+        assert sorted(map(json.dumps, plan(listed, r))) == sorted(map(json.dumps, cmds))
 
 
 def test_existing_from_listing_and_ownership():
