@@ -109,9 +109,9 @@ RAISES = {
     ("dataplane/nft.py", "apply", "nft data plane is closed"): INTERNAL,
     ("dataplane/nft.py", "_apply_sync", ""): ENVIRONMENT,  # a RenderError of the machine's facts (above)
     ("dataplane/nft.py", "_commit", "nftables refused the ruleset: "): ENVIRONMENT,
-    ("dataplane/netfacts.py", "route", "netlink: route get "): ENVIRONMENT,
+    ("dataplane/netfacts.py", "__init__", "netlink: open a socket: "): ENVIRONMENT,
     ("dataplane/netfacts.py", "_dump", "netlink: "): ENVIRONMENT,  # listing links, addresses, neighbours
-    ("dataplane/netfacts.py", "_ask", "netlink: "): ENVIRONMENT,  # opening the socket
+    ("dataplane/netfacts.py", "route", "netlink: "): ENVIRONMENT,  # the socket failed (a refusal is answered)
     ("dataplane/nft.py", "_vip_dev", ": cannot tell which device VIP "): ENVIRONMENT,
     ("dataplane/nft.py", "_real_dev", ": no route to gate real "): ENVIRONMENT,
     ("dataplane/nft.py", "_real_dev", ": gate real "): ENVIRONMENT,
@@ -123,6 +123,7 @@ RAISES = {
     ("dataplane/libnft.py", "_context", "nft_ctx_new failed"): ENVIRONMENT,
     ("dataplane/libnft.py", "run", ""): ENVIRONMENT,
     ("dataplane/libnft.py", "run_text", ""): ENVIRONMENT,  # the VIP lease renewals (kernel refusal)
+    ("dataplane/libnft.py", "_read", ": "): ENVIRONMENT,  # an nfnetlink read (no permission, no such set)
 }
 
 

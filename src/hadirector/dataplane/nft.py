@@ -443,16 +443,13 @@ class NftDataPlane(DataPlane):
         values: dict[CounterRef, tuple[int, int]] = {}
         for (fam, name) in rendered.tables:
             try:
-                items = self._nft.run([{"list": {"counters": {"family": fam, "table": name}}}])
+                counters = self._nft.counters(fam, name)
             except NftError:
                 continue
-            for it in items:
-                c = it.get("counter")
-                if c is None:
-                    continue
-                ref = rendered.counters.get((fam, name, c["name"]))
+            for cname, pb in counters.items():
+                ref = rendered.counters.get((fam, name, cname))
                 if ref is not None:
-                    values[ref] = (c.get("packets", 0), c.get("bytes", 0))
+                    values[ref] = pb
         need_counts = self.count_connections or self._needs_counts()
         active, inactive, persist = (self._count_connections(rendered) if need_counts
                                      else ({}, {}, {}))
@@ -525,10 +522,9 @@ class NftDataPlane(DataPlane):
     def _set_size(self, fam: str, table: str, name: str) -> int:
         assert self._nft is not None
         try:
-            items = self._nft.list({"set": {"family": fam, "table": table, "name": name}}, terse=False)
+            return self._nft.set_size(fam, table, name)
         except NftError:
             return 0
-        return sum(len((it.get("set") or {}).get("elem", []) or []) for it in items)
 
     def _count_conntrack(self, rendered: Rendered, active: dict, inactive: dict) -> None:
         try:
