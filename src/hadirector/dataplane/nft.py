@@ -3,9 +3,9 @@
 How it works. `apply(desired)` looks up the facts the rules need (the director's addresses, the
 device each direct-routing VIP arrives on, each gate real's device and MAC from the neighbour
 table, resolving it first when missing), renders the ruleset (nft_render.render, pure) and
-commits the difference to the kernel as one libnftables JSON transaction (nft_render.plan):
-flush and refill our chains, keep the flow and persistence sets and the counters that are still
-wanted. Conntrack keeps NAT connections and the flow sets keep direct-routed ones, so an apply
+commits the difference to the kernel as one libnftables JSON transaction (nft_render.plan,
+from what the last apply installed): refill the chains whose rules changed, keep the flow and
+persistence sets and the counters that are still wanted. Conntrack keeps NAT connections and the flow sets keep direct-routed ones, so an apply
 never moves or breaks an open connection. We only ever list, change or delete `ip|ip6
 hadirector` and `netdev hadirector_<dev>`; `close()` deletes exactly those.
 
@@ -17,9 +17,10 @@ they change. That is an approximation of IPVS, which decides per connection: her
 weighted numgen between two measurements. It also re-reads the gate reals' MACs and re-applies
 when one changed (a replaced server).
 
-Blocking work (libnftables, rtnetlink reads of addresses, routes and neighbours through
-dataplane/netfacts.py, conntrack) runs in one worker thread, which lives in the network namespace
-given as `netns` (tests) or in ours (the daemon); its sockets are made there.
+Blocking work (libnftables, netlink reads of addresses, routes and neighbours (netfacts.py) and
+of tables, counters and set sizes (nft_read.py), conntrack) runs in one worker thread, which
+lives in the network namespace given as `netns` (tests) or in ours (the daemon); its sockets
+are made there.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class NftDataPlane(DataPlane):
         self._closed = False
         self.warnings: list[str] = []
         self.applies = 0  # transactions committed (tests, status)
+        self.replans = 0  # transactions planned from what we installed that the kernel refused
         # flow sync (daemon/flowsync.py): entries a backup holds, loaded into the sets in the
         # same transaction that creates them (the first apply after a takeover)
         self.preload: Callable[[], list] | None = None
@@ -215,6 +217,7 @@ class NftDataPlane(DataPlane):
                     raise
                 log.warning("nftables refused the transaction planned from our last one (%s): our "
                             "tables were changed by someone else; planning from a listing", exc.message)
+                self.replans += 1
                 self.preloaded = loaded
                 self._transaction(rendered, tables, {})
         except NftError as exc:
