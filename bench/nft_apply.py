@@ -3,14 +3,17 @@
 reaching the data plane and the new ruleset being in the kernel.
 
     sudo .venv/bin/python bench/nft_apply.py [--applies 200] [--method gate|masq|both] [--flip up|weight]
+                                             [--flows N]
 
 A lab (hadirector.lab.balancer) with a director and 3 reals: one-arm for direct routing (gate),
 two-arm for NAT (masq). One service on the VIP with the 3 reals; each apply flips real1 (down/up
 by its health, or its weight 1/2), so every apply changes the ruleset. Prints per method the
 median, 90th percentile and maximum of the whole apply and of its two halves: the facts
 (NftDataPlane._gather_env: addresses, routes, neighbours) and the commit (listing what the
-kernel holds, planning, the libnftables transaction). Not a test; the figures depend on the
-machine's load (say so when quoting them).
+kernel holds, planning, the libnftables transaction). With --flows N, real2's flow set (direct
+routing) holds N remembered connections first, as on a director under traffic, and the time of
+one statistics refresh (NftDataPlane.refresh, which an apply waits behind) is printed too. Not
+a test; the figures depend on the machine's load (say so when quoting them).
 """
 
 from __future__ import annotations
@@ -58,16 +61,36 @@ def desired_states(bl, method: str, flip: str) -> list:
     return out
 
 
-async def run(method: str, applies: int, flip: str) -> dict[str, list[float]]:
+def fill_flows(bl, dp: NftDataPlane, n: int) -> None:
+    """n entries in real2's flow set (client address . port), as n open connections leave."""
+    r = dp._rendered
+    name = next((k for k in (r.flow_sets if r else {}) if bl.real_addr["real2"] in k[2]), None)
+    if name is None or n <= 0:
+        return
+    fam, table, sname = name
+    for start in range(0, n, 10000):  # one nft batch per 10000
+        elems = ", ".join(f"198.19.{i // 250 % 250}.{i % 250 + 1} . {1024 + i // 62500}"
+                          for i in range(start, min(n, start + 10000)))
+        bl.director.run(["nft", "-f", "-"], input=f"add element {fam} {table} {sname} {{ {elems} }}\n")
+
+
+async def run(method: str, applies: int, flip: str, flows: int = 0) -> dict[str, list[float]]:
     with Lab() as lab:
         bl = balancer(lab, layout="one-arm" if method == "gate" else "two-arm", reals=3, http=None)
-        dp = NftDataPlane(netns=bl.director.netns, stats_interval=0, count_connections=False)
+        dp = NftDataPlane(netns=bl.director.netns, stats_interval=0)  # the daemon counts connections too
         facts: list[float] = []
         commit: list[float] = []
         total: list[float] = []
         try:
             states = desired_states(bl, method, flip)
             await dp.apply(states[0])  # the first apply resolves the reals' MACs and creates tables
+            fill_flows(bl, dp, flows)
+            refresh: list[float] = []
+            if flows:
+                for _ in range(5):
+                    t = time.perf_counter()
+                    await dp.refresh()
+                    refresh.append((time.perf_counter() - t) * 1000)
             timed(dp, "_gather_env", facts)
             timed(dp, "_commit", commit)
             before = dp.applies
@@ -79,7 +102,10 @@ async def run(method: str, applies: int, flip: str) -> dict[str, list[float]]:
                 raise SystemExit(f"{method}: {dp.applies - before} transactions for {applies} applies")
         finally:
             await dp.close()
-        return {"apply": total, "facts": facts, "commit": commit}
+        out = {"apply": total, "facts": facts, "commit": commit}
+        if refresh:
+            out["refresh"] = refresh
+        return out
 
 
 def summary(xs: list[float]) -> str:
@@ -94,6 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--method", choices=["gate", "masq", "both"], default="both")
     p.add_argument("--flip", choices=["up", "weight"], default="up",
                    help="what changes between applies: real1 down/up (default) or its weight")
+    p.add_argument("--flows", type=int, default=0,
+                   help="remembered connections in real2's flow set (direct routing only; default 0)")
     a = p.parse_args(argv)
     if os.geteuid() != 0:
         print("nft_apply.py: needs root (network namespaces, nftables)", file=sys.stderr)
@@ -101,14 +129,19 @@ def main(argv=None) -> int:
     if a.applies < 1:
         print("nft_apply.py: --applies must be at least 1", file=sys.stderr)
         return 2
+    if not 0 <= a.flows <= 250 * 250 * 16:
+        print("nft_apply.py: --flows must be between 0 and 1000000", file=sys.stderr)
+        return 2
     methods = ["gate", "masq"] if a.method == "both" else [a.method]
-    print(f"{a.applies} applies per method, flipping real1 {'down/up' if a.flip == 'up' else 'weight 1/2'}; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    flows = f", {a.flows} flows in real2's set (gate)" if a.flows else ""
+    print(f"{a.applies} applies per method, flipping real1 {'down/up' if a.flip == 'up' else 'weight 1/2'}"
+          f"{flows}; load average {os.getloadavg()[0]:.2f}")
     print(f"{'':14}{'median':>8}{'p90':>8}{'max':>8}   (ms)")
     for m in methods:
-        res = asyncio.run(run(m, a.applies, a.flip))
-        for part in ("apply", "facts", "commit"):
-            print(f"{m + ' ' + part:<14}{summary(res[part])}")
+        res = asyncio.run(run(m, a.applies, a.flip, a.flows if m == "gate" else 0))
+        for part in ("apply", "facts", "commit", "refresh"):
+            if part in res:
+                print(f"{m + ' ' + part:<14}{summary(res[part])}")
     print(f"load average after {os.getloadavg()[0]:.2f}")
     return 0
 
