@@ -6,8 +6,9 @@ table, resolving it first when missing), renders the ruleset (nft_render.render,
 commits the difference to the kernel as one libnftables JSON transaction (nft_render.plan,
 from what the last apply installed): refill the chains whose rules changed, keep the flow and
 persistence sets and the counters that are still wanted. Conntrack keeps NAT connections and
-the flow sets keep direct-routed ones, so an apply never moves or breaks an open connection. We only ever list, change or delete `ip|ip6
-hadirector` and `netdev hadirector_<dev>`; `close()` deletes exactly those.
+the flow sets keep direct-routed ones, so an apply never moves or breaks an open connection.
+We only ever list, change or delete `ip|ip6 hadirector` and `netdev hadirector_<dev>`;
+`close()` deletes exactly those.
 
 A background task (started by the first apply) every `stats_interval` seconds reads the named
 counters (connections, packets, bytes per real), counts connections (conntrack for NAT, the flow
