@@ -264,6 +264,73 @@ async def test_apply_is_idempotent_and_errors_name_the_service(lab):
         await dp.close()
 
 
+def _comparable(ruleset: list[dict]) -> tuple:
+    """A listing without what differs between two kernels holding the same ruleset: handles,
+    and the order of objects (rules keep their order within a chain)."""
+    def strip(o):
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k != "handle"}
+        return [strip(v) for v in o] if isinstance(o, list) else o
+    rules: dict[str, list] = {}
+    others = []
+    for o in map(strip, ruleset):
+        if "rule" in o:
+            rules.setdefault(o["rule"]["chain"], []).append(json.dumps(o, sort_keys=True))
+        else:
+            others.append(json.dumps(o, sort_keys=True))
+    return sorted(others), rules
+
+
+@pytest.mark.parametrize("method", METHODS)
+async def test_applies_leave_the_ruleset_a_fresh_install_makes(lab, method):
+    """Each apply after the first is planned from the last one and refills only the chains that
+    changed: after a run of changes the kernel holds what one install of the last state gives."""
+    bl = make_lab(lab, method)
+    key = lambda i: (f"TCP {VIP}:80", bl.real_addr[f"real{i}"], 80)  # noqa: E731
+    states = [desired(bl, method, weights=(1, 1, 1)),
+              desired(bl, method, weights=(1, 1, 1), health={key(1): False}),
+              desired(bl, method, weights=(2, 1, 1)),
+              desired(bl, method, weights=(2, 1, None)),
+              desired(bl, method, weights=(1, 1, 1), scheduler="rr"),
+              desired(bl, method, weights=(1, 3, 1), scheduler="rr", persistent=300),
+              desired(bl, method, weights=(1, 3, 1), scheduler="rr", persistent=600),
+              desired(bl, method, weights=(1, 3, 1), scheduler="wrr", health={key(2): False})]
+    dp = NftDataPlane(netns=bl.director.netns, stats_interval=0)
+    try:
+        for st in states:
+            await dp.apply(st)
+        assert dp.applies == len(states) and dp.replans == 0
+        got = _comparable(dp.ruleset())
+        assert load(bl, n=40, c=4)["counts"] == {"real1": 20, "real3": 20}  # real2 failed
+    finally:
+        await dp.close()
+    fresh = NftDataPlane(netns=bl.director.netns, stats_interval=0)
+    try:
+        await fresh.apply(states[-1])
+        assert got == _comparable(fresh.ruleset())
+    finally:
+        await fresh.close()
+
+
+async def test_a_chain_deleted_behind_our_back_is_put_back(lab):
+    """An apply plans from the tables it installed last; when someone changed them the kernel
+    refuses that plan and the apply plans again from a listing."""
+    bl = make_lab(lab, "masq")
+    d = bl.director
+    dp = NftDataPlane(netns=d.netns, stats_interval=0)
+    try:
+        await dp.apply(desired(bl, "masq", weights=(1, 1, 1)))
+        chain = next(o["chain"]["name"] for o in dp.ruleset()
+                     if "chain" in o and o["chain"]["name"].startswith("real_"))
+        d.run(["nft", f"flush table ip hadirector; delete chain ip hadirector {chain}"])
+        n = dp.applies
+        await dp.apply(desired(bl, "masq", weights=(1, 2, 3)))
+        assert dp.applies == n + 1 and dp.replans == 1
+        assert load(bl, n=60, c=6)["counts"] == {"real1": 10, "real2": 20, "real3": 30}
+    finally:
+        await dp.close()
+
+
 async def test_gate_real_behind_a_router_is_refused(lab):
     bl = make_lab(lab, "masq")  # two-arm: from the director the reals are on eth1, but add a far one
     bl.director.route("198.18.2.0/24", via="198.18.1.11")

@@ -17,8 +17,8 @@ from hadirector.balancer.state import build_desired
 from hadirector.config.model import Balancer
 from hadirector.dataplane.nft import adaptive_weights
 from hadirector.dataplane.nft_render import (Existing, Link, NftOptions, RenderEnv, RenderError,
-                                             existing_from_listing, install_commands, is_ours, plan,
-                                             render, wrr_sequence)
+                                             existing_from_listing, existing_from_rendered,
+                                             install_commands, is_ours, plan, render, wrr_sequence)
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "fixtures", "nft")
 VIP = "198.18.0.100"
@@ -213,6 +213,63 @@ def test_plan_keeps_sets_and_counters_and_deletes_only_what_is_gone():
     assert sum(1 for v, k, n in verbs if k == "rule") == len(t.rules)
     # from nothing: the install batch
     assert plan({}, r) == install_commands(r)
+
+
+def _verbs(cmds):
+    return Counter((next(iter(c)), next(iter(next(iter(c.values()))))) for c in cmds)
+
+
+def test_a_plan_from_a_listing_refills_every_chain_and_keeps_the_objects():
+    """nftables 1.0.6 lists a netdev base chain without its "dev": the chain is still kept."""
+    for name in sorted(CASES):
+        r = _render_case(name)
+        listed = {k: Existing(chains={c: {h: v for h, v in t.base.get(c, {}).items() if h != "dev"}
+                                      for c in reversed(t.chains)},
+                              sets={n: dict(d, name=n, handle=7) for n, d in t.sets.items()},
+                              counters=set(t.counters))
+                  for k, t in r.tables.items()}
+        verbs = _verbs(plan(listed, r))
+        assert set(verbs) == {("add", "table"), ("flush", "chain"), ("add", "rule")}, (name, verbs)
+        assert verbs[("add", "rule")] == sum(len(t.rules) for t in r.tables.values())
+        assert verbs[("flush", "chain")] == sum(len(t.chains) for t in r.tables.values())
+
+
+def test_a_plan_from_what_we_installed_refills_only_the_chains_that_changed():
+    """The data plane plans the next apply from the tables it installed (Existing.rules): a
+    chain whose rules are the same and that uses nothing deleted is left alone."""
+    for name in sorted(CASES):
+        r = _render_case(name)
+        held = {k: existing_from_rendered(t) for k, t in r.tables.items()}
+        assert plan(held, r) == [{"add": {"table": {"family": f, "name": n}}} for f, n in sorted(r.tables)]
+    bal = _bal({"address": VIP, "port": 80, "scheduler": "wrr", "reals": _reals("gate", [1, 1, 1], "198.18.0.1")})
+    key = f"TCP {VIP}:80"
+    before = render(build_desired(bal), ENV)
+    after = render(build_desired(bal, {(key, "198.18.0.11", 80): False}), ENV)  # real 1 fails
+    held = {k: existing_from_rendered(t) for k, t in before.tables.items()}
+    cmds = plan(held, after)
+    t_old, t_new = before.tables[("netdev", "hadirector_eth0")], after.tables[("netdev", "hadirector_eth0")]
+    def rules(t):
+        out = {}
+        for c, e in t.rules:
+            out.setdefault(c, []).append(e)
+        return out
+    changed = {c for c in t_new.chains if c in t_old.chains and rules(t_old).get(c) != rules(t_new).get(c)}
+    gone = set(t_old.chains) - set(t_new.chains)
+    flushed = {c["flush"]["chain"]["name"] for c in cmds if "flush" in c}
+    assert gone and changed and flushed == changed | gone  # real 1's chains go, the dispatch changes
+    assert flushed < set(t_old.chains)  # the other reals' chains are left alone
+    added = [c["add"]["rule"] for c in cmds if "add" in c and "rule" in c["add"]]
+    assert {a["chain"] for a in added} == changed
+    assert len(added) == sum(len(rules(t_new)[c]) for c in changed)
+    # a set deleted (here: its definition changed) refills every chain that used it
+    t = before.tables[("netdev", "hadirector_eth0")]
+    some_set = next(iter(t.sets))
+    held = {k: existing_from_rendered(x) for k, x in before.tables.items()}
+    held[("netdev", "hadirector_eth0")].sets[some_set] = dict(t.sets[some_set], timeout=1)
+    users = {c for c, rs in rules(t).items() if "@" + some_set in json.dumps(rs)}
+    cmds = plan(held, before)
+    assert users and {c["flush"]["chain"]["name"] for c in cmds if "flush" in c} == users
+    assert ({"delete": {"set": {"family": "netdev", "table": "hadirector_eth0", "name": some_set}}} in cmds)
 
 
 def test_existing_from_listing_and_ownership():

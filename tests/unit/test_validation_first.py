@@ -33,8 +33,8 @@ from legacy_util import make_ha_dir, run_cli
 SRC = Path(hadirector.__file__).resolve().parent
 SCANNED = ["balancer/persistence.py", "balancer/schedulers.py", "balancer/state.py", "balancer/maglev.py",
            "checks/plan.py", "checks/risefall.py", "dataplane/base.py", "dataplane/nft_render.py",
-           "dataplane/nft.py", "dataplane/libnft.py", "dataplane/proxy/plane.py", "dataplane/proxy/table.py",
-           "dataplane/proxy/tcp.py", "dataplane/proxy/udp.py", "dataplane/proxy/proxy_protocol.py"]
+           "dataplane/nft.py", "dataplane/libnft.py", "dataplane/netfacts.py", "dataplane/proxy/plane.py",
+           "dataplane/proxy/table.py", "dataplane/proxy/tcp.py", "dataplane/proxy/udp.py", "dataplane/proxy/proxy_protocol.py"]
 
 VIP = "198.18.0.100"
 KEY = RealKey(f"TCP {VIP}:80", "198.18.0.11", 80)
@@ -109,7 +109,9 @@ RAISES = {
     ("dataplane/nft.py", "apply", "nft data plane is closed"): INTERNAL,
     ("dataplane/nft.py", "_apply_sync", ""): ENVIRONMENT,  # a RenderError of the machine's facts (above)
     ("dataplane/nft.py", "_commit", "nftables refused the ruleset: "): ENVIRONMENT,
-    ("dataplane/nft.py", "_ip_json", "ip "): ENVIRONMENT,
+    ("dataplane/netfacts.py", "__init__", "netlink: open a socket: "): ENVIRONMENT,
+    ("dataplane/netfacts.py", "_dump", "netlink: "): ENVIRONMENT,  # listing links, addresses, neighbours
+    ("dataplane/netfacts.py", "route", "netlink: "): ENVIRONMENT,  # the socket failed (a refusal is answered)
     ("dataplane/nft.py", "_vip_dev", ": cannot tell which device VIP "): ENVIRONMENT,
     ("dataplane/nft.py", "_real_dev", ": no route to gate real "): ENVIRONMENT,
     ("dataplane/nft.py", "_real_dev", ": gate real "): ENVIRONMENT,
@@ -121,6 +123,7 @@ RAISES = {
     ("dataplane/libnft.py", "_context", "nft_ctx_new failed"): ENVIRONMENT,
     ("dataplane/libnft.py", "run", ""): ENVIRONMENT,
     ("dataplane/libnft.py", "run_text", ""): ENVIRONMENT,  # the VIP lease renewals (kernel refusal)
+    ("dataplane/libnft.py", "_read", ": "): ENVIRONMENT,  # an nfnetlink read (no permission, no such set)
 }
 
 

@@ -1,13 +1,16 @@
-"""A small binding to libnftables (the `nft` tool's library) speaking its JSON API only.
+"""A small binding to libnftables (the `nft` tool's library) speaking its JSON API.
 
     nft = Nft()                       # libnftables.so.1 through ctypes, else `nft -j -f -`
     nft.run([{"add": {"table": {"family": "ip", "name": "t"}}}, ...])   # one atomic transaction
     nft.run([{"list": {"table": {"family": "ip", "name": "t"}}}], terse=True) -> [objects]
 
 Every call to `run` is one batch, so the kernel applies all of its commands or none. Errors
-raise NftError with libnftables' own message. The context is not thread-safe: use one per
-thread (the data plane keeps one in its worker thread, which may live in another network
-namespace: the netlink socket belongs to the namespace of the thread that first uses it).
+raise NftError with libnftables' own message. `tables()`, `counters()` and `set_size()` read
+nfnetlink themselves (nft_read.py): for those listings libnftables fetches the whole ruleset
+with every set element.
+The context is not thread-safe: use one per thread (the data plane keeps one in its worker
+thread, which may live in another network namespace: the netlink sockets belong to the
+namespace of the thread that first uses them).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import subprocess
 from typing import Any
 
 from ..errors import HadirectorError
+from ..net.nlraw import NetlinkRefused
+from .nft_read import NftRead
 
 # include/nftables/libnftables.h
 NFT_CTX_DEFAULT = 0
@@ -64,6 +69,7 @@ class Nft:
     def __init__(self, prefer_library: bool = True):
         self._lib: _Lib | None = None
         self._ctx: int | None = None
+        self._reader: NftRead | None = None  # the nfnetlink socket of the reads, made at first use
         if prefer_library:
             try:
                 self._lib = _Lib()
@@ -124,11 +130,33 @@ class Nft:
         """`list` one thing, e.g. {"table": {"family": "ip", "name": "hadirector"}}."""
         return self.run([{"list": what}], terse=terse)
 
+    # reads over nfnetlink (nft_read.py): libnftables would fetch the whole ruleset for each
     def tables(self) -> list[tuple[str, str]]:
-        return [(o["table"]["family"], o["table"]["name"])
-                for o in self.run([{"list": {"tables": None}}]) if "table" in o]
+        """Every table, (family, name)."""
+        return self._read("list tables", lambda r: r.tables())
+
+    def counters(self, family: str, table: str) -> dict[str, tuple[int, int]]:
+        """The named counters of a table: name -> (packets, bytes)."""
+        return self._read(f"list counters {family} {table}", lambda r: r.counters(family, table))
+
+    def set_size(self, family: str, table: str, name: str) -> int:
+        """How many elements a set holds."""
+        return self._read(f"list set {family} {table} {name}", lambda r: r.set_size(family, table, name))
+
+    def _read(self, what: str, fn: Any) -> Any:
+        try:
+            if self._reader is None:
+                self._reader = NftRead()
+            return fn(self._reader)
+        except NetlinkRefused as exc:
+            raise NftError(f"{what}: {exc.reason}") from None
+        except OSError as exc:
+            raise NftError(f"{what}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._ctx is not None and self._lib is not None:
             self._lib.lib.nft_ctx_free(self._ctx)
             self._ctx = None

@@ -3,11 +3,12 @@
 How it works. `apply(desired)` looks up the facts the rules need (the director's addresses, the
 device each direct-routing VIP arrives on, each gate real's device and MAC from the neighbour
 table, resolving it first when missing), renders the ruleset (nft_render.render, pure) and
-commits the difference to the kernel as one libnftables JSON transaction (nft_render.plan):
-flush and refill our chains, keep the flow and persistence sets and the counters that are still
-wanted. Conntrack keeps NAT connections and the flow sets keep direct-routed ones, so an apply
-never moves or breaks an open connection. We only ever list, change or delete `ip|ip6
-hadirector` and `netdev hadirector_<dev>`; `close()` deletes exactly those.
+commits the difference to the kernel as one libnftables JSON transaction (nft_render.plan,
+from what the last apply installed): refill the chains whose rules changed, keep the flow and
+persistence sets and the counters that are still wanted. Conntrack keeps NAT connections and
+the flow sets keep direct-routed ones, so an apply never moves or breaks an open connection.
+We only ever list, change or delete `ip|ip6 hadirector` and `netdev hadirector_<dev>`;
+`close()` deletes exactly those.
 
 A background task (started by the first apply) every `stats_interval` seconds reads the named
 counters (connections, packets, bytes per real), counts connections (conntrack for NAT, the flow
@@ -17,18 +18,18 @@ they change. That is an approximation of IPVS, which decides per connection: her
 weighted numgen between two measurements. It also re-reads the gate reals' MACs and re-applies
 when one changed (a replaced server).
 
-Blocking work (libnftables, `ip -j`, conntrack) runs in one worker thread, which lives in the
-network namespace given as `netns` (tests) or in ours (the daemon).
+Blocking work (libnftables, netlink reads of addresses, routes and neighbours (netfacts.py) and
+of tables, counters and set sizes (nft_read.py), conntrack) runs in one worker thread, which
+lives in the network namespace given as `netns` (tests) or in ours (the daemon); its sockets
+are made there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import socket
-import subprocess
 import time
 from dataclasses import replace
 from typing import Any, Callable, Mapping
@@ -39,9 +40,10 @@ from ..net.netns import NetnsWorker
 from .base import (BalancerStats, Counters, DataPlane, DataPlaneError, RateEstimator, RealStats,
                    ServiceStats)
 from .libnft import Nft, NftError
+from .netfacts import NetFacts
 from .nft_render import (CAPABILITIES, CounterRef, Existing, Link, NftOptions, RenderEnv,
-                         RenderError, Rendered, existing_from_listing, install_commands, is_ours,
-                         plan, render)
+                         RenderError, Rendered, existing_from_listing, existing_from_rendered,
+                         install_commands, is_ours, plan, render)
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +78,11 @@ class NftDataPlane(DataPlane):
         self._worker = NetnsWorker(netns)
         self.netns = netns
         self._nft: Nft | None = None
+        self._facts: NetFacts | None = None
         self._desired = DesiredState()
         self._rendered: Rendered | None = None
         self._installed: list[dict] | None = None
+        self._held: dict[tuple[str, str], Existing] = {}  # our tables as we last installed them
         self._neigh_cache: dict[tuple[str, str], str] | None = None
         self._unresolved: dict[str, str] = {}  # gate real -> device, MAC unknown
         self._env = RenderEnv()
@@ -90,6 +94,7 @@ class NftDataPlane(DataPlane):
         self._closed = False
         self.warnings: list[str] = []
         self.applies = 0  # transactions committed (tests, status)
+        self.replans = 0  # transactions planned from what we installed that the kernel refused
         # flow sync (daemon/flowsync.py): entries a backup holds, loaded into the sets in the
         # same transaction that creates them (the first apply after a takeover)
         self.preload: Callable[[], list] | None = None
@@ -106,6 +111,11 @@ class NftDataPlane(DataPlane):
             self._nft = Nft()
         except NftError as exc:
             raise DataPlaneError(f"nft data plane: {exc}") from None
+        try:
+            self._facts = NetFacts()  # here: its socket lives in the worker's namespace
+        except BaseException:
+            self._close_nft()
+            raise
 
     # ------------------------------------------------------------------ DataPlane
     async def apply(self, desired: DesiredState) -> None:
@@ -154,8 +164,13 @@ class NftDataPlane(DataPlane):
             return w.call(work)
 
     def _close_nft(self) -> None:
-        if self._nft is not None:
-            self._nft.close()
+        try:
+            if self._facts is not None:
+                self._facts.close()
+                self._facts = None
+        finally:
+            if self._nft is not None:
+                self._nft.close()
 
     async def refresh(self) -> None:
         """Read counters and connection counts now (what the background task does)."""
@@ -192,21 +207,22 @@ class NftDataPlane(DataPlane):
         if wanted == self._installed and set(tables) == set(rendered.tables):
             self._rendered, self._env = rendered, env
             return
-        existing: dict[tuple[str, str], Existing] = {}
-        for fam, name in tables:
-            items = self._nft.list({"table": {"family": fam, "name": name}}, terse=True)
-            existing[(fam, name)] = existing_from_listing(items, fam, name)
-        cmds = plan(existing, rendered)
-        t_load = time.monotonic()
         loaded = self.preloaded
-        if self.preload is not None and cmds:
-            cmds += self._preload_commands(rendered, existing)
         try:
-            if cmds:
-                self._nft.run(cmds)
-            if self.preloaded != loaded:
-                self.preload_ms = int((time.monotonic() - t_load) * 1000)
+            # the tables we installed last are planned from memory (no listing); a kernel that
+            # refuses that plan (someone changed our tables) gets one planned from a listing
+            try:
+                self._transaction(rendered, tables, self._held)
+            except NftError as exc:
+                if not any(k in self._held for k in tables):
+                    raise
+                log.warning("nftables refused the transaction planned from our last one (%s): our "
+                            "tables were changed by someone else; planning from a listing", exc.message)
+                self.replans += 1
+                self.preloaded = loaded
+                self._transaction(rendered, tables, {})
         except NftError as exc:
+            self._held = {}
             raise DataPlaneError(f"nftables refused the ruleset: {exc.message}") from None
         self.applies += 1
         for w in rendered.warnings:
@@ -214,6 +230,29 @@ class NftDataPlane(DataPlane):
                 log.warning("%s", w)
                 self.warnings.append(w)
         self._rendered, self._env, self._installed = rendered, env, wanted
+        self._held = {k: existing_from_rendered(t) for k, t in rendered.tables.items()}
+
+    def _transaction(self, rendered: Rendered, tables: list[tuple[str, str]],
+                     held: Mapping[tuple[str, str], Existing]) -> None:
+        """Plan from what the kernel holds (`held` for tables we know, a listing for the others)
+        to `rendered` and run it as one transaction."""
+        assert self._nft is not None
+        existing: dict[tuple[str, str], Existing] = {}
+        for fam, name in tables:
+            if (fam, name) in held:
+                existing[(fam, name)] = held[(fam, name)]
+                continue
+            items = self._nft.list({"table": {"family": fam, "name": name}}, terse=True)
+            existing[(fam, name)] = existing_from_listing(items, fam, name)
+        cmds = plan(existing, rendered)
+        t_load = time.monotonic()
+        loaded = self.preloaded
+        if self.preload is not None and cmds:
+            cmds += self._preload_commands(rendered, existing)
+        if cmds:
+            self._nft.run(cmds)
+        if self.preloaded != loaded:
+            self.preload_ms = int((time.monotonic() - t_load) * 1000)
 
     def _preload_commands(self, rendered: Rendered, existing: Mapping) -> list[dict]:
         """Add elements for the synced entries of sets this transaction creates (a set the kernel
@@ -291,63 +330,57 @@ class NftDataPlane(DataPlane):
         if tables:
             self._nft.run([{"delete": {"table": {"family": f, "name": n}}} for f, n in tables])
         self._installed = None
+        self._held = {}
 
     # facts -------------------------------------------------------------------------------
-    def _ip_json(self, *args: str) -> list[dict]:
-        cp = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, timeout=10)
-        if cp.returncode != 0:
-            raise DataPlaneError(f"ip {' '.join(args)}: {cp.stderr.strip()}")
-        return json.loads(cp.stdout) if cp.stdout.strip() else []
-
     def _gather_env(self, desired: DesiredState, resolve: bool) -> tuple[RenderEnv, set[str]]:
         """The facts for render(), and the gate reals whose MAC is unknown (left out)."""
-        addrs = self._ip_json("addr")
-        local: set[str] = set()
-        addr_dev: dict[str, str] = {}
-        dev_macs: dict[str, str] = {}
-        for link in addrs:
-            if link.get("address") and link.get("link_type") == "ether":
-                dev_macs[link["ifname"]] = link["address"]
-            for a in link.get("addr_info", []):
-                local.add(a["local"])
-                addr_dev.setdefault(a["local"], link["ifname"])
+        assert self._facts is not None
+        self._facts.fresh()
+        gated = [svc for svc in desired.services if svc.address is not None
+                 and any(r.method == "gate" for r in svc.installed)]
+        addrs = self._facts.addresses(with_links=bool(gated))
+        local = addrs.local
         vip_devs: dict[str, str] = {}
         devs: dict[str, str] = {}  # gate real -> device toward it
-        for svc in desired.services:
+        for svc in gated:
             gate = [r for r in svc.installed if r.method == "gate" and r.address not in local
                     and not ipaddress.ip_address(r.address).is_loopback]
-            if not gate or svc.address is None:
+            if not gate:
                 continue
-            vip_devs[svc.address] = self._vip_dev(svc, addr_dev)
+            vip_devs[svc.address] = self._vip_dev(svc, addrs.dev)  # type: ignore[index]
             for r in gate:
                 if r.address not in devs:
                     devs[r.address] = self._real_dev(svc, r)
         links, unresolved = self._resolve_all(devs, self.resolve_timeout if resolve else 0.0)
-        return (RenderEnv(links=links, dev_macs=dev_macs, vip_devs=vip_devs,
-                          local_addrs=frozenset(local), weights=dict(self._weights)), unresolved)
+        return (RenderEnv(links=links, dev_macs=addrs.macs, vip_devs=vip_devs,
+                          local_addrs=local, weights=dict(self._weights)), unresolved)
 
     def _vip_dev(self, svc: ServiceState, addr_dev: Mapping[str, str]) -> str:
+        assert self._facts is not None
         vip = svc.address or ""
         if vip in self.ingress:
             return self.ingress[vip]
         dev = addr_dev.get(vip)
         if dev and dev != "lo":
             return dev
-        routes = self._ip_json("route", "get", vip)
-        if routes and routes[0].get("dev") and routes[0]["dev"] != "lo":
-            return routes[0]["dev"]
-        raise DataPlaneError(f"{svc.key}: cannot tell which device VIP {vip} arrives on; add it to "
-                             "an interface or pass ingress={VIP: DEVICE}")
+        rt = self._facts.route(vip)
+        if rt.dev and rt.dev != "lo":
+            return rt.dev
+        why = f" (route get: {rt.error})" if rt.error else ""
+        raise DataPlaneError(f"{svc.key}: cannot tell which device VIP {vip} arrives on{why}; add it "
+                             "to an interface or pass ingress={VIP: DEVICE}")
 
     def _real_dev(self, svc: ServiceState, r: RealState) -> str:
-        routes = self._ip_json("route", "get", r.address)
-        if not routes or not routes[0].get("dev"):
-            raise DataPlaneError(f"{svc.key}: no route to gate real {r.address}")
-        rt = routes[0]
-        if rt.get("gateway"):
-            raise DataPlaneError(f"{svc.key}: gate real {r.address} is behind router {rt['gateway']}; "
+        assert self._facts is not None
+        rt = self._facts.route(r.address)
+        if not rt.dev:
+            why = f" ({rt.error})" if rt.error else ""
+            raise DataPlaneError(f"{svc.key}: no route to gate real {r.address}{why}")
+        if rt.gateway:
+            raise DataPlaneError(f"{svc.key}: gate real {r.address} is behind router {rt.gateway}; "
                                  "direct routing needs the real on a directly connected network")
-        return rt["dev"]
+        return rt.dev
 
     def _resolve_all(self, devs: Mapping[str, str], timeout: float) -> tuple[dict[str, Link], set[str]]:
         """Each gate real's MAC from the neighbour table. Missing ones are provoked (a UDP
@@ -388,14 +421,10 @@ class NftDataPlane(DataPlane):
         return links, set(unresolved)
 
     def _neigh_mac(self, address: str, dev: str, fresh: bool = False) -> str | None:
-        """The MAC of `address` on `dev` from one `ip -j neigh` listing per apply/refresh."""
+        """The MAC of `address` on `dev` from one neighbour table dump per apply/refresh."""
         if fresh or self._neigh_cache is None:
-            table: dict[tuple[str, str], str] = {}
-            for n in self._ip_json("neigh", "show"):
-                state = n.get("state", [])
-                if n.get("lladdr") and "FAILED" not in state and "INCOMPLETE" not in state:
-                    table[(n.get("dst", ""), n.get("dev", ""))] = n["lladdr"]
-            self._neigh_cache = table
+            assert self._facts is not None
+            self._neigh_cache = self._facts.neighbours()
         return self._neigh_cache.get((address, dev))
 
     @staticmethod
@@ -418,16 +447,13 @@ class NftDataPlane(DataPlane):
         values: dict[CounterRef, tuple[int, int]] = {}
         for (fam, name) in rendered.tables:
             try:
-                items = self._nft.run([{"list": {"counters": {"family": fam, "table": name}}}])
+                counters = self._nft.counters(fam, name)
             except NftError:
                 continue
-            for it in items:
-                c = it.get("counter")
-                if c is None:
-                    continue
-                ref = rendered.counters.get((fam, name, c["name"]))
+            for cname, pb in counters.items():
+                ref = rendered.counters.get((fam, name, cname))
                 if ref is not None:
-                    values[ref] = (c.get("packets", 0), c.get("bytes", 0))
+                    values[ref] = pb
         need_counts = self.count_connections or self._needs_counts()
         active, inactive, persist = (self._count_connections(rendered) if need_counts
                                      else ({}, {}, {}))
@@ -500,10 +526,9 @@ class NftDataPlane(DataPlane):
     def _set_size(self, fam: str, table: str, name: str) -> int:
         assert self._nft is not None
         try:
-            items = self._nft.list({"set": {"family": fam, "table": table, "name": name}}, terse=False)
+            return self._nft.set_size(fam, table, name)
         except NftError:
             return 0
-        return sum(len((it.get("set") or {}).get("elem", []) or []) for it in items)
 
     def _count_conntrack(self, rendered: Rendered, active: dict, inactive: dict) -> None:
         try:

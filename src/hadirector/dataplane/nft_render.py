@@ -42,7 +42,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ..balancer import maglev
 from ..balancer.schedulers import (SCHEDULERS, SH_TAB_SIZE, Dest, WeightedRoundRobin,
@@ -746,6 +746,7 @@ class Existing:
     chains: dict[str, Json] = field(default_factory=dict)  # name -> hook spec ({} if regular)
     sets: dict[str, Json] = field(default_factory=dict)  # name -> definition
     counters: set[str] = field(default_factory=set)
+    rules: dict[str, list[Json]] | None = None  # chain -> its rules, when we know them exactly
 
 
 def existing_from_listing(items: Iterable[Json], family: str, table: str) -> Existing:
@@ -768,6 +769,16 @@ def existing_from_listing(items: Iterable[Json], family: str, table: str) -> Exi
     return ex
 
 
+def existing_from_rendered(t: Table) -> Existing:
+    """What the kernel holds in table `t` right after we installed it: the data plane plans the
+    next transaction from this instead of listing the table again (nft.NftDataPlane._commit)."""
+    rules: dict[str, list[Json]] = {n: [] for n in t.chains}
+    for chain, expr in t.rules:
+        rules.setdefault(chain, []).append(expr)
+    return Existing(chains={n: dict(t.base.get(n, {})) for n in t.chains},
+                    sets={n: dict(d) for n, d in t.sets.items()}, counters=set(t.counters), rules=rules)
+
+
 def _same_set(have: Json, want: Json) -> bool:
     def norm_type(v: Any) -> tuple:
         return tuple(v) if isinstance(v, list) else (v,)
@@ -780,14 +791,18 @@ def _same_set(have: Json, want: Json) -> bool:
 def _same_hook(have: Json, want: Json) -> bool:
     if not want:
         return not have.get("hook")
-    return all(have.get(k) == v for k, v in want.items())
+    # nftables 1.0.6 lists a netdev base chain without its "dev" (measured); ours are one table
+    # per device, named for it, so the table already says which one
+    return all(have.get(k) == v for k, v in want.items() if not (k == "dev" and "dev" not in have))
 
 
 def plan(existing: Mapping[tuple[str, str], Existing], rendered: Rendered) -> list[Json]:
     """One transaction from `existing` (our tables only) to `rendered`: tables we no longer need
-    are deleted; in the others every chain is flushed, obsolete chains, sets and counters are
-    deleted, new ones added, and all rules re-added. Dynamic sets and counters that are still
-    wanted with the same definition are kept, with their elements and values."""
+    are deleted; in the others obsolete chains, sets and counters are deleted, new ones added,
+    and the chains refilled (flushed, their rules re-added): every chain when `existing` came
+    from a listing, only those whose rules changed or that used a deleted object when it came
+    from what we installed (Existing.rules). Dynamic sets and counters that are still wanted
+    with the same definition are kept, with their elements and values."""
     cmds: list[Json] = []
     for key in sorted(existing):
         if key not in rendered.tables:
@@ -799,23 +814,63 @@ def plan(existing: Mapping[tuple[str, str], Existing], rendered: Rendered) -> li
             cmds += table_commands(t)
             continue
         cmds.append({"add": {"table": {"family": t.family, "name": t.name}}})
-        for name in ex.chains:
-            cmds.append({"flush": _obj(t, "chain", name=name)})
         keep_chain = {n for n in t.chains if n in ex.chains and _same_hook(ex.chains[n], t.base.get(n, {}))}
+        keep_set = {n for n in t.sets if n in ex.sets and _same_set(ex.sets[n], t.sets[n])}
+        refill = _refill(ex, t, keep_chain, keep_set)
+        for name in ex.chains:
+            if name in refill or name not in keep_chain:
+                cmds.append({"flush": _obj(t, "chain", name=name)})
         for name in ex.chains:
             if name not in keep_chain:
                 cmds.append({"delete": _obj(t, "chain", name=name)})
-        keep_set = {n for n in t.sets if n in ex.sets and _same_set(ex.sets[n], t.sets[n])}
         for name in ex.sets:
             if name not in keep_set:
                 cmds.append({"delete": _obj(t, "set", name=name)})
         for name in sorted(ex.counters - set(t.counters)):
             cmds.append({"delete": _obj(t, "counter", name=name)})
-        body = table_commands(t, chains=[n for n in t.chains if n not in keep_chain],
-                              sets=[n for n in t.sets if n not in keep_set],
-                              counters=[n for n in t.counters if n not in ex.counters])
-        cmds += body[1:]
+        for n in t.counters:
+            if n not in ex.counters:
+                cmds.append({"add": _obj(t, "counter", name=n)})
+        for n in t.sets:
+            if n not in keep_set:
+                cmds.append({"add": _set_obj(t, n)})
+        for n in t.chains:
+            if n not in keep_chain:
+                cmds.append({"add": _chain_obj(t, n)})
+        for chain, expr in t.rules:
+            if chain in refill or chain not in keep_chain:
+                cmds.append({"add": _obj(t, "rule", chain=chain, expr=expr)})
     return cmds
+
+
+def _refill(ex: Existing, t: Table, keep_chain: set[str], keep_set: set[str]) -> set[str]:
+    """The kept chains whose rules must be flushed and added again."""
+    if ex.rules is None:
+        return set(keep_chain)
+    gone = ((set(ex.chains) - keep_chain) | (set(ex.sets) - keep_set) | (ex.counters - set(t.counters)))
+    gone_refs = gone | {"@" + n for n in gone}
+    new_rules: dict[str, list[Json]] = {}
+    for chain, expr in t.rules:
+        new_rules.setdefault(chain, []).append(expr)
+    out = set()
+    for name in keep_chain:
+        old = ex.rules.get(name, [])
+        if old != new_rules.get(name, []) or (gone and not gone_refs.isdisjoint(_strings(old))):
+            out.add(name)
+    return out
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value: names of sets ("@name"), counters and chains a rule uses."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
 
 
 def set_owners(desired: DesiredState) -> dict[str, tuple[ServiceState, RealState, str]]:
