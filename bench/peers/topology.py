@@ -71,17 +71,19 @@ class PeersLab:
 
     def hb_loss(self, percent: float) -> None:
         """Random loss on the heartbeat link, both directions: each director drops `percent` % of
-        what it sends out of eth1 (nftables `numgen random` in an output chain of its own table;
-        netem is not in this kernel). 0 removes it. Proves the rule is in place by reading it back;
-        `hb_dropped()` gives the counters."""
+        what arrives on eth1 (nftables `numgen random` in an input chain of its own table; netem is
+        not in this kernel). On input, not output: a packet dropped in the output hook fails the
+        sender's sendto() with EPERM, which no lossy wire does (the run of 2026-12-02 06:36 used
+        output and heartbeat 3 logged each as an ERROR). 0 removes it. Proves the rule is in place
+        by reading it back; `hb_dropped()` gives the counters."""
         for n in NODES:
             h = self.host(n)
             h.run(["nft", "delete", "table", "inet", LOSS_TABLE], check=False)
             if percent > 0:
                 per_mille = int(round(percent * 10))
                 h.run(["nft", "-f", "-"], input=(
-                    f"table inet {LOSS_TABLE} {{\n chain out {{\n  type filter hook output priority -400;\n"
-                    f'  oifname "eth1" numgen random mod 1000 < {per_mille} counter drop\n }}\n}}\n'))
+                    f"table inet {LOSS_TABLE} {{\n chain in {{\n  type filter hook input priority -400;\n"
+                    f'  iifname "eth1" numgen random mod 1000 < {per_mille} counter drop\n }}\n}}\n'))
                 shown = h.run(["nft", "list", "table", "inet", LOSS_TABLE]).stdout
                 if f"< {per_mille}" not in shown or "drop" not in shown:
                     raise RuntimeError(f"heartbeat loss on {n} eth1 did not take effect: {shown!r}")
