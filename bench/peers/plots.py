@@ -19,13 +19,13 @@ def plot_all(res: dict, outdir: str) -> list[str]:
             continue
         fig, ax = plt.subplots(figsize=(7, 3.6))
         ax.boxplot([r["samples"] for r in rows], vert=False, showfliers=True)
-        ax.set_yticks(range(1, len(rows) + 1), [f"{r['system']}\n{r['setting']}" for r in rows], fontsize=8)
+        ax.set_yticks(range(1, len(rows) + 1), [f"{r['system']} (n={r['n']})\n{r['setting']}" for r in rows], fontsize=8)
         for i, r in enumerate(rows, 1):
             ax.plot(r["samples"], [i] * len(r["samples"]), "o", ms=3, alpha=0.5)
-        ax.set_xlabel("client outage, ms (kill -9 + links down -> first answer from the other director)")
+        ax.set_xlabel("client outage, ms (kill -9 + links down -> first answer from the peer)", fontsize=9)
         if key == "crash_defaults":
             ax.set_xscale("log")
-        ax.set_title(f"{title} (n={rows[0]['n']} each, {res['started'][:16]})", fontsize=9)
+        ax.set_title(f"{title} ({res['started'][:16]})", fontsize=9)
         fig.tight_layout()
         path = os.path.join(outdir, f"peers-{key.replace('_', '-')}.png")
         fig.savefig(path, dpi=110)
@@ -44,7 +44,7 @@ def plot_all(res: dict, outdir: str) -> list[str]:
         ax.set_yticks(range(len(soak)), [f"{s}\n(outage at frontier {fr[s]['median']:.0f} ms)" if s in fr else s
                                           for s in soak], fontsize=8)
         ax.set_xscale("log")
-        ax.set_xlabel("detection setting, ms (deadtime; keepalived: 3 x advert_int + skew)   o safe   x false failover")
+        ax.set_xlabel("detection setting, ms (deadtime; keepalived: 3 x advert_int + skew)", fontsize=9)
         ax.set_title("Safety frontier: 10 min soak, both CPUs busy, 10 % heartbeat loss (o safe, x not)", fontsize=8)
         fig.tight_layout()
         path = os.path.join(outdir, "peers-frontier-soak.png")
