@@ -1,6 +1,6 @@
 """daemon/realtime.py with the kernel stood in for: what is asked of it, and what a refusal gives
 (a WARNING naming the call and the cause, a state that says so, never an exception). The real
-kernel's answers are in tests/integration/test_daemon_realtime.py."""
+kernel's answers are in tests/integration/test_realtime_running.py."""
 
 from __future__ import annotations
 

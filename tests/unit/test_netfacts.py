@@ -1,5 +1,5 @@
 """dataplane/netfacts.py: the rtnetlink codec on messages built here, and the reader against this
-process's own namespace (reading needs no privilege). tests/integration/test_netfacts.py compares
+process's own namespace (reading needs no privilege). tests/integration/test_netfacts_lab.py compares
 it with iproute2 in a lab."""
 
 from __future__ import annotations

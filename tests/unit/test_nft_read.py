@@ -1,5 +1,5 @@
 """dataplane/nft_read.py: the nf_tables answers it decodes, built here (the kernel's side is
-tests/integration/test_nft_read.py)."""
+tests/integration/test_nft_read_lab.py)."""
 
 from __future__ import annotations
 
