@@ -82,6 +82,14 @@ class KeepalivedPair(Pair):
             except (OSError, ValueError):
                 pass
 
+    def _wait_backup(self, node: str, timeout: float = 30.0) -> None:
+        """Until `node`'s keepalived says it entered BACKUP state (raises after `timeout`)."""
+        t_end = time.monotonic() + timeout
+        while not self._backup_seen(node):
+            if time.monotonic() > t_end:
+                raise RuntimeError("keepalived did not come back as backup\n" + self.log_tails())
+            time.sleep(0.05)
+
     def _backup_seen(self, node: str) -> bool:
         return "Entering BACKUP STATE" in self.procs[node].output()
 
@@ -107,11 +115,7 @@ class KeepalivedPair(Pair):
         self.lab.links(node, True)
         self.prio[node] = 100
         self.start(node)
-        t_end = time.monotonic() + 30
-        while not self._backup_seen(node):
-            if time.monotonic() > t_end:
-                raise RuntimeError("keepalived did not come back as backup\n" + self.log_tails())
-            time.sleep(0.05)
+        self._wait_backup(node)
         time.sleep(3 * (self.setting.advert_ms or 1000) / 1000)
 
     def switchover(self, node: str) -> None:
@@ -126,11 +130,7 @@ class KeepalivedPair(Pair):
         self._children(node, signal.SIGKILL)
         self.logs[node] += self.procs[node].output()
         self.start(node)
-        t_end = time.monotonic() + 30
-        while not self._backup_seen(node):
-            if time.monotonic() > t_end:
-                raise RuntimeError("keepalived did not come back as backup\n" + self.log_tails())
-            time.sleep(0.05)
+        self._wait_backup(node)
 
     def false_detections(self) -> int:
         # a backup that becomes master while its peer runs: "Entering MASTER STATE" beyond the
