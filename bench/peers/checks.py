@@ -38,17 +38,23 @@ of / whose body must contain "real" ("http"), every `interval`, with the same ti
               stat`): removed = status DOWN.
 
 All of them run at once and every round stops real1 once, so a round gives one sample per
-system and check kind, under the same load. A round: every checker serves both reals; a wait so
-that the stop falls at a random phase of the check interval; t0; real1's HTTP server killed
-(SIGKILL: its port refuses connections at once); every system's view polled every 10 ms (one
-thread each) until it no longer serves real1, the sample being the time of the poll that saw it
-gone; real1's server started again. The phases: one uniform draw in each of `rounds` equal
-slices of the interval, in random order, measured from one origin for the whole run; every
-schedule has the same period, so each system gets the stops spread evenly over its own
-schedule and the medians compare the checkers rather than the luck of a few draws. Prints the
-median, p95 and max per system and kind and each one's ratio to HAProxy's; every figure comes
-from the run that prints it. For an ideal checker the samples are spread evenly over
-[0, interval): the median is about interval / 2 plus what the checker adds.
+system and check kind, under the same load. Each system checks real1 at an address of its own
+(CHECKED: real1 holds all of them), so bench/peers/synwatch.py on real1 can tell whose check
+each SYN is. A round: every checker serves both reals; a wait so that the stop falls at a
+random phase of the check interval; t0; real1's HTTP server killed (SIGKILL: its port refuses
+connections at once); every system's view polled every POLL_S (one thread each) until it no
+longer serves real1, the sample being the time of the poll that saw it gone; real1's server
+started again. The phases: one uniform draw in each of `rounds` equal slices of the interval,
+in random order.
+
+A sample is the wait for the checker's next check, which is luck (where the stop fell in that
+checker's schedule, and the schedules drift against each other: HAProxy's period is `inter`
+plus the check's own time), plus the checker's reaction: from the SYN of the check that found
+real1 dead to the removal being visible. With 20 samples the luck moves a median by tens of ms
+from run to run, so the table also gives each checker's measured period (the median time
+between its SYNs to real1) and its reaction, and the *expected* detection, period / 2 + the mean
+reaction: what a stop at a random moment costs on average, which is the figure compared with
+HAProxy's. Every figure comes from the run that prints it.
 """
 
 from __future__ import annotations
@@ -78,7 +84,21 @@ from hadirector.daemon.control import ControlError, request  # noqa: E402
 KINDS = ("tcp", "http")
 VIPS = {"tcp": "198.18.0.100", "http": "198.18.0.101"}  # one virtual service per check kind
 STOPPED = "real1"
-POLL_S = 0.010
+# real1 answers on one more address per system and check kind, so synwatch.py on real1 tells
+# whose check each SYN is: the real the checker removes is real1 at its own address
+CHECKED = {"hadirector": ("198.18.0.21", "198.18.0.22"), "hadirector-proxy": ("198.18.0.23", "198.18.0.24"),
+           "keepalived": ("198.18.0.25", "198.18.0.26"), "haproxy": ("198.18.0.27", "198.18.0.28")}
+
+
+def checked(system: str) -> dict[str, set[str]]:
+    """What `system` serves in each kind while both reals are up."""
+    return {k: {a, REALS["real2"]} for k, a in zip(KINDS, CHECKED[system])}
+
+
+def real1_at(system: str) -> dict[str, str]:
+    """real1's address as `system` checks it, per kind."""
+    return dict(zip(KINDS, CHECKED[system]))
+POLL_S = 0.005
 NODE = "dir-a"
 
 
@@ -117,8 +137,8 @@ auto_failback on
 """
 
 LDIRECTORD_VS = """virtual={vip}:80
-    real=198.18.0.11:80 gate
-    real=198.18.0.12:80 gate
+    real={real1}:80 gate
+    real={real2}:80 gate
     scheduler=rr
 {check}
 """
@@ -172,7 +192,8 @@ class Hadirector:
                       "http": '    checktype=negotiate\n    service=http\n    request="/"\n    receive="real"'}
             cf = (f"checkinterval={int(self.interval_s)}\nchecktimeout={int(self.timeout_s)}\n"
                   f"negotiatetimeout={int(self.timeout_s)}\nfailurecount=1\nquiescent=no\n\n"
-                  + "\n".join(LDIRECTORD_VS.format(vip=self.vips[k], check=checks[k]) for k in KINDS))
+                  + "\n".join(LDIRECTORD_VS.format(vip=self.vips[k], check=checks[k], real1=real1_at(self.system)[k],
+                                                    real2=REALS["real2"]) for k in KINDS))
             with open(os.path.join(self.dir, "ha.cf"), "w") as f:
                 f.write(HA_CF)
             fd = os.open(os.path.join(self.dir, "authkeys"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -190,7 +211,7 @@ class Hadirector:
         for k in KINDS:
             text += (f'[[balancer.virtual]]\naddress = "{self.vips[k]}"\nport = {self.vport}\n'
                      f'scheduler = "rr"\n{checks[k]}\n')
-            for addr in REALS.values():
+            for addr in (real1_at(self.system)[k], REALS["real2"]):
                 text += f'[[balancer.virtual.reals]]\naddress = "{addr}"\nport = 80\nmethod = "gate"\n'
         path = os.path.join(self.dir, "hadirector.toml")
         with open(path, "w") as f:
@@ -284,7 +305,8 @@ class Keepalived:
         for k in KINDS:
             reals = "".join(KEEPALIVED_RS.format(addr=a, check="TCP_CHECK" if k == "tcp" else "HTTP_GET",
                                                  url="" if k == "tcp" else HTTP_URL, timeout=f"{self.timeout_s:g}",
-                                                 interval=f"{self.interval_s:g}") for a in REALS.values())
+                                                 interval=f"{self.interval_s:g}")
+                            for a in (real1_at(self.system)[k], REALS["real2"]))
             text += KEEPALIVED_VS.format(vip=VIPS[k], interval=f"{self.interval_s:g}", reals=reals)
         with open(conf, "w") as f:
             f.write(text)
@@ -382,7 +404,7 @@ listen tcp
     bind 198.18.0.2:8080
     balance roundrobin
     default-server check inter {interval_ms} fall 1 rise 1
-    server real1 198.18.0.11:80
+    server real1 {real1_tcp}:80
     server real2 198.18.0.12:80
 listen http
     mode http
@@ -391,7 +413,7 @@ listen http
     option httpchk GET /
     http-check expect rstring real
     default-server check inter {interval_ms} fall 1 rise 1
-    server real1 198.18.0.11:80
+    server real1 {real1_http}:80
     server real2 198.18.0.12:80
 """
 
@@ -413,7 +435,8 @@ class HAProxy:
         cfg = os.path.join(self.dir, "haproxy.cfg")
         with open(cfg, "w") as f:
             f.write(HAPROXY_CFG.format(sock=self.sock, interval_ms=round(self.interval_s * 1000),
-                                       timeout_ms=round(self.timeout_s * 1000)))
+                                       timeout_ms=round(self.timeout_s * 1000),
+                                       real1_tcp=real1_at(self.system)["tcp"], real1_http=real1_at(self.system)["http"]))
         self.proc = self.host.spawn(["haproxy", "-db", "-f", cfg], name="haproxy")
 
     how = "stats socket show stat"
@@ -439,7 +462,7 @@ class HAProxy:
         px, sv, st = header.index("pxname"), header.index("svname"), header.index("status")
         for row in rows:
             if len(row) > st and row[px] in out and row[sv] in REALS and row[st].startswith("UP"):
-                out[row[px]].add(REALS[row[sv]])
+                out[row[px]].add(real1_at(self.system)[row[px]] if row[sv] == STOPPED else REALS[row[sv]])
         return out
 
     def log(self) -> str:
@@ -474,9 +497,10 @@ class Watch(threading.Thread):
     kind; `seen[kind]` is then the time of the poll that saw it gone. One thread per system, so a
     slow view of one system never delays the polls of another."""
 
-    def __init__(self, system, addr: str, t0: float, deadline: float, view_ms: list[float]):
+    def __init__(self, system, t0: float, deadline: float, view_ms: list[float]):
         super().__init__(daemon=True)
-        self.system, self.addr, self.t0, self.deadline, self.view_ms = system, addr, t0, deadline, view_ms
+        self.system, self.t0, self.deadline, self.view_ms = system, t0, deadline, view_ms
+        self.addr = real1_at(system.system)
         self.seen: dict[str, float] = {}
         self.error: BaseException | None = None
 
@@ -489,7 +513,7 @@ class Watch(threading.Thread):
                 after = time.monotonic()
                 self.view_ms.append((after - before) * 1000)
                 for k in KINDS:
-                    if k not in self.seen and self.addr not in v[k]:
+                    if k not in self.seen and self.addr[k] not in v[k]:
                         self.seen[k] = after
                 tick += POLL_S
                 time.sleep(max(0.0, tick - time.monotonic()))
@@ -508,6 +532,30 @@ def phases(rounds: int, interval_s: float, rng: random.Random) -> list[float]:
     return out
 
 
+def _syns(path: str) -> list[tuple[float, str]]:
+    try:
+        with open(path) as f:
+            rows = [line.split() for line in f.read().splitlines()]
+    except FileNotFoundError:
+        return []
+    return [(float(r[0]), r[1]) for r in rows if len(r) == 2]
+
+
+def _failing_check(syns: list[tuple[float, str]], addr: str, t0: float, seen: float) -> float | None:
+    """When the check that found real1 dead reached it: the last SYN to `addr` after the kill
+    (t0) and before the removal was seen (with one failure to remove, no retry, it is the
+    one); None when there is none (a checker that removed it without a check)."""
+    times = [t for t, a in syns if a == addr and t0 <= t <= seen]
+    return times[-1] if times else None
+
+
+def _period_ms(syns: list[tuple[float, str]], addr: str) -> float | None:
+    """The median time between successive checks of `addr`: the checker's real period."""
+    times = [t for t, a in syns if a == addr]
+    gaps = [(b - a) * 1000 for a, b in zip(times, times[1:])]
+    return round(statistics.median(gaps), 1) if gaps else None
+
+
 def run(rounds: int, interval_s: float, progress=None, seed: int | None = None) -> list[dict]:
     """Measure `rounds` stops of real1 with every system checking every `interval_s`; one row
     per system and check kind (see the module text). `progress(str)` gets a line per round."""
@@ -516,21 +564,28 @@ def run(rounds: int, interval_s: float, progress=None, seed: int | None = None) 
     if not 0.05 <= interval_s <= 60:
         raise ValueError("interval must be between 0.05 and 60 seconds")
     rng = random.Random(seed)
-    both = set(REALS.values())
-    stopped_addr = REALS[STOPPED]
     samples: dict[tuple[str, str], list[float]] = {}
+    reactions: dict[tuple[str, str], list[float]] = {}
     settle = 3 * interval_s + 15
     with Lab() as lab, tempfile.TemporaryDirectory(prefix="bench-checks-") as wd:
         pl = build(lab)
+        real1 = pl.host(STOPPED)
+        for addrs in CHECKED.values():
+            for a in addrs:
+                real1.run(["ip", "addr", "add", f"{a}/24", "dev", "eth0"])
+        syn_log = os.path.join(wd, "syns.txt")
+        real1.spawn([sys.executable, os.path.join(HERE, "synwatch.py"), "--iface", "eth0", "--port", "80",
+                     "--out", syn_log], name="synwatch")
         systems = [Hadirector(pl, wd, interval_s), Hadirector(pl, wd, interval_s, "proxy"),
                    Keepalived(pl, wd, interval_s), HAProxy(pl, wd, interval_s)]
         view_ms: dict[str, list[float]] = {s.system: [] for s in systems}
         try:
             for s in systems:
                 s.start()
-                samples.update({(s.system, k): [] for k in KINDS})
+                for k in KINDS:
+                    samples[(s.system, k)], reactions[(s.system, k)] = [], []
             for s in systems:
-                _wait(lambda s=s: all(v == both for v in s.view().values()), settle,
+                _wait(lambda s=s: s.view() == checked(s.system), settle,
                       f"{s.system}: both reals up in both services", s.log)
             server = _real_server(pl, STOPPED)
             # every check schedule is periodic with the same interval, so a stop's phase against
@@ -538,18 +593,20 @@ def run(rounds: int, interval_s: float, progress=None, seed: int | None = None) 
             origin = time.monotonic()
             for i, phase in enumerate(phases(rounds, interval_s, rng)):
                 for s in systems:
-                    _wait(lambda s=s: all(v == both for v in s.view().values()), settle,
+                    _wait(lambda s=s: s.view() == checked(s.system), settle,
                           f"round {i + 1}: {s.system} serving both reals", s.log)
                 now = time.monotonic()
                 periods = -(-(now - origin - phase) // interval_s)  # ceiling: the next such instant
                 time.sleep(max(0.0, origin + periods * interval_s + phase - now))
                 t0 = time.monotonic()
                 server.kill9()
-                watches = [Watch(s, stopped_addr, t0, t0 + settle, view_ms[s.system]) for s in systems]
+                watches = [Watch(s, t0, t0 + settle, view_ms[s.system]) for s in systems]
                 for w in watches:
                     w.start()
                 for w in watches:
                     w.join(settle + 5)
+                time.sleep(0.05)  # synwatch writes each SYN as it reads it
+                syns = _syns(syn_log)
                 for w in watches:
                     if w.error is not None:
                         raise RuntimeError(f"round {i + 1}: polling {w.system.system}: {w.error}")
@@ -559,7 +616,10 @@ def run(rounds: int, interval_s: float, progress=None, seed: int | None = None) 
                                            f"served {STOPPED} after {settle:.0f} s\n{w.system.log()[-3000:]}")
                     for k in KINDS:
                         samples[(w.system.system, k)].append((w.seen[k] - t0) * 1000)
-                server = pl.host(STOPPED).http_server(port=80, identity=STOPPED)
+                        check_at = _failing_check(syns, w.addr[k], t0, w.seen[k])
+                        if check_at is not None:
+                            reactions[(w.system.system, k)].append((w.seen[k] - check_at) * 1000)
+                server = real1.http_server(port=80, identity=STOPPED)
                 if progress:
                     progress(f"  round {i + 1:2d} (phase {phase * 1000:4.0f} ms): " + "  ".join(
                         f"{s.system} {k} {samples[(s.system, k)][-1]:5.0f}" for s in systems for k in KINDS) + " ms")
@@ -569,12 +629,31 @@ def run(rounds: int, interval_s: float, progress=None, seed: int | None = None) 
                     s.stop()
                 except Exception as exc:  # keep stopping the others
                     print(f"checks: stopping {s.system}: {exc}", file=sys.stderr)
-    rows = [_summary(sys_, k, v) for (sys_, k), v in samples.items()]
+        syns = _syns(syn_log)
+    rows = []
     how = {s.system: s.how for s in systems}
-    for r in rows:
-        r["view_ms"] = round(statistics.median(view_ms[r["system"]]), 2) if view_ms[r["system"]] else None
-        r["view"] = how[r["system"]]
+    for (name, k), v in samples.items():
+        r = _summary(name, k, v)
+        r["view_ms"] = round(statistics.median(view_ms[name]), 2) if view_ms[name] else None
+        r["view"] = how[name]
+        r["period_ms"] = _period_ms(syns, real1_at(name)[k])
+        rs = reactions[(name, k)]
+        r["reaction_n"] = len(rs)
+        r["reaction_median_ms"] = round(statistics.median(rs), 1) if rs else None
+        r["reaction_max_ms"] = round(max(rs), 1) if rs else None
+        r["reactions"] = [round(x, 1) for x in rs]
+        # what the detection is, free of where the stops happened to fall in each schedule: a
+        # stop at a uniformly random moment waits half a period for the next check on average
+        if r["period_ms"] is not None and rs:
+            r["expected_ms"] = round(r["period_ms"] / 2 + statistics.mean(rs), 1)
+        else:
+            r["expected_ms"] = None
+        rows.append(r)
     return rows
+
+
+def _ratio(a, b) -> str:
+    return f"{a / b:.2f}" if a is not None and b else "-"
 
 
 def print_table(rows: list[dict], interval_s: float, rounds: int) -> None:
@@ -582,15 +661,18 @@ def print_table(rows: list[dict], interval_s: float, rounds: int) -> None:
           f"(ms); interval {interval_s * 1000:.0f} ms, timeout {timeout_for(interval_s) * 1000:.0f} ms, "
           f"out on the first failed check, views polled every {POLL_S * 1000:.0f} ms, {rounds} rounds, "
           f"{os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.2f}")
-    print(f"{'system':<18}{'kind':<6}{'n':>4}{'median':>10}{'p95':>10}{'max':>10}"
-          f"{'median/haproxy':>16}{'p95/haproxy':>13}")
+    print("  detection = the wait for the next check (luck of the phase) + the reaction (from the failing "
+          "check's SYN at real1 to the removal); expected = period / 2 + mean reaction")
+    print(f"{'system':<18}{'kind':<6}{'n':>4}{'median':>9}{'p95':>8}{'max':>8}{'period':>9}{'reaction':>10}"
+          f"{'expected':>10}{'median/hap':>12}{'react/hap':>11}{'expect/hap':>12}")
     ref = {r["kind"]: r for r in rows if r["system"] == "haproxy"}
     for r in sorted(rows, key=lambda r: (KINDS.index(r["kind"]), r["system"])):
-        h = ref.get(r["kind"])
-        ratio = f"{r['median_ms'] / h['median_ms']:.2f}" if h and h["median_ms"] else "-"
-        ratio95 = f"{r['p95_ms'] / h['p95_ms']:.2f}" if h and h["p95_ms"] else "-"
-        print(f"{r['system']:<18}{r['kind']:<6}{r['n']:>4}{r['median_ms']:>10.1f}{r['p95_ms']:>10.1f}"
-              f"{r['max_ms']:>10.1f}{ratio:>16}{ratio95:>13}")
+        h = ref.get(r["kind"]) or {}
+        period, react, expect = r.get("period_ms"), r.get("reaction_median_ms"), r.get("expected_ms")
+        print(f"{r['system']:<18}{r['kind']:<6}{r['n']:>4}{r['median_ms']:>9.1f}{r['p95_ms']:>8.1f}"
+              f"{r['max_ms']:>8.1f}{period if period is not None else '-':>9}{react if react is not None else '-':>10}"
+              f"{expect if expect is not None else '-':>10}{_ratio(r['median_ms'], h.get('median_ms')):>12}"
+              f"{_ratio(react, h.get('reaction_median_ms')):>11}{_ratio(expect, h.get('expected_ms')):>12}")
     views = {r["system"]: (r.get("view_ms"), r.get("view")) for r in rows}
     print("one look at a view takes (median): " + "; ".join(
         f"{name} {ms:.2f} ms ({how})" for name, (ms, how) in views.items() if ms is not None))
