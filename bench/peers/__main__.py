@@ -89,20 +89,40 @@ def on_pair(system: str, setting: Setting, body, loss: float = 0.0, burn: bool =
 
 
 def crash(system: str, setting: Setting, rounds: int, **kw) -> dict:
-    ms = on_pair(system, setting, lambda p, c: crash_rounds(p, c, rounds, say), **kw)
+    """`rounds` crash rounds of `system` at `setting`. A round that fails (the VIP never came
+    back, the crashed node never rejoined) ends them: the row keeps the rounds before it, says
+    which round failed and why (`error`), and the run goes on with the next measure."""
+    ms: list[float] = []
+    error = None
+    try:
+        on_pair(system, setting, lambda p, c: crash_rounds(p, c, rounds, say, out=ms), **kw)
+    except Exception as exc:  # noqa: BLE001 - one system's failure is reported, the run goes on
+        error = f"round {len(ms) + 1} of {rounds}: {exc}"[:3000]
+        say(f"  {system:10s} {setting.label:28s} crash: stopped, {error.splitlines()[0]}")
     row = {"system": system, "setting": setting.label, "detection_ms": setting.detection_ms,
            "samples": ms, **stats(ms)}
+    if error:
+        row["error"] = error
     say(f"  {system:10s} {setting.label:28s} crash: median {row['median']:8.1f} ms  p95 {row['p95']:8.1f}  "
         f"max {row['max']:8.1f}  (n={row['n']})")
     return row
 
 
 def switchover(system: str, rounds: int) -> dict:
-    rows = on_pair(system, FAST[system], lambda p, c: switchover_rounds(p, c, rounds, say))
+    """`rounds` planned switchovers; a failed round ends them as in crash()."""
+    rows: list[dict] = []
+    error = None
+    try:
+        on_pair(system, FAST[system], lambda p, c: switchover_rounds(p, c, rounds, say, out=rows))
+    except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+        error = f"round {len(rows) + 1} of {rounds}: {exc}"[:3000]
+        say(f"  {system:10s} switchover: stopped, {error.splitlines()[0]}")
     gaps = [r["gap_ms"] for r in rows]
     out = {"system": system, "setting": FAST[system].label, "rounds": rows, **stats(gaps),
            "lost": sum(r["lost"] for r in rows), "sent": sum(r["sent"] for r in rows),
            "delayed": sum(r["delayed"] for r in rows)}
+    if error:
+        out["error"] = error
     say(f"  {system:10s} switchover: gap median {out['median']:7.1f} ms  max {out['max']:7.1f}  "
         f"lost {out['lost']}/{out['sent']}  delayed > 200 ms {out['delayed']}")
     return out
@@ -156,11 +176,7 @@ def main() -> int:
         say("== crash failover at each system's defaults (in parallel" +
             (", during the frontier soak)" if "frontier" in only else ")"))
         def defaults(s: str) -> None:
-            try:
-                defaults_rows.append(crash(s, DEFAULTS[s], a.rounds))
-            except Exception as exc:  # noqa: BLE001 - one system's failure is reported, the run goes on
-                say(f"  {s} defaults: failed: {exc}")
-                defaults_rows.append({"system": s, "setting": None, "error": str(exc)[:2000]})
+            defaults_rows.append(crash(s, DEFAULTS[s], a.rounds))
 
         for s in systems:
             t = threading.Thread(target=defaults, args=(s,), name=f"defaults-{s}")
@@ -188,7 +204,11 @@ def main() -> int:
     if "checks" in only:
         say("== check detection")
         from peers import checks
-        res["checks"] = checks.run(a.check_rounds, a.check_interval)
+        try:
+            res["checks"] = checks.run(a.check_rounds, a.check_interval)
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            res["checks_error"] = str(exc)[:3000]
+            say(f"  check detection failed: {exc}")
     if "dataplane" in only:
         say("== data plane (bench/dataplane.py)")
         r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "dataplane.py"), "--only",

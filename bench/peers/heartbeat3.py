@@ -270,7 +270,7 @@ class Heartbeat3Pair(Pair):
         except subprocess.TimeoutExpired:
             pass
 
-    def recover(self, node: str, timeout: float = 60.0) -> None:
+    def recover(self, node: str, timeout: float = 120.0) -> None:
         self.lab.clear_vip(node)
         self.lab.links(node, True)
         self.start(node)

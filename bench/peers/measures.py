@@ -25,11 +25,12 @@ def _detect_s(pair: Pair) -> float:
     return (d or 60_000) / 1000
 
 
-def crash_rounds(pair: Pair, client: Client, rounds: int, say=print) -> list[float]:
+def crash_rounds(pair: Pair, client: Client, rounds: int, say=print, out: list[float] | None = None) -> list[float]:
     """Kill -9 and links down on the holder, `rounds` times; alternates because the victim comes
     back as the standby. Returns each round's outage in ms: from the kill to the end of the first
-    successful request (sent after the kill) answered by the other director."""
-    out: list[float] = []
+    successful request (sent after the kill) answered by the other director. Each round's figure
+    is appended to `out` as it is measured, so a caller keeps the rounds done before a failure."""
+    out = [] if out is None else out
     for i in range(rounds):
         victim = pair.wait_one_holder(120)
         other = pair.lab.other(victim)
@@ -47,11 +48,12 @@ def crash_rounds(pair: Pair, client: Client, rounds: int, say=print) -> list[flo
     return out
 
 
-def switchover_rounds(pair: Pair, client: Client, rounds: int, say=print) -> list[dict]:
+def switchover_rounds(pair: Pair, client: Client, rounds: int, say=print, out: list[dict] | None = None) -> list[dict]:
     """The operator moves the VIP from the holder to its peer, `rounds` times. For each: the
     longest gap between successful answers around the move, requests lost (failed or timed out)
-    among those sent from 0.5 s before until 0.5 s after the move, and the slowest request."""
-    rows = []
+    among those sent from 0.5 s before until 0.5 s after the move, and the slowest request.
+    Each round's row is appended to `out` as it is measured (kept if a later round fails)."""
+    rows = [] if out is None else out
     for i in range(rounds):
         holder = pair.wait_one_holder(60)
         other = pair.lab.other(holder)

@@ -35,6 +35,8 @@ def crash_table(title: str, rows: list[dict]) -> None:
             continue
         print(f"  {r['system']:11s} {r['setting']:30s} {r['n']:3d} {_f(r['median'], '{:10.1f}')} "
               f"{_f(r['p95'], '{:9.1f}')} {_f(r['max'], '{:9.1f}')}")
+        if r.get("error"):
+            print(f"  {'':11s} stopped at {r['error'].splitlines()[0][:160]}")
     line = _ratio_line([r for r in rows if r.get("setting") is not None])
     if line:
         print(line)
@@ -67,10 +69,10 @@ def print_tables(res: dict) -> None:
                       f"{r['detections']:9d}  {'yes' if r['safe'] else 'NO'}")
     if "frontier" in res:
         crash_table("Crash failover at each system's tightest safe setting (same load and loss)", res["frontier"])
-        ours = next((r for r in res["frontier"] if r["system"] == "hadirector" and r.get("median")), None)
+        ours = next((r for r in res["frontier"] if r["system"] == "hadirector" and r.get("n")), None)
         if ours:
             for r in res["frontier"]:
-                if r["system"] != "hadirector" and r.get("median"):
+                if r["system"] != "hadirector" and r.get("n"):
                     ok = ours["median"] <= r["median"] / 2
                     print(f"  target: hadirector median <= half of {r['system']}'s: "
                           f"{ours['median']:.0f} vs {r['median']:.0f} ms: {'met' if ok else 'NOT met'}")
@@ -115,10 +117,12 @@ def _md_crash(rows: list[dict]) -> list[str]:
             out.append(f"| {r['system']} | {'run failed' if r.get('error') else 'no safe setting on its ladder'} "
                        "| | | | | |")
             continue
-        ratio = f"{ours['median'] / r['median']:.2f}" if ours and r is not ours and r["median"] else ""
+        ratio = (f"{ours['median'] / r['median']:.2f}" if ours and r is not ours and r.get("n") and ours.get("n")
+                 else "")
         if best is r and ratio:
             ratio = f"**{ratio}** (best peer)"
-        out.append(f"| {r['system']} | {r['setting']} | {r['n']} | {_ms(r['median'])} | {_ms(r['p95'])} | "
+        stopped = f" (stopped at {r['error'].splitlines()[0][:120]})" if r.get("error") else ""
+        out.append(f"| {r['system']} | {r['setting']} | {r['n']}{stopped} | {_ms(r['median'])} | {_ms(r['p95'])} | "
                    f"{_ms(r['max'])} | {ratio} |")
     return out
 
