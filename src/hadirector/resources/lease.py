@@ -163,6 +163,7 @@ class LeaseTable:
         self._worker = NetnsWorker(netns)
         self._nft: Nft | None = None
         self.guarded: dict[str, str] = {}  # address -> device
+        self.draining: set[str] = set()  # addresses in drain4/drain6
         self._devices: set[str] = set()
         self._until: dict[str, int] = {}  # address -> lease end (core clock), also unguarded ones
         self.renewals = 0
@@ -194,6 +195,8 @@ class LeaseTable:
             if st and st.get("name") in ("vip4", "vip6"):
                 for e in st.get("elem", []) or []:
                     self.guarded.setdefault(str(e), "")
+            if st and st.get("name") in ("drain4", "drain6"):
+                self.draining.update(str(e) for e in st.get("elem", []) or [])
             ch = it.get("chain")
             if ch and ch.get("dev"):
                 self._devices.add(ch["dev"])
@@ -212,10 +215,8 @@ class LeaseTable:
             self._nft.run(cmds)
             self._devices.add(dev)
             self.guarded[address] = dev
-            try:  # a drain a stop that failed (or a crashed run) left behind
-                self._nft.run(drain_commands(address, False))
-            except NftError:
-                pass  # not draining: the usual case
+            if address in self.draining:  # a drain a stop that failed (or a crashed run) left
+                self._drain(address, False)
             until = self._until.get(address)
             if until is not None:
                 self._renew_one(address, until)
@@ -250,7 +251,11 @@ class LeaseTable:
         if not had:
             return
         v = _fam(address)
-        for name in (f"drain{v}", f"lease{v}", f"vip{v}"):
+        names = (f"lease{v}", f"vip{v}")
+        if address in self.draining:
+            self.draining.discard(address)
+            names = (f"drain{v}",) + names
+        for name in names:
             try:
                 self._nft.run([{"delete": {"element": {"family": FAMILY, "table": TABLE, "name": name,
                                                        "elem": [address]}}}])
@@ -269,13 +274,17 @@ class LeaseTable:
 
     def _drain(self, address: str, on: bool) -> None:
         assert self._nft is not None
-        if address not in self.guarded:
+        if on and address not in self.guarded:
             raise LeaseError(f"VIP {address} is not guarded: nothing to drain")
         try:
             self._nft.run(drain_commands(address, on))
         except NftError as exc:
             if on:
                 raise LeaseError(f"draining VIP {address}: nftables refused: {exc.message}") from None
+        if on:
+            self.draining.add(address)
+        else:
+            self.draining.discard(address)
 
     def _close(self) -> list[str]:
         left = sorted(a for a in self.guarded)

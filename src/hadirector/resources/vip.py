@@ -47,11 +47,12 @@ from ..config.model import VipResource
 from ..errors import is_transient
 from ..net import netlink
 from ..net.garp import GarpError, GarpStats, announce
+from ..net.sockdiag import TcpSockets
 from .base import Agent, AgentContext, AgentError, register
 
 log = logging.getLogger(__name__)
 
-DRAIN_POLL_MS = 5  # how often a drain counts the connections in flight
+DRAIN_POLL_MS = 2  # how often a drain counts the connections in flight (one sock_diag dump each)
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,6 @@ class VipAgent(Agent):
                 else "not placed by this agent" if self.placement is None else "")
         if skip:
             return DrainResult(address, 0, 0, 0, skip)
-        from ..net.sockdiag import TcpSockets
         try:
             sockets = TcpSockets(self.ctx.netns)
         except OSError as e:
@@ -279,9 +279,15 @@ class VipAgent(Agent):
             except Exception as e:  # noqa: BLE001 - LeaseError: stop without draining
                 log.warning("%sVIP %s not drained: %s", who, address, e)
                 return DrainResult(address, 0, 0, 0, str(e))
-            count = lambda: len(sockets.in_flight(address))  # noqa: E731
-            n = count()
-            log.info("%sdraining VIP %s (%d in flight)", who, address, n)
+            counts: list[int] = []
+
+            def count() -> int:
+                n = len(sockets.in_flight(address))
+                if not counts:
+                    log.info("%sdraining VIP %s (%d in flight)", who, address, n)
+                counts.append(n)
+                return n
+
             first, left, waited = await wait_drained(count, ms)
             res = DrainResult(address, first, left, waited)
         except OSError as e:
