@@ -131,13 +131,13 @@ GROUP_TRANSITIONS: dict[tuple[GroupState, str], GroupState] = {
 }
 
 WHICH = ("all", "local", "foreign", "failback")
+DEFAULT_REQUEST_TIMEOUT = 10_000  # heartbeat hb_resource.c STANDBY_INIT_TO_MS
 
 
 def group_drains(groups) -> dict[str, int]:
     """{group: the longest `drain` (ms) of its VIPs} for config.model.Group objects."""
     return {g.name: max((int(getattr(r, "drain", 0)) for r in g.resources
                          if getattr(r, "kind", "") == "vip"), default=0) for g in groups}
-DEFAULT_REQUEST_TIMEOUT = 10_000  # heartbeat hb_resource.c STANDBY_INIT_TO_MS
 
 
 @dataclass
