@@ -6,6 +6,7 @@ from hadirector.cluster.actions import (AcquireGroup, AnnounceNow, NotHeardBy, R
                                         ReleaseGroup, RequestResult, SplitBrain, StartCancelled,
                                         StopStale)
 from hadirector.cluster.arbiter import Arbiter
+from hadirector.cluster.eventlog import describe
 from hadirector.cluster.membership import TransitionError
 from hadirector.cluster.messages import Announcement, Grant, GroupEntry, GroupState, Status
 
@@ -133,7 +134,7 @@ def test_takeover_request_release_before_acquire():
     arb = ready(peers={"b": ann()})
     hold(arb, "web")
     out = peer(arb, "b", ann(requests=["web"]))
-    assert acts(out, ReleaseGroup) == [ReleaseGroup("web", "takeover requested by b")]
+    assert acts(out, ReleaseGroup) == [ReleaseGroup("web", "takeover requested by b", drain=True)]
     assert arb.announcement().group("web") == GroupEntry("web", STOPPING, 0, "b")
     peer(arb, "b", ann(groups=[("web", CLAIM, 2)], requests=["web"]))
     assert Grant("b", "web", 2) not in arb.announcement().grants  # still stopping
@@ -224,7 +225,7 @@ def test_failback_when_preferred_node_restarts():
     out = b.set_alive({"a"}, 10, {"a": ann(status=Status.STARTING)}, restarted=["a"])
     assert not acts(out, ReleaseGroup)
     out = peer(b, "a", ann(), now=20)
-    assert acts(out, ReleaseGroup) == [ReleaseGroup("web", "auto_failback to preferred node a")]
+    assert acts(out, ReleaseGroup) == [ReleaseGroup("web", "auto_failback to preferred node a", drain=True)]
 
 
 # --------------------------------------------------------------------------- split brain
@@ -311,7 +312,7 @@ def test_shutdown_releases_and_completes():
     a = ready(peers={"b": ann()})
     hold(a, "web")
     out = a.shutdown(0)
-    assert acts(out, ReleaseGroup) == [ReleaseGroup("web", "shutdown")]
+    assert acts(out, ReleaseGroup) == [ReleaseGroup("web", "shutdown", drain=True)]
     assert a.announcement().status == Status.LEAVING and not a.leave_complete
     a.group_stopped("web", 0)
     assert a.leave_complete
@@ -432,3 +433,127 @@ def test_a_node_that_stalled_yields_in_a_split_brain_and_says_so():
     assert a.next_deadline() == 2000
     a.on_timer(2000)
     assert not a._yielding
+
+
+# --------------------------------------------------------------------------- draining (planned releases)
+
+from hadirector.cluster.actions import Lease  # noqa: E402
+from hadirector.cluster.guard import GuardTiming  # noqa: E402
+
+TIMING = GuardTiming(lease=300, renew=100, probe=25, slow_probe=100)  # keepalive 100 / deadtime 500
+
+
+def vip_arbiter(drain=500, **kw):
+    a = ready(peers={"b": ann()}, addresses={"web": ["198.18.0.100"]}, guard_timing=TIMING,
+              drain={"web": drain}, **kw)
+    hold(a, "web")
+    return a
+
+
+def leases(out):
+    return [x.until for x in acts(out, Lease)]
+
+
+def released(out):
+    (r,) = acts(out, ReleaseGroup)
+    return r
+
+
+@pytest.mark.parametrize("how", ["standby", "takeover", "failback", "shutdown"])
+def test_a_planned_release_drains(how):
+    a = ready(peers={"b": ann()}, fb="on")
+    hold(a, "web")  # preferred: a
+    if how == "standby":
+        out = a.standby("all", 10)
+    elif how == "takeover":
+        out = peer(a, "b", ann(requests=["web"]), 10)
+    elif how == "failback":  # b holds web, its preferred node a comes back
+        a = ready(local="b", peers={"a": ann(groups=[("web", NONE, 0, "b")])})
+        hold(a, "web")
+        peer(a, "a", ann())
+        a.set_alive({"a"}, 10, {"a": ann(status=Status.STARTING)}, restarted=["a"])
+        out = peer(a, "a", ann(), now=20)
+    else:
+        out = a.shutdown(10)
+    r = released(out)
+    assert r.drain is True, r
+    assert "drain" in describe(r, "a").text
+
+
+@pytest.mark.parametrize("how", ["split brain", "failed", "quorum", "better score", "conflict"])
+def test_a_release_where_someone_else_may_answer_does_not_drain(how):
+    a = vip_arbiter()
+    if how == "split brain":
+        out = peer(a, "b", ann(groups=[("web", HELD)], score=0), 10)
+        out = peer(a, "b", ann(groups=[("web", HELD)], score=1), 20)  # b keeps it (better score)
+    elif how == "failed":
+        out = a.group_failed("web", 10, "vip: gone")
+    elif how == "quorum":
+        out = a.set_quorum("stop", 10, "1 of 3 votes")
+    elif how == "better score":
+        out = peer(a, "b", ann(score=5), 10)
+    else:  # alone with db (preferred: b); a silent b answers for its address: b keeps it
+        a = ready(addresses={"db": ["198.18.0.100"]}, guard_timing=TIMING, drain={"db": 500})
+        a.group_started("db", 0)
+        a.unaccounted = {"b"}
+        out = a.address_seen("198.18.0.100", "claim", "02:00:00:00:00:0b", "02:00:00:00:00:0a",
+                             "eth0", 10)
+    r = released(out)
+    assert r.drain is False, r
+    assert "drain" not in describe(r, "a").text
+    # and the lease is let run out at once: nothing renews it any more
+    assert all(not leases(a.on_timer(t)) for t in range(10, 1000, 50))
+
+
+def test_the_lease_is_renewed_while_draining_and_only_for_the_drain_time():
+    a = vip_arbiter(drain=500)
+    out = a.on_timer(1000)
+    assert leases(out) == [1300]
+    out = a.standby("all", 1050)
+    assert released(out).drain is True and state(a, "web") == STOPPING
+    renewed = {}
+    t = 1050
+    while t < 3000:
+        nxt = a.next_deadline()
+        assert nxt is None or nxt > t - 1 or nxt == t  # never a deadline in the past
+        t = t + 10 if nxt is None else max(nxt, t + 1)
+        for until in leases(a.on_timer(t)):
+            renewed[t] = until
+    # renewed every 100 ms while the drain lasts (to 1550), covering it, then never again
+    assert sorted(renewed) == [1100, 1200, 1300, 1400, 1500]
+    assert max(renewed.values()) >= 1550 + TIMING.renew
+    assert a.snapshot()["groups"]["web"]["lease_until"] is None
+    a.group_stopped("web", 3000)
+    assert not leases(a.on_timer(3100))
+
+
+def test_draining_stops_renewing_when_stopped_or_a_peer_runs_the_group():
+    a = vip_arbiter(drain=5000)
+    a.standby("all", 1000)
+    assert leases(a.on_timer(1100))
+    a.group_stopped("web", 1150)
+    assert not leases(a.on_timer(1200)) and a.next_deadline() is None
+    # drain of a second release: a peer announcing it running ends the renewals
+    b = vip_arbiter(drain=5000)
+    b.standby("all", 1000)
+    assert leases(b.on_timer(1100))
+    peer(b, "b", ann(groups=[("web", STARTING)]), 1150)
+    assert not any(leases(b.on_timer(t)) for t in range(1200, 2000, 100))
+
+
+def test_without_a_drain_time_a_planned_release_renews_nothing():
+    a = vip_arbiter(drain=0)
+    out = a.standby("all", 1000)
+    assert released(out).drain is True  # the release is orderly; there is just nothing to wait for
+    assert not any(leases(a.on_timer(t)) for t in range(1100, 2000, 100))
+
+
+def test_drain_times_come_from_the_vips_of_model_groups():
+    from hadirector.cluster.arbiter import group_drains
+    from hadirector.config.model import Group, ScriptResource, VipResource
+    g = Group(name="web", preferred_node="a",
+              resources=(VipResource(address="198.18.0.100"), VipResource(address="198.18.0.101", drain="800ms"),
+                         ScriptResource(name="httpd")))
+    h = Group(name="db", preferred_node="b", resources=(ScriptResource(name="pg"),))
+    assert group_drains([g, h]) == {"web": 800, "db": 0}
+    assert Arbiter("a", ("a", "b"), [g, h]).drain == {"web": 800}

@@ -44,7 +44,7 @@ def test_shutdown_releases_then_leaves_and_falls_silent():
     core.group_stopped("g-solo", 0)
     core.group_started("g-solo", 10)
     out = core.shutdown(20)
-    assert kinds(out, ReleaseGroup) == [ReleaseGroup("g-solo", "shutdown")]
+    assert kinds(out, ReleaseGroup) == [ReleaseGroup("g-solo", "shutdown", drain=True)]
     assert not kinds(out, LeaveComplete)
     out = core.group_stopped("g-solo", 30)
     leaves = [decode(t.data, core.auth).kind for t in kinds(out, Transmit)]

@@ -63,6 +63,19 @@ def test_nested_list_paths():
     assert errs == ["groups.0.preferred_node: 'c' is not a cluster node; nodes are a, b"]
 
 
+def test_a_vip_drain_must_be_shorter_than_the_groups_stop_timeout():
+    group = '[[groups]]\nname = "g"\npreferred_node = "a"\nstop_timeout = "2s"\n[[groups.resources]]\n' \
+            'kind = "script"\nname = "x"\n[[groups.resources]]\nkind = "vip"\naddress = "198.18.0.100"\n'
+    errs = problems(MINIMAL + group + 'drain = "2s"\n')
+    assert errs == ["groups.0.resources.1.drain: drain (2000 ms) must be shorter than the group's "
+                    "stop_timeout (2000 ms)"]
+    assert problems(MINIMAL + group + 'drain = -1\n') == [
+        "groups.0.resources.1.drain: duration must not be negative, got -1"]
+    for ok, ms in (('drain = "1999ms"\n', 1999), ("drain = 0\n", 0), ("", 500)):
+        cfg = load_toml_text(MINIMAL + group + ok, "x.toml", Collector())
+        assert cfg.groups[0].resources[1].drain == ms
+
+
 def test_missing_and_invalid_toml():
     assert problems("[cluster]\n") == ["cluster.nodes: missing required key", "cluster.links: missing required key",
                                        "cluster.auth: missing required key"]

@@ -145,10 +145,18 @@ class AcquireGroup:
 class ReleaseGroup:
     """Stop the group's resources in reverse order, fully. Report `group_stopped` (ReleaseDone)
     when nothing of it is left, even if a stop step failed. May come while a start is running:
-    then stop once the start has finished or been abandoned."""
+    then stop once the start has finished or been abandoned.
+
+    `drain`: a planned, orderly hand-over (standby, a peer's takeover request, failback to the
+    preferred node, shutdown) where no other node answers for the addresses yet: the driver may
+    first drain each VIP (refuse new connections, let those in flight finish, at most the VIP's
+    `drain` ms; resources/vip.py) before it stops the resources. The arbiter keeps renewing the
+    group's lease meanwhile. False when another node may already answer (split brain, an address
+    conflict, lost quorum) or the group failed: stop at once."""
 
     group: str
     reason: str
+    drain: bool = False
 
 
 @dataclass(frozen=True)

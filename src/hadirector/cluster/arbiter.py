@@ -52,6 +52,15 @@ the unaccounted peers (AddressConflict). While a group with VIPs starts or runs 
 is fit to hold it, Lease(g) renews the kernel's permission to answer for its addresses; after a
 stall in which the lease ran out, nothing is renewed until the wire is probed clear again.
 
+Draining: a planned, orderly release (standby, a peer's takeover request, auto_failback to the
+preferred node, shutdown) is a ReleaseGroup with drain=True: the driver lets the connections in
+flight to the group's VIPs finish (at most the group's drain time, `drain`: the longest `vip.drain`
+of its VIPs) before it removes the addresses. Nobody else can answer for them meanwhile (the
+peers start the group only after our `group_stopped`), so the lease keeps being renewed for the
+drain time from the release, unless a peer announces the group running. Every other release
+(split brain, an address conflict, lost quorum, a failure, a better-connected peer: another node
+may answer already, or this one is hard to reach) has drain=False and the lease is dropped at once.
+
 auto_failback (ha.cf), read from heartbeat's hb_resource.c and ha.cf(5):
   on      when a group's preferred node comes (back) up, restarts, or regains the best score while
           another node holds the group, the holder hands it back. Like heartbeat, it is an event:
@@ -125,6 +134,12 @@ WHICH = ("all", "local", "foreign", "failback")
 DEFAULT_REQUEST_TIMEOUT = 10_000  # heartbeat hb_resource.c STANDBY_INIT_TO_MS
 
 
+def group_drains(groups) -> dict[str, int]:
+    """{group: the longest `drain` (ms) of its VIPs} for config.model.Group objects."""
+    return {g.name: max((int(getattr(r, "drain", 0)) for r in g.resources
+                         if getattr(r, "kind", "") == "vip"), default=0) for g in groups}
+
+
 @dataclass
 class _Local:
     state: GroupState = NONE
@@ -134,6 +149,7 @@ class _Local:
     reason: str = ""
     failback_ok: bool = False  # the preferred node could take it back (for the edge of auto_failback)
     losers: frozenset[str] = frozenset()  # split brain: nodes we wait for to release
+    drain_until: int | None = None  # a draining release: renew the lease until then
 
 
 class Arbiter:
@@ -143,7 +159,9 @@ class Arbiter:
         local: this node's name; nodes: every cluster node;
         groups: {group name: preferred node} in haresources order (or config.model.Group objects);
         auto_failback: "on", "off" or "legacy";
-        request_timeout: ms a takeover request waits for the holder to release.
+        request_timeout: ms a takeover request waits for the holder to release;
+        drain: {group: ms} its VIPs may drain on a planned release (the longest `vip.drain`;
+            derived from config.model.Group objects when not given).
 
     Inputs (each returns a list of actions/events, see actions.py): start, settle, set_alive,
     peer_restarted, on_announcement, set_score, group_started, group_failed, group_stopped,
@@ -155,7 +173,7 @@ class Arbiter:
                  request_timeout: int = DEFAULT_REQUEST_TIMEOUT, deaf_after: int = 30_000,
                  addresses: Mapping[str, Iterable[str]] | None = None,
                  guard_timing: GuardTiming | None = None, stall_yield: int | None = None,
-                 fencer=None):
+                 fencer=None, drain: Mapping[str, int] | None = None):
         self.local = local
         self.nodes = tuple(nodes)
         if local not in self.nodes:
@@ -163,7 +181,11 @@ class Arbiter:
         if isinstance(groups, Mapping):
             self.preferred = dict(groups)
         else:
+            groups = tuple(groups)
             self.preferred = {g.name: g.preferred_node for g in groups}
+            if drain is None:
+                drain = group_drains(groups)
+        self.drain = {g: int(ms) for g, ms in (drain or {}).items() if g in self.preferred and ms > 0}
         for g, p in self.preferred.items():
             if p not in self.nodes:
                 raise ValueError(f"group {g}: preferred node {p!r} is not a cluster node")
@@ -466,6 +488,10 @@ class Arbiter:
         """ReleaseDone: nothing of the group runs here any more."""
         st = self._group(group)
         self._move(group, st, "stopped", "stopped")
+        if st.drain_until is not None:
+            st.drain_until = None
+            if group in self.guards:
+                self.guards[group].drop_lease()
         return self._evaluate(now)
 
     def standby(self, which: str, now: int) -> list:
@@ -487,7 +513,7 @@ class Arbiter:
                 out.append(RequestResult(name, g, False, "no other node can take it (none alive, "
                                                          "or none with as good connectivity)"))
                 continue
-            out += self._release(g, st, name, target)
+            out += self._release(g, st, name, target, now=now, drain=True)
             out.append(RequestResult(name, g, True, f"handing over to {target}"))
         if not any(isinstance(a, RequestResult) for a in out):
             out.append(RequestResult(name, "", False, "no selected group is held here"))
@@ -521,7 +547,8 @@ class Arbiter:
         out: list = []
         for g, st in self.local_groups.items():
             if st.state in RUNNING:
-                out += self._release(g, st, "shutdown", self._target(g, exclude_self=True))
+                out += self._release(g, st, "shutdown", self._target(g, exclude_self=True),
+                                     now=now, drain=True)
         return out + self._evaluate(now)
 
     def on_timer(self, now: int) -> list:
@@ -626,13 +653,19 @@ class Arbiter:
         st.reason = reason
 
     def _release(self, group: str, st: _Local, reason: str, to: str | None,
-                 event: str = "release") -> list:
+                 event: str = "release", *, now: int = 0, drain: bool = False) -> list:
+        """Stop the group here. `drain`: a planned hand-over (see the module docstring); the lease
+        is then renewed for the group's drain time from `now`, else dropped at once."""
         self._move(group, st, event, reason)
         st.to = to or ""
+        verified = group not in self._unverified
         self._unverified.discard(group)
-        if group in self.guards:
+        drain = drain and verified
+        ms = self.drain.get(group, 0)
+        st.drain_until = now + ms if drain and ms > 0 and group in self.guards else None
+        if group in self.guards and st.drain_until is None:
             self.guards[group].drop_lease()
-        return [ReleaseGroup(group, reason)]
+        return [ReleaseGroup(group, reason, drain=drain)]
 
     def _deaf_to_us(self, node: str, now: int) -> bool:
         """We have heard `node` for deaf_after ms, yet its announcements have left us out for
@@ -740,13 +773,21 @@ class Arbiter:
                 a = gd.answer
                 out.append(HeldElsewhere(g, a.address, a.mac, a.where, tuple(sorted(self.unaccounted))))
             out += gd.tick(now)
-        if st.state in RUNNING and g not in self._unverified \
+        if st.drain_until is not None and (st.state != STOPPING or now >= st.drain_until or any(
+                self.peers[p].group(g).state in RUNNING for p in self.peers)):
+            st.drain_until = None  # the drain time is over (or a peer runs the group): let it run out
+            gd.drop_lease()
+        draining = st.drain_until is not None
+        if (st.state in RUNNING or draining) and g not in self._unverified \
                 and (gd.next_renew is None or now >= gd.next_renew):
             # a peer probing for the addresses shares our LAN: while it does, our answers keep
             # it out, so the lease may run on until the release has stopped the group
             probed = now - self._probed_at.get(g, -(1 << 62)) <= 2 * gd.timing.slow_probe
             if self.renew_until is None or now < self.renew_until or probed:
                 out.append(Lease(g, gd.addresses, gd.renew(now)))
+            elif draining:
+                st.drain_until = None  # no majority heard lately: no renewal for a drain either
+                gd.drop_lease()
             elif not gd.lease_valid(now):
                 # no majority heard lately and the lease ran out: as after a stall, the wire
                 # must be probed clear before we answer again (the majority may have taken it)
@@ -780,7 +821,7 @@ class Arbiter:
                     out.append(Lease(g, self.guards[g].addresses, self.guards[g].renew(now)))
                 out.append(AcquireGroup(g))
         elif st.state in RUNNING:
-            out += self._evaluate_running(g, st, peers_running)
+            out += self._evaluate_running(g, st, peers_running, now)
         return out
 
     def _claim_wins(self, g: str) -> bool:
@@ -795,7 +836,7 @@ class Arbiter:
         p = self.preferred[g]
         return p != self.local and self._eligible(p, g, settled=True) and self._score(p) >= self.score
 
-    def _evaluate_running(self, g: str, st: _Local, peers_running: list[str]) -> list:
+    def _evaluate_running(self, g: str, st: _Local, peers_running: list[str], now: int) -> list:
         out: list = []
         if self.quorum == QUORUM_STOP:  # Pacemaker no-quorum-policy=stop
             why = f"no quorum: {self.quorum_reason}" if self.quorum_reason else "no quorum"
@@ -822,12 +863,13 @@ class Arbiter:
         if st.state != HELD:
             return out  # a start in progress is not interrupted by the rules below
         if self.status == Status.LEAVING:
-            return out + self._release(g, st, "shutdown", self._target(g, exclude_self=True))
+            return out + self._release(g, st, "shutdown", self._target(g, exclude_self=True),
+                                       now=now, drain=True)
         others = [n for n in self.peers if self._eligible(n, g, settled=True)]
         requesters = [n for n in others if g in self.peers[n].requests and self._score(n) >= self.score]
         if requesters:
             to = self._pick(g, requesters)
-            return out + self._release(g, st, f"takeover requested by {to}", to)
+            return out + self._release(g, st, f"takeover requested by {to}", to, now=now, drain=True)
         better = [n for n in others if self._score(n) > self.score]
         if better:
             to = self._pick(g, better)
@@ -838,7 +880,8 @@ class Arbiter:
         st.failback_ok = ok
         if edge and self.auto_failback in ("on", "legacy"):
             p = self.preferred[g]
-            return out + self._release(g, st, f"auto_failback to preferred node {p}", p)
+            return out + self._release(g, st, f"auto_failback to preferred node {p}", p, now=now,
+                                       drain=True)
         return out
 
     def _expire_requests(self, now: int) -> list:

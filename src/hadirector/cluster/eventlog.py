@@ -121,7 +121,8 @@ _TEXT: dict[type, Callable[..., LogLine | None]] = {
     A.Probe: lambda a, me: None,
     A.StopStale: lambda a, me: None,
     A.AcquireGroup: lambda a, me: LogLine(INFO, f"group {a.group}: acquiring on {me}"),
-    A.ReleaseGroup: lambda a, me: LogLine(INFO, f"group {a.group}: releasing from {me} ({a.reason})"),
+    A.ReleaseGroup: lambda a, me: LogLine(INFO, f"group {a.group}: releasing from {me} ({a.reason})"
+                                                f"{'; draining its VIPs first' if a.drain else ''}"),
     A.Reannounce: lambda a, me: LogLine(
         WARNING, f"group {a.group}: kept after split brain; announcing its addresses again"),
     A.LeaveComplete: lambda a, me: LogLine(INFO, f"node {me}: every group released, peers told"),

@@ -326,6 +326,9 @@ class VipResource(Model):
     garp_count: Annotated[int, Field(ge=0, le=1000)] = 5
     garp_interval: Duration = 200
     garp_refresh: Duration = 0  # 0: no periodic refresh
+    # on a planned release (standby, takeover, failback, shutdown): refuse new connections and let
+    # those in flight finish for at most this long before the address goes (0: no draining)
+    drain: Annotated[Duration, Field(ge=0)] = 500
 
 
 class ScriptResource(Model):
@@ -785,6 +788,11 @@ def semantic_problems(cfg: Config) -> list[tuple[str, str]]:
         for j, r in enumerate(g.resources):
             if isinstance(r, BalancerResource) and cfg.balancer is None:
                 out.append((f"groups.{i}.resources.{j}", "a balancer resource needs a [balancer] section"))
+            # the drain runs inside the VIP's stop, which stop_timeout bounds
+            if isinstance(r, VipResource) and r.drain and r.drain >= g.stop_timeout:
+                out.append((f"groups.{i}.resources.{j}.drain",
+                            f"drain ({r.drain} ms) must be shorter than the group's stop_timeout "
+                            f"({g.stop_timeout} ms)"))
     if cfg.balancer is not None:
         seen_vs: set[str] = set()
         for i, vs in enumerate(cfg.balancer.virtual):

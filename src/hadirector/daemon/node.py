@@ -6,7 +6,7 @@ The core decides; this module only carries out its actions and feeds it inputs:
     datagram on a link   -> core.on_datagram          Transmit     -> link.send
     the one timer fires  -> core.on_timer             Probe        -> ICMP echo -> core.probe_reply
     group start/stop     -> core.group_started/...    AcquireGroup -> manager.start_group
-    monitor failure      -> core.group_failed         ReleaseGroup -> manager.stop_group
+    monitor failure      -> core.group_failed         ReleaseGroup -> manager.stop_group (drain)
     control: standby ... -> core.standby/takeover     StopStale    -> manager.stop_stale
     SIGTERM              -> core.shutdown             Reannounce   -> gratuitous ARP again
     ARP/ND about a VIP   -> core.address_seen         Lease        -> VIP lease renewal (vipguard.py)
@@ -470,7 +470,7 @@ class Daemon:
         elif isinstance(a, A.AcquireGroup):
             self._spawn(self._acquire(a.group))
         elif isinstance(a, A.ReleaseGroup):
-            self._spawn(self._release(a.group))
+            self._spawn(self._release(a.group, a.drain))
         elif isinstance(a, A.StopStale):
             self._spawn(self._stop_stale(a.group))
         elif isinstance(a, A.Reannounce):
@@ -595,12 +595,14 @@ class Daemon:
             self._notify(name, "FAULT")
         self.handle(actions)
 
-    async def _release(self, name: str) -> None:
+    async def _release(self, name: str, drain: bool = False) -> None:
         # Only a complete stop is reported: until then no peer may start the group (the safe
-        # side; heartbeat would reboot the node here). Retry with a growing pause.
+        # side; heartbeat would reboot the node here). Retry with a growing pause. A planned
+        # release (drain) first lets the VIPs' connections in flight finish (manager.py); the
+        # core keeps renewing the lease meanwhile. Retries do not drain again.
         for attempt in range(1_000_000):
             try:
-                if await self.manager.stop_group(self.groups[name]):
+                if await self.manager.stop_group(self.groups[name], drain=drain and not attempt):
                     break
             except Exception:  # noqa: BLE001 - treated like a failed stop: retried
                 self.log.exception("group %s: stop raised", name)

@@ -10,11 +10,15 @@ hadirector` and `netdev hadirector_<dev>`, dataplane/nft.py; neither touches the
 each device that carries a guarded VIP, two base chains at priority -500 (before the balancer's
 direct-routing ingress chains at -100, so its rules for the VIP are starved too):
 
-    in_<dev>   ingress: drop ARP asking for a guarded, unleased address, and IPv4/IPv6 packets to it
+    in_<dev>   ingress: drop ARP asking for a guarded, unleased address, and IPv4/IPv6 packets to it;
+               drop (and count) TCP SYNs without ACK, new connections, to a draining address
     out_<dev>  egress:  drop ARP and IPv4/IPv6 packets (neighbour advertisements included: the
                kernel sends them from the target address) from a guarded, unleased address
 
-Sets: vip4/vip6 (guarded addresses), lease4/lease6 (flags timeout: the leases). Packet sockets
+Sets: vip4/vip6 (guarded addresses), lease4/lease6 (flags timeout: the leases), drain4/drain6
+(addresses being drained before a planned release, resources/vip.py `drain`: the connections in
+flight finish, new ones are refused silently; the client sends its SYN again about a second later
+and reaches the new owner). Packet sockets
 (our own ARP listener, tcpdump) see frames before the ingress hook, so a silent node can still
 watch the wire. Renewing an element's timeout is one transaction (add, delete, add), in nft's own
 syntax because libnftables' JSON gives element timeouts in whole seconds only.
@@ -68,7 +72,19 @@ def table_commands() -> list[dict]:
         kind = "ipv4_addr" if v == "4" else "ipv6_addr"
         out.append({"add": {"set": {**t, "name": f"vip{v}", "type": kind}}})
         out.append({"add": {"set": {**t, "name": f"lease{v}", "type": kind, "flags": ["timeout"]}}})
+        out.append({"add": {"set": {**t, "name": f"drain{v}", "type": kind}}})
     return out
+
+
+def _drop_new_tcp(proto: str, v: str) -> list[dict]:
+    """A SYN without ACK (a new connection; RFC 9293 3.5) to a draining address: dropped, not
+    reset, so the client retries (and by then reaches the new owner) instead of failing."""
+    flags = {"payload": {"protocol": "tcp", "field": "flags"}}
+    return [{"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "daddr"}},
+                       "right": f"@drain{v}"}},
+            {"match": {"op": "==", "left": {"&": [flags, ["syn", "ack"]]}, "right": "syn"}},
+            {"counter": None},
+            {"drop": None}]
 
 
 def _drop_unleased(proto: str, field: str, v: str) -> list[dict]:
@@ -89,7 +105,32 @@ def device_commands(dev: str) -> list[dict]:
         out.append({"flush": {"chain": {**t, "name": name}}})  # a chain a crashed run left
         for proto, field, v in (("arp", f"{way} ip", "4"), ("ip", way, "4"), ("ip6", way, "6")):
             out.append({"add": {"rule": {**t, "chain": name, "expr": _drop_unleased(proto, field, v)}}})
+        if hook == "ingress":
+            for proto, v in (("ip", "4"), ("ip6", "6")):
+                out.append({"add": {"rule": {**t, "chain": name, "expr": _drop_new_tcp(proto, v)}}})
     return out
+
+
+def drain_commands(address: str, on: bool) -> list[dict]:
+    """Put `address` in its drain set (on) or take it out (JSON). Pure."""
+    return [{"add" if on else "delete": {"element": {"family": FAMILY, "table": TABLE,
+                                                      "name": f"drain{_fam(address)}",
+                                                      "elem": [address]}}}]
+
+
+def drained_syns(ruleset: list[dict]) -> int:
+    """New connections refused by the drain rules so far (their counters), from a listing. Pure."""
+    total = 0
+    for it in ruleset:
+        rule = it.get("rule")
+        if not rule:
+            continue
+        exprs = rule.get("expr", [])
+        if any(isinstance(e.get("match", {}).get("right"), str)
+               and e["match"]["right"].startswith("@drain") for e in exprs):
+            total += sum(e["counter"].get("packets", 0) for e in exprs
+                         if isinstance(e.get("counter"), dict))
+    return total
 
 
 def _local_addresses() -> set[str] | None:
@@ -122,6 +163,7 @@ class LeaseTable:
         self._worker = NetnsWorker(netns)
         self._nft: Nft | None = None
         self.guarded: dict[str, str] = {}  # address -> device
+        self.draining: set[str] = set()  # addresses in drain4/drain6
         self._devices: set[str] = set()
         self._until: dict[str, int] = {}  # address -> lease end (core clock), also unguarded ones
         self.renewals = 0
@@ -153,6 +195,8 @@ class LeaseTable:
             if st and st.get("name") in ("vip4", "vip6"):
                 for e in st.get("elem", []) or []:
                     self.guarded.setdefault(str(e), "")
+            if st and st.get("name") in ("drain4", "drain6"):
+                self.draining.update(str(e) for e in st.get("elem", []) or [])
             ch = it.get("chain")
             if ch and ch.get("dev"):
                 self._devices.add(ch["dev"])
@@ -171,6 +215,8 @@ class LeaseTable:
             self._nft.run(cmds)
             self._devices.add(dev)
             self.guarded[address] = dev
+            if address in self.draining:  # a drain a stop that failed (or a crashed run) left
+                self._drain(address, False)
             until = self._until.get(address)
             if until is not None:
                 self._renew_one(address, until)
@@ -205,7 +251,11 @@ class LeaseTable:
         if not had:
             return
         v = _fam(address)
-        for name in (f"lease{v}", f"vip{v}"):
+        names = (f"lease{v}", f"vip{v}")
+        if address in self.draining:
+            self.draining.discard(address)
+            names = (f"drain{v}",) + names
+        for name in names:
             try:
                 self._nft.run([{"delete": {"element": {"family": FAMILY, "table": TABLE, "name": name,
                                                        "elem": [address]}}}])
@@ -221,6 +271,20 @@ class LeaseTable:
         except NftError:
             pass
         self._devices.clear()
+
+    def _drain(self, address: str, on: bool) -> None:
+        assert self._nft is not None
+        if on and address not in self.guarded:
+            raise LeaseError(f"VIP {address} is not guarded: nothing to drain")
+        try:
+            self._nft.run(drain_commands(address, on))
+        except NftError as exc:
+            if on:
+                raise LeaseError(f"draining VIP {address}: nftables refused: {exc.message}") from None
+        if on:
+            self.draining.add(address)
+        else:
+            self.draining.discard(address)
 
     def _close(self) -> list[str]:
         left = sorted(a for a in self.guarded)
@@ -242,6 +306,15 @@ class LeaseTable:
         """From now on the kernel answers for `address` (on any device) only under a lease;
         `dev` (the VIP's device) gets the chains. Applies the latest renewal, if one came."""
         await self._worker.acall(self._guard, address, dev)
+
+    async def drain(self, address: str, on: bool = True) -> None:
+        """Refuse new TCP connections to the guarded `address` (SYNs are dropped), or stop
+        refusing them. unguard clears it too."""
+        await self._worker.acall(self._drain, address, on)
+
+    def drained(self) -> int:
+        """SYNs the drain rules dropped so far (all devices)."""
+        return drained_syns(self.ruleset())
 
     async def unguard(self, address: str) -> None:
         """After the address was removed: forget it; the table goes with the last one."""

@@ -5,6 +5,7 @@ The daemon calls it when the arbiter says so:
     manager = ResourceManager(AgentContext(), on_failure=callback)
     ok = await manager.start_group(group)     # acquire: True when every resource runs
     ok = await manager.stop_group(group)      # release: True when every resource stopped
+    ok = await manager.stop_group(group, drain=True)  # a planned release: drain the VIPs first
     await manager.stop_stale(groups)          # start-up: stop what a crash left running
     failure = await manager.failures.get()    # GroupFailure from monitoring (also on_failure)
     manager.snapshot()                        # for `hadirector status`
@@ -29,6 +30,10 @@ Rules (heartbeat's ResourceManager where it has one):
   failed group by itself: releasing it is the cluster core's decision, and the daemon's
   stop_group call does it. A resource's failure count goes back to 0 once it has run cleanly for
   10 monitor intervals since its last failure.
+- drain (stop_group(drain=True), the arbiter's ReleaseGroup.drain: a planned hand-over): before
+  anything stops, every VIP of a running group drains at once (resources/vip.py: new TCP
+  connections refused, those in flight given up to the VIP's `drain` ms to finish); then the
+  stop proceeds as above whatever the drains found.
 - every call has a timeout: start_timeout, stop_timeout, and for monitor the smaller of
   start_timeout and `monitor_timeout_ms` (20 s). A timed-out call is cancelled (its program killed)
   and counts as a failure.
@@ -159,14 +164,15 @@ class ResourceManager:
             if task.done() and run.starting is task:
                 run.starting = None
 
-    async def stop_group(self, group: Group) -> bool:
+    async def stop_group(self, group: Group, drain: bool = False) -> bool:
         """Stop every resource of `group` in reverse order, whatever state it is in (a group this
-        manager never started is stopped too). True when every resource stopped."""
+        manager never started is stopped too). True when every resource stopped. `drain`: a
+        planned release; a running group's VIPs drain first (see the module docstring)."""
         run = self._runs.get(group.name)
         if run is None or run.group != group:
             run = await self._run_for(group)
         if run.stopping is None:
-            run.stopping = asyncio.get_running_loop().create_task(self._stop(run),
+            run.stopping = asyncio.get_running_loop().create_task(self._stop(run, drain),
                                                                   name=f"stop group {group.name}")
         task = run.stopping
         try:
@@ -355,8 +361,26 @@ class ResourceManager:
                 run.errors[i] = run.last_error = f"{agent.name} could not be stopped"
         return ok
 
-    async def _stop(self, run: _Run) -> bool:
+    async def _drain(self, run: _Run) -> None:
+        """Drain every VIP of the running group at once (their own `drain` bounds each)."""
         group = run.group
+        vips = [a for a in run.agents if callable(getattr(a, "drain", None))]
+        if not vips:
+            return
+
+        async def one(agent) -> None:
+            try:
+                await call_with_timeout(f"{agent.name} drain", agent.drain(group=group.name),
+                                        group.stop_timeout)
+            except Exception as e:  # noqa: BLE001 - a drain that fails only means no drain
+                log.warning("group %s: %s drain failed: %s", group.name, agent.name, _as_agent_error(e))
+
+        await asyncio.gather(*(one(a) for a in vips))
+
+    async def _stop(self, run: _Run, drain: bool = False) -> bool:
+        group = run.group
+        if drain and run.state == GroupState.RUNNING:
+            await self._drain(run)  # the monitor goes on meanwhile: the group still runs
         for t in (run.monitor, run.starting):
             if t is not None and not t.done():
                 t.cancel()

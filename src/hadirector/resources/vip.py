@@ -23,6 +23,15 @@ under a lease the cluster core keeps renewing; stop removes the address first an
 after. A daemon that stops renewing (frozen, hung, killed) leaves an address whose kernel is
 silent. `locate(model, ctx)` tells where a VIP goes without adding it (for the probes a node sends
 before it takes a VIP over, net/acd.py).
+
+drain (before the stop of a planned release, resources/manager.py; needs the leases): the address
+goes into the lease table's drain set, so the kernel drops new TCP connections to it (SYN without
+ACK; the client sends it again about a second later, to the new owner), while the connections in
+flight (net/sockdiag.py: TCP sockets with the VIP as local address, not LISTEN, TIME_WAIT or
+CLOSE) are counted every DRAIN_POLL_MS until none is left or `drain` ms have passed. The stop that
+follows removes the address, then the guard with its drain element. Without it, a connection
+mid-request when the address moves gets its next segment answered by the new owner's kernel with
+a reset.
 """
 
 from __future__ import annotations
@@ -30,16 +39,51 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ..config.model import VipResource
 from ..errors import is_transient
 from ..net import netlink
 from ..net.garp import GarpError, GarpStats, announce
+from ..net.sockdiag import TcpSockets
 from .base import Agent, AgentContext, AgentError, register
 
 log = logging.getLogger(__name__)
+
+DRAIN_POLL_MS = 2  # how often a drain counts the connections in flight (one sock_diag dump each)
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    address: str
+    in_flight: int  # connections in flight when the drain began
+    left: int  # still in flight when it ended (0: all finished)
+    waited_ms: int
+    skipped: str = ""  # why nothing was drained ("" when it ran)
+
+    def describe(self) -> str:
+        if self.skipped:
+            return f"not drained ({self.skipped})"
+        if self.left:
+            return f"{self.left} of {self.in_flight} still in flight after {self.waited_ms} ms; removing it anyway"
+        return f"drained in {self.waited_ms} ms"
+
+
+async def wait_drained(count: Callable[[], int], timeout_ms: int, *, poll_ms: int = DRAIN_POLL_MS,
+                       clock: Callable[[], float] = time.monotonic) -> tuple[int, int, int]:
+    """Poll `count()` every `poll_ms` until it is 0 or `timeout_ms` passed. Returns (first count,
+    last count, ms waited)."""
+    t0 = clock()
+    first = last = count()
+    while last > 0:
+        waited = (clock() - t0) * 1000
+        if waited >= timeout_ms:
+            break
+        await asyncio.sleep(min(poll_ms, timeout_ms - waited) / 1000)
+        last = count()
+    return first, last, int(round((clock() - t0) * 1000))
 
 
 @dataclass(frozen=True)
@@ -212,6 +256,47 @@ class VipAgent(Agent):
         while True:
             await asyncio.sleep(self.model.garp_refresh / 1000.0)
             await self._announce(1)
+
+    async def drain(self, timeout_ms: int | None = None, group: str = "") -> DrainResult:
+        """Refuse new TCP connections to the VIP and wait (at most `timeout_ms`, default the
+        model's `drain`) until those in flight have finished (see the module docstring). The
+        address stays; stop() removes it. Never raises: a drain that cannot run is skipped."""
+        address = str(self.model.address)
+        ms = self.model.drain if timeout_ms is None else timeout_ms
+        who = f"group {group}: " if group else ""
+        skip = ("draining is off" if ms <= 0 else "no VIP leases" if self.leases is None
+                else "not placed by this agent" if self.placement is None else "")
+        if skip:
+            return DrainResult(address, 0, 0, 0, skip)
+        try:
+            sockets = TcpSockets(self.ctx.netns)
+        except OSError as e:
+            log.warning("%sVIP %s not drained: sock_diag: %s", who, address, e)
+            return DrainResult(address, 0, 0, 0, f"sock_diag: {e}")
+        try:
+            try:
+                await self.leases.drain(address)
+            except Exception as e:  # noqa: BLE001 - LeaseError: stop without draining
+                log.warning("%sVIP %s not drained: %s", who, address, e)
+                return DrainResult(address, 0, 0, 0, str(e))
+            counts: list[int] = []
+
+            def count() -> int:
+                n = len(sockets.in_flight(address))
+                if not counts:
+                    log.info("%sdraining VIP %s (%d in flight)", who, address, n)
+                counts.append(n)
+                return n
+
+            first, left, waited = await wait_drained(count, ms)
+            res = DrainResult(address, first, left, waited)
+        except OSError as e:
+            log.warning("%sVIP %s: counting its connections failed: %s", who, address, e)
+            return DrainResult(address, 0, 0, 0, f"sock_diag: {e}")
+        finally:
+            sockets.close()
+        log.info("%sVIP %s: %s", who, address, res.describe())
+        return res
 
     async def stop(self) -> None:
         self._cancel_tasks()
